@@ -1,0 +1,159 @@
+/**
+ * `npm start`: the whole platform on one machine. Starts nats-server and rtpengine as supervised
+ * children unless the configuration names external ones, publishes the configuration file to the
+ * config bucket (and again whenever the file changes), then runs media-controller, signaling and
+ * the T-Library gateway in this process with one metrics endpoint.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { loadConfigFile, type PlatformConfig } from '../common/config/load.js';
+import { ConfigError } from '../common/config/validate.js';
+import { LiveConfig, openConfigBucket, publishConfig } from '../common/nats/config-kv.js';
+import { connectNats } from '../common/nats/connect.js';
+import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
+import { newRegistry, startOpsServer, type OpsServer } from '../common/process/http.js';
+import { stopOnSignals, type Component } from '../common/process/lifecycle.js';
+import { createLogger } from '../common/process/logger.js';
+import { MissingBinaryError } from '../common/supervisor/child.js';
+import { startNatsServer, type EmbeddedNats } from '../common/supervisor/nats-server.js';
+import { freePort } from '../common/supervisor/ports.js';
+import { startRtpengine, type EmbeddedRtpengine } from '../common/supervisor/rtpengine.js';
+import { startMediaController } from '../media-controller/component.js';
+import { startSignaling } from '../signaling/component.js';
+import { startGateway } from '../tlib-api/gateway/component.js';
+
+const log = createLogger('launcher');
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c', default: 'config/local.yaml' } } });
+  const configFile = path.resolve(values.config ?? 'config/local.yaml');
+  let config: PlatformConfig;
+  try {
+    config = loadConfigFile(configFile);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const spec = config.cluster.spec;
+  const dataDir = path.resolve(spec.dataDir, config.cluster.metadata.name);
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'error while stopping');
+      }
+    }
+  };
+  stopOnSignals(stopAll, log, 4800);
+
+  try {
+    let natsUrl = spec.nats.url;
+    let embeddedNats: EmbeddedNats | undefined;
+    if (!natsUrl) {
+      embeddedNats = await startNatsServer({ port: await freePortPreferring(4222), dataDir, log });
+      stops.push(() => embeddedNats!.process.stop());
+      natsUrl = embeddedNats.url;
+    }
+    let rtpengines = spec.media.rtpengine.map((r) => r.ng);
+    if (rtpengines.length === 0) {
+      const rtp: EmbeddedRtpengine = await startRtpengine({
+        ngPort: await freePortPreferring(22222),
+        cliPort: await freePort(),
+        portMin: spec.media.portMin,
+        portMax: spec.media.portMax,
+        dataDir,
+        log,
+      });
+      stops.push(() => rtp.process.stop());
+      rtpengines = [rtp.ng];
+    }
+
+    const nc: NatsConnection = await connectNats(natsUrl, `huddle-launcher-${config.cluster.metadata.name}`, log);
+    stops.push(() => nc.drain());
+    const kv = await openConfigBucket(nc, spec.nats.configBucket);
+    await publishConfig(kv, config.cluster, config.dns);
+    const fileWatcher = watchConfigFile(configFile, async (next) => publishConfig(kv, next.cluster, next.dns));
+    stops.push(async () => fileWatcher.close());
+    const live = await LiveConfig.watch(kv, config.cluster.metadata.name, log);
+    stops.push(async () => live.stop());
+
+    const registry = newRegistry('huddle');
+    const ops: OpsServer = await startOpsServer(spec.metrics.listen, registry);
+    stops.push(() => ops.close());
+
+    const ctx = (component: string): ComponentContext => ({
+      config: live,
+      musicRoot: config.musicRoot,
+      nc,
+      registry,
+      log: createLogger(component),
+      addReadiness: (name, check) => ops.addReadiness(`${component}/${name}`, check),
+      rtpengines,
+      instance: `${os.hostname()}-${process.pid}-${component}`,
+    });
+    const endpoints: string[] = [];
+    const factories: [string, ComponentFactory][] = [
+      ['media-controller', startMediaController],
+      ['signaling', startSignaling],
+      ['tlib-gateway', startGateway],
+    ];
+    for (const [name, factory] of factories) {
+      const component: Component & { endpoints?: string[] } = await factory(ctx(name));
+      stops.push(() => component.stop());
+      endpoints.push(...(component.endpoints ?? []));
+    }
+    endpoints.push(`Metrics    ${ops.url}/metrics`);
+    if (embeddedNats) endpoints.push(`NATS       ${embeddedNats.url} (embedded)`);
+    endpoints.push(`rtpengine  ng ${rtpengines.join(', ')}`);
+    process.stdout.write(`huddle SIP Server, site ${spec.location} (${config.source})\n${endpoints.map((e) => `  ${e}\n`).join('')}`);
+  } catch (err) {
+    if (err instanceof MissingBinaryError) process.stderr.write(`${err.message}\n`);
+    else log.error({ err: (err as Error).stack }, 'start failed');
+    await stopAll();
+    process.exit(1);
+  }
+}
+
+/** The well-known port when it is free (the first site on a machine), any free port otherwise. */
+async function freePortPreferring(port: number): Promise<number> {
+  const net = await import('node:net');
+  const free = await new Promise<boolean>((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+  return free ? port : freePort();
+}
+
+/** Republishes the file when it changes; an invalid edit is reported and the running config kept. */
+function watchConfigFile(file: string, publish: (config: PlatformConfig) => Promise<void>): FSWatcher {
+  let timer: NodeJS.Timeout | undefined;
+  const watcher = watch(path.dirname(file), (_event, name) => {
+    if (name !== path.basename(file)) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      try {
+        const next = loadConfigFile(file);
+        publish(next)
+          .then(() => log.info({ file }, 'configuration file changed; published'))
+          .catch((err: Error) => log.error({ err: err.message }, 'publishing configuration failed'));
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'configuration file changed but is invalid; keeping the running configuration');
+      }
+    }, 100);
+  });
+  return watcher;
+}
+
+main().catch((err: Error) => {
+  log.error({ err: err.stack }, 'launcher failed');
+  process.exit(1);
+});

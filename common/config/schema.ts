@@ -1,0 +1,277 @@
+/**
+ * The one source of the platform's configuration: SipCluster and SipDN documents.
+ * From these TypeBox schemas come the TypeScript types (Static), runtime validation
+ * (common/config/validate.ts) and the CRD YAML in crds/ (crds/generate.ts).
+ *
+ * Kubernetes structural-schema rules apply here, so that every schema can be a CRD:
+ * every node has a `type`, enums are string enums, no `anyOf` of literals.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+export const API_GROUP = 'sip.huddle.dev';
+export const API_VERSION = 'v1alpha1';
+export const API_GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
+
+/** A string enumeration as Kubernetes and Ajv both understand it. */
+export function StringEnum<const T extends readonly string[]>(values: T, options: { default?: T[number]; description?: string } = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+/** CEL rules travel with the schema; Ajv ignores them, the CRD keeps them, validate.ts mirrors them. */
+export function withRules<T extends TSchema>(schema: T, rules: { rule: string; message: string; fieldPath?: string }[]): T {
+  return { ...schema, 'x-kubernetes-validations': rules };
+}
+
+const HostPort = Type.String({
+  pattern: '^[^\\s:]+:[0-9]{1,5}$',
+  description: 'host:port',
+});
+
+export const SipTransports = ['udp', 'tcp'] as const;
+export type SipTransport = (typeof SipTransports)[number];
+
+export const SipListen = Type.Object(
+  {
+    transport: StringEnum(SipTransports, { description: 'SIP transport' }),
+    host: Type.String({ default: '127.0.0.1', minLength: 1 }),
+    port: Type.Integer({ minimum: 1, maximum: 65535, default: 5060 }),
+  },
+  { additionalProperties: false },
+);
+
+export const SipTimers = Type.Object(
+  {
+    t1Ms: Type.Integer({ minimum: 10, maximum: 10000, default: 500, description: 'RFC 3261 T1 (RTT estimate)' }),
+    t2Ms: Type.Integer({ minimum: 100, maximum: 60000, default: 4000, description: 'RFC 3261 T2 (max non-INVITE retransmit interval)' }),
+    t4Ms: Type.Integer({ minimum: 100, maximum: 60000, default: 5000, description: 'RFC 3261 T4 (max message lifetime)' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const TServerOptions = Type.Object(
+  {
+    'sip-enable-call-info': Type.Boolean({ default: false, description: 'Distribute LCTParty (Call Participant Info) EventUserEvents' }),
+    'sip-enable-call-info-extended': Type.Boolean({ default: false, description: 'Include extended LCTParty keys; required by ListenDisconnect' }),
+    'music-listen-disconnect': Type.String({
+      minLength: 1,
+      default: 'music/on_hold',
+      description: 'Audio file played to a listen-disconnected party, resolved against musicRoot (".wav" added when absent). Takes effect for the next TListenDisconnect.',
+    }),
+    'default-music': Type.String({ minLength: 1, default: 'music/on_hold', description: 'Music on hold when nothing more specific is configured' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+export type TServerOptions = Static<typeof TServerOptions>;
+
+export const AgentToken = Type.Object(
+  {
+    name: Type.String({ minLength: 1, description: 'Who holds the token (for logs)' }),
+    token: Type.String({ minLength: 8 }),
+    dns: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'DNs the holder may register; "*" for all' }),
+  },
+  { additionalProperties: false },
+);
+
+export const SecretKeyRef = Type.Object(
+  { name: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }) },
+  { additionalProperties: false },
+);
+
+export const SipClusterSpec = Type.Object(
+  {
+    location: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', description: 'Site (location) name reported in LCTParty<n>_location' }),
+    sip: Type.Object(
+      {
+        listen: Type.Array(SipListen, {
+          minItems: 1,
+          default: [
+            { transport: 'udp', host: '127.0.0.1', port: 5060 },
+            { transport: 'tcp', host: '127.0.0.1', port: 5060 },
+          ],
+        }),
+        advertisedHost: Type.Optional(Type.String({ minLength: 1, description: 'Host put in Via/Contact when it differs from the listen host' })),
+        udpReceiveBufferBytes: Type.Integer({ minimum: 65536, default: 4194304 }),
+        timers: SipTimers,
+        replicas: Type.Integer({ minimum: 1, maximum: 1, default: 1, description: 'Signaling replicas (one active per site in this version)' }),
+        service: Type.Object(
+          {
+            type: StringEnum(['ClusterIP', 'NodePort', 'LoadBalancer'] as const, { default: 'ClusterIP' }),
+            port: Type.Integer({ minimum: 1, maximum: 65535, default: 5060 }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    options: TServerOptions,
+    musicRoot: Type.Optional(
+      Type.String({ minLength: 1, description: 'Directory music option values are resolved against; default: the config file directory (local) or /etc/huddle (pods)' }),
+    ),
+    music: Type.Object(
+      {
+        configMap: Type.Optional(Type.String({ minLength: 1, description: 'ConfigMap (binaryData) mounted at <musicRoot>/music' })),
+        persistentVolumeClaim: Type.Optional(Type.String({ minLength: 1, description: 'PVC mounted at <musicRoot>/music' })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    nats: Type.Object(
+      {
+        url: Type.Optional(Type.String({ pattern: '^nats://', description: 'External NATS; when absent npm start runs an embedded nats-server' })),
+        credentialsSecret: Type.Optional(Type.String({ minLength: 1, description: 'Secret holding a NATS creds file (key "creds")' })),
+        configBucket: Type.String({ pattern: '^[A-Za-z0-9_-]+$', default: 'huddle-config' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    media: Type.Object(
+      {
+        rtpengine: Type.Array(
+          Type.Object({ ng: HostPort }, { additionalProperties: false }),
+          { default: [], description: 'rtpengine ng control addresses; empty: npm start runs an embedded rtpengine' },
+        ),
+        portMin: Type.Integer({ minimum: 1024, maximum: 65535, default: 40000 }),
+        portMax: Type.Integer({ minimum: 1024, maximum: 65535, default: 40999 }),
+        bridgeHost: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the conference bridge binds RTP to (faces rtpengine)' }),
+        replicas: Type.Integer({ minimum: 1, default: 1, description: 'Media pods (rtpengine + media-controller)' }),
+        rtpengineImage: Type.String({ minLength: 1, default: 'ghcr.io/huddle-sip/rtpengine:10.5' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    gateway: Type.Object(
+      {
+        listen: Type.String({ pattern: '^[^\\s:]+:[0-9]{1,5}$', default: '127.0.0.1:7000' }),
+        replicas: Type.Integer({ minimum: 1, default: 1 }),
+        tokens: Type.Array(AgentToken, { default: [] }),
+        tokensSecret: Type.Optional(Type.String({ minLength: 1, description: 'Secret with agent tokens (key "tokens.yaml") instead of inline tokens' })),
+        jwt: Type.Optional(
+          Type.Object(
+            {
+              hs256Secret: Type.Optional(SecretKeyRef),
+              rs256PublicKey: Type.Optional(SecretKeyRef),
+              dnsClaim: Type.String({ minLength: 1, default: 'dns' }),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    metrics: Type.Object(
+      { listen: Type.String({ pattern: '^[^\\s:]+:[0-9]{1,5}$', default: '127.0.0.1:9464' }) },
+      { additionalProperties: false, default: {} },
+    ),
+    image: Type.String({ minLength: 1, default: 'ghcr.io/huddle-sip/huddle:0.1.0', description: 'Platform image (signaling, media-controller, gateway)' }),
+    dataDir: Type.String({ minLength: 1, default: '.data', description: 'State of embedded processes (local runs)' }),
+  },
+  { additionalProperties: false },
+);
+export type SipClusterSpec = Static<typeof SipClusterSpec>;
+
+export const Condition = Type.Object(
+  {
+    type: Type.String(),
+    status: StringEnum(['True', 'False', 'Unknown'] as const),
+    reason: Type.String(),
+    message: Type.String(),
+    lastTransitionTime: Type.String({ format: 'date-time' }),
+    observedGeneration: Type.Optional(Type.Integer()),
+  },
+  { additionalProperties: false },
+);
+export type Condition = Static<typeof Condition>;
+
+export const SipClusterStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer()),
+    conditions: Type.Optional(Type.Array(Condition)),
+    readySignaling: Type.Optional(Type.Integer()),
+    readyMedia: Type.Optional(Type.Integer()),
+    readyGateways: Type.Optional(Type.Integer()),
+    dnCount: Type.Optional(Type.Integer()),
+  },
+  { additionalProperties: false },
+);
+export type SipClusterStatus = Static<typeof SipClusterStatus>;
+
+export const DNTypes = ['Extension', 'ACDPosition', 'ACDQueue', 'RoutingPoint', 'Trunk', 'VoIPService'] as const;
+export type DNType = (typeof DNTypes)[number];
+
+export const DNOptions = Type.Object(
+  {
+    'sip-enable-moh': Type.Boolean({ default: true, description: 'Play music to a party reached through this DN; false: silence' }),
+    'sip-server-inter-trunk': Type.Boolean({ default: false, description: 'A Trunk that joins two SIP Server sites' }),
+    contact: Type.Optional(
+      Type.String({ pattern: '^(sips?:)?[^\\s]+$', description: 'Trunk peer (sip:host:port[;transport=tcp]) or a fixed contact for a DN' }),
+    ),
+    prefix: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9*#+]+$' }), { description: 'Dialled numbers starting with one of these route to this Trunk' })),
+    password: Type.Optional(
+      Type.Object(
+        {
+          value: Type.Optional(Type.String({ minLength: 1, description: 'Digest password (local configs only)' })),
+          secretKeyRef: Type.Optional(SecretKeyRef),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    'music-on-hold': Type.Optional(Type.String({ minLength: 1 })),
+    'remote-answer': Type.Boolean({ default: false, description: 'The phone accepts a remote answer (TAnswerCall)' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+export type DNOptions = Static<typeof DNOptions>;
+
+export const SipDNSpec = withRules(
+  Type.Object(
+    {
+      cluster: Type.String({ minLength: 1, description: 'Name of the SipCluster this DN belongs to' }),
+      number: Type.String({ pattern: '^[0-9A-Za-z_+*#.-]{1,64}$', description: 'The DN (also its LCTParty alias)' }),
+      type: StringEnum(DNTypes, { description: 'DN type' }),
+      options: DNOptions,
+    },
+    { additionalProperties: false },
+  ),
+  [
+    { rule: "self.type != 'Trunk' || has(self.options.contact)", message: 'a Trunk needs options.contact (its peer address)', fieldPath: '.options.contact' },
+    {
+      rule: "self.type == 'Trunk' || !self.options['sip-server-inter-trunk']",
+      message: 'sip-server-inter-trunk is only valid on a Trunk',
+      fieldPath: ".options['sip-server-inter-trunk']",
+    },
+  ],
+);
+export type SipDNSpec = Static<typeof SipDNSpec>;
+
+export const SipDNStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer()),
+    conditions: Type.Optional(Type.Array(Condition)),
+  },
+  { additionalProperties: false },
+);
+
+const ObjectMeta = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 }),
+    namespace: Type.Optional(Type.String()),
+    labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    annotations: Type.Optional(Type.Record(Type.String(), Type.String())),
+  },
+  { additionalProperties: true },
+);
+
+export const SipCluster = Type.Object({
+  apiVersion: Type.Literal(API_GROUP_VERSION),
+  kind: Type.Literal('SipCluster'),
+  metadata: ObjectMeta,
+  spec: SipClusterSpec,
+  status: Type.Optional(SipClusterStatus),
+});
+export type SipCluster = Static<typeof SipCluster>;
+
+export const SipDN = Type.Object({
+  apiVersion: Type.Literal(API_GROUP_VERSION),
+  kind: Type.Literal('SipDN'),
+  metadata: ObjectMeta,
+  spec: SipDNSpec,
+  status: Type.Optional(SipDNStatus),
+});
+export type SipDN = Static<typeof SipDN>;

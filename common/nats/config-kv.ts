@@ -1,0 +1,137 @@
+/**
+ * Configuration in a JetStream KV bucket. The launcher (from the local file) or the operator (from
+ * the SipCluster / SipDN resources) writes it; running processes watch it, so an option change
+ * reaches them without a restart.
+ */
+import { EventEmitter } from 'node:events';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { Logger } from 'pino';
+import type { SipCluster, SipDN } from '../config/schema.js';
+import { validateDocument } from '../config/validate.js';
+import { ConfigKeys } from './subjects.js';
+import { decodeJson, encodeJson } from './codec.js';
+
+export async function openConfigBucket(nc: NatsConnection, bucket: string = ConfigKeys.defaultBucket): Promise<KV> {
+  return new Kvm(jetstream(nc)).create(bucket, { history: 5 });
+}
+
+/** Writes a cluster and its DNs; DNs no longer present are deleted. Unchanged values are not rewritten. */
+export async function publishConfig(kv: KV, cluster: SipCluster, dns: SipDN[]): Promise<void> {
+  const name = cluster.metadata.name;
+  await putIfChanged(kv, ConfigKeys.cluster(name), { ...cluster, status: undefined });
+  const wanted = new Set<string>();
+  for (const dn of dns) {
+    const key = ConfigKeys.dn(name, dn.spec.number);
+    wanted.add(key);
+    await putIfChanged(kv, key, { ...dn, status: undefined });
+  }
+  const keys = await kv.keys(`${ConfigKeys.dnPrefix(name)}>`);
+  for await (const key of keys) {
+    if (!wanted.has(key)) await kv.delete(key);
+  }
+}
+
+async function putIfChanged(kv: KV, key: string, value: unknown): Promise<void> {
+  const encoded = encodeJson(value);
+  const current = await kv.get(key);
+  if (current && current.operation === 'PUT' && Buffer.from(current.value).equals(Buffer.from(encoded))) return;
+  await kv.put(key, encoded);
+}
+
+export interface LiveConfigEvents {
+  cluster: [SipCluster];
+  dn: [SipDN];
+  'dn-removed': [string];
+}
+
+/**
+ * The current cluster and DNs of one SipCluster, kept up to date from the bucket.
+ * Readers take `cluster` / `dn(number)` at the moment they need them (e.g. for the next
+ * ListenDisconnect), so changes apply without restarting anything.
+ */
+export class LiveConfig extends EventEmitter<LiveConfigEvents> {
+  private clusterDoc: SipCluster | undefined;
+  private readonly dnDocs = new Map<string, SipDN>();
+  private stopWatch: (() => void) | undefined;
+
+  private constructor(
+    private readonly clusterName: string,
+    private readonly log?: Logger,
+  ) {
+    super();
+  }
+
+  static async watch(kv: KV, clusterName: string, log?: Logger): Promise<LiveConfig> {
+    const live = new LiveConfig(clusterName, log);
+    const watch = await kv.watch({ key: ConfigKeys.allOf(clusterName) });
+    live.stopWatch = () => watch.stop();
+    let resolveReady: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (resolveReady = resolve));
+    void (async () => {
+      for await (const entry of watch) {
+        live.apply(entry.key, entry.operation, entry.value);
+        if (entry.delta === 0) resolveReady();
+      }
+    })();
+    // An empty bucket never yields an entry with delta 0: bound the wait on initial values.
+    await Promise.race([ready, new Promise((r) => setTimeout(r, 500))]);
+    if (!live.clusterDoc) await Promise.race([new Promise((r) => live.once('cluster', r)), new Promise((r) => setTimeout(r, 5000))]);
+    if (!live.clusterDoc) throw new Error(`no configuration for SipCluster "${clusterName}" in the config bucket`);
+    return live;
+  }
+
+  get cluster(): SipCluster {
+    if (!this.clusterDoc) throw new Error('configuration not loaded');
+    return this.clusterDoc;
+  }
+
+  dn(number: string): SipDN | undefined {
+    return this.dnDocs.get(number);
+  }
+
+  get dns(): SipDN[] {
+    return [...this.dnDocs.values()];
+  }
+
+  stop(): void {
+    this.stopWatch?.();
+  }
+
+  private apply(key: string, operation: string, value: Uint8Array): void {
+    if (operation !== 'PUT') {
+      const prefix = ConfigKeys.dnPrefix(this.clusterName);
+      if (key.startsWith(prefix)) {
+        for (const [number] of this.dnDocs) {
+          if (ConfigKeys.dn(this.clusterName, number) === key) {
+            this.dnDocs.delete(number);
+            this.emit('dn-removed', number);
+          }
+        }
+      }
+      return;
+    }
+    let doc: unknown;
+    try {
+      doc = decodeJson(value);
+    } catch (err) {
+      this.log?.error({ key, err: (err as Error).message }, 'config value is not JSON; ignored');
+      return;
+    }
+    const kind = key === ConfigKeys.cluster(this.clusterName) ? 'SipCluster' : 'SipDN';
+    const problems = validateDocument(kind, doc);
+    if (problems.length > 0) {
+      this.log?.error({ key, problems }, 'invalid config value ignored');
+      return;
+    }
+    if (kind === 'SipCluster') {
+      this.clusterDoc = doc as SipCluster;
+      this.emit('cluster', this.clusterDoc);
+    } else {
+      const dn = doc as SipDN;
+      this.dnDocs.set(dn.spec.number, dn);
+      this.emit('dn', dn);
+    }
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Every NATS subject, queue group, bucket and key the platform uses. Nothing else in the tree
+ * spells a subject: components call these functions.
+ *
+ * Layout: huddle.<site>.<area>.<kind>[.<token>]
+ *   tlib.req.<dn>        T-Library requests about a DN (gateway -> signaling, request/reply)
+ *   tlib.evt.<dn>        T-Library events for the desktops registered on a DN (signaling -> gateways)
+ *   media.cmd            media commands that any media-controller may take (queue group)
+ *   media.cmd.<inst>     media commands for the media-controller that owns a bridge
+ *   media.evt.<kind>     media events (media-controller -> signaling)
+ */
+
+const PREFIX = 'huddle';
+
+/** Subject tokens may not hold '.', '*', '>' or white space: escape anything outside [A-Za-z0-9_-]. */
+export function subjectToken(value: string): string {
+  if (value.length === 0) throw new Error('empty subject token');
+  return value.replace(/[^A-Za-z0-9_-]/g, (c) => `~${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+export function fromSubjectToken(token: string): string {
+  return token.replace(/~([0-9a-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+function site(s: string): string {
+  return `${PREFIX}.${subjectToken(s)}`;
+}
+
+export const QueueGroups = {
+  signaling: 'signaling',
+  mediaController: 'media-controller',
+} as const;
+
+export const Subjects = {
+  tlibRequest: (location: string, dn: string) => `${site(location)}.tlib.req.${subjectToken(dn)}`,
+  tlibRequestAll: (location: string) => `${site(location)}.tlib.req.*`,
+  tlibEvent: (location: string, dn: string) => `${site(location)}.tlib.evt.${subjectToken(dn)}`,
+  tlibEventAll: (location: string) => `${site(location)}.tlib.evt.*`,
+  /** The DN a tlib request/event subject is about. */
+  dnOf: (subject: string) => fromSubjectToken(subject.slice(subject.lastIndexOf('.') + 1)),
+
+  mediaCommand: (location: string) => `${site(location)}.media.cmd`,
+  mediaInstanceCommand: (location: string, instance: string) => `${site(location)}.media.cmd.${subjectToken(instance)}`,
+  mediaEvent: (location: string, kind: MediaEventKind) => `${site(location)}.media.evt.${kind}`,
+  mediaEventAll: (location: string) => `${site(location)}.media.evt.*`,
+} as const;
+
+export type MediaEventKind = 'leg-failed' | 'music-ended' | 'music-error' | 'rtpengine-lost' | 'rtpengine-back';
+
+/** JetStream KV bucket (name configurable per SipCluster, spec.nats.configBucket) and its keys. */
+export const ConfigKeys = {
+  defaultBucket: 'huddle-config',
+  cluster: (clusterName: string) => `${subjectToken(clusterName)}.cluster`,
+  dn: (clusterName: string, number: string) => `${subjectToken(clusterName)}.dn.${subjectToken(number)}`,
+  dnPrefix: (clusterName: string) => `${subjectToken(clusterName)}.dn.`,
+  allOf: (clusterName: string) => `${subjectToken(clusterName)}.>`,
+} as const;

@@ -1,0 +1,57 @@
+import net from 'node:net';
+import dgram from 'node:dgram';
+
+/** A port free on 127.0.0.1 for both TCP and UDP at the moment of asking. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, host, () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const sock = dgram.createSocket('udp4');
+      sock.once('error', () => resolve(false));
+      sock.bind(port, host, () => sock.close(() => resolve(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error('no free port found in 50 attempts');
+}
+
+/** A block of `count` consecutive ports, for rtpengine's media range. */
+export async function freePortRange(count: number, host = '127.0.0.1'): Promise<{ min: number; max: number }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const min = 20000 + Math.floor(Math.random() * 30000);
+    let ok = true;
+    for (let p = min; p < min + count && ok; p += Math.max(1, Math.floor(count / 8))) {
+      ok = await new Promise<boolean>((resolve) => {
+        const sock = dgram.createSocket('udp4');
+        sock.once('error', () => resolve(false));
+        sock.bind(p, host, () => sock.close(() => resolve(true)));
+      });
+    }
+    if (ok) return { min, max: min + count - 1 };
+  }
+  throw new Error(`no free block of ${count} ports found in 50 attempts`);
+}
+
+/** Resolves once a TCP connect to host:port succeeds. */
+export async function waitForTcp(host: string, port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host, port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
+}

@@ -1,0 +1,79 @@
+import dgram from 'node:dgram';
+import type { Logger } from 'pino';
+import { findBinary, SupervisedProcess } from './child.js';
+
+export interface EmbeddedRtpengine {
+  ng: string;
+  process: SupervisedProcess;
+}
+
+/**
+ * Userspace rtpengine on loopback (flags measured in platform-facts.md): no kernel module,
+ * no config file.
+ */
+export async function startRtpengine(opts: {
+  ngPort: number;
+  cliPort: number;
+  portMin: number;
+  portMax: number;
+  dataDir: string;
+  log: Logger;
+  host?: string;
+  name?: string;
+}): Promise<EmbeddedRtpengine> {
+  const binary = findBinary('rtpengine', 'rtpengine-daemon');
+  const host = opts.host ?? '127.0.0.1';
+  const name = opts.name ?? 'rtpengine';
+  const proc = new SupervisedProcess({
+    name,
+    binary,
+    args: [
+      '--config-file=none',
+      '--foreground',
+      '--table=-1',
+      `--interface=${host}`,
+      `--listen-ng=${host}:${opts.ngPort}`,
+      `--listen-cli=${host}:${opts.cliPort}`,
+      `--port-min=${opts.portMin}`,
+      `--port-max=${opts.portMax}`,
+      '--log-stderr',
+      '--log-level=5',
+      '--delete-delay=0',
+    ],
+    stateDir: opts.dataDir,
+    log: opts.log,
+    ready: () => waitForNgPong(host, opts.ngPort, 10_000),
+  });
+  await proc.start();
+  return { ng: `${host}:${opts.ngPort}`, process: proc };
+}
+
+/**
+ * Readiness only: sends the fixed ng "ping" datagram until "pong" comes back. The media
+ * controller's driver (rtpengine-client) does all real ng traffic.
+ */
+export async function waitForNgPong(host: string, port: number, timeoutMs: number): Promise<void> {
+  const sock = dgram.createSocket('udp4');
+  const deadline = Date.now() + timeoutMs;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.on('message', (msg) => {
+        if (msg.toString().includes('pong')) resolve();
+      });
+      sock.on('error', reject);
+      const send = () => {
+        if (Date.now() > deadline) {
+          reject(new Error(`rtpengine ng ${host}:${port} did not answer ping within ${timeoutMs} ms`));
+          return;
+        }
+        sock.send(Buffer.from('ready d7:command4:pinge'), port, host);
+        timer = setTimeout(send, 100);
+      };
+      send();
+    });
+  } finally {
+    clearTimeout(timer);
+    sock.close();
+  }
+}
