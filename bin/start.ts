@@ -17,6 +17,7 @@ import type { ComponentContext, ComponentFactory } from '../common/process/compo
 import { newRegistry, startOpsServer, type OpsServer } from '../common/process/http.js';
 import { stopOnSignals, type Component } from '../common/process/lifecycle.js';
 import { createLogger } from '../common/process/logger.js';
+import { initTracing } from '../common/process/tracing.js';
 import { MissingBinaryError } from '../common/supervisor/child.js';
 import { startNatsServer, type EmbeddedNats } from '../common/supervisor/nats-server.js';
 import { freePort } from '../common/supervisor/ports.js';
@@ -41,8 +42,9 @@ async function main(): Promise<void> {
     throw err;
   }
   const spec = config.cluster.spec;
+  const stopTracing = initTracing(`huddle-${config.cluster.metadata.name}`);
   const dataDir = path.resolve(spec.dataDir, config.cluster.metadata.name);
-  const stops: (() => Promise<void>)[] = [];
+  const stops: (() => Promise<void>)[] = [stopTracing];
   const stopAll = async () => {
     for (const stop of stops.reverse()) {
       try {

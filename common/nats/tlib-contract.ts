@@ -6,6 +6,15 @@
  * Events that follow later (EventEstablished, EventListenDisconnected ...) are published on
  * Subjects.tlibEvent(site, dn) for every DN concerned; an event that answers a request carries
  * `origin` so the gateway gives the ReferenceID only to the client that asked.
+ *
+ * Current state on (re-)registration: the reply to RegisterAddress holds EventRegistered followed
+ * by one EventPartyInfo per call the DN is in (ConnID, CallState, Parties, and the LCTParty keys in
+ * Extensions when call info is enabled), each with the request's ReferenceID. A desktop that
+ * reconnects and registers again so learns everything it may have missed.
+ *
+ * Gateways subscribe to tlibEvent(site, dn) only while a client of theirs has the DN registered,
+ * and deliver the reply events only to the client that asked. A request that signaling does not
+ * answer within the gateway's timeout (5 s) becomes EventError 57 for the client.
  */
 import type { TEvent, TRequest } from '../../tlib-api/model/messages.js';
 

@@ -1,0 +1,4 @@
+import { runComponent } from '../common/process/run-component.js';
+import { startMediaController } from '../media-controller/component.js';
+
+await runComponent('media-controller', startMediaController);

@@ -1,0 +1,107 @@
+/**
+ * `npm start` as a person runs it: a real launcher process with its real children, on free ports.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, freePortRange } from '../../common/supervisor/ports.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'huddle-launcher-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function launch(configFile: string): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(root, 'bin/start.ts'), '--config', configFile], {
+    cwd: tmp,
+    env: { ...process.env, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function localConfigOnFreePorts(): Promise<string> {
+  const [sip, gateway, metrics] = [await freePort(), await freePort(), await freePort()];
+  const media = await freePortRange(100);
+  const text = readFileSync(path.join(root, 'config/local.yaml'), 'utf8')
+    .replaceAll('port: 5060', `port: ${sip}`)
+    .replace('listen: 127.0.0.1:7000', `listen: 127.0.0.1:${gateway}`)
+    .replace('listen: 127.0.0.1:9464', `listen: 127.0.0.1:${metrics}`)
+    .replace('portMin: 40000', `portMin: ${media.min}`)
+    .replace('portMax: 40999', `portMax: ${media.max}`)
+    .replace('  options:\n    sip-enable-call-info', `  musicRoot: ${path.join(root, 'config')}\n  dataDir: ${path.join(tmp, 'data')}\n  options:\n    sip-enable-call-info`);
+  const file = path.join(tmp, `local-${sip}.yaml`);
+  writeFileSync(file, text);
+  return file;
+}
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('npm start', () => {
+  it('exits non-zero naming the field when a DN type is unknown', async () => {
+    const file = path.join(tmp, 'bad-type.yaml');
+    writeFileSync(file, readFileSync(path.join(root, 'config/local.yaml'), 'utf8').replace('number: "7003", type: Extension', 'number: "7003", type: Phone'));
+    const run = launch(file);
+    expect(await run.exited).toBe(1);
+    expect(run.output()).toMatch(/SipDN site-a-7003\): spec\.type: must be one of "Extension"/);
+  });
+
+  it('exits non-zero naming the field when music-listen-disconnect is empty', async () => {
+    const file = path.join(tmp, 'bad-music.yaml');
+    writeFileSync(file, readFileSync(path.join(root, 'config/local.yaml'), 'utf8').replace('music-listen-disconnect: music/on_hold', 'music-listen-disconnect: ""'));
+    const run = launch(file);
+    expect(await run.exited).toBe(1);
+    expect(run.output()).toMatch(/spec\.options\.music-listen-disconnect: must not be empty/);
+  });
+
+  it('prints its endpoints, serves metrics, and stops everything on SIGTERM within 5 s', async () => {
+    const file = await localConfigOnFreePorts();
+    const run = launch(file);
+    try {
+      await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), 'the endpoint lines');
+      const out = run.output();
+      expect(out).toMatch(/SIP +udp 127\.0\.0\.1:\d+/);
+      expect(out).toMatch(/T-Library +ws:\/\/127\.0\.0\.1:\d+\/tlib/);
+      const metricsUrl = /Metrics +(http:\/\/\S+\/metrics)/.exec(out)![1]!;
+      const metrics = await fetch(metricsUrl);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toContain('process_cpu_user_seconds_total');
+      const ready = await fetch(metricsUrl.replace('/metrics', '/readyz'));
+      expect(await ready.text()).toBe('ready\n');
+
+      const stateDir = path.join(tmp, 'data', 'site-a');
+      const pids = readdirSync(stateDir)
+        .filter((f) => f.endsWith('.pid'))
+        .map((f) => Number(readFileSync(path.join(stateDir, f), 'utf8')));
+      expect(pids).toHaveLength(2);
+      expect(pids.every(alive)).toBe(true);
+
+      // The launcher exits 1 by itself when stopping takes longer than its 4.8 s grace.
+      run.child.kill('SIGTERM');
+      expect(await run.exited).toBe(0);
+      expect(pids.filter(alive)).toEqual([]);
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+});
