@@ -1,7 +1,141 @@
+/**
+ * The SIP Server component: our SIP stack, the registrar, the B2BUA around the pure call model,
+ * and the T-Library and media endpoints on NATS.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { Counter, Gauge } from 'prom-client';
+import { resolveMusic } from '../common/config/load.js';
+import { RegistrationKeys } from '../common/nats/subjects.js';
 import type { ComponentFactory } from '../common/process/component.js';
+import { B2bua } from './b2bua.js';
+import { DnDirectory } from './dn-directory.js';
+import { MediaClient } from './media-client.js';
+import { CallModel, type ModelEnv, type ModelOutput } from './model/index.js';
+import { RegistrarService } from './registrar-service.js';
+import { createSipStack } from './sip/index.js';
+import { TlibService } from './tlib-service.js';
 
-// PLACEHOLDER: replaced by the component's implementation.
 export const startSignaling: ComponentFactory = async (ctx) => {
-  ctx.log.info('signaling placeholder started');
-  return { name: 'signaling', stop: async () => undefined };
+  const cluster = ctx.config.cluster;
+  const spec = cluster.spec;
+  const location = spec.location;
+  const directory = new DnDirectory(ctx.config);
+
+  const env: ModelEnv = {
+    location,
+    options: () => {
+      const options = ctx.config.cluster.spec.options;
+      return {
+        ...options,
+        'music-listen-disconnect': resolveMusic(ctx.musicRoot, options['music-listen-disconnect']),
+        'default-music': resolveMusic(ctx.musicRoot, options['default-music']),
+      };
+    },
+    dn: (number) => directory.dn(number),
+    trunks: () => directory.trunks(),
+    resolveMusic: (value) => resolveMusic(ctx.musicRoot, value),
+    ids: {
+      connId: () => randomBytes(8).toString('hex'),
+      legId: () => `leg-${randomBytes(6).toString('hex')}`,
+      bridgeId: () => `br-${randomBytes(6).toString('hex')}`,
+    },
+    clock: () => Date.now(),
+  };
+  const model = new CallModel(env);
+
+  const stack = await createSipStack({
+    listen: spec.sip.listen,
+    ...(spec.sip.advertisedHost ? { advertisedHost: spec.sip.advertisedHost } : {}),
+    recvBufferSize: spec.sip.udpReceiveBufferBytes,
+    timers: spec.sip.timers,
+    registry: ctx.registry,
+    logger: ctx.log.child({ layer: 'sip' }),
+    userAgent: 'huddle-sip-server',
+  });
+
+  const kv = await new Kvm(jetstream(ctx.nc)).create(RegistrationKeys.bucket, { history: 1 });
+  const secretsDir = process.env.HUDDLE_SECRETS_DIR ?? '/etc/huddle/secrets';
+  const registrar = new RegistrarService({
+    directory,
+    kv,
+    clusterName: cluster.metadata.name,
+    realm: location,
+    password: (dn) => {
+      const password = directory.dn(dn)?.options.password;
+      if (password?.value) return password.value;
+      if (password?.secretKeyRef) return readFileSync(path.join(secretsDir, password.secretKeyRef.name, password.secretKeyRef.key), 'utf8').trim();
+      return undefined;
+    },
+    log: ctx.log,
+  });
+  await registrar.restore();
+
+  const media = new MediaClient({ nc: ctx.nc, location: () => location, log: ctx.log, registry: ctx.registry });
+  const tlib = new TlibService(ctx.nc, location, ctx.log, ctx.registry);
+  const listenDisconnects = new Counter({
+    name: 'huddle_listen_disconnects_total',
+    help: 'Parties listen-disconnected (EventListenDisconnected answering a request)',
+    registers: [ctx.registry],
+  });
+  const listenReconnects = new Counter({
+    name: 'huddle_listen_reconnects_total',
+    help: 'Parties listen-reconnected',
+    registers: [ctx.registry],
+  });
+  const b2bua = new B2bua({
+    stack,
+    model,
+    media,
+    registrar,
+    directory,
+    publish: (dn, event, origin) => tlib.publish(dn, event, origin),
+    location: () => location,
+    log: ctx.log,
+    onOutputs: (outputs: ModelOutput[]) => {
+      for (const out of outputs) {
+        if (out.kind !== 'tlib.event' || !out.origin) continue;
+        if (out.event.event === 'EventListenDisconnected') listenDisconnects.inc();
+        if (out.event.event === 'EventListenReconnected') listenReconnects.inc();
+      }
+    },
+  });
+
+  new Gauge({ name: 'huddle_sip_registrations', help: 'Live registrar bindings', registers: [ctx.registry], collect() { this.set(registrar.count()); } });
+  new Gauge({ name: 'huddle_calls_active', help: 'Calls in the call model', registers: [ctx.registry], collect() { this.set(model.stats().calls); } });
+  new Gauge({ name: 'huddle_conferences_active', help: 'Calls that are conferences', registers: [ctx.registry], collect() { this.set(model.stats().conferences); } });
+  new Gauge({ name: 'huddle_sip_legs_active', help: 'SIP legs the B2BUA holds', registers: [ctx.registry], collect() { this.set(b2bua.activeLegs); } });
+
+  stack.onRequest((req) => {
+    if (req.method === 'REGISTER') {
+      registrar.onRegister(req).catch((err: Error) => {
+        ctx.log.error({ err: err.stack }, 'REGISTER failed');
+        if (!req.answered) req.respond(500, { reason: 'Registrar error' });
+      });
+      return;
+    }
+    b2bua.onRequest(req);
+  });
+  media.onEvents((event) => b2bua.mediaEvent({ kind: 'media.event', event }));
+  tlib.start((request, origin) => b2bua.tlibRequest(request, origin));
+
+  let stopping = false;
+  ctx.addReadiness('sip', () => (stopping ? 'stopping' : true));
+  const sip = stack.addresses.map((a) => `${a.transport} ${a.host}:${a.port}`).join(', ');
+  ctx.log.info({ sip }, 'signaling started');
+
+  return {
+    name: 'signaling',
+    endpoints: [`SIP        ${sip}`],
+    stop: async () => {
+      stopping = true;
+      await tlib.drain();
+      await b2bua.drain();
+      media.close();
+      await stack.close(1500);
+    },
+  };
 };

@@ -3,13 +3,16 @@
  * that owns each bridge, and turns media events into call-model inputs.
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { Value } from '@sinclair/typebox/value';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { MediaEvent, MediaReply, type MediaCommand, type MediaErrorCode } from '../common/nats/media-contract.js';
+import { checker } from '../common/config/check.js';
 import { decodeJson, encodeJson } from '../common/nats/codec.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
 import { injectTrace } from '../common/nats/trace.js';
+
+const isMediaReply = checker(MediaReply);
+const isMediaEvent = checker(MediaEvent);
 
 export class MediaCommandError extends Error {
   constructor(
@@ -39,13 +42,13 @@ export class MediaClient {
 
   constructor(private readonly opts: MediaClientOptions) {
     this.commands = new Counter({
-      name: 'huddle_media_commands_total',
+      name: 'huddle_signaling_media_commands_total',
       help: 'Media commands sent by signaling, by op and result',
       labelNames: ['op', 'result'],
       registers: [opts.registry],
     });
     this.latency = new Histogram({
-      name: 'huddle_media_command_duration_seconds',
+      name: 'huddle_signaling_media_command_duration_seconds',
       help: 'Time from a media command to its reply',
       labelNames: ['op'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
@@ -54,10 +57,11 @@ export class MediaClient {
   }
 
   /** Sends a command and resolves with the reply's SDP (if any); rejects with MediaCommandError. */
-  async send(command: MediaCommand): Promise<MediaReply & { ok: true }> {
+  async send(command: MediaCommand, colocateWith?: string): Promise<MediaReply & { ok: true }> {
     const location = this.opts.location();
-    const owner = command.op === 'bridge.create' ? undefined : this.owners.get(command.bridgeId);
-    if (command.op !== 'bridge.create' && !owner) {
+    // A new bridge goes to any instance, unless legs must later move between it and an existing one.
+    const owner = this.owners.get(command.op === 'bridge.create' ? (colocateWith ?? '') : command.bridgeId);
+    if ((command.op !== 'bridge.create' || colocateWith !== undefined) && !owner) {
       this.commands.inc({ op: command.op, result: 'BridgeNotFound' });
       throw new MediaCommandError('BridgeNotFound', `no media-controller owns bridge ${command.bridgeId}`, command.op);
     }
@@ -75,7 +79,7 @@ export class MediaClient {
     } finally {
       end();
     }
-    if (!Value.Check(MediaReply, raw)) {
+    if (!isMediaReply(raw)) {
       this.commands.inc({ op: command.op, result: 'BadReply' });
       throw new MediaCommandError('Internal', `malformed reply ${JSON.stringify(raw).slice(0, 200)}`, command.op);
     }
@@ -98,7 +102,7 @@ export class MediaClient {
         if (err) return;
         try {
           const event = decodeJson(msg.data);
-          if (!Value.Check(MediaEvent, event)) throw new Error('does not match the media contract');
+          if (!isMediaEvent(event)) throw new Error(`does not match the media contract: ${isMediaEvent.problem()}`);
           handler(event);
         } catch (e) {
           this.opts.log.warn({ err: (e as Error).message, subject: msg.subject }, 'media event dropped');

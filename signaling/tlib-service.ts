@@ -4,16 +4,18 @@
  * once, and publishes later events to the DNs concerned.
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { Value } from '@sinclair/typebox/value';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { context } from '@opentelemetry/api';
+import { checker } from '../common/config/check.js';
 import { decodeJson, encodeJson } from '../common/nats/codec.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
 import type { TlibEventMessage, TlibOrigin, TlibReplyMessage } from '../common/nats/tlib-contract.js';
 import { extractTrace, injectTrace } from '../common/nats/trace.js';
 import { ErrorCodes } from '../tlib-api/model/errors.js';
 import { TRequest, type TEvent } from '../tlib-api/model/messages.js';
+
+const isRequest = checker(TRequest);
 
 export type TlibRequestHandler = (request: TRequest, origin: TlibOrigin) => Promise<TEvent[]> | TEvent[];
 
@@ -85,12 +87,10 @@ export class TlibService {
     if (!origin || typeof origin.gateway !== 'string' || typeof origin.client !== 'string') {
       return { events: [invalid(referenceOf(message.request), 'origin {gateway, client} is required')] };
     }
-    if (!Value.Check(TRequest, message.request)) {
-      const first = [...Value.Errors(TRequest, message.request)][0];
-      const field = first?.path.replace(/^\//, '') || 'request';
+    if (!isRequest(message.request)) {
       const name = (message.request as { request?: unknown } | undefined)?.request;
       this.requests.inc({ request: typeof name === 'string' ? name : 'unknown', result: String(ErrorCodes.InvalidAttribute) });
-      return { events: [invalid(referenceOf(message.request), `${field}: ${first?.message ?? 'invalid'}`)] };
+      return { events: [invalid(referenceOf(message.request), isRequest.problem())] };
     }
     const request = message.request;
     const end = this.duration.startTimer({ request: request.request });

@@ -55,3 +55,10 @@ export const ConfigKeys = {
   dnPrefix: (clusterName: string) => `${subjectToken(clusterName)}.dn.`,
   allOf: (clusterName: string) => `${subjectToken(clusterName)}.>`,
 } as const;
+
+/** JetStream KV bucket where signaling keeps registrar bindings across restarts. */
+export const RegistrationKeys = {
+  bucket: 'huddle-registrations',
+  dn: (clusterName: string, number: string) => `${subjectToken(clusterName)}.${subjectToken(number)}`,
+  prefix: (clusterName: string) => `${subjectToken(clusterName)}.`,
+} as const;

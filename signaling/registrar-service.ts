@@ -1,0 +1,130 @@
+/**
+ * REGISTER over SIP (RFC 3261 §10): bindings per DN with expiry, optional digest authentication
+ * per DN, and persistence in a KV bucket so that a signaling restart keeps every phone reachable.
+ */
+import type { KV } from '@nats-io/kv';
+import type { Logger } from 'pino';
+import { decodeJson, encodeJson } from '../common/nats/codec.js';
+import { RegistrationKeys } from '../common/nats/subjects.js';
+import type { DnDirectory } from './dn-directory.js';
+import { Registrar, type Binding } from './registrar.js';
+import { DigestChallenger, parseNameAddr, type ServerRequest } from './sip/index.js';
+
+export class RegistrarService {
+  private readonly registrar = new Registrar();
+  private readonly challenger: DigestChallenger;
+
+  constructor(
+    private readonly opts: {
+      directory: DnDirectory;
+      kv: KV;
+      clusterName: string;
+      realm: string;
+      /** A DN's digest password (options.password.value, or its Secret mounted as a file). */
+      password: (dn: string) => string | undefined;
+      log: Logger;
+    },
+  ) {
+    this.challenger = new DigestChallenger({ realm: opts.realm });
+  }
+
+  /** Loads the bindings persisted by an earlier run. */
+  async restore(): Promise<void> {
+    const now = Date.now();
+    const keys = await this.opts.kv.keys(`${RegistrationKeys.prefix(this.opts.clusterName)}>`);
+    for await (const key of keys) {
+      const entry = await this.opts.kv.get(key);
+      if (!entry || entry.operation !== 'PUT') continue;
+      try {
+        const { dn, bindings } = decodeJson(entry.value) as { dn: string; bindings: Binding[] };
+        this.registrar.restore(dn, bindings, now);
+      } catch (err) {
+        this.opts.log.warn({ key, err: (err as Error).message }, 'unreadable persisted registration ignored');
+      }
+    }
+  }
+
+  lookup(dn: string): Binding | undefined {
+    return this.registrar.lookup(dn, Date.now()).at(-1);
+  }
+
+  count(): number {
+    return this.registrar.registeredCount(Date.now());
+  }
+
+  async onRegister(req: ServerRequest): Promise<void> {
+    const msg = req.message;
+    let dn: string | undefined;
+    try {
+      const to = parseNameAddr(msg.get('to') ?? '');
+      dn = /^sips?:([^@;]+)@/.exec(to.uri)?.[1];
+    } catch {
+      dn = undefined;
+    }
+    if (!dn) {
+      req.respond(400, { reason: 'To header has no DN' });
+      return;
+    }
+    const config = this.opts.directory.dn(dn);
+    if (!config || config.type === 'Trunk') {
+      req.respond(404, { reason: `DN ${dn} is not configured` });
+      return;
+    }
+    const password = this.opts.password(dn);
+    if (password !== undefined) {
+      const verdict = await this.challenger.verify(msg, () => password);
+      if (!verdict.ok) {
+        req.respond(401, { headers: { 'WWW-Authenticate': this.challenger.challenge({ stale: verdict.stale }) } });
+        return;
+      }
+    }
+    const contactValues = msg.getAll('contact');
+    const expiresHeader = msg.get('expires');
+    const expires = expiresHeader !== undefined ? Number(expiresHeader) : undefined;
+    if (expires !== undefined && !Number.isInteger(expires)) {
+      req.respond(400, { reason: 'Expires is not a number' });
+      return;
+    }
+    let contacts: { uri: string; expires: number | undefined }[] | '*';
+    try {
+      contacts =
+        contactValues.length === 1 && contactValues[0]!.trim() === '*'
+          ? '*'
+          : contactValues.map((v) => {
+              const na = parseNameAddr(v);
+              const e = na.params.expires;
+              return { uri: na.uri, expires: e === undefined || e === null ? undefined : Number(e) };
+            });
+    } catch (err) {
+      req.respond(400, { reason: `Bad Contact: ${(err as Error).message}`.slice(0, 100) });
+      return;
+    }
+    const source = { transport: req.source.protocol === 'tcp' ? ('tcp' as const) : ('udp' as const), host: req.source.host, port: req.source.port };
+    const now = Date.now();
+    const result =
+      contacts !== '*' && contacts.length === 0
+        ? { status: 200 as const, bindings: this.registrar.lookup(dn, now) }
+        : this.registrar.register({ dn, callId: msg.callId, cseq: msg.cseq.seq, source, contacts, expires, now });
+    if (result.status === 423) {
+      req.respond(423, { reason: result.reason, headers: { 'Min-Expires': String(result.minExpires) } });
+      return;
+    }
+    if (result.status === 400) {
+      req.respond(400, { reason: result.reason });
+      return;
+    }
+    req.respond(200, { headers: { Contact: result.bindings.map((b) => `<${b.contact}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`) } });
+    await this.persist(dn);
+  }
+
+  private async persist(dn: string): Promise<void> {
+    const key = RegistrationKeys.dn(this.opts.clusterName, dn);
+    const bindings = this.registrar.snapshot(dn);
+    try {
+      if (bindings.length === 0) await this.opts.kv.delete(key);
+      else await this.opts.kv.put(key, encodeJson({ dn, bindings }));
+    } catch (err) {
+      this.opts.log.warn({ dn, err: (err as Error).message }, 'registration not persisted');
+    }
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * A whole site for end-to-end tests: real nats-server and rtpengine, and media-controller,
+ * signaling and the T-Library gateway as `npm start` runs them, on free loopback ports; agents
+ * are a SIP test phone (our stack) with a tone-sending, tone-detecting RTP endpoint, plus a
+ * T-Library desktop (the SDK) registered on the same DN.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Registry } from 'prom-client';
+import { parseConfig, type PlatformConfig } from '../../common/config/load.js';
+import { LiveConfig, openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
+import { connectNats } from '../../common/nats/connect.js';
+import type { Component } from '../../common/process/lifecycle.js';
+import { createLogger } from '../../common/process/logger.js';
+import { freePort, freePortRange } from '../../common/supervisor/ports.js';
+import { startMediaController } from '../../media-controller/component.js';
+import { startSignaling } from '../../signaling/component.js';
+import { TlibClient } from '../../tlib-api/client/index.js';
+import type { TEvent } from '../../tlib-api/model/messages.js';
+import { startGateway } from '../../tlib-api/gateway/component.js';
+import { startTestNats, startTestRtpengine, type TestNats, type TestRtpengine } from '../support/infra.js';
+import { SipPhone } from '../support/sip-phone.js';
+import { TonePhone, toneFrequency, type Heard } from '../support/tone-phone.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+export const SUPERVISOR_TOKEN = 'supervisor-secret';
+
+export interface SiteOptions {
+  /** Text edits applied to config/local.yaml (or `base`) before it is loaded. */
+  edit?: (yaml: string) => string;
+  base?: string;
+  /** Share another site's NATS (two sites on one bus are still separate by location). */
+  nats?: TestNats;
+}
+
+export class Site {
+  readonly agents: Agent[] = [];
+  private constructor(
+    readonly config: PlatformConfig,
+    readonly sipPort: number,
+    readonly gatewayUrl: string,
+    private readonly parts: { nats: TestNats; ownNats: boolean; rtpengine: TestRtpengine; components: Component[]; live: LiveConfig; close: () => Promise<void> },
+    readonly registry: Registry,
+  ) {}
+
+  static async start(opts: SiteOptions = {}): Promise<Site> {
+    const sipPort = await freePort();
+    const gatewayPort = await freePort();
+    const nats = opts.nats ?? (await startTestNats());
+    const rtpengine = await startTestRtpengine(200);
+    const media = await freePortRange(40);
+    let yaml = readFileSync(path.join(ROOT, opts.base ?? 'config/local.yaml'), 'utf8');
+    yaml = yaml
+      .replace(/port: 506\d/g, `port: ${sipPort}`)
+      .replace(/listen: 127\.0\.0\.1:7[01]00/, `listen: 127.0.0.1:${gatewayPort}`)
+      .replace(/portMin: \d+/, `portMin: ${media.min}`)
+      .replace(/portMax: \d+/, `portMax: ${media.max}`);
+    if (opts.edit) yaml = opts.edit(yaml);
+    const config = parseConfig(yaml, 'test-site.yaml', path.join(ROOT, 'config'));
+    const nc = await connectNats(nats.url, 'e2e-site');
+    const kv = await openConfigBucket(nc, `cfg-${config.cluster.metadata.name}`);
+    await publishConfig(kv, config.cluster, config.dns);
+    const live = await LiveConfig.watch(kv, config.cluster.metadata.name);
+    const registry = new Registry();
+    const components: Component[] = [];
+    const ctx = (name: string) => ({
+      config: live,
+      musicRoot: config.musicRoot,
+      nc,
+      registry,
+      log: createLogger(`${config.cluster.spec.location}-${name}`, process.env.TEST_LOG_LEVEL ?? 'silent'),
+      addReadiness: () => undefined,
+      rtpengines: [rtpengine.ng],
+      instance: `${config.cluster.spec.location}-${name}`,
+    });
+    try {
+      components.push(await startMediaController(ctx('media')));
+      components.push(await startSignaling(ctx('signaling')));
+      components.push(await startGateway(ctx('gateway')));
+    } catch (err) {
+      for (const c of components.reverse()) await c.stop();
+      await nc.close();
+      await rtpengine.stop();
+      if (!opts.nats) await nats.stop();
+      throw err;
+    }
+    return new Site(
+      config,
+      sipPort,
+      `ws://127.0.0.1:${gatewayPort}/tlib`,
+      {
+        nats,
+        ownNats: !opts.nats,
+        rtpengine,
+        components,
+        live,
+        close: async () => {
+          live.stop();
+          await nc.drain();
+        },
+      },
+      registry,
+    );
+  }
+
+  get nats(): TestNats {
+    return this.parts.nats;
+  }
+
+  get location(): string {
+    return this.config.cluster.spec.location;
+  }
+
+  /** A registered phone sending tone k, and a desktop registered on the same DN. */
+  async agent(dn: string, tone: number, opts: { desktop?: boolean; transport?: 'udp' | 'tcp' } = {}): Promise<Agent> {
+    const agent = await Agent.start(this, dn, toneFrequency(tone), opts);
+    this.agents.push(agent);
+    return agent;
+  }
+
+  async desktop(dn: string): Promise<Desktop> {
+    const client = new TlibClient({ url: this.gatewayUrl, token: SUPERVISOR_TOKEN, reconnect: false });
+    await client.open();
+    const desktop = new Desktop(dn, client);
+    await client.registerAddress({ thisDN: dn });
+    return desktop;
+  }
+
+  async stop(): Promise<void> {
+    for (const a of this.agents) await a.close();
+    for (const c of [...this.parts.components].reverse()) await c.stop();
+    await this.parts.close();
+    await this.parts.rtpengine.stop();
+    if (this.parts.ownNats) await this.parts.nats.stop();
+  }
+}
+
+/** A T-Library desktop on one DN that keeps every event it gets. */
+export class Desktop {
+  readonly events: TEvent[] = [];
+  constructor(
+    readonly dn: string,
+    readonly client: TlibClient,
+  ) {
+    client.on('event', (e) => this.events.push(e));
+  }
+
+  /** Waits for an event matching `match` among those received so far or later. */
+  async waitFor(match: (e: TEvent) => boolean, what: string, timeoutMs = 10_000): Promise<TEvent> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.events.find(match);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`${this.dn}: no ${what} within ${timeoutMs} ms; got ${this.events.map((e) => e.event).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** The latest LCTParty EventUserEvent: aliases with their states. */
+  lctParties(): { alias: string; location: string; state?: string }[] | undefined {
+    const last = [...this.events].reverse().find((e) => e.event === 'EventUserEvent' && e.Extensions && 'LCTPartiesLength' in e.Extensions);
+    if (!last?.Extensions) return undefined;
+    const ext = last.Extensions;
+    const n = Number(ext.LCTPartiesLength);
+    return Array.from({ length: n }, (_, i) => {
+      const party: { alias: string; location: string; state?: string } = { alias: String(ext[`LCTParty${i}`]), location: String(ext[`LCTParty${i}_location`]) };
+      const state = ext[`LCTParty${i}_state`];
+      if (state !== undefined) party.state = String(state);
+      return party;
+    });
+  }
+
+  names(): string[] {
+    return this.events.map((e) => e.event);
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+export class Agent {
+  desktop: Desktop | undefined;
+  private constructor(
+    readonly site: Site,
+    readonly dn: string,
+    readonly phone: SipPhone,
+    readonly media: TonePhone,
+  ) {}
+
+  static async start(site: Site, dn: string, frequency: number, opts: { desktop?: boolean; transport?: 'udp' | 'tcp' }): Promise<Agent> {
+    const phone = await SipPhone.start({ user: dn, transport: opts.transport ?? 'udp' });
+    const media = await TonePhone.start({ frequency });
+    const agent = new Agent(site, dn, phone, media);
+    phone.onIncoming((offer) => media.answer(offer));
+    phone.onReinvite((offer) => media.answer(offer));
+    const res = await phone.register(`sip:127.0.0.1:${site.sipPort}`, `sip:${dn}@127.0.0.1`);
+    if (res.status !== 200) throw new Error(`REGISTER ${dn}: ${res.status} ${res.reason}`);
+    if (opts.desktop !== false) agent.desktop = await site.desktop(dn);
+    return agent;
+  }
+
+  get tone(): number {
+    return this.media.frequency ?? 0;
+  }
+
+  /** Dials a number from the phone (a phone-originated call). */
+  async dial(number: string): Promise<void> {
+    const outcome = await this.phone.call(`sip:${number}@127.0.0.1:${this.site.sipPort}`, this.media.offer());
+    if (!outcome.answered) throw new Error(`${this.dn} dialling ${number}: ${outcome.status} ${outcome.reason}`);
+    this.media.accept(outcome.answerSdp);
+  }
+
+  heard(windowMs = 1000): Promise<Heard> {
+    return this.media.waitFor(() => true, 100, windowMs);
+  }
+
+  /** Waits until what this phone hears satisfies `predicate` (the last observation is in the error). */
+  hears(predicate: (h: Heard) => boolean, timeoutMs = 8000): Promise<Heard> {
+    return this.media.waitFor(predicate, timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    await this.desktop?.close();
+    await this.phone.close();
+    await this.media.close();
+  }
+}
+
+/** Exactly these tones heard (order-free), with or without music. */
+export function exactly(tones: number[], music = false): (h: Heard) => boolean {
+  const want = [...tones].sort((a, b) => a - b);
+  return (h) => h.music === music && h.tones.length === want.length && h.tones.every((t, i) => t === want[i]);
+}
