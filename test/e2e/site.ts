@@ -6,7 +6,9 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { KV } from '@nats-io/kv';
 import { Registry } from 'prom-client';
+import type { SipCluster, SipDN } from '../../common/config/schema.js';
 import { parseConfig, type PlatformConfig } from '../../common/config/load.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
 import { connectNats } from '../../common/nats/connect.js';
@@ -31,6 +33,8 @@ export interface SiteOptions {
   base?: string;
   /** Share another site's NATS (two sites on one bus are still separate by location). */
   nats?: TestNats;
+  /** The SIP port (default a free one), for sites that must know each other's port in advance. */
+  sipPort?: number;
 }
 
 export class Site {
@@ -39,12 +43,20 @@ export class Site {
     readonly config: PlatformConfig,
     readonly sipPort: number,
     readonly gatewayUrl: string,
-    private readonly parts: { nats: TestNats; ownNats: boolean; rtpengine: TestRtpengine; components: Component[]; live: LiveConfig; close: () => Promise<void> },
+    private readonly parts: {
+      nats: TestNats;
+      ownNats: boolean;
+      rtpengine: TestRtpengine;
+      components: Component[];
+      live: LiveConfig;
+      kv: KV;
+      close: () => Promise<void>;
+    },
     readonly registry: Registry,
   ) {}
 
   static async start(opts: SiteOptions = {}): Promise<Site> {
-    const sipPort = await freePort();
+    const sipPort = opts.sipPort ?? (await freePort());
     const gatewayPort = await freePort();
     const nats = opts.nats ?? (await startTestNats());
     const rtpengine = await startTestRtpengine(200);
@@ -94,6 +106,7 @@ export class Site {
         rtpengine,
         components,
         live,
+        kv,
         close: async () => {
           live.stop();
           await nc.drain();
@@ -105,6 +118,24 @@ export class Site {
 
   get nats(): TestNats {
     return this.parts.nats;
+  }
+
+  /**
+   * Changes the configuration as an operator edit would (through the config bucket) and waits
+   * until the running site sees it.
+   */
+  async reconfigure(change: (cluster: SipCluster, dns: SipDN[]) => void): Promise<void> {
+    const cluster = structuredClone(this.parts.live.cluster);
+    const dns = structuredClone(this.parts.live.dns);
+    change(cluster, dns);
+    await publishConfig(this.parts.kv, cluster, dns);
+    const want = JSON.stringify({ cluster: cluster.spec, dns: dns.map((d) => d.spec) });
+    const deadline = Date.now() + 5000;
+    const seen = () => JSON.stringify({ cluster: this.parts.live.cluster.spec, dns: this.parts.live.dns.map((d) => d.spec) });
+    while (seen() !== want) {
+      if (Date.now() > deadline) throw new Error('the site did not see the new configuration within 5 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   get location(): string {
@@ -231,4 +262,30 @@ export class Agent {
 export function exactly(tones: number[], music = false): (h: Heard) => boolean {
   const want = [...tones].sort((a, b) => a - b);
   return (h) => h.music === music && h.tones.length === want.length && h.tones.every((t, i) => t === want[i]);
+}
+
+/** a dials b, then a's desktop adds each of `more` with SingleStepConference; resolves with the ConnID. */
+export async function conference(a: Agent, b: Agent, ...more: Agent[]): Promise<string> {
+  const before = a.desktop!.events.length;
+  await a.dial(b.dn);
+  const established = await a.desktop!.waitFor((e) => e.event === 'EventEstablished' && a.desktop!.events.indexOf(e) >= before, 'EventEstablished');
+  const connID = established.ConnID!;
+  for (const c of more) {
+    await a.desktop!.client.singleStepConference({ thisDN: a.dn, connID, otherDN: c.dn });
+    await c.desktop!.waitFor((e) => e.event === 'EventEstablished' && e.ConnID === connID, `EventEstablished on ${c.dn}`);
+  }
+  return connID;
+}
+
+/** The value of one metric sample in the site's registry (0 when absent), e.g. metric(site, 'sip_requests_total', { direction: 'in', method: 'INVITE' }). */
+export async function metric(site: Site, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const found = (await site.registry.getMetricsAsJSON()).find((m) => m.name === name);
+  if (!found) return 0;
+  const matches = (found.values as { value: number; labels: Record<string, string | number> }[]).filter((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want));
+  return matches.reduce((sum, v) => sum + v.value, 0);
+}
+
+/** The call-control events (no EventUserEvent / EventPartyInfo) a desktop got about one call, by name. */
+export function callEvents(desktop: Desktop, connID: string): string[] {
+  return desktop.events.filter((e) => e.ConnID === connID && e.event !== 'EventUserEvent' && e.event !== 'EventPartyInfo').map((e) => e.event);
 }
