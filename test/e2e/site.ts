@@ -25,7 +25,6 @@ import { SipPhone } from '../support/sip-phone.js';
 import { TonePhone, toneFrequency, type Heard } from '../support/tone-phone.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-export const SUPERVISOR_TOKEN = 'supervisor-secret';
 
 export interface SiteOptions {
   /** Text edits applied to config/local.yaml (or `base`) before it is loaded. */
@@ -138,6 +137,13 @@ export class Site {
     }
   }
 
+  /** A configured token that may register every DN. */
+  get supervisorToken(): string {
+    const token = this.config.cluster.spec.gateway.tokens.find((t) => t.dns.includes('*'));
+    if (!token) throw new Error('the site configuration has no token for all DNs');
+    return token.token;
+  }
+
   get location(): string {
     return this.config.cluster.spec.location;
   }
@@ -150,7 +156,7 @@ export class Site {
   }
 
   async desktop(dn: string): Promise<Desktop> {
-    const client = new TlibClient({ url: this.gatewayUrl, token: SUPERVISOR_TOKEN, reconnect: false });
+    const client = new TlibClient({ url: this.gatewayUrl, token: this.supervisorToken, reconnect: false });
     await client.open();
     const desktop = new Desktop(dn, client);
     await client.registerAddress({ thisDN: dn });
@@ -272,7 +278,9 @@ export async function conference(a: Agent, b: Agent, ...more: Agent[]): Promise<
   const connID = established.ConnID!;
   for (const c of more) {
     await a.desktop!.client.singleStepConference({ thisDN: a.dn, connID, otherDN: c.dn });
-    await c.desktop!.waitFor((e) => e.event === 'EventEstablished' && e.ConnID === connID, `EventEstablished on ${c.dn}`);
+    // A party on another site is in that site's own call, with its own ConnID.
+    const sameSite = c.site === a.site;
+    await c.desktop!.waitFor((e) => e.event === 'EventEstablished' && (!sameSite || e.ConnID === connID), `EventEstablished on ${c.dn}`);
   }
   return connID;
 }
