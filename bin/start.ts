@@ -22,9 +22,6 @@ import { MissingBinaryError } from '../common/supervisor/child.js';
 import { startNatsServer, type EmbeddedNats } from '../common/supervisor/nats-server.js';
 import { freePort } from '../common/supervisor/ports.js';
 import { startRtpengine, type EmbeddedRtpengine } from '../common/supervisor/rtpengine.js';
-import { startMediaController } from '../media-controller/component.js';
-import { startSignaling } from '../signaling/component.js';
-import { startGateway } from '../tlib-api/gateway/component.js';
 
 const log = createLogger('launcher');
 
@@ -42,7 +39,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const spec = config.cluster.spec;
-  const stopTracing = initTracing(`huddle-${config.cluster.metadata.name}`);
+  const stopTracing = await initTracing(`huddle-${config.cluster.metadata.name}`);
   const dataDir = path.resolve(spec.dataDir, config.cluster.metadata.name);
   const stops: (() => Promise<void>)[] = [stopTracing];
   const stopAll = async () => {
@@ -102,10 +99,11 @@ async function main(): Promise<void> {
       instance: `${os.hostname()}-${process.pid}-${component}`,
     });
     const endpoints: string[] = [];
+    // Loaded only once the configuration is known to be good: a config error answers at once.
     const factories: [string, ComponentFactory][] = [
-      ['media-controller', startMediaController],
-      ['signaling', startSignaling],
-      ['tlib-gateway', startGateway],
+      ['media-controller', (await import('../media-controller/component.js')).startMediaController],
+      ['signaling', (await import('../signaling/component.js')).startSignaling],
+      ['tlib-gateway', (await import('../tlib-api/gateway/component.js')).startGateway],
     ];
     for (const [name, factory] of factories) {
       const component: Component & { endpoints?: string[] } = await factory(ctx(name));

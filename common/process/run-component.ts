@@ -27,7 +27,7 @@ export interface ComponentEnv {
 
 export async function runComponent(name: string, factory: ComponentFactory, env: ComponentEnv = process.env): Promise<void> {
   const log = createLogger(name);
-  const stopTracing = initTracing(`huddle-${name}`);
+  const stopTracing = await initTracing(`huddle-${name}`);
   try {
     const file = env.HUDDLE_CONFIG ? loadConfigFile(env.HUDDLE_CONFIG) : undefined;
     const natsUrl = env.HUDDLE_NATS_URL ?? file?.cluster.spec.nats.url;

@@ -5,12 +5,14 @@
 import { context, propagation } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { NodeSDK } from '@opentelemetry/sdk-node';
+import type { NodeSDK } from '@opentelemetry/sdk-node';
 
 let sdk: NodeSDK | undefined;
 
-export function initTracing(serviceName: string): () => Promise<void> {
+export async function initTracing(serviceName: string): Promise<() => Promise<void>> {
   if (process.env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+    // The SDK is large: loaded only when spans are exported.
+    const { NodeSDK } = await import('@opentelemetry/sdk-node');
     sdk = new NodeSDK({ serviceName, resourceDetectors: [] });
     sdk.start();
   } else {
