@@ -20,7 +20,7 @@ import { createLogger } from '../common/process/logger.js';
 import { initTracing } from '../common/process/tracing.js';
 import { MissingBinaryError } from '../common/supervisor/child.js';
 import { startNatsServer, type EmbeddedNats } from '../common/supervisor/nats-server.js';
-import { freePort } from '../common/supervisor/ports.js';
+import { freePort, portFree } from '../common/supervisor/ports.js';
 import { startRtpengine, type EmbeddedRtpengine } from '../common/supervisor/rtpengine.js';
 
 const log = createLogger('launcher');
@@ -124,13 +124,7 @@ async function main(): Promise<void> {
 
 /** The well-known port when it is free (the first site on a machine), any free port otherwise. */
 async function freePortPreferring(port: number): Promise<number> {
-  const net = await import('node:net');
-  const free = await new Promise<boolean>((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-  return free ? port : freePort();
+  return (await portFree(port)) ? port : freePort();
 }
 
 /** Republishes the file when it changes; an invalid edit is reported and the running config kept. */

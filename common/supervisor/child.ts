@@ -34,6 +34,13 @@ export function findBinary(binary: string, debianPackage: string): string {
 }
 
 const live = new Set<ChildProcess>();
+const setpriv = (() => {
+  try {
+    return findBinary('setpriv', 'util-linux');
+  } catch {
+    return undefined;
+  }
+})();
 let exitHookInstalled = false;
 
 /** Children must not outlive us, whichever way the process ends. */
@@ -82,8 +89,11 @@ export class SupervisedProcess {
 
   private async spawnOnce(): Promise<void> {
     const { name, binary, args, log } = this.opts;
-    // Own process group: a Ctrl-C to the terminal's group reaches us only, and we stop children in order.
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // Own process group: a Ctrl-C to the terminal's group reaches us only, and we stop children in
+    // order. setpriv's parent-death signal ends the child even if we are killed without a chance
+    // to clean up.
+    const [command, argv] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', binary, ...args]] : [binary, args];
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
     live.add(child);
     if (child.pid) writeFileSync(this.pidFile, String(child.pid));

@@ -22,6 +22,21 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   throw new Error('no free port found in 50 attempts');
 }
 
+/** Whether `port` can be bound on `host` right now, for TCP and UDP both. */
+export async function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  const tcp = await new Promise<boolean>((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+  if (!tcp) return false;
+  return new Promise<boolean>((resolve) => {
+    const sock = dgram.createSocket('udp4');
+    sock.once('error', () => resolve(false));
+    sock.bind(port, host, () => sock.close(() => resolve(true)));
+  });
+}
+
 /** A block of `count` consecutive ports, for rtpengine's media range. */
 export async function freePortRange(count: number, host = '127.0.0.1'): Promise<{ min: number; max: number }> {
   for (let attempt = 0; attempt < 50; attempt++) {
