@@ -1,7 +1,6 @@
 import type { ComponentFactory } from '../../common/process/component.js';
+import { jwtKeysFromEnv } from './auth.js';
+import { createGateway } from './gateway.js';
 
-// PLACEHOLDER: replaced by the component's implementation.
-export const startGateway: ComponentFactory = async (ctx) => {
-  ctx.log.info('tlib-gateway placeholder started');
-  return { name: 'tlib-gateway', stop: async () => undefined };
-};
+/** The T-Library gateway as a component: listens on spec.gateway.listen; JWT keys come from the environment. */
+export const startGateway: ComponentFactory = (ctx) => createGateway(ctx, { jwtKeys: jwtKeysFromEnv(process.env) });
