@@ -1,0 +1,389 @@
+/**
+ * T-Library requests: each is checked completely first (a RequestError changes nothing), then
+ * applied through the engine's transitions.
+ */
+import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
+import type { RequestName } from '../../tlib-api/model/enums.js';
+import type { TEvent, TRequest } from '../../tlib-api/model/messages.js';
+import { isPhone, type Destination, type Engine, type LeaveCause } from './engine.js';
+import { refuse } from './errors.js';
+import { ConnIDRe } from './ids.js';
+import { originKey, type Call, type Party } from './state.js';
+import type { Step } from './step.js';
+
+type Attr = 'ThisDN' | 'OtherDN' | 'ConnID';
+
+/** Attributes each request must carry; `optional` may also appear. Every request may carry Extensions, UserData, Reasons. */
+const Shape: Record<RequestName, { required: Attr[]; optional?: Attr[] }> = {
+  RegisterAddress: { required: ['ThisDN'] },
+  UnregisterAddress: { required: ['ThisDN'] },
+  MakeCall: { required: ['ThisDN', 'OtherDN'] },
+  AnswerCall: { required: ['ThisDN', 'ConnID'] },
+  ReleaseCall: { required: ['ThisDN', 'ConnID'] },
+  HoldCall: { required: ['ThisDN', 'ConnID'] },
+  RetrieveCall: { required: ['ThisDN', 'ConnID'] },
+  InitiateConference: { required: ['ThisDN', 'ConnID', 'OtherDN'] },
+  CompleteConference: { required: ['ThisDN', 'ConnID'] },
+  DeleteFromConference: { required: ['ThisDN', 'ConnID', 'OtherDN'] },
+  SingleStepConference: { required: ['ThisDN', 'ConnID', 'OtherDN'] },
+  QueryCall: { required: ['ConnID'], optional: ['ThisDN'] },
+  SendUserEvent: { required: ['ThisDN'], optional: ['ConnID'] },
+  ListenDisconnect: { required: ['ThisDN', 'OtherDN', 'ConnID'] },
+  ListenReconnect: { required: ['ThisDN', 'OtherDN', 'ConnID'] },
+};
+
+const AlwaysAllowed = new Set(['request', 'ReferenceID', 'Extensions', 'UserData', 'Reasons']);
+
+/** A request whose shape has been checked: the attributes it needs are present strings. */
+export interface CheckedRequest {
+  name: RequestName;
+  ref: number;
+  origin: TlibOrigin;
+  thisDN: string;
+  otherDN: string;
+  connId: string;
+  raw: TRequest;
+}
+
+/** Shape checks (53), the ListenDisconnect option gate (51), DN configured (59), DN registered (41). */
+export function checkRequest(engine: Engine, raw: TRequest, origin: TlibOrigin): CheckedRequest {
+  const fields = raw as unknown as Record<string, unknown>;
+  const name = fields.request;
+  if (typeof name !== 'string' || !Object.hasOwn(Shape, name)) refuse('InvalidAttribute', `unknown request ${JSON.stringify(name)}`);
+  const requestName = name as RequestName;
+  const shape = Shape[requestName];
+  const allowed = new Set<string>([...AlwaysAllowed, ...shape.required, ...(shape.optional ?? [])]);
+  for (const key of Object.keys(fields)) {
+    if (!allowed.has(key)) refuse('InvalidAttribute', `${requestName} does not take attribute ${key}`);
+  }
+  const ref = fields.ReferenceID;
+  if (typeof ref !== 'number' || !Number.isInteger(ref) || ref < 0) refuse('InvalidAttribute', 'ReferenceID must be a non-negative integer');
+  for (const key of ['Extensions', 'UserData', 'Reasons']) {
+    const value = fields[key];
+    if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) refuse('InvalidAttribute', `${key} must be an object`);
+  }
+  for (const key of ['ThisDN', 'OtherDN', 'ConnID'] as const) {
+    const value = fields[key];
+    if (value !== undefined && (typeof value !== 'string' || value.length === 0)) refuse('InvalidAttribute', `${key} must be a non-empty string`);
+  }
+  if (requestName === 'ListenDisconnect' || requestName === 'ListenReconnect') {
+    const options = engine.env.options();
+    if (!options['sip-enable-call-info'] || !options['sip-enable-call-info-extended']) {
+      refuse('UnsupportedOperation', `${requestName} needs the options sip-enable-call-info and sip-enable-call-info-extended set to true`);
+    }
+  }
+  for (const key of shape.required) {
+    if (fields[key] === undefined) refuse('InvalidAttribute', `${requestName} needs attribute ${key}`);
+  }
+  const thisDN = raw.ThisDN ?? '';
+  if (raw.ThisDN !== undefined && engine.env.dn(thisDN) === undefined) refuse('DNNotConfigured', `DN ${thisDN} is not configured`);
+  if (raw.ThisDN !== undefined && requestName !== 'RegisterAddress' && engine.store.registrations.get(thisDN)?.has(originKey(origin)) !== true) {
+    refuse('NotRegistered', `DN ${thisDN} is not registered by this client`);
+  }
+  return { name: requestName, ref, origin, thisDN, otherDN: raw.OtherDN ?? '', connId: raw.ConnID ?? '', raw };
+}
+
+// ------------------------------------------------------------------ shared checks
+
+function phoneOf(engine: Engine, req: CheckedRequest): void {
+  if (!isPhone(engine.env.dn(req.thisDN))) refuse('UnsupportedOperation', `${req.name} needs ThisDN to be an Extension or ACDPosition; ${req.thisDN} is not`);
+}
+
+function callOf(engine: Engine, connId: string): Call {
+  if (!ConnIDRe.test(connId)) refuse('InvalidConnID', `ConnID ${connId} is not 16 lowercase hexadecimal digits`);
+  const call = engine.store.calls.get(connId);
+  if (call === undefined) refuse('InvalidConnID', `no call with ConnID ${connId}`);
+  return call;
+}
+
+function requesterIn(engine: Engine, call: Call, dn: string): Party {
+  const party = engine.partyOfDn(call, dn);
+  if (party === undefined) refuse('InvalidConnID', `DN ${dn} is not a party of call ${call.connId}`);
+  return party;
+}
+
+/** The requester's party, connected, with its phone in this call (not away in a consultation). */
+function activeRequester(engine: Engine, call: Call, dn: string): Party {
+  const party = requesterIn(engine, call, dn);
+  if (party.state !== 'Established') refuse('InvalidState', `DN ${dn} is not connected to call ${call.connId}`);
+  if (engine.store.legs.get(party.legId)?.bridgeId !== call.bridgeId) refuse('InvalidState', `DN ${dn} is in a consultation call; complete or release it first`);
+  return party;
+}
+
+function destinationFor(engine: Engine, req: CheckedRequest, call?: Call): Destination {
+  const dest = engine.route(req.otherDN);
+  if (dest === undefined) refuse('InvalidCalledDN', `${req.otherDN} is neither a DN of this site nor a number matching a Trunk prefix`);
+  if (dest.dn === req.thisDN) refuse('InvalidCalledDN', `DN ${req.thisDN} cannot call itself`);
+  if (call !== undefined && call.parties.some((p) => p.alias === dest.alias)) refuse('InvalidAttribute', `${req.otherDN} is already a party of call ${call.connId}`);
+  return dest;
+}
+
+/** A conference party by its LCTParty alias, for DeleteFromConference / ListenDisconnect / ListenReconnect. */
+function conferenceTarget(engine: Engine, call: Call, req: CheckedRequest): Party {
+  const listed = call.parties.filter((p) => p.state === 'Established');
+  if (listed.length < 3) refuse('InvalidState', `${req.name} needs a conference of three or more parties; call ${call.connId} has ${listed.length}`);
+  const requester = engine.partyOfDn(call, req.thisDN);
+  if (requester !== undefined && requester.alias === req.otherDN) refuse('InvalidAttribute', `OtherDN ${req.otherDN} is the requester itself`);
+  const target = listed.find((p) => p.alias === req.otherDN);
+  if (target === undefined) refuse('InvalidAttribute', `OtherDN ${req.otherDN} is not a party alias (LCTParty) of call ${call.connId}`);
+  return target;
+}
+
+// ------------------------------------------------------------------ requests
+
+export function applyRequest(engine: Engine, step: Step, req: CheckedRequest): void {
+  switch (req.name) {
+    case 'RegisterAddress':
+      return register(engine, step, req);
+    case 'UnregisterAddress':
+      return unregister(engine, step, req);
+    case 'QueryCall':
+      return queryCall(engine, step, req);
+    case 'SendUserEvent':
+      return sendUserEvent(engine, step, req);
+    default:
+      phoneOf(engine, req);
+      return callControl(engine, step, req);
+  }
+}
+
+function callControl(engine: Engine, step: Step, req: CheckedRequest): void {
+  if (req.name === 'MakeCall') return makeCall(engine, step, req);
+  const call = callOf(engine, req.connId);
+  switch (req.name) {
+    case 'AnswerCall':
+      return answerCall(engine, step, req, call);
+    case 'ReleaseCall':
+      return releaseCall(engine, step, req, call);
+    case 'HoldCall':
+      return holdCall(engine, step, req, call);
+    case 'RetrieveCall':
+      return retrieveCall(engine, step, req, call);
+    case 'InitiateConference':
+      return initiateConference(engine, step, req, call);
+    case 'CompleteConference':
+      return completeConference(engine, step, req, call);
+    case 'SingleStepConference':
+      return singleStepConference(engine, step, req, call);
+    case 'DeleteFromConference':
+      return deleteFromConference(engine, step, req, call);
+    case 'ListenDisconnect':
+      return listenDisconnect(engine, step, req, call);
+    case 'ListenReconnect':
+      return listenReconnect(engine, step, req, call);
+    default:
+      refuse('UnsupportedOperation', `${req.name} is not a call-control request`);
+  }
+}
+
+function register(engine: Engine, step: Step, req: CheckedRequest): void {
+  const key = originKey(req.origin);
+  const set = engine.store.registrations.get(req.thisDN) ?? new Set<string>();
+  set.add(key);
+  engine.store.registrations.set(req.thisDN, set);
+  step.reply(req.origin, { event: 'EventRegistered', ReferenceID: req.ref, ThisDN: req.thisDN });
+}
+
+function unregister(engine: Engine, step: Step, req: CheckedRequest): void {
+  const set = engine.store.registrations.get(req.thisDN);
+  set?.delete(originKey(req.origin));
+  if (set?.size === 0) engine.store.registrations.delete(req.thisDN);
+  step.reply(req.origin, { event: 'EventUnregistered', ReferenceID: req.ref, ThisDN: req.thisDN });
+}
+
+function queryCall(engine: Engine, step: Step, req: CheckedRequest): void {
+  const call = callOf(engine, req.connId);
+  const Parties = call.parties.map((p) => ({
+    DN: p.alias,
+    Role: p.role,
+    State: p.listenDisconnected !== undefined ? 'ListenDisconnected' : p.held ? 'Held' : p.state,
+    Location: p.location,
+  }));
+  const event: TEvent = { event: 'EventPartyInfo', ReferenceID: req.ref, ConnID: call.connId, CallType: call.type, CallState: 'Ok', Parties };
+  if (req.raw.ThisDN !== undefined) event.ThisDN = req.thisDN;
+  step.reply(req.origin, event);
+}
+
+function sendUserEvent(engine: Engine, step: Step, req: CheckedRequest): void {
+  let to: string[] = [req.thisDN];
+  if (req.raw.ConnID !== undefined) {
+    const call = callOf(engine, req.connId);
+    requesterIn(engine, call, req.thisDN);
+    to = engine.recipients(call, req.thisDN).map((p) => p.dn ?? '');
+  }
+  for (const dn of to) {
+    const event: TEvent = { event: 'EventUserEvent', ThisDN: dn, OtherDN: req.thisDN };
+    if (req.raw.ConnID !== undefined) event.ConnID = req.connId;
+    if (req.raw.UserData !== undefined) event.UserData = req.raw.UserData;
+    if (req.raw.Extensions !== undefined) event.Extensions = req.raw.Extensions;
+    step.event(dn, event);
+  }
+  step.reply(req.origin, { event: 'EventACK', ReferenceID: req.ref, ThisDN: req.thisDN });
+}
+
+/** 3pcc (RFC 3725): ThisDN's phone is called first; once it answers, OtherDN is called. */
+function makeCall(engine: Engine, step: Step, req: CheckedRequest): void {
+  const dest = destinationFor(engine, req);
+  const call = engine.newCall(step, dest.trunk !== undefined ? 'Outbound' : 'Internal');
+  const autoAnswer = engine.env.dn(req.thisDN)?.options['remote-answer'] === true;
+  const caller = engine.dial(step, call, { alias: req.thisDN, dn: req.thisDN, location: engine.env.location }, 'Origination', { alias: dest.alias, location: dest.location }, autoAnswer);
+  caller.state = 'Dialing';
+  caller.ringingReported = true;
+  call.pendingDestination = dest;
+  engine.send(step, call, caller, 'EventDialing', { OtherDN: dest.alias, OtherDNRole: 'Destination' });
+}
+
+function answerCall(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
+  const party = requesterIn(engine, call, req.thisDN);
+  if (party.state === 'Established') refuse('InSameState', `DN ${req.thisDN} is already connected to call ${call.connId}`);
+  if (party.state !== 'Ringing' || engine.store.legs.get(party.legId)?.direction !== 'outbound') refuse('InvalidState', `DN ${req.thisDN} is not ringing in call ${call.connId}`);
+  if (engine.env.dn(req.thisDN)?.options['remote-answer'] !== true) {
+    refuse('UnsupportedOperation', `the phone of DN ${req.thisDN} does not accept a remote answer (option remote-answer is false); answer on the phone`);
+  }
+  party.answerRequest = { ref: req.ref, origin: req.origin, dn: req.thisDN };
+  step.sipOut({ kind: 'sip.remoteAnswer', legId: party.legId });
+}
+
+function releaseCall(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
+  const party = requesterIn(engine, call, req.thisDN);
+  let cause: LeaveCause = { callState: 'Ok' };
+  if (!call.established && party.role === 'Destination') cause = { callState: 'Busy', ownState: 'Ok', status: 486 };
+  else if (!call.established) cause = { callState: 'Ok', status: 487 };
+  engine.removeParty(step, call, party, cause);
+}
+
+function holdCall(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
+  const party = requesterIn(engine, call, req.thisDN);
+  if (party.held) refuse('InSameState', `DN ${req.thisDN} already holds call ${call.connId}`);
+  activeRequester(engine, call, req.thisDN);
+  engine.hold(step, call, party, req.raw.Extensions?.music);
+}
+
+function retrieveCall(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
+  const party = requesterIn(engine, call, req.thisDN);
+  if (!party.held) refuse('InSameState', `DN ${req.thisDN} does not hold call ${call.connId}`);
+  if (engine.store.legs.get(party.legId)?.bridgeId !== call.bridgeId) refuse('InvalidState', `DN ${req.thisDN} is in a consultation call; complete or release it first`);
+  engine.retrieve(step, call, party);
+}
+
+function initiateConference(engine: Engine, step: Step, req: CheckedRequest, main: Call): void {
+  const party = activeRequester(engine, main, req.thisDN);
+  if (party.held) refuse('InvalidState', `DN ${req.thisDN} holds call ${main.connId}; retrieve it first`);
+  const dest = destinationFor(engine, req, main);
+  engine.hold(step, main, party, req.raw.Extensions?.music);
+  const consult = engine.newCall(step, 'Consult', main.bridgeId);
+  consult.consultOf = main.connId;
+  consult.consultBy = req.thisDN;
+  const leg = engine.store.legs.get(party.legId);
+  if (leg !== undefined) engine.moveLeg(step, leg, consult.bridgeId);
+  const consulting = engine.store.join(consult, {
+    legId: party.legId,
+    alias: party.alias,
+    dn: req.thisDN,
+    location: party.location,
+    role: 'Origination',
+    state: 'Dialing',
+    ringingReported: true,
+    held: false,
+  });
+  engine.dial(step, consult, dest, 'Destination', { alias: party.alias, location: party.location });
+  engine.send(step, consult, consulting, 'EventDialing', { OtherDN: dest.alias, OtherDNRole: 'Destination' });
+}
+
+/** ConnID may name either the held main call or the consultation call. */
+function consultationPair(engine: Engine, req: CheckedRequest, call: Call): { main: Call; consult: Call } {
+  if (call.consultOf !== undefined && call.consultBy === req.thisDN) {
+    const main = engine.store.calls.get(call.consultOf);
+    if (main !== undefined) return { main, consult: call };
+  }
+  for (const consult of engine.store.calls.values()) {
+    if (consult.consultOf === call.connId && consult.consultBy === req.thisDN) return { main: call, consult };
+  }
+  refuse('InvalidState', `DN ${req.thisDN} has no consultation call for call ${call.connId}`);
+}
+
+function completeConference(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
+  requesterIn(engine, call, req.thisDN);
+  const { main, consult } = consultationPair(engine, req, call);
+  const inMain = requesterIn(engine, main, req.thisDN);
+  const inConsult = requesterIn(engine, consult, req.thisDN);
+  const added = consult.parties.filter((p) => p !== inConsult);
+  if (!consult.established || added.some((p) => p.state !== 'Established')) refuse('InvalidState', `consultation call ${consult.connId} is not established`);
+
+  const consulted = added[0];
+  engine.send(step, consult, inConsult, 'EventReleased', consulted === undefined ? { CallState: 'Conferenced' } : { CallState: 'Conferenced', OtherDN: consulted.alias });
+  engine.store.deleteCall(consult);
+  for (const p of added) {
+    const leg = engine.store.legs.get(p.legId);
+    if (leg !== undefined) engine.moveLeg(step, leg, main.bridgeId);
+    engine.store.join(main, p);
+  }
+  const leg = engine.store.legs.get(inMain.legId);
+  if (leg !== undefined) engine.moveLeg(step, leg, main.bridgeId);
+  step.bridgeDestroy(consult.bridgeId);
+  inMain.held = false;
+  delete inMain.holdMusic;
+  main.conference = true;
+  for (const p of main.parties) p.role = 'ConferenceMember';
+
+  engine.send(step, main, inMain, 'EventRetrieved');
+  for (const p of main.parties) {
+    if (!added.some((a) => a.legId === p.legId)) continue;
+    engine.send(step, main, p, 'EventPartyChanged', {
+      PreviousConnID: consult.connId,
+      CallState: 'Conferenced',
+      OtherDN: req.thisDN,
+      OtherDNRole: 'ConferencedBy',
+      ThirdPartyDN: req.thisDN,
+      ThirdPartyDNRole: 'ConferencedBy',
+    });
+  }
+  for (const r of engine.recipients(main, req.thisDN)) {
+    if (added.some((a) => a.legId === r.legId)) continue;
+    for (const a of added) {
+      engine.send(step, main, r, 'EventPartyAdded', { OtherDN: a.alias, OtherDNRole: 'NewParty', ThirdPartyDN: req.thisDN, ThirdPartyDNRole: 'AddedBy' });
+    }
+  }
+  engine.changed(step, main, true);
+}
+
+function singleStepConference(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
+  const party = activeRequester(engine, call, req.thisDN);
+  if (!call.established) refuse('InvalidState', `call ${call.connId} is not established`);
+  const dest = destinationFor(engine, req, call);
+  const added = engine.dial(step, call, dest, 'NewParty', { alias: party.alias, location: party.location });
+  added.addedBy = req.thisDN;
+  added.joinRequest = { ref: req.ref, origin: req.origin, dn: req.thisDN };
+}
+
+function deleteFromConference(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
+  requesterIn(engine, call, req.thisDN);
+  const target = conferenceTarget(engine, call, req);
+  engine.removeParty(step, call, target, { callState: 'Ok', by: req.thisDN });
+}
+
+function listenDisconnect(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
+  requesterIn(engine, call, req.thisDN);
+  const target = conferenceTarget(engine, call, req);
+  if (target.listenDisconnected !== undefined) refuse('InSameState', `${req.otherDN} is already listen-disconnected in call ${call.connId}`);
+  const active = call.parties.filter((p) => p.state === 'Established' && p.listenDisconnected === undefined && p !== target);
+  if (active.length < 2) refuse('InvalidState', `disconnecting ${req.otherDN} would leave fewer than two active parties in call ${call.connId}`);
+  // The option is read now: a change applies to the next ListenDisconnect without a restart.
+  const music = engine.mohEnabled(target) ? engine.env.options()['music-listen-disconnect'] : null;
+  target.listenDisconnected = { by: req.thisDN, music };
+  for (const r of engine.recipients(call, req.thisDN)) {
+    engine.send(step, call, r, 'EventListenDisconnected', { OtherDN: target.alias, ThirdPartyDN: req.thisDN, CallState: 'Held' });
+  }
+  engine.changed(step, call, true);
+}
+
+function listenReconnect(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
+  requesterIn(engine, call, req.thisDN);
+  const target = conferenceTarget(engine, call, req);
+  if (target.listenDisconnected === undefined) refuse('InSameState', `${req.otherDN} is not listen-disconnected in call ${call.connId}`);
+  delete target.listenDisconnected;
+  for (const r of engine.recipients(call, req.thisDN)) {
+    engine.send(step, call, r, 'EventListenReconnected', { OtherDN: target.alias, ThirdPartyDN: req.thisDN, CallState: 'Ok' });
+  }
+  engine.changed(step, call, true);
+}

@@ -1,0 +1,154 @@
+/** SIP-side and media-side facts, as the adapters report them, applied to the calls. */
+import type { MediaEvent } from '../../common/nats/media-contract.js';
+import { callStateOfStatus, isPhone, type Engine } from './engine.js';
+import type { Call, Party } from './state.js';
+import type { Step } from './step.js';
+import type { IncomingFrom, ModelInput, RemoteIdentity } from './types.js';
+
+/** A new INVITE from one of our phones or from a trunk peer. */
+export function incoming(engine: Engine, step: Step, sipRef: string, from: IncomingFrom, to: string): void {
+  let caller: Omit<Party, 'legId'>;
+  if ('dn' in from) {
+    if (!isPhone(engine.env.dn(from.dn))) return step.sipOut({ kind: 'sip.reject', sipRef, status: 403 });
+    caller = { alias: from.dn, dn: from.dn, location: engine.env.location, role: 'Origination', state: 'Dialing', ringingReported: true, held: false };
+  } else {
+    if (engine.env.dn(from.trunk)?.type !== 'Trunk') return step.sipOut({ kind: 'sip.reject', sipRef, status: 403 });
+    caller = {
+      alias: from.alias ?? from.number,
+      trunk: from.trunk,
+      location: from.location ?? engine.env.location,
+      role: 'Origination',
+      state: 'Dialing',
+      ringingReported: true,
+      held: false,
+    };
+  }
+  const dest = engine.route(to);
+  // A trunk call goes to one of our phones only: no trunk-to-trunk tromboning.
+  if (dest === undefined || (caller.trunk !== undefined && dest.dn === undefined) || (dest.dn !== undefined && dest.dn === caller.dn)) {
+    return step.sipOut({ kind: 'sip.reject', sipRef, status: 404 });
+  }
+  const call = engine.newCall(step, caller.trunk !== undefined ? 'Inbound' : dest.trunk !== undefined ? 'Outbound' : 'Internal');
+  const leg = engine.newLeg(call.bridgeId, 'inbound');
+  step.sipOut({ kind: 'sip.connect', direction: 'inbound', sipRef, legId: leg.id, bridgeId: call.bridgeId });
+  const callerParty = engine.store.join(call, { ...caller, legId: leg.id });
+  engine.dial(step, call, dest, 'Destination', { alias: callerParty.alias, location: callerParty.location });
+  engine.send(step, call, callerParty, 'EventDialing', { OtherDN: dest.alias, OtherDNRole: 'Destination' });
+}
+
+/** A fact about a leg the model no longer has (it crossed our own release): nothing to do. */
+function stale(step: Step, fact: string, legId: string): void {
+  step.report('info', 'stale-leg', `${fact} for leg ${legId}, which is gone or not in that state`, { legId });
+}
+
+function ringing(engine: Engine, step: Step, legId: string): void {
+  const leg = engine.store.legs.get(legId);
+  if (leg === undefined || leg.sip === 'up' || leg.direction !== 'outbound') return stale(step, 'sip.ringing', legId);
+  leg.sip = 'ringing';
+  for (const { call, party } of engine.store.partiesOfLeg(legId)) {
+    if (party.state === 'Ringing') engine.reportRinging(step, call, party);
+  }
+  for (const { call } of engine.store.partiesOfLeg(legId)) engine.changed(step, call);
+}
+
+function answered(engine: Engine, step: Step, legId: string, remote: RemoteIdentity | undefined): void {
+  const leg = engine.store.legs.get(legId);
+  if (leg === undefined || leg.sip === 'up' || leg.direction !== 'outbound') return stale(step, 'sip.answered', legId);
+  leg.sip = 'up';
+  for (const { call, party } of engine.store.partiesOfLeg(legId)) {
+    if (party.trunk !== undefined && remote !== undefined) {
+      if (remote.alias !== undefined) party.alias = remote.alias;
+      if (remote.location !== undefined) party.location = remote.location;
+    }
+    if (call.pendingDestination !== undefined && party.role === 'Origination') {
+      // 3pcc: ThisDN's phone answered; now call the destination, presenting ThisDN.
+      const dest = call.pendingDestination;
+      delete call.pendingDestination;
+      engine.dial(step, call, dest, 'Destination', { alias: party.alias, location: party.location });
+    } else if (party.state === 'Ringing' && party.addedBy !== undefined) {
+      engine.addedPartyAnswered(step, call, party);
+    } else if (party.state === 'Ringing') {
+      engine.establishTwoParty(step, call, party);
+    }
+  }
+}
+
+function failed(engine: Engine, step: Step, legId: string, status: number): void {
+  const leg = engine.store.legs.get(legId);
+  if (leg === undefined || leg.sip === 'up') return stale(step, 'sip.failed', legId);
+  leg.sipGone = true;
+  const state = callStateOfStatus(status);
+  for (const { call, party } of engine.store.partiesOfLeg(legId)) {
+    engine.removeParty(step, call, party, { callState: state, status });
+  }
+}
+
+/** The peer ended the leg: every call using it loses that party. */
+function released(engine: Engine, step: Step, legId: string): void {
+  const leg = engine.store.legs.get(legId);
+  if (leg === undefined) return stale(step, 'sip.released', legId);
+  leg.sipGone = true;
+  for (const { call, party } of engine.store.partiesOfLeg(legId)) engine.removeParty(step, call, party, { callState: 'Ok' });
+}
+
+/** The call whose bridge the leg is in, and the party using it there. */
+function activeUse(engine: Engine, legId: string): { call: Call; party: Party } | undefined {
+  const leg = engine.store.legs.get(legId);
+  return engine.store.partiesOfLeg(legId).find(({ call }) => call.bridgeId === leg?.bridgeId);
+}
+
+function phoneHold(engine: Engine, step: Step, legId: string, on: boolean): void {
+  const use = activeUse(engine, legId);
+  if (use === undefined || use.party.state !== 'Established' || use.party.held === on) return;
+  if (on) engine.hold(step, use.call, use.party, undefined);
+  else engine.retrieve(step, use.call, use.party);
+}
+
+function mediaEvent(engine: Engine, step: Step, event: MediaEvent): void {
+  switch (event.kind) {
+    case 'leg-failed': {
+      const leg = engine.store.legs.get(event.legId);
+      const uses = engine.store.partiesOfLeg(event.legId);
+      step.report('warn', 'leg-failed', `media leg ${event.legId} failed on ${event.instance}: ${event.reason}`, { legId: event.legId, connId: uses[0]?.call.connId });
+      if (leg === undefined) return;
+      leg.mediaGone = true;
+      for (const { call, party } of uses) engine.removeParty(step, call, party, { callState: 'Ok', ownState: 'GeneralError' });
+      return;
+    }
+    case 'music-error': {
+      // The party stays isolated (flags unchanged); only the music is missing.
+      const use = activeUse(engine, event.legId);
+      step.report('warn', 'music-error', `music ${event.file} failed for leg ${event.legId}${use === undefined ? '' : ` (${use.party.alias})`}: ${event.reason}`, {
+        legId: event.legId,
+        connId: use?.call.connId,
+      });
+      return;
+    }
+    case 'music-ended':
+      return step.report('info', 'music-ended', `music ended on leg ${event.legId}`, { legId: event.legId });
+    case 'rtpengine-lost':
+    case 'rtpengine-back':
+      return step.report(event.kind === 'rtpengine-lost' ? 'warn' : 'info', event.kind, `rtpengine ${event.ng} on ${event.instance}: ${event.kind}`);
+  }
+}
+
+export function applyFact(engine: Engine, step: Step, input: Exclude<ModelInput, { kind: 'tlib.request' | 'tlib.clientGone' }>): void {
+  switch (input.kind) {
+    case 'sip.incoming':
+      return incoming(engine, step, input.sipRef, input.from, input.to);
+    case 'sip.ringing':
+      return ringing(engine, step, input.legId);
+    case 'sip.answered':
+      return answered(engine, step, input.legId, input.remote);
+    case 'sip.failed':
+      return failed(engine, step, input.legId, input.status);
+    case 'sip.released':
+      return released(engine, step, input.legId);
+    case 'sip.hold':
+      return phoneHold(engine, step, input.legId, true);
+    case 'sip.retrieve':
+      return phoneHold(engine, step, input.legId, false);
+    case 'media.event':
+      return mediaEvent(engine, step, input.event);
+  }
+}
