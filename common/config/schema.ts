@@ -232,7 +232,8 @@ export const SipDNSpec = withRules(
   [
     { rule: "self.type != 'Trunk' || has(self.options.contact)", message: 'a Trunk needs options.contact (its peer address)', fieldPath: '.options.contact' },
     {
-      rule: "self.type == 'Trunk' || !self.options['sip-server-inter-trunk']",
+      // Kubernetes CEL reaches object properties as fields only; "-" in a name is escaped as __dash__.
+      rule: "self.type == 'Trunk' || !self.options.sip__dash__server__dash__inter__dash__trunk",
       message: 'sip-server-inter-trunk is only valid on a Trunk',
       fieldPath: ".options['sip-server-inter-trunk']",
     },

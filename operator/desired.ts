@@ -1,0 +1,377 @@
+/**
+ * The desired state of one SipCluster as a pure function: SipCluster (+ its SipDNs) in, the
+ * Kubernetes objects that run it out. Typed with kubernetes-types so a misspelled field fails
+ * to compile.
+ *
+ * What goes into a pod template is only what needs a restart to take effect (images, replicas,
+ * ports, NATS connection, music volume). TServer options and DNs reach the running processes
+ * through the NATS KV config bucket, so editing them never rolls a Deployment.
+ */
+import { createHash } from 'node:crypto';
+import type { Deployment, StatefulSet } from 'kubernetes-types/apps/v1.js';
+import type { ConfigMap, Container, EnvVar, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, Volume, VolumeMount } from 'kubernetes-types/core/v1.js';
+import type { OwnerReference } from 'kubernetes-types/meta/v1.js';
+import type { PodDisruptionBudget } from 'kubernetes-types/policy/v1.js';
+import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import { parseHostPort } from '../common/process/http.js';
+import { API_GROUP, API_GROUP_VERSION, type SipClusterResource } from './resources.js';
+
+export interface OperatorSettings {
+  /** NATS URL used when a SipCluster has no spec.nats.url (the operator's own NATS). */
+  defaultNatsUrl: string;
+  /** Render a ServiceMonitor (needs the prometheus-operator CRDs in the cluster). */
+  serviceMonitor: boolean;
+}
+
+export type DesiredObject = ConfigMap | Service | Deployment | StatefulSet | PodDisruptionBudget | IServiceMonitor;
+
+/** Entry points inside the platform image: its ENTRYPOINT is node, the pod gives the script as args (see Dockerfile). */
+export const ENTRY_POINTS = {
+  signaling: 'dist/bin/signaling.js',
+  'media-controller': 'dist/bin/media-controller.js',
+  gateway: 'dist/bin/tlib-gateway.js',
+} as const;
+
+export const METRICS_PORT = 9464;
+/** media-controller's metrics port: media pods use the host network, beside whatever else runs there. */
+export const MEDIA_METRICS_PORT = 9465;
+const RTPENGINE_NG = '127.0.0.1:2223';
+const RTPENGINE_CLI_PORT = 9900;
+const MUSIC_ROOT = '/etc/huddle';
+/** The platform image's user (node, uid 1000). */
+const RUN_AS = 1000;
+
+export type Component = 'signaling' | 'media' | 'gateway';
+
+export function labelsFor(cluster: SipClusterResource, component?: Component): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'huddle',
+    'app.kubernetes.io/instance': cluster.metadata.name,
+    'app.kubernetes.io/managed-by': 'huddle-operator',
+    ...(component ? { 'app.kubernetes.io/component': component } : {}),
+  };
+}
+
+function selectorFor(cluster: SipClusterResource, component: Component): Record<string, string> {
+  return { 'app.kubernetes.io/instance': cluster.metadata.name, 'app.kubernetes.io/component': component };
+}
+
+export function ownerReference(cluster: SipClusterResource): OwnerReference {
+  return {
+    apiVersion: API_GROUP_VERSION,
+    kind: 'SipCluster',
+    name: cluster.metadata.name,
+    uid: cluster.metadata.uid ?? '',
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+export function objectName(cluster: SipClusterResource, suffix: string): string {
+  return `${cluster.metadata.name}-${suffix}`;
+}
+
+function meta(cluster: SipClusterResource, suffix: string, component?: Component, extraLabels: Record<string, string> = {}) {
+  return {
+    name: objectName(cluster, suffix),
+    namespace: cluster.metadata.namespace,
+    labels: { ...labelsFor(cluster, component), ...extraLabels },
+    ownerReferences: [ownerReference(cluster)],
+  };
+}
+
+function envConfigMap(cluster: SipClusterResource, settings: OperatorSettings): ConfigMap {
+  const spec = cluster.spec;
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: meta(cluster, 'env'),
+    data: {
+      HUDDLE_NATS_URL: spec.nats.url ?? settings.defaultNatsUrl,
+      HUDDLE_CLUSTER: cluster.metadata.name,
+      HUDDLE_CONFIG_BUCKET: spec.nats.configBucket,
+      HUDDLE_MUSIC_ROOT: MUSIC_ROOT,
+      ...(spec.nats.credentialsSecret ? { HUDDLE_NATS_CREDS: '/etc/huddle/nats/creds' } : {}),
+    },
+  };
+}
+
+const containerSecurity = {
+  runAsNonRoot: true,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+};
+
+function httpProbe(path: string, port: string, periodSeconds: number, failureThreshold: number): Probe {
+  return { httpGet: { path, port }, periodSeconds, failureThreshold, timeoutSeconds: 2 };
+}
+
+function volumesFor(cluster: SipClusterResource): { volumes: Volume[]; mounts: VolumeMount[] } {
+  const { music, nats } = cluster.spec;
+  const volumes: Volume[] = [{ name: 'tmp', emptyDir: {} }];
+  const mounts: VolumeMount[] = [{ name: 'tmp', mountPath: '/tmp' }];
+  if (music.configMap) volumes.push({ name: 'music', configMap: { name: music.configMap } });
+  else if (music.persistentVolumeClaim) volumes.push({ name: 'music', persistentVolumeClaim: { claimName: music.persistentVolumeClaim, readOnly: true } });
+  if (music.configMap || music.persistentVolumeClaim) mounts.push({ name: 'music', mountPath: `${MUSIC_ROOT}/music`, readOnly: true });
+  if (nats.credentialsSecret) {
+    volumes.push({ name: 'nats-creds', secret: { secretName: nats.credentialsSecret, items: [{ key: 'creds', path: 'creds' }] } });
+    mounts.push({ name: 'nats-creds', mountPath: '/etc/huddle/nats', readOnly: true });
+  }
+  return { volumes, mounts };
+}
+
+function platformContainer(
+  cluster: SipClusterResource,
+  name: keyof typeof ENTRY_POINTS,
+  opts: { ports: Container['ports']; metricsPort: number; env?: EnvVar[]; mounts: VolumeMount[]; resources: Container['resources'] },
+): Container {
+  return {
+    name,
+    image: cluster.spec.image,
+    args: [ENTRY_POINTS[name]],
+    envFrom: [{ configMapRef: { name: objectName(cluster, 'env') } }],
+    env: [
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'HUDDLE_METRICS_LISTEN', value: `0.0.0.0:${opts.metricsPort}` },
+      ...(opts.env ?? []),
+    ],
+    ports: [...(opts.ports ?? []), { name: 'metrics', containerPort: opts.metricsPort, protocol: 'TCP' }],
+    readinessProbe: httpProbe('/readyz', 'metrics', 5, 2),
+    livenessProbe: httpProbe('/healthz', 'metrics', 10, 3),
+    startupProbe: httpProbe('/healthz', 'metrics', 2, 30),
+    resources: opts.resources,
+    securityContext: containerSecurity,
+    volumeMounts: opts.mounts,
+  };
+}
+
+function podTemplate(cluster: SipClusterResource, component: Component, configHash: string, spec: PodSpec): PodTemplateSpec {
+  return {
+    metadata: {
+      labels: labelsFor(cluster, component),
+      // Changing the connection settings (env ConfigMap) must restart pods; options and DNs must not.
+      annotations: { [`${API_GROUP}/env-hash`]: configHash },
+    },
+    spec: {
+      securityContext: { runAsNonRoot: true, runAsUser: RUN_AS, runAsGroup: RUN_AS, fsGroup: RUN_AS, seccompProfile: { type: 'RuntimeDefault' } },
+      terminationGracePeriodSeconds: 30,
+      ...spec,
+    },
+  };
+}
+
+function sipPorts(cluster: SipClusterResource) {
+  return cluster.spec.sip.listen.map((l) => ({ name: `sip-${l.transport}`, port: l.port, protocol: l.transport === 'udp' ? ('UDP' as const) : ('TCP' as const) }));
+}
+
+function signaling(cluster: SipClusterResource, hash: string): Deployment {
+  const { volumes, mounts } = volumesFor(cluster);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(cluster, 'signaling', 'signaling'),
+    spec: {
+      replicas: cluster.spec.sip.replicas,
+      // One active signaling instance per site: never run an old and a new one side by side.
+      strategy: { type: 'Recreate' },
+      selector: { matchLabels: selectorFor(cluster, 'signaling') },
+      template: podTemplate(cluster, 'signaling', hash, {
+        volumes,
+        containers: [
+          platformContainer(cluster, 'signaling', {
+            ports: sipPorts(cluster).map((p) => ({ name: p.name, containerPort: p.port, protocol: p.protocol })),
+            metricsPort: METRICS_PORT,
+            mounts,
+            resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } },
+          }),
+        ],
+      }),
+    },
+  };
+}
+
+function media(cluster: SipClusterResource, hash: string): StatefulSet {
+  const { volumes, mounts } = volumesFor(cluster);
+  const { portMin, portMax, rtpengineImage, replicas } = cluster.spec.media;
+  const rtpengine: Container = {
+    name: 'rtpengine',
+    image: rtpengineImage,
+    command: ['rtpengine'],
+    args: [
+      '--config-file=none',
+      '--foreground',
+      '--table=-1',
+      '--interface=$(POD_IP)',
+      `--listen-ng=${RTPENGINE_NG}`,
+      `--listen-cli=127.0.0.1:${RTPENGINE_CLI_PORT}`,
+      `--port-min=${portMin}`,
+      `--port-max=${portMax}`,
+      '--log-stderr',
+      '--log-level=5',
+      '--delete-delay=0',
+    ],
+    env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
+    // rtpengine speaks ng over UDP only; its CLI answering proves the daemon is serving.
+    readinessProbe: { exec: { command: ['rtpengine-ctl', '-ip', '127.0.0.1', '-port', String(RTPENGINE_CLI_PORT), 'list', 'numsessions'] }, periodSeconds: 5, timeoutSeconds: 2 },
+    livenessProbe: { exec: { command: ['rtpengine-ctl', '-ip', '127.0.0.1', '-port', String(RTPENGINE_CLI_PORT), 'list', 'numsessions'] }, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+    resources: { requests: { cpu: '500m', memory: '256Mi' }, limits: { memory: '1Gi' } },
+    securityContext: containerSecurity,
+    volumeMounts: mounts,
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { ...meta(cluster, 'media', 'media'), annotations: { [`${API_GROUP}/rtp-ports`]: `${portMin}-${portMax}/udp` } },
+    spec: {
+      serviceName: objectName(cluster, 'media'),
+      replicas,
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: selectorFor(cluster, 'media') },
+      template: podTemplate(cluster, 'media', hash, {
+        // RTP uses a port range per pod, which a Service cannot carry (an EndpointSlice holds at
+        // most 100 ports): media pods take the node's network, one per node.
+        hostNetwork: true,
+        dnsPolicy: 'ClusterFirstWithHostNet',
+        affinity: {
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selectorFor(cluster, 'media') } }],
+          },
+        },
+        volumes,
+        containers: [
+          rtpengine,
+          platformContainer(cluster, 'media-controller', {
+            ports: [],
+            metricsPort: MEDIA_METRICS_PORT,
+            env: [{ name: 'HUDDLE_RTPENGINE', value: RTPENGINE_NG }],
+            mounts,
+            resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } },
+          }),
+        ],
+      }),
+    },
+  };
+}
+
+/** JWT keys from the Secrets named in spec.gateway.jwt, as tlib-api/gateway/auth.ts reads them. */
+function jwtEnv(cluster: SipClusterResource): EnvVar[] {
+  const jwt = cluster.spec.gateway.jwt;
+  const env: EnvVar[] = [];
+  if (jwt?.hs256Secret) env.push({ name: 'HUDDLE_GATEWAY_JWT_HS256_SECRET', valueFrom: { secretKeyRef: { name: jwt.hs256Secret.name, key: jwt.hs256Secret.key } } });
+  if (jwt?.rs256PublicKey) env.push({ name: 'HUDDLE_GATEWAY_JWT_RS256_PUBLIC_KEY', valueFrom: { secretKeyRef: { name: jwt.rs256PublicKey.name, key: jwt.rs256PublicKey.key } } });
+  return env;
+}
+
+function gateway(cluster: SipClusterResource, hash: string): Deployment {
+  const { volumes, mounts } = volumesFor(cluster);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(cluster, 'gateway', 'gateway'),
+    spec: {
+      replicas: cluster.spec.gateway.replicas,
+      selector: { matchLabels: selectorFor(cluster, 'gateway') },
+      template: podTemplate(cluster, 'gateway', hash, {
+        volumes,
+        containers: [
+          platformContainer(cluster, 'gateway', {
+            ports: [{ name: 'tlib', containerPort: parseHostPort(cluster.spec.gateway.listen).port, protocol: 'TCP' }],
+            metricsPort: METRICS_PORT,
+            env: jwtEnv(cluster),
+            mounts,
+            resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
+          }),
+        ],
+      }),
+    },
+  };
+}
+
+function services(cluster: SipClusterResource): Service[] {
+  const sip: Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(cluster, 'sip', 'signaling'),
+    spec: {
+      type: cluster.spec.sip.service.type,
+      selector: selectorFor(cluster, 'signaling'),
+      ports: sipPorts(cluster).map((p): ServicePort => ({ name: p.name, protocol: p.protocol, port: cluster.spec.sip.service.port, targetPort: p.name })),
+    },
+  };
+  const tlib: Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(cluster, 'gateway', 'gateway'),
+    spec: { type: 'ClusterIP', selector: selectorFor(cluster, 'gateway'), ports: [{ name: 'tlib', protocol: 'TCP', port: parseHostPort(cluster.spec.gateway.listen).port, targetPort: 'tlib' }] },
+  };
+  const mediaHeadless: Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(cluster, 'media', 'media'),
+    spec: { clusterIP: 'None', selector: selectorFor(cluster, 'media'), ports: [{ name: 'metrics', protocol: 'TCP', port: MEDIA_METRICS_PORT, targetPort: 'metrics' }] },
+  };
+  // Every pod of the site names its metrics port "metrics": one headless Service reaches them all.
+  const metrics: Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(cluster, 'metrics', undefined, { [`${API_GROUP}/metrics`]: 'true' }),
+    spec: {
+      clusterIP: 'None',
+      selector: { 'app.kubernetes.io/instance': cluster.metadata.name, 'app.kubernetes.io/managed-by': 'huddle-operator' },
+      ports: [{ name: 'metrics', protocol: 'TCP', port: METRICS_PORT, targetPort: 'metrics' }],
+    },
+  };
+  return [sip, tlib, mediaHeadless, metrics];
+}
+
+function pdb(cluster: SipClusterResource, component: Component): PodDisruptionBudget {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: meta(cluster, component, component),
+    spec: { maxUnavailable: 1, selector: { matchLabels: selectorFor(cluster, component) } },
+  };
+}
+
+function serviceMonitor(cluster: SipClusterResource): IServiceMonitor {
+  return {
+    apiVersion: 'monitoring.coreos.com/v1',
+    kind: 'ServiceMonitor',
+    metadata: meta(cluster, 'metrics'),
+    spec: {
+      selector: { matchLabels: { 'app.kubernetes.io/instance': cluster.metadata.name, [`${API_GROUP}/metrics`]: 'true' } },
+      endpoints: [
+        {
+          port: 'metrics',
+          path: '/metrics',
+          interval: '15s',
+          // `up{huddle_component="signaling"}` tells which part of the site a target is (alerts, dashboard).
+          relabelings: [{ sourceLabels: ['__meta_kubernetes_pod_label_app_kubernetes_io_component'], targetLabel: 'huddle_component' }],
+        },
+      ],
+    },
+  };
+}
+
+/** Hash of the env ConfigMap's data: part of pod templates so connection changes restart pods. */
+export function configHash(cm: ConfigMap): string {
+  return createHash('sha256').update(JSON.stringify(cm.data ?? {})).digest('hex').slice(0, 16);
+}
+
+/** Every object the SipCluster owns, in the order they should be applied. */
+export function desiredObjects(cluster: SipClusterResource, settings: OperatorSettings): DesiredObject[] {
+  const env = envConfigMap(cluster, settings);
+  const hash = configHash(env);
+  return [
+    env,
+    ...services(cluster),
+    signaling(cluster, hash),
+    media(cluster, hash),
+    gateway(cluster, hash),
+    pdb(cluster, 'signaling'),
+    pdb(cluster, 'media'),
+    pdb(cluster, 'gateway'),
+    ...(settings.serviceMonitor ? [serviceMonitor(cluster)] : []),
+  ];
+}

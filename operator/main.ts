@@ -1,0 +1,54 @@
+/**
+ * The operator's entry point (one container of the huddle-operator Deployment): in-cluster
+ * kubeconfig, NATS URL from the environment, /metrics /healthz /readyz, SIGTERM drain.
+ *
+ * Environment: HUDDLE_NATS_URL (default NATS for clusters without spec.nats.url),
+ * POD_NAME / POD_NAMESPACE (Lease identity and namespace, from the downward API),
+ * WATCH_NAMESPACE (one namespace; all when empty), HUDDLE_SERVICE_MONITOR ("true" renders
+ * ServiceMonitors), HUDDLE_METRICS_LISTEN (default 0.0.0.0:9464), LOG_LEVEL.
+ */
+import os from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import { newRegistry, startOpsServer } from '../common/process/http.js';
+import { stopOnSignals } from '../common/process/lifecycle.js';
+import { createLogger } from '../common/process/logger.js';
+import { NatsConfigStore } from './config-store.js';
+import { Controller } from './controller.js';
+
+const env = process.env;
+const log = createLogger('operator');
+
+async function main(): Promise<void> {
+  const natsUrl = env.HUDDLE_NATS_URL;
+  if (!natsUrl) throw new Error('HUDDLE_NATS_URL is required (the NATS the SipClusters use unless their spec.nats.url says otherwise)');
+  const kc = new KubeConfig();
+  if (env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  const registry = newRegistry('operator');
+  const ops = await startOpsServer(env.HUDDLE_METRICS_LISTEN ?? '0.0.0.0:9464', registry);
+  const store = new NatsConfigStore(log);
+  const controller = new Controller({
+    kubeConfig: kc,
+    settings: { defaultNatsUrl: natsUrl, serviceMonitor: env.HUDDLE_SERVICE_MONITOR === 'true' },
+    configStore: store,
+    registry,
+    log,
+    identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
+    leaseNamespace: env.POD_NAMESPACE ?? 'default',
+    watchNamespace: env.WATCH_NAMESPACE || undefined,
+  });
+  ops.addReadiness('controller', () => controller.readiness());
+  controller.start();
+  log.info({ metrics: ops.url, natsUrl, watchNamespace: env.WATCH_NAMESPACE || '(all)' }, 'operator started');
+  stopOnSignals(async () => {
+    // Give the Lease up first so a standby replica takes over without waiting for it to expire.
+    await controller.stop();
+    await store.close();
+    await ops.close();
+  }, log);
+}
+
+main().catch((err: unknown) => {
+  log.error({ err: (err as Error).stack }, 'operator failed to start');
+  process.exit(1);
+});
