@@ -8,6 +8,7 @@ import type { TEvent, TRequest } from '../../tlib-api/model/messages.js';
 import { isPhone, type Destination, type Engine, type LeaveCause } from './engine.js';
 import { refuse } from './errors.js';
 import { ConnIDRe } from './ids.js';
+import { lctExtensions } from './reports.js';
 import { originKey, type Call, type Party } from './state.js';
 import type { Step } from './step.js';
 
@@ -182,6 +183,28 @@ function register(engine: Engine, step: Step, req: CheckedRequest): void {
   set.add(key);
   engine.store.registrations.set(req.thisDN, set);
   step.reply(req.origin, { event: 'EventRegistered', ReferenceID: req.ref, ThisDN: req.thisDN });
+  // A desktop (re-)registering learns the calls its DN is already in, so nothing is missed.
+  const options = engine.env.options();
+  for (const call of engine.store.calls.values()) {
+    if (!call.parties.some((p) => p.dn === req.thisDN)) continue;
+    step.reply(req.origin, partyInfo(call, req.ref, req.thisDN));
+    if (options['sip-enable-call-info']) {
+      const Extensions = lctExtensions(engine, call, options['sip-enable-call-info-extended']);
+      step.reply(req.origin, { event: 'EventUserEvent', ReferenceID: req.ref, ThisDN: req.thisDN, ConnID: call.connId, Extensions });
+    }
+  }
+}
+
+function partyInfo(call: Call, ref: number, thisDN: string | undefined): TEvent {
+  const Parties = call.parties.map((p) => ({
+    DN: p.alias,
+    Role: p.role,
+    State: p.listenDisconnected !== undefined ? 'ListenDisconnected' : p.held ? 'Held' : p.state,
+    Location: p.location,
+  }));
+  const event: TEvent = { event: 'EventPartyInfo', ReferenceID: ref, ConnID: call.connId, CallType: call.type, CallState: 'Ok', Parties };
+  if (thisDN !== undefined) event.ThisDN = thisDN;
+  return event;
 }
 
 function unregister(engine: Engine, step: Step, req: CheckedRequest): void {
@@ -193,15 +216,7 @@ function unregister(engine: Engine, step: Step, req: CheckedRequest): void {
 
 function queryCall(engine: Engine, step: Step, req: CheckedRequest): void {
   const call = callOf(engine, req.connId);
-  const Parties = call.parties.map((p) => ({
-    DN: p.alias,
-    Role: p.role,
-    State: p.listenDisconnected !== undefined ? 'ListenDisconnected' : p.held ? 'Held' : p.state,
-    Location: p.location,
-  }));
-  const event: TEvent = { event: 'EventPartyInfo', ReferenceID: req.ref, ConnID: call.connId, CallType: call.type, CallState: 'Ok', Parties };
-  if (req.raw.ThisDN !== undefined) event.ThisDN = req.thisDN;
-  step.reply(req.origin, event);
+  step.reply(req.origin, partyInfo(call, req.ref, req.raw.ThisDN !== undefined ? req.thisDN : undefined));
 }
 
 function sendUserEvent(engine: Engine, step: Step, req: CheckedRequest): void {

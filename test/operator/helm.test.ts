@@ -59,12 +59,12 @@ describe('charts/huddle-operator', () => {
     const rule = objects.find((o) => o.kind === 'PrometheusRule') as { spec: { groups: { rules: { alert: string; expr: string }[] }[] } } | undefined;
     const alerts = rule?.spec.groups.flatMap((g) => g.rules) ?? [];
     expect(alerts.map((a) => a.alert)).toEqual(expect.arrayContaining(['HuddleRtpengineDown', 'HuddleNoReadySignaling', 'HuddleTLibErrorRate']));
-    expect(alerts.find((a) => a.alert === 'HuddleRtpengineDown')?.expr).toContain('huddle_rtpengine_up');
+    expect(alerts.find((a) => a.alert === 'HuddleRtpengineDown')?.expr).toContain('huddle_media_rtpengine_up');
     expect(alerts.find((a) => a.alert === 'HuddleTLibErrorRate')?.expr).toContain('huddle_tlib_requests_total');
     const dashboards = objects.find((o) => o.kind === 'ConfigMap') as { data: Record<string, string> } | undefined;
     const dashboard = JSON.parse(dashboards?.data['huddle.json'] ?? '{}') as { panels: { targets: { expr: string }[] }[] };
     const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)).join('\n');
-    for (const metric of ['huddle_calls_active', 'huddle_conferences_active', 'huddle_listen_disconnects_total', 'huddle_mixer_tick_lateness_seconds_bucket'])
+    for (const metric of ['huddle_calls_active', 'huddle_conferences_active', 'huddle_listen_disconnects_total', 'huddle_media_mixer_tick_lateness_seconds_bucket'])
       expect(exprs).toContain(metric);
     expect(dashboards?.data['huddle.json']).toBe(readFileSync(`${CHART}/dashboards/huddle.json`, 'utf8'));
   });
