@@ -144,7 +144,7 @@ export class B2bua {
         const leg = [...this.legs.values()].find((l) => l.invite === req);
         this.pendingIncoming.delete(sipRef);
         if (leg && !leg.released) {
-          leg.released = true;
+          this.ended(leg);
           await this.input({ kind: 'sip.released', legId: leg.legId });
         }
       });
@@ -235,10 +235,10 @@ export class B2bua {
       const pending = this.pendingIncoming.get(out.sipRef);
       this.pendingIncoming.delete(out.sipRef);
       if (pending && !pending.invite.answered) pending.invite.respond(488, { reason: `Media refused: ${err.message}`.slice(0, 120) });
-      if (leg) leg.released = true;
+      if (leg) this.ended(leg);
       await this.input({ kind: 'sip.released', legId: out.legId });
     } else {
-      if (leg) leg.released = true;
+      if (leg) this.ended(leg);
       await this.input({ kind: 'sip.failed', legId: out.legId, status: 503, reason: err.message });
     }
   }
@@ -251,7 +251,7 @@ export class B2bua {
     if (pending.trunk) leg.trunk = pending.trunk;
     this.legs.set(out.legId, leg);
     if (pending.invite.canceled) {
-      leg.released = true;
+      this.ended(leg);
       await this.input({ kind: 'sip.released', legId: out.legId });
       return;
     }
@@ -277,7 +277,7 @@ export class B2bua {
     this.legs.set(out.legId, leg);
     const route = this.route(out.target);
     if ('status' in route) {
-      leg.released = true;
+      this.ended(leg);
       await this.input({ kind: 'sip.failed', legId: out.legId, status: route.status, reason: route.reason });
       return;
     }
@@ -317,7 +317,7 @@ export class B2bua {
           return;
         }
         if (!result.ok) {
-          leg.released = true;
+          this.ended(leg);
           await this.input({ kind: 'sip.failed', legId: leg.legId, status: result.status, reason: result.reason });
           return;
         }
@@ -326,7 +326,7 @@ export class B2bua {
           await this.o.media.send({ op: 'leg.answer', bridgeId: leg.bridgeId, legId: leg.legId, sdp: result.response.body.toString() });
         } catch (err) {
           this.o.log.error({ err: (err as Error).message, legId: leg.legId }, 'media refused the answer');
-          leg.released = true;
+          this.ended(leg);
           void result.dialog.bye().catch(() => undefined);
           await this.input({ kind: 'sip.released', legId: leg.legId });
           return;
@@ -366,7 +366,7 @@ export class B2bua {
     leg.dialog = dialog;
     dialog.onTerminated((t) => {
       if (leg.released) return;
-      leg.released = true;
+      this.ended(leg);
       if (t.cause !== 'local-bye') void this.enqueue(() => this.input({ kind: 'sip.released', legId: leg.legId }));
     });
     dialog.onRequest((req) => {
@@ -399,6 +399,15 @@ export class B2bua {
       leg.phoneHeld = held;
       await this.input({ kind: held ? 'sip.hold' : 'sip.retrieve', legId: leg.legId });
     }
+  }
+
+  /**
+   * The leg ended on the SIP side (BYE or CANCEL from the peer, a failed or refused set-up): it is
+   * forgotten now, since the model will not ask to release a leg it was told has gone.
+   */
+  private ended(leg: Leg): void {
+    leg.released = true;
+    this.legs.delete(leg.legId);
   }
 
   private release(legId: string, status?: number): void {

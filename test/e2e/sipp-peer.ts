@@ -83,18 +83,21 @@ export async function sippPeer(o: SippPeerOptions): Promise<SippPeer> {
   return peer;
 }
 
-/** Kills every sipp still running (afterAll), and waits for them to exit. */
+/** Kills every sipp still running (after each test), and waits for them to exit. */
 export async function killSippPeers(): Promise<void> {
   const peers = [...running];
   for (const p of peers) p.kill();
   await Promise.all(peers.map((p) => p.done));
 }
 
-/** Registers `dn` from sipp on `port`, then leaves a uas on that same port to answer the DN's next call. */
-export async function sippPhone(sipPort: number, dn: string, port?: number): Promise<SippPeer> {
-  const phonePort = port ?? (await freePort());
+/**
+ * Registers `dn` from sipp, then leaves a uas on that same port to answer the DN's next call: by
+ * itself (uas-answer.xml), or only after a remote answer (remote-answer-uas.xml).
+ */
+export async function sippPhone(sipPort: number, dn: string, o: { remoteAnswer?: boolean } = {}): Promise<SippPeer> {
+  const phonePort = await freePort();
   const reg = await sippPeer({ scenario: path.join(E2E_SCENARIOS, 'register.xml'), port: phonePort, remote: `127.0.0.1:${sipPort}`, service: dn, timeoutS: 10 });
   const registered = await reg.done;
   if (registered.code !== 0) throw new Error(`sipp REGISTER ${dn} failed (${registered.code}):\n${registered.output}`);
-  return sippPeer({ scenario: path.join(SIP_SCENARIOS, 'uas-answer.xml'), port: phonePort });
+  return sippPeer({ scenario: o.remoteAnswer ? path.join(E2E_SCENARIOS, 'remote-answer-uas.xml') : path.join(SIP_SCENARIOS, 'uas-answer.xml'), port: phonePort });
 }

@@ -12,6 +12,7 @@ import type { SipCluster, SipDN } from '../../common/config/schema.js';
 import { parseConfig, type PlatformConfig } from '../../common/config/load.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
 import { connectNats } from '../../common/nats/connect.js';
+import type { ComponentContext } from '../../common/process/component.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { createLogger } from '../../common/process/logger.js';
 import { freePort, freePortRange } from '../../common/supervisor/ports.js';
@@ -50,6 +51,8 @@ export class Site {
       live: LiveConfig;
       kv: KV;
       close: () => Promise<void>;
+      /** A component context on this site's NATS, configuration and rtpengine. */
+      context: (name: string, registry: Registry) => ComponentContext;
     },
     readonly registry: Registry,
   ) {}
@@ -74,16 +77,17 @@ export class Site {
     const live = await LiveConfig.watch(kv, config.cluster.metadata.name);
     const registry = new Registry();
     const components: Component[] = [];
-    const ctx = (name: string) => ({
+    const context = (name: string, reg: Registry): ComponentContext => ({
       config: live,
       musicRoot: config.musicRoot,
       nc,
-      registry,
+      registry: reg,
       log: createLogger(`${config.cluster.spec.location}-${name}`, process.env.TEST_LOG_LEVEL ?? 'silent'),
       addReadiness: () => undefined,
       rtpengines: [rtpengine.ng],
       instance: `${config.cluster.spec.location}-${name}`,
     });
+    const ctx = (name: string) => context(name, registry);
     try {
       components.push(await startMediaController(ctx('media')));
       components.push(await startSignaling(ctx('signaling')));
@@ -110,6 +114,7 @@ export class Site {
           live.stop();
           await nc.drain();
         },
+        context,
       },
       registry,
     );
@@ -117,6 +122,27 @@ export class Site {
 
   get nats(): TestNats {
     return this.parts.nats;
+  }
+
+  /** http://host:port of the site's gateway (the agent page). */
+  get gatewayHttpUrl(): string {
+    return this.gatewayUrl.replace(/^ws:/, 'http:').replace(/\/tlib$/, '');
+  }
+
+  /**
+   * A context for one more component on this site (e.g. a second gateway replica), with its own
+   * registry by default so its metrics do not clash with the site's.
+   */
+  context(name: string, registry = new Registry()): ComponentContext {
+    return this.parts.context(name, registry);
+  }
+
+  /** Stops one of the site's components ('media-controller', 'signaling', 'tlib-gateway') for good, e.g. to test how the others cope. */
+  async stopComponent(name: string): Promise<void> {
+    const i = this.parts.components.findIndex((c) => c.name === name);
+    if (i < 0) throw new Error(`no running component ${name}; running: ${this.parts.components.map((c) => c.name).join(', ')}`);
+    const [component] = this.parts.components.splice(i, 1);
+    await component!.stop();
   }
 
   /**
@@ -293,7 +319,18 @@ export async function metric(site: Site, name: string, labels: Record<string, st
   return matches.reduce((sum, v) => sum + v.value, 0);
 }
 
-/** The call-control events (no EventUserEvent / EventPartyInfo) a desktop got about one call, by name. */
+const NotCallEvents = new Set(['EventUserEvent', 'EventPartyInfo', 'EventError']);
+
+/** The call-state events a desktop got about one call, by name (no LCTParty user events, query answers or errors). */
 export function callEvents(desktop: Desktop, connID: string): string[] {
-  return desktop.events.filter((e) => e.ConnID === connID && e.event !== 'EventUserEvent' && e.event !== 'EventPartyInfo').map((e) => e.event);
+  return desktop.events.filter((e) => e.ConnID === connID && !NotCallEvents.has(e.event)).map((e) => e.event);
+}
+
+/** Waits until `condition` holds (polling), failing with `what` after `timeoutMs`. */
+export async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
