@@ -17,6 +17,7 @@ import type { ComponentFactory } from './component.js';
 export interface ComponentEnv {
   HUDDLE_CONFIG?: string;
   HUDDLE_NATS_URL?: string;
+  HUDDLE_NATS_CREDS?: string;
   HUDDLE_CLUSTER?: string;
   HUDDLE_CONFIG_BUCKET?: string;
   HUDDLE_MUSIC_ROOT?: string;
@@ -33,7 +34,7 @@ export async function runComponent(name: string, factory: ComponentFactory, env:
     const natsUrl = env.HUDDLE_NATS_URL ?? file?.cluster.spec.nats.url;
     const clusterName = env.HUDDLE_CLUSTER ?? file?.cluster.metadata.name;
     if (!natsUrl || !clusterName) throw new ConfigError(['set HUDDLE_NATS_URL and HUDDLE_CLUSTER, or HUDDLE_CONFIG with spec.nats.url'], 'environment');
-    const nc = await connectNats(natsUrl, `huddle-${name}-${env.POD_NAME ?? os.hostname()}`, log);
+    const nc = await connectNats(natsUrl, `huddle-${name}-${env.POD_NAME ?? os.hostname()}`, log, env.HUDDLE_NATS_CREDS);
     const kv = await openConfigBucket(nc, env.HUDDLE_CONFIG_BUCKET ?? file?.cluster.spec.nats.configBucket);
     if (file) await publishConfig(kv, file.cluster, file.dns);
     const live = await LiveConfig.watch(kv, clusterName, log);
