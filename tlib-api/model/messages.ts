@@ -7,7 +7,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum } from '../../common/config/schema.js';
-import { AddressTypes, CallStates, CallTypes, DNRoles, EventIds, RequestNames, type CallState } from './enums.js';
+import { CallStates, RequestNames, type AddressTypes, type CallState, type CallTypes, type DNRoles, type EventIds } from './enums.js';
 
 /** 16 hexadecimal digits, as SIP Server prints a ConnID. */
 export const ConnIDPattern = '^[0-9a-f]{16}$';
