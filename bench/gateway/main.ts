@@ -2,8 +2,8 @@
  * `npm run bench:gateway`: N simulated desktops (default 5,000) on one T-Library gateway process,
  * each registered on its own DN; events published on NATS at a steady rate to random DNs.
  * Prints p50/p99 event delivery latency (NATS publish -> desktop receive, same clock) and the
- * gateway's RSS per connection. A stand-in answers RegisterAddress as signaling would (the
- * contract responder), so the figures are the gateway's own.
+ * gateway's RSS per connection. A responder answers RegisterAddress as signaling would
+ * (responder.ts), so the figures are the gateway's own.
  *
  * Options: --desktops 5000 --rate 2000 (events/s) --seconds 20
  */
@@ -16,9 +16,9 @@ import { connect } from '@nats-io/transport-node';
 import { stringify } from 'yaml';
 import { loadConfigFile } from '../../common/config/load.js';
 import { waitForTcp, freePort } from '../../common/supervisor/ports.js';
-import { ContractSignaling } from '../../test/tlib/contract-signaling.js';
 import { startTestNats } from '../../test/support/infra.js';
 import { TlibClient } from '../../tlib-api/client/index.js';
+import { BenchResponder } from './responder.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const { values } = parseArgs({
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
     cluster.spec.nats = { ...cluster.spec.nats, url: nats.url };
     const configFile = path.join(work, 'bench.yaml');
     writeFileSync(configFile, stringify(cluster));
-    const signaling = new ContractSignaling(nc, cluster.spec.location, () => true);
+    const signaling = new BenchResponder(nc, cluster.spec.location);
 
     // The gateway alone in its own process, as a pod runs it, so its RSS is its own.
     gateway = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(ROOT, 'bin/tlib-gateway.ts')], {

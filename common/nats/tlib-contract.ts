@@ -13,8 +13,11 @@
  * reconnects and registers again so learns everything it may have missed.
  *
  * Gateways subscribe to tlibEvent(site, dn) only while a client of theirs has the DN registered,
- * and deliver the reply events only to the client that asked. A request that signaling does not
- * answer within the gateway's timeout (5 s) becomes EventError 57 for the client.
+ * and deliver the reply events only to the client that asked. When a client's connection closes,
+ * its gateway publishes an UnregisterAddress (ReferenceID 0, the client's origin) per DN it had
+ * registered, without awaiting a reply, so signaling's registrations end with the connection.
+ * A request that signaling does not answer within the gateway's timeout (5 s) becomes
+ * EventError 57 for the client.
  */
 import type { TEvent, TRequest } from '../../tlib-api/model/messages.js';
 

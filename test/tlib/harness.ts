@@ -1,97 +1,61 @@
 /**
- * A real nats-server, the config bucket holding config/local.yaml, a gateway on a free port and
- * the contract responder standing in for signaling. Always `await h.stop()` in afterAll.
+ * The T-Library tests run against a whole real site (test/e2e/site.ts): nats-server, rtpengine,
+ * media-controller, signaling with the real call model and the gateway, with SIP test phones
+ * making the calls. This adds what the gateway, SDK and CLI tests need on top: gateway replicas
+ * on the same NATS and metric reads. Always `await h.stop()` in afterAll.
  */
-import os from 'node:os';
 import path from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
-import { loadConfigFile } from '../../common/config/load.js';
-import type { SipCluster } from '../../common/config/schema.js';
-import { LiveConfig, openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
-import type { ComponentContext } from '../../common/process/component.js';
-import { createLogger } from '../../common/process/logger.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../tlib-api/gateway/gateway.js';
-import { startTestNats, type TestNats } from '../support/infra.js';
-import { ContractSignaling } from './contract-signaling.js';
+import { Site, type Agent, type SiteOptions } from '../e2e/site.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 
-export interface TlibHarness {
-  nats: TestNats;
-  nc: NatsConnection;
-  config: LiveConfig;
-  cluster: SipCluster;
-  signaling: ContractSignaling;
-  gateway: Gateway;
+export interface Replica extends Gateway {
+  registry: Registry;
+}
+
+export interface TlibSite {
+  site: Site;
+  /** The site's gateway: ws://…/tlib. */
+  wsUrl: string;
+  /** The site's registry (gateway, signaling and media-controller metrics). */
   registry: Registry;
   location: string;
-  /** Publishes a changed cluster document (e.g. other tokens) to the config bucket. */
-  updateCluster(change: (cluster: SipCluster) => void): Promise<void>;
-  /** A second gateway replica on the same NATS (its own registry). */
-  startReplica(instance: string, options?: GatewayOptions): Promise<Gateway & { registry: Registry }>;
+  /** Registered SIP test phones (no desktops), tone k for the n-th DN given. */
+  phones(...dns: string[]): Promise<Agent[]>;
+  /** Another gateway replica on the site's NATS, with its own registry; stopped with the site. */
+  startReplica(instance: string, options?: GatewayOptions): Promise<Replica>;
   stop(): Promise<void>;
 }
 
-export async function startTlibHarness(options: GatewayOptions = {}): Promise<TlibHarness> {
-  const nats = await startTestNats();
-  const stops: (() => Promise<void> | void)[] = [() => nats.stop()];
-  try {
-    const nc = await connect({ servers: nats.url });
-    stops.push(() => nc.close());
-    const file = loadConfigFile(path.join(ROOT, 'config/local.yaml'));
-    const cluster = file.cluster;
-    const kv = await openConfigBucket(nc);
-    await publishConfig(kv, cluster, file.dns);
-    const config = await LiveConfig.watch(kv, cluster.metadata.name);
-    stops.push(() => config.stop());
-    const location = cluster.spec.location;
-    const signaling = new ContractSignaling(nc, location, (dn) => config.dn(dn) !== undefined);
-    stops.push(() => signaling.stop());
-    const log = createLogger('tlib-gateway-test', process.env.TEST_LOG_LEVEL ?? 'silent');
-    const ctx = (instance: string, registry: Registry): ComponentContext => ({
-      config,
-      musicRoot: file.musicRoot,
-      nc,
-      registry,
-      log,
-      addReadiness: () => undefined,
-      rtpengines: [],
-      instance,
-    });
-    const registry = new Registry();
-    const gateway = await createGateway(ctx(`${os.hostname()}-gw-1`, registry), { listen: '127.0.0.1:0', ...options });
-    stops.push(() => gateway.stop());
-    return {
-      nats,
-      nc,
-      config,
-      cluster,
-      signaling,
-      gateway,
-      registry,
-      location,
-      updateCluster: async (change) => {
-        const next = structuredClone(config.cluster);
-        change(next);
-        const changed = new Promise<void>((resolve) => config.once('cluster', () => resolve()));
-        await publishConfig(kv, next, file.dns);
-        await changed;
-      },
-      startReplica: async (instance, replicaOptions = {}) => {
-        const replicaRegistry = new Registry();
-        const replica = await createGateway(ctx(instance, replicaRegistry), { listen: '127.0.0.1:0', ...options, ...replicaOptions });
-        stops.push(() => replica.stop());
-        return Object.assign(replica, { registry: replicaRegistry });
-      },
-      stop: async () => {
-        for (const stop of stops.reverse()) await stop();
-      },
-    };
-  } catch (err) {
-    for (const stop of stops.reverse()) await stop();
-    throw err;
-  }
+export async function startTlibSite(options: SiteOptions = {}): Promise<TlibSite> {
+  const site = await Site.start(options);
+  const replicas: Replica[] = [];
+  let tone = 0;
+  return {
+    site,
+    wsUrl: site.gatewayUrl,
+    registry: site.registry,
+    location: site.location,
+    phones: async (...dns) => {
+      const agents: Agent[] = [];
+      for (const dn of dns) agents.push(await site.agent(dn, tone++, { desktop: false }));
+      return agents;
+    },
+    startReplica: async (instance, replicaOptions = {}) => {
+      const registry = new Registry();
+      const gateway = await createGateway(site.context(instance, registry), { listen: '127.0.0.1:0', ...replicaOptions });
+      const replica = Object.assign(gateway, { registry });
+      replicas.push(replica);
+      return replica;
+    },
+    stop: async () => {
+      // A replica stopped by its test already stops again at once.
+      for (const replica of replicas.reverse()) await replica.stop();
+      await site.stop();
+    },
+  };
 }
 
 /** Polls `check` until it holds, failing after `timeoutMs`. */

@@ -1,11 +1,20 @@
-/** `tlib` as a real subprocess (bin.js -> tsx) against a real gateway, NATS and the contract responder. */
+/**
+ * `tlib` as a real subprocess (bin.js -> tsx) against a real site: gateway, nats-server,
+ * rtpengine, media-controller and signaling with the real call model; SIP test phones answer.
+ */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, startTlibHarness, waitUntil, type TlibHarness } from '../../test/tlib/harness.js';
+import { conference, type Agent } from '../../test/e2e/site.js';
+import { TlibClient } from '../client/index.js';
+import { ROOT, startTlibSite, waitUntil, type TlibSite } from '../../test/tlib/harness.js';
 
 const BIN = path.join(ROOT, 'tlib-api/cli/bin.js');
-let h: TlibHarness;
+const MAIN = path.join(ROOT, 'tlib-api/cli/main.ts');
+let h: TlibSite;
+let a: Agent;
+let b: Agent;
+let c: Agent;
 
 interface Run {
   code: number | null;
@@ -13,111 +22,114 @@ interface Run {
   stderr: string;
 }
 
-function tlib(args: string[], token = 'agent-7001-secret', env: Record<string, string> = {}): Promise<Run> {
+/** Each run starts Node and tsx: a second of CPU, far more on a loaded machine. */
+const RUN_TIMEOUT_MS = 50_000;
+
+/**
+ * Starts `tlib`: through bin.js (the installed command) or, to spare one Node start, main.ts
+ * under tsx exactly as bin.js runs it.
+ */
+function start(args: string[], token: string, via: 'bin' | 'main') {
+  const command = via === 'bin' ? [BIN] : ['--import', 'tsx', MAIN];
+  const child = spawn(process.execPath, [...command, ...args], { cwd: ROOT, env: { ...process.env, TLIB_URL: h.wsUrl, TLIB_TOKEN: token } });
+  const run = { child, stdout: '', stderr: '' };
+  child.stdout.on('data', (d: Buffer) => (run.stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (run.stderr += d.toString()));
+  return run;
+}
+
+function tlib(args: string[], token = 'agent-7001-secret', via: 'bin' | 'main' = 'main'): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, TLIB_URL: h.gateway.wsUrl, TLIB_TOKEN: token, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const run = start(args, token, via);
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`tlib ${args.join(' ')} did not finish: ${stdout} ${stderr}`));
-    }, 30_000);
-    child.on('close', (code) => {
+      run.child.kill('SIGKILL');
+      reject(new Error(`tlib ${args.join(' ')} did not finish within ${RUN_TIMEOUT_MS} ms: ${run.stdout} ${run.stderr}`));
+    }, RUN_TIMEOUT_MS);
+    run.child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, stdout: run.stdout, stderr: run.stderr });
     });
   });
 }
 
+let connID: string;
+
 beforeAll(async () => {
-  h = await startTlibHarness();
+  h = await startTlibSite();
+  a = await h.site.agent('7001', 0);
+  b = await h.site.agent('7002', 1);
+  c = await h.site.agent('7003', 2);
+  await h.phones('7004', '7005');
+  connID = await conference(a, b, c);
 });
 afterAll(async () => {
   await h?.stop();
 });
 
+// Generous: subprocess starts are what a loaded machine slows down most.
+const TEST_TIMEOUT_MS = 150_000;
+
 describe('tlib', () => {
-  it('registers a DN and shows its calls', async () => {
-    const call = h.signaling.addCall([
-      { DN: '7001', location: 'SiteA' },
-      { DN: '7003', location: 'SiteA', listenDisconnected: true },
-    ]);
-    const run = await tlib(['register', '7001']);
-    expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/EventRegistered ThisDN=7001 ReferenceID=1/);
-    expect(run.stdout).toContain(`EventPartyInfo ThisDN=7001 ConnID=${call.connID}`);
-    expect(run.stdout).toContain('parties: 7001@SiteA, 7003@SiteA (listen-disconnected)');
-    h.signaling.calls.delete(call.connID);
-  });
-
-  it('makes a call and prints the answer as JSON', async () => {
-    const run = await tlib(['call', '7001', '7002', '--json']);
-    expect(run.code).toBe(0);
-    const event = JSON.parse(run.stdout.trim()) as { event: string; ThisDN: string; OtherDN: string; ConnID: string };
-    expect(event).toMatchObject({ event: 'EventDialing', ThisDN: '7001', OtherDN: '7002' });
-    expect(h.signaling.calls.has(event.ConnID)).toBe(true);
-  });
-
-  it('listen-disconnects a party; an EventError exits 1 with its code', async () => {
-    const call = h.signaling.addCall([
-      { DN: '7001', location: 'SiteA' },
-      { DN: '7003', location: 'SiteA' },
-    ]);
-    const args = ['--this', '7001', '--other', '7003', '--conn', call.connID];
-    const [done, release] = await Promise.all([tlib(['listen-disconnect', ...args]), tlib(['release', '7001', '--conn', '0123456789abcdef'])]);
-    expect(done.code).toBe(0);
-    expect(done.stdout).toMatch(new RegExp(`EventListenDisconnected ThisDN=7001 OtherDN=7003 ConnID=${call.connID} CallState=Held`));
-    expect(release.code).toBe(1);
-    expect(release.stdout).toMatch(/EventError 56/);
-    const twice = await tlib(['listen-disconnect', ...args]);
-    expect(twice.code).toBe(1);
-    expect(twice.stdout).toMatch(/EventError 43 Already in the requested state/);
-  });
-
-  it('reports usage errors, refused tokens and forbidden DNs', async () => {
-    const [usage, refused, forbidden] = await Promise.all([
-      tlib(['listen-disconnect', '--this', '7001']),
-      tlib(['register', '7001'], 'bad-token-123'),
-      tlib(['register', '7002']),
-    ]);
+  it('registers a DN and shows its calls; exits 2 on usage errors, 3 on a refused token, 1 on an EventError', async () => {
+    const [registered, usage] = await Promise.all([tlib(['register', '7001'], 'agent-7001-secret', 'bin'), tlib(['listen-disconnect', '--this', '7001'])]);
+    expect(registered.code).toBe(0);
+    expect(registered.stdout).toMatch(/EventRegistered ThisDN=7001 ReferenceID=1/);
+    // The answer brings the conference 7001 is in.
+    expect(registered.stdout).toContain(`EventPartyInfo ThisDN=7001 ConnID=${connID}`);
+    expect(registered.stdout).toMatch(/parties: 7001@SiteA, 7002@SiteA, 7003@SiteA\n/);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/missing --other/);
+    const [refused, forbidden] = await Promise.all([tlib(['register', '7001'], 'bad-token-123'), tlib(['register', '7002'])]);
     expect(refused.code).toBe(3);
     expect(refused.stderr).toMatch(/HTTP 401 unknown token/);
     expect(forbidden.code).toBe(1);
     expect(forbidden.stdout).toMatch(/EventError 53 ThisDN 7002 is not allowed/);
     expect(forbidden.stdout.match(/EventError/g)).toHaveLength(1);
-  });
+  }, TEST_TIMEOUT_MS);
 
-  it('watches a DN until stopped, in JSON or readable form', async () => {
-    for (const json of [true, false]) {
-      const child = spawn(process.execPath, [BIN, 'watch', '7002', ...(json ? ['--json'] : [])], {
-        env: { ...process.env, TLIB_URL: h.gateway.wsUrl, TLIB_TOKEN: 'agent-7002-secret' },
-      });
-      let stdout = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-      try {
-        await waitUntil(() => stdout.includes('EventRegistered'), 'watch registered', 30_000);
-        const call = h.signaling.addCall([
-          { DN: '7002', location: 'SiteA' },
-          { DN: '7004', location: 'SiteB', listenDisconnected: true },
-        ]);
-        h.signaling.publish('7002', h.signaling.lctParty(call, '7002'));
-        await waitUntil(() => stdout.includes(call.connID), 'event printed', 30_000);
-        if (json) {
-          const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; Extensions?: Record<string, unknown> });
-          expect(lines.at(-1)).toMatchObject({ event: 'EventUserEvent', Extensions: { LCTParty1_state: 'ListenDisconnectedHeld' } });
-        } else {
-          expect(stdout).toContain('parties: 7002@SiteA, 7004@SiteB (listen-disconnected)');
-        }
-        h.signaling.calls.delete(call.connID);
-      } finally {
-        child.kill('SIGTERM');
-      }
-      expect(await exited).toBe(0);
+  it('makes a call and prints the answer as JSON', async () => {
+    const watcher = await TlibClient.connect({ url: h.wsUrl, token: 'supervisor-secret', reconnect: false });
+    try {
+      await watcher.registerAddress({ thisDN: '7005' });
+      const established = watcher.waitForEvent((e) => e.event === 'EventEstablished' && e.ThisDN === '7005', 30_000);
+      const run = await tlib(['call', '7004', '7005', '--json'], 'supervisor-secret');
+      expect(run.code).toBe(0);
+      const event = JSON.parse(run.stdout.trim()) as { event: string; ThisDN: string; OtherDN: string; ConnID: string };
+      expect(event).toMatchObject({ event: 'EventDialing', ThisDN: '7004', OtherDN: '7005' });
+      // The phones answer on their own: a real call between 7004 and 7005.
+      expect((await established).ConnID).toBe(event.ConnID);
+      await watcher.releaseCall({ thisDN: '7005', connID: event.ConnID });
+    } finally {
+      await watcher.close();
     }
-  });
+  }, TEST_TIMEOUT_MS);
+
+  it('listen-disconnects a conference party: its phone hears music only', async () => {
+    const run = await tlib(['listen-disconnect', '--this', '7001', '--other', '7003', '--conn', connID]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`EventListenDisconnected ThisDN=7001 OtherDN=7003 .*ConnID=${connID} CallState=Held`));
+    await c.hears((heard) => heard.music && heard.tones.length === 0);
+  }, TEST_TIMEOUT_MS);
+
+  it('watches a DN until stopped, in JSON and readable form', async () => {
+    const watchers = [start(['watch', '7002', '--json'], 'agent-7002-secret', 'main'), start(['watch', '7002'], 'agent-7002-secret', 'bin')] as const;
+    const exited = watchers.map((w) => new Promise<number | null>((resolve) => w.child.on('close', (code) => resolve(code))));
+    try {
+      await waitUntil(() => watchers.every((w) => w.stdout.includes('EventRegistered')), 'both watchers registered', RUN_TIMEOUT_MS);
+      // 7001's desktop brings 7003 back into the conversation: 7002 gets the copy and the new LCTParty.
+      await a.desktop!.client.listenReconnect({ thisDN: '7001', otherDN: '7003', connID });
+      const [json, readable] = watchers;
+      await waitUntil(() => json.stdout.includes('EventListenReconnected') && readable.stdout.includes('EventListenReconnected'), 'EventListenReconnected printed', 30_000);
+      const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; ConnID?: string; Extensions?: Record<string, unknown> });
+      // Registering brought the state (7003 listen-disconnected); the reconnection's LCTParty has no state.
+      const parties = lines.filter((l) => l.event === 'EventUserEvent' && l.ConnID === connID);
+      expect(Object.values(parties[0]?.Extensions ?? {})).toContain('ListenDisconnectedHeld');
+      await waitUntil(() => json.stdout.trim().split('\n').filter((l) => l.includes('LCTPartiesLength')).length >= 2, 'LCTParty after the reconnection', 30_000);
+      expect(readable.stdout).toMatch(/parties: 7001@SiteA, 7002@SiteA, 7003@SiteA \(listen-disconnected\)\n/);
+      expect(readable.stdout).toMatch(new RegExp(`EventListenReconnected ThisDN=7002 OtherDN=7003 .*ConnID=${connID}`));
+    } finally {
+      for (const w of watchers) w.child.kill('SIGTERM');
+    }
+    for (const code of await Promise.all(exited)) expect(code).toBe(0);
+  }, TEST_TIMEOUT_MS);
 });

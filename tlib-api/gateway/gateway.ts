@@ -119,6 +119,19 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
     }
   };
 
+  /**
+   * Signaling keeps the registrations of every connection; a closed connection's end there by
+   * an UnregisterAddress in its name (fire and forget: nobody is left to read the answer).
+   */
+  const forgetRegistration = (client: ClientConnection, dn: string) => {
+    const body: TlibRequestMessage = { request: { request: 'UnregisterAddress', ReferenceID: 0, ThisDN: dn }, origin: origin(client) };
+    try {
+      ctx.nc.publish(Subjects.tlibRequest(ctx.config.cluster.spec.location, dn), encodeJson(body), { headers: injectTrace() });
+    } catch (err) {
+      log.debug({ dn, err: (err as Error).message }, 'could not tell signaling a client is gone');
+    }
+  };
+
   const answer = (client: ClientConnection, request: string, result: string, events: TEvent[], started?: number) => {
     for (const event of events) {
       if (client.sendEvent(event)) metrics.events.inc({ result: 'delivered' });
@@ -214,7 +227,10 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
     ws.on('error', (err) => log.debug({ client: client.id, err: err.message }, 'client socket error'));
     ws.on('close', () => {
       clients.delete(client);
-      for (const dn of [...client.registered]) removeRegistration(client, dn);
+      for (const dn of [...client.registered]) {
+        removeRegistration(client, dn);
+        forgetRegistration(client, dn);
+      }
       log.debug({ client: client.id }, 'client disconnected');
     });
   };

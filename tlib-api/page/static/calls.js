@@ -17,6 +17,9 @@ export function partiesFromLCT(ext) {
   return parties;
 }
 
+/** Party states of EventPartyInfo that mean listen-disconnected (signaling's QueryCall says ListenDisconnected). */
+const LISTEN_DISCONNECTED = new Set(['ListenDisconnected', 'ListenDisconnectedHeld']);
+
 const CALL_STATES = {
   EventDialing: 'Dialing',
   EventRinging: 'Ringing',
@@ -54,7 +57,7 @@ export class CallBook {
     if (CALL_STATES[event.event]) call.state = CALL_STATES[event.event];
     if (event.event === 'EventPartyInfo' && Array.isArray(event.Parties)) {
       call.state = call.state === 'Unknown' ? 'Established' : call.state;
-      call.parties = event.Parties.map((p) => ({ dn: p.DN, location: p.Location ?? '', disconnected: p.State === 'ListenDisconnectedHeld', muted: false }));
+      call.parties = event.Parties.map((p) => ({ dn: p.DN, location: p.Location ?? '', disconnected: LISTEN_DISCONNECTED.has(p.State), muted: false }));
     }
     if (event.event === 'EventUserEvent' && event.Extensions) {
       const parties = partiesFromLCT(event.Extensions);
