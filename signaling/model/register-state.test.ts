@@ -18,7 +18,7 @@ describe('RegisterAddress while the DN is in a call', () => {
     expect(info).toMatchObject({ ConnID: connId, ThisDN: '7003' });
     expect(info?.Parties?.map((p) => [p.DN, p.State])).toEqual([
       ['7001', 'Established'],
-      ['7002', 'ListenDisconnected'],
+      ['7002', 'ListenDisconnectedHeld'],
       ['7003', 'Established'],
     ]);
     expect(lct?.Extensions).toMatchObject({ LCTPartiesLength: 3, LCTParty1: '7002', LCTParty1_state: 'ListenDisconnectedHeld' });

@@ -199,7 +199,7 @@ function partyInfo(call: Call, ref: number, thisDN: string | undefined): TEvent 
   const Parties = call.parties.map((p) => ({
     DN: p.alias,
     Role: p.role,
-    State: p.listenDisconnected !== undefined ? 'ListenDisconnected' : p.held ? 'Held' : p.state,
+    State: p.listenDisconnected !== undefined ? 'ListenDisconnectedHeld' : p.held ? 'Held' : p.state,
     Location: p.location,
   }));
   const event: TEvent = { event: 'EventPartyInfo', ReferenceID: ref, ConnID: call.connId, CallType: call.type, CallState: 'Ok', Parties };

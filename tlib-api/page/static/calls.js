@@ -18,7 +18,7 @@ export function partiesFromLCT(ext) {
 }
 
 /** Party states of EventPartyInfo that mean listen-disconnected (signaling's QueryCall says ListenDisconnected). */
-const LISTEN_DISCONNECTED = new Set(['ListenDisconnected', 'ListenDisconnectedHeld']);
+const LISTEN_DISCONNECTED = 'ListenDisconnectedHeld';
 
 const CALL_STATES = {
   EventDialing: 'Dialing',
@@ -57,7 +57,7 @@ export class CallBook {
     if (CALL_STATES[event.event]) call.state = CALL_STATES[event.event];
     if (event.event === 'EventPartyInfo' && Array.isArray(event.Parties)) {
       call.state = call.state === 'Unknown' ? 'Established' : call.state;
-      call.parties = event.Parties.map((p) => ({ dn: p.DN, location: p.Location ?? '', disconnected: LISTEN_DISCONNECTED.has(p.State), muted: false }));
+      call.parties = event.Parties.map((p) => ({ dn: p.DN, location: p.Location ?? '', disconnected: p.State === LISTEN_DISCONNECTED, muted: false }));
     }
     if (event.event === 'EventUserEvent' && event.Extensions) {
       const parties = partiesFromLCT(event.Extensions);
