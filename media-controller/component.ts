@@ -1,7 +1,72 @@
-import type { ComponentFactory } from '../common/process/component.js';
+/**
+ * media-controller as a component: rtpengine pool + TypeScript mixer + music library, driven by
+ * the media contract on NATS.
+ */
+import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
+import type { Component } from '../common/process/lifecycle.js';
+import { MediaController } from './controller.js';
+import { registerMediaMetrics, type MediaView } from './metrics.js';
+import { TsMixer } from './mixer/ts-mixer.js';
+import { MusicLibrary } from './music.js';
+import { MediaApi, publishMediaEvent } from './nats-api.js';
+import { RtpenginePool } from './rtpengine.js';
 
-// PLACEHOLDER: replaced by the component's implementation.
-export const startMediaController: ComponentFactory = async (ctx) => {
-  ctx.log.info('media-controller placeholder started');
-  return { name: 'media-controller', stop: async () => undefined };
-};
+export interface MediaComponentOptions {
+  /** Address the bridge's RTP sockets bind to; rtpengine sends there. */
+  bridgeHost: string;
+  pingIntervalMs?: number;
+  commandTimeoutMs?: number;
+  failAfter?: number;
+}
+
+export interface RunningMediaController extends Component {
+  readonly controller: MediaController;
+  readonly pool: RtpenginePool;
+}
+
+export async function createMediaController(ctx: ComponentContext, options: MediaComponentOptions): Promise<RunningMediaController> {
+  const { log, nc, instance } = ctx;
+  const location = ctx.config.cluster.spec.location;
+  const metrics = registerMediaMetrics(ctx.registry, () => view);
+  const pool = new RtpenginePool({
+    addresses: ctx.rtpengines,
+    log,
+    ...(options.pingIntervalMs !== undefined ? { pingIntervalMs: options.pingIntervalMs } : {}),
+    ...(options.commandTimeoutMs !== undefined ? { commandTimeoutMs: options.commandTimeoutMs } : {}),
+    ...(options.failAfter !== undefined ? { failAfter: options.failAfter } : {}),
+  });
+  const mixer = new TsMixer({ host: options.bridgeHost, onTick: (ms) => metrics.observeTick(ms) });
+  const controller = new MediaController({
+    instance,
+    pool,
+    mixer,
+    music: new MusicLibrary(),
+    publish: (event) => publishMediaEvent(nc, location, event),
+    log,
+  });
+  const view: MediaView = {
+    legs: () => controller.legCount,
+    bridges: () => controller.bridgeCount,
+    musicSessions: () => controller.musicSessions(),
+    mixerTotals: () => mixer.totals,
+    rtpengines: () => pool.addresses.map((ng) => ({ ng, health: pool.health(ng), legs: pool.legCount(ng) })),
+  };
+  await pool.start();
+  ctx.addReadiness('rtpengine', () => pool.addresses.some((ng) => pool.health(ng) === 'up') || `no rtpengine answering (${pool.addresses.join(', ') || 'none configured'})`);
+  const api = new MediaApi({ nc, location, instance, controller, log, onCommand: (op, result) => metrics.command(op, result) });
+  log.info({ location, instance, rtpengines: ctx.rtpengines, bridgeHost: options.bridgeHost }, 'media-controller started');
+  return {
+    name: 'media-controller',
+    controller,
+    pool,
+    stop: async () => {
+      await api.close();
+      await controller.drain();
+      await mixer.stop();
+      pool.stop();
+    },
+  };
+}
+
+export const startMediaController: ComponentFactory = (ctx) =>
+  createMediaController(ctx, { bridgeHost: process.env.HUDDLE_MEDIA_BRIDGE_HOST ?? process.env.POD_IP ?? '127.0.0.1' });

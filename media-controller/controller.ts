@@ -1,0 +1,334 @@
+/**
+ * The media controller's state and command handling, independent of NATS: bridges, their legs,
+ * and for each leg the rtpengine call that anchors it. A leg is one rtpengine call with two sides:
+ * the phone side (the SDP the phone offered or answered) and the bridge side (our RTP socket).
+ * Commands on one bridge run one at a time, in arrival order.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { LegState, MediaCommand, MediaErrorCode, MediaEvent } from '../common/nats/media-contract.js';
+import type { BridgeParty, MediaBridge, MixerEngine } from './mixer/types.js';
+import { MusicFileError, type MusicLibrary } from './music.js';
+import { RtpengineFailure, type RtpenginePool } from './rtpengine.js';
+import { BridgeCodecs, SdpError, bridgeSdp, checkPhoneSdp, parseRemote } from './sdp.js';
+
+export class MediaFailure extends Error {
+  constructor(
+    readonly code: MediaErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MediaFailure';
+  }
+}
+
+/** What a successful command returns (the reply adds ok and instance). */
+export interface MediaResult {
+  sdp?: string;
+  legs?: LegState[];
+}
+
+interface Leg {
+  id: string;
+  label?: string;
+  callId: string;
+  /** rtpengine tags of the two sides; our own names, unrelated to SIP tags (the call-id is ours too). */
+  phoneTag: string;
+  bridgeTag: string;
+  ng: string;
+  party: BridgeParty;
+  awaitingAnswer: boolean;
+  sdpVersion: number;
+  failed?: string;
+}
+
+interface Bridge {
+  id: string;
+  media: MediaBridge;
+  legs: Map<string, Leg>;
+  queue: Promise<unknown>;
+}
+
+/** rtpengine flags for the SDP it writes towards our bridge: plain RTP, G.711 always available. */
+const TOWARDS_BRIDGE = {
+  replace: ['origin', 'session-connection'],
+  ICE: 'remove',
+  'transport-protocol': 'RTP/AVP',
+  codec: { transcode: ['PCMU', 'PCMA'] },
+};
+
+export interface MediaControllerOptions {
+  instance: string;
+  pool: RtpenginePool;
+  mixer: MixerEngine;
+  music: MusicLibrary;
+  publish: (event: MediaEvent) => void;
+  log: Logger;
+}
+
+export class MediaController {
+  private readonly bridges = new Map<string, Bridge>();
+
+  constructor(private readonly opts: MediaControllerOptions) {
+    opts.pool.on('lost', (ng) => this.onRtpengineLost(ng));
+    opts.pool.on('back', (ng) => opts.publish({ kind: 'rtpengine-back', instance: opts.instance, ng }));
+  }
+
+  get bridgeCount(): number {
+    return this.bridges.size;
+  }
+
+  get legCount(): number {
+    let n = 0;
+    for (const b of this.bridges.values()) for (const leg of b.legs.values()) if (!leg.failed) n++;
+    return n;
+  }
+
+  musicSessions(): { file: number; silence: number } {
+    const counts = { file: 0, silence: 0 };
+    for (const b of this.bridges.values()) {
+      for (const leg of b.legs.values()) {
+        const music = leg.party.music;
+        if (music !== 'none' && !leg.failed) counts[music]++;
+      }
+    }
+    return counts;
+  }
+
+  /** Runs a command; throws MediaFailure with a contract error code when it cannot. */
+  async handle(cmd: MediaCommand): Promise<MediaResult> {
+    if (cmd.op === 'bridge.create') return this.createBridge(cmd.bridgeId);
+    const bridge = this.bridge(cmd.bridgeId);
+    const run = bridge.queue.then(() => this.run(bridge, cmd));
+    bridge.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async run(bridge: Bridge, cmd: Exclude<MediaCommand, { op: 'bridge.create' }>): Promise<MediaResult> {
+    try {
+      // A command queued behind bridge.destroy finds the bridge gone.
+      if (this.bridges.get(bridge.id) !== bridge) throw new MediaFailure('BridgeNotFound', `bridge ${bridge.id} was destroyed`);
+      switch (cmd.op) {
+        case 'bridge.destroy':
+          await this.destroyBridge(bridge);
+          return {};
+        case 'bridge.query':
+          return { legs: [...bridge.legs.values()].map((leg) => this.legState(leg)) };
+        case 'leg.offer':
+          return { sdp: await this.legOffer(bridge, cmd.legId, cmd.sdp, cmd.label) };
+        case 'leg.create':
+          return { sdp: await this.legCreate(bridge, cmd.legId, cmd.label) };
+        case 'leg.answer':
+          await this.legAnswer(this.leg(bridge, cmd.legId), cmd.sdp);
+          return {};
+        case 'leg.reoffer':
+          return { sdp: await this.legReoffer(this.leg(bridge, cmd.legId), cmd.sdp) };
+        case 'leg.move':
+          this.legMove(bridge, cmd.legId, cmd.toBridgeId);
+          return {};
+        case 'leg.remove':
+          await this.legRemove(bridge, this.leg(bridge, cmd.legId));
+          return {};
+        case 'leg.flags':
+          this.leg(bridge, cmd.legId).party.setFlags(cmd.listen, cmd.talk);
+          return {};
+        case 'leg.music.play':
+          await this.musicPlay(bridge, this.leg(bridge, cmd.legId), cmd.file);
+          return {};
+        case 'leg.music.stop':
+          this.leg(bridge, cmd.legId).party.stopMusic();
+          return {};
+      }
+    } catch (err) {
+      throw asMediaFailure(err);
+    }
+  }
+
+  private createBridge(id: string): MediaResult {
+    if (this.bridges.has(id)) throw new MediaFailure('BridgeExists', `bridge ${id} exists`);
+    this.bridges.set(id, { id, media: this.opts.mixer.createBridge(id), legs: new Map(), queue: Promise.resolve() });
+    return {};
+  }
+
+  private bridge(id: string): Bridge {
+    const bridge = this.bridges.get(id);
+    if (!bridge) throw new MediaFailure('BridgeNotFound', `no bridge ${id} on ${this.opts.instance}`);
+    return bridge;
+  }
+
+  private leg(bridge: Bridge, legId: string): Leg {
+    const leg = bridge.legs.get(legId);
+    if (!leg) throw new MediaFailure('LegNotFound', `no leg ${legId} in bridge ${bridge.id}`);
+    return leg;
+  }
+
+  private legState(leg: Leg): LegState {
+    return {
+      legId: leg.id,
+      ...(leg.label !== undefined ? { label: leg.label } : {}),
+      listen: leg.party.listen,
+      talk: leg.party.talk,
+      music: leg.party.music,
+      rtpengine: leg.ng,
+      packetsIn: leg.party.counters.packetsIn,
+      packetsOut: leg.party.counters.packetsOut,
+    };
+  }
+
+  /** A new leg's rtpengine call and bridge socket; undone if `setup` fails. */
+  private async newLeg(bridge: Bridge, legId: string, label: string | undefined, setup: (leg: Leg) => Promise<string>): Promise<string> {
+    if (bridge.legs.has(legId)) throw new MediaFailure('LegExists', `leg ${legId} exists in bridge ${bridge.id}`);
+    const ng = this.opts.pool.pick();
+    const party = await this.opts.mixer.createParty(legId);
+    const tag = randomUUID();
+    const leg: Leg = {
+      id: legId,
+      ...(label !== undefined ? { label } : {}),
+      callId: `huddle-${tag}`,
+      phoneTag: `phone-${tag.slice(0, 8)}`,
+      bridgeTag: `bridge-${tag.slice(0, 8)}`,
+      ng,
+      party,
+      awaitingAnswer: false,
+      sdpVersion: 1,
+    };
+    try {
+      const sdp = await setup(leg);
+      this.opts.pool.attach(ng);
+      bridge.legs.set(legId, leg);
+      bridge.media.add(party);
+      return sdp;
+    } catch (err) {
+      await party.close();
+      this.opts.pool.delete(ng, leg.callId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private legOffer(bridge: Bridge, legId: string, sdp: string, label: string | undefined): Promise<string> {
+    checkPhoneSdp(sdp);
+    return this.newLeg(bridge, legId, label, (leg) => this.phoneOffered(leg, sdp, false));
+  }
+
+  /** The phone offered (first or again): rtpengine offers to the bridge, the bridge answers, rtpengine answers the phone. */
+  private async phoneOffered(leg: Leg, sdp: string, again: boolean): Promise<string> {
+    const { pool } = this.opts;
+    const tags = { 'call-id': leg.callId, 'from-tag': leg.phoneTag, ...(again ? { 'to-tag': leg.bridgeTag } : {}) };
+    const offer = await pool.offer(leg.ng, { ...tags, sdp, ...TOWARDS_BRIDGE });
+    const remote = parseRemote(requireSdp(offer.sdp, leg.ng));
+    const codec = remote.codecs[0]!;
+    const answerSdp = bridgeSdp(leg.party.local.host, leg.party.local.port, [codec], leg.sdpVersion++);
+    const answer = await pool.answer(leg.ng, { 'call-id': leg.callId, 'from-tag': leg.phoneTag, 'to-tag': leg.bridgeTag, sdp: answerSdp, replace: TOWARDS_BRIDGE.replace });
+    await leg.party.setRemote(remote.host, remote.port, codec);
+    return requireSdp(answer.sdp, leg.ng);
+  }
+
+  private legCreate(bridge: Bridge, legId: string, label: string | undefined): Promise<string> {
+    return this.newLeg(bridge, legId, label, async (leg) => {
+      const offerSdp = bridgeSdp(leg.party.local.host, leg.party.local.port, BridgeCodecs, leg.sdpVersion++);
+      const offer = await this.opts.pool.offer(leg.ng, { 'call-id': leg.callId, 'from-tag': leg.bridgeTag, sdp: offerSdp, replace: TOWARDS_BRIDGE.replace });
+      leg.awaitingAnswer = true;
+      return requireSdp(offer.sdp, leg.ng);
+    });
+  }
+
+  private async legAnswer(leg: Leg, sdp: string): Promise<void> {
+    if (!leg.awaitingAnswer) throw new MediaFailure('BadCommand', `leg ${leg.id} is not waiting for an answer`);
+    checkPhoneSdp(sdp);
+    const answer = await this.opts.pool.answer(leg.ng, { 'call-id': leg.callId, 'from-tag': leg.bridgeTag, 'to-tag': leg.phoneTag, sdp, replace: TOWARDS_BRIDGE.replace });
+    const remote = parseRemote(requireSdp(answer.sdp, leg.ng));
+    await leg.party.setRemote(remote.host, remote.port, remote.codecs[0]!);
+    leg.awaitingAnswer = false;
+  }
+
+  private async legReoffer(leg: Leg, sdp: string): Promise<string> {
+    if (leg.failed) throw new MediaFailure('RtpengineUnavailable', `leg ${leg.id} failed: ${leg.failed}`);
+    checkPhoneSdp(sdp);
+    const answer = await this.phoneOffered(leg, sdp, true);
+    leg.awaitingAnswer = false;
+    return answer;
+  }
+
+  private legMove(bridge: Bridge, legId: string, toBridgeId: string): void {
+    const leg = this.leg(bridge, legId);
+    const target = this.bridge(toBridgeId);
+    if (target.legs.has(legId)) throw new MediaFailure('LegExists', `leg ${legId} exists in bridge ${toBridgeId}`);
+    bridge.legs.delete(legId);
+    target.legs.set(legId, leg);
+    if (!leg.failed) {
+      bridge.media.remove(leg.party.id);
+      target.media.add(leg.party);
+    }
+  }
+
+  private async legRemove(bridge: Bridge, leg: Leg): Promise<void> {
+    bridge.legs.delete(leg.id);
+    await this.releaseLeg(bridge, leg);
+  }
+
+  private async releaseLeg(bridge: Bridge, leg: Leg): Promise<void> {
+    if (leg.failed) return;
+    bridge.media.remove(leg.party.id);
+    await leg.party.close();
+    this.opts.pool.release(leg.ng);
+    try {
+      await this.opts.pool.delete(leg.ng, leg.callId);
+    } catch (err) {
+      this.opts.log.warn({ leg: leg.id, ng: leg.ng, err: (err as Error).message }, 'rtpengine delete failed');
+    }
+  }
+
+  private async musicPlay(bridge: Bridge, leg: Leg, file: string | null): Promise<void> {
+    if (file === null) {
+      leg.party.playMusic(null);
+      return;
+    }
+    try {
+      leg.party.playMusic(await this.opts.music.load(file));
+    } catch (err) {
+      if (!(err instanceof MusicFileError)) throw err;
+      // The party must not hear the conference it was taken out of: silence until music.stop.
+      leg.party.playMusic(null);
+      this.opts.publish({ kind: 'music-error', instance: this.opts.instance, bridgeId: bridge.id, legId: leg.id, file, reason: err.message });
+      throw new MediaFailure('MusicFileUnreadable', err.message);
+    }
+  }
+
+  private async destroyBridge(bridge: Bridge): Promise<void> {
+    this.bridges.delete(bridge.id);
+    await Promise.all([...bridge.legs.values()].map((leg) => this.releaseLeg(bridge, leg)));
+    bridge.legs.clear();
+    await bridge.media.destroy();
+  }
+
+  private onRtpengineLost(ng: string): void {
+    const { instance, publish } = this.opts;
+    publish({ kind: 'rtpengine-lost', instance, ng });
+    for (const bridge of this.bridges.values()) {
+      for (const leg of bridge.legs.values()) {
+        if (leg.ng !== ng || leg.failed) continue;
+        leg.failed = 'rtpengine-lost';
+        bridge.media.remove(leg.party.id);
+        this.opts.pool.release(ng);
+        leg.party.close().catch(() => undefined);
+        publish({ kind: 'leg-failed', instance, bridgeId: bridge.id, legId: leg.id, reason: `rtpengine ${ng} stopped answering` });
+      }
+    }
+  }
+
+  /** Destroys every bridge (deleting its rtpengine calls). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.bridges.values()].map((b) => b.queue.then(() => this.destroyBridge(b))));
+  }
+}
+
+function requireSdp(sdp: string | undefined, ng: string): string {
+  if (!sdp) throw new RtpengineFailure('RtpengineError', ng, 'reply carries no SDP');
+  return sdp;
+}
+
+function asMediaFailure(err: unknown): MediaFailure {
+  if (err instanceof MediaFailure) return err;
+  if (err instanceof RtpengineFailure || err instanceof SdpError) return new MediaFailure(err.code, err.message);
+  return new MediaFailure('Internal', (err as Error).message ?? String(err));
+}

@@ -1,0 +1,213 @@
+/**
+ * rtpengine driver: a pool of rtpengine instances spoken to over the ng protocol
+ * (rtpengine-client). Each instance is pinged; one that stops answering is reported lost (and
+ * back when it answers again) so the legs anchored on it can be failed instead of silently dying.
+ * Commands name the instance explicitly: a leg stays on the rtpengine that anchored it.
+ */
+import { EventEmitter } from 'node:events';
+import { Client, type NgParams, type NgResponse } from 'rtpengine-client';
+import type { Logger } from 'pino';
+
+export type RtpengineErrorCode = 'RtpengineUnavailable' | 'RtpengineError';
+
+export class RtpengineFailure extends Error {
+  constructor(
+    readonly code: RtpengineErrorCode,
+    readonly ng: string,
+    message: string,
+  ) {
+    super(`rtpengine ${ng}: ${message}`);
+    this.name = 'RtpengineFailure';
+  }
+}
+
+export type InstanceHealth = 'unknown' | 'up' | 'down';
+
+interface Instance {
+  ng: string;
+  host: string;
+  port: number;
+  client: Client;
+  health: InstanceHealth;
+  failures: number;
+  legs: number;
+}
+
+export interface RtpenginePoolOptions {
+  /** ng addresses, host:port. */
+  addresses: string[];
+  log: Logger;
+  pingIntervalMs?: number;
+  /** How long a command (or ping) may wait for its reply. */
+  commandTimeoutMs?: number;
+  /** Consecutive failed pings before an instance is declared lost. */
+  failAfter?: number;
+}
+
+export interface RtpenginePoolEvents {
+  lost: [ng: string];
+  back: [ng: string];
+}
+
+export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
+  private readonly instances = new Map<string, Instance>();
+  private readonly pingIntervalMs: number;
+  private readonly failAfter: number;
+  private running = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly opts: RtpenginePoolOptions) {
+    super();
+    this.pingIntervalMs = opts.pingIntervalMs ?? 1000;
+    this.failAfter = opts.failAfter ?? 2;
+    for (const ng of opts.addresses) {
+      const i = ng.lastIndexOf(':');
+      const client = new Client({ timeout: opts.commandTimeoutMs ?? 2000 });
+      // Late replies (after a timeout) are reported as errors by the client; they are not fatal.
+      client.on('error', (err: Error) => opts.log.debug({ ng, err: err.message }, 'rtpengine client error'));
+      this.instances.set(ng, { ng, host: ng.slice(0, i), port: Number(ng.slice(i + 1)), client, health: 'unknown', failures: 0, legs: 0 });
+    }
+  }
+
+  /** Pings every instance once, then keeps pinging in the background. */
+  async start(): Promise<void> {
+    this.running = true;
+    await Promise.all([...this.instances.values()].map((inst) => this.pingOnce(inst)));
+    for (const inst of this.instances.values()) this.schedulePing(inst);
+  }
+
+  private schedulePing(inst: Instance): void {
+    if (!this.running) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      void this.pingOnce(inst).then(() => this.schedulePing(inst));
+    }, this.pingIntervalMs);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  private async pingOnce(inst: Instance): Promise<void> {
+    let ok = false;
+    try {
+      ok = (await inst.client.ping(inst.port, inst.host)).result === 'pong';
+    } catch {
+      ok = false;
+    }
+    if (!this.running) return;
+    if (ok) {
+      inst.failures = 0;
+      const was = inst.health;
+      inst.health = 'up';
+      if (was === 'down') {
+        this.opts.log.warn({ ng: inst.ng }, 'rtpengine back');
+        this.emit('back', inst.ng);
+      }
+      return;
+    }
+    inst.failures++;
+    if (inst.health !== 'down' && (inst.failures >= this.failAfter || inst.health === 'unknown')) {
+      inst.health = 'down';
+      this.opts.log.error({ ng: inst.ng }, 'rtpengine lost');
+      this.emit('lost', inst.ng);
+    }
+  }
+
+  health(ng: string): InstanceHealth {
+    return this.instances.get(ng)?.health ?? 'down';
+  }
+
+  get addresses(): string[] {
+    return [...this.instances.keys()];
+  }
+
+  legCount(ng: string): number {
+    return this.instances.get(ng)?.legs ?? 0;
+  }
+
+  /** The answering instance with the fewest legs, for a new leg. */
+  pick(): string {
+    let best: Instance | undefined;
+    for (const inst of this.instances.values()) {
+      if (inst.health !== 'up') continue;
+      if (!best || inst.legs < best.legs) best = inst;
+    }
+    if (!best) throw new RtpengineFailure('RtpengineUnavailable', this.opts.addresses.join(',') || '(none configured)', 'no rtpengine instance is answering');
+    return best.ng;
+  }
+
+  /** Counts a leg against an instance (for pick) until release. */
+  attach(ng: string): void {
+    const inst = this.instances.get(ng);
+    if (inst) inst.legs++;
+  }
+
+  release(ng: string): void {
+    const inst = this.instances.get(ng);
+    if (inst && inst.legs > 0) inst.legs--;
+  }
+
+  private async command(ng: string, name: 'offer' | 'answer' | 'delete' | 'query' | 'statistics' | 'blockMedia' | 'unblockMedia' | 'playMedia' | 'stopMedia', params: NgParams): Promise<NgResponse> {
+    const inst = this.instances.get(ng);
+    if (!inst) throw new RtpengineFailure('RtpengineUnavailable', ng, 'not a configured instance');
+    if (inst.health === 'down') throw new RtpengineFailure('RtpengineUnavailable', ng, 'instance is not answering');
+    let reply: NgResponse;
+    try {
+      reply = await inst.client[name](inst.port, inst.host, params);
+    } catch (err) {
+      throw new RtpengineFailure('RtpengineUnavailable', ng, `${name}: ${(err as Error).message}`);
+    }
+    if (reply.result === 'error') throw new RtpengineFailure('RtpengineError', ng, `${name}: ${reply['error-reason'] ?? 'error'}`);
+    return reply;
+  }
+
+  offer(ng: string, params: NgParams): Promise<NgResponse> {
+    return this.command(ng, 'offer', params);
+  }
+
+  answer(ng: string, params: NgParams): Promise<NgResponse> {
+    return this.command(ng, 'answer', params);
+  }
+
+  delete(ng: string, callId: string): Promise<NgResponse> {
+    return this.command(ng, 'delete', { 'call-id': callId });
+  }
+
+  query(ng: string, callId: string): Promise<NgResponse> {
+    return this.command(ng, 'query', { 'call-id': callId });
+  }
+
+  statistics(ng: string): Promise<NgResponse> {
+    return this.command(ng, 'statistics', {});
+  }
+
+  /** Plays a WAV file TO the party whose tag is `fromTag`. */
+  playMedia(ng: string, callId: string, fromTag: string, file: string, repeatTimes = 1): Promise<NgResponse> {
+    return this.command(ng, 'playMedia', { 'call-id': callId, 'from-tag': fromTag, file, 'repeat-times': repeatTimes });
+  }
+
+  stopMedia(ng: string, callId: string, fromTag: string): Promise<NgResponse> {
+    return this.command(ng, 'stopMedia', { 'call-id': callId, 'from-tag': fromTag });
+  }
+
+  /** Stops media sent BY the party whose tag is `fromTag` from being forwarded. */
+  blockMedia(ng: string, callId: string, fromTag: string): Promise<NgResponse> {
+    return this.command(ng, 'blockMedia', { 'call-id': callId, 'from-tag': fromTag });
+  }
+
+  unblockMedia(ng: string, callId: string, fromTag: string): Promise<NgResponse> {
+    return this.command(ng, 'unblockMedia', { 'call-id': callId, 'from-tag': fromTag });
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const inst of this.instances.values()) {
+      try {
+        inst.client.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * SDP on the bridge side of a leg (between our bridge socket and rtpengine): always plain RTP,
+ * G.711 only. rtpengine transcodes whatever the phone speaks to it.
+ */
+import { parse, write, type SessionDescription } from 'sdp-transform';
+import { PayloadTypes, type Codec } from './mixer/g711.js';
+
+export class SdpError extends Error {
+  constructor(
+    readonly code: 'BadSdp' | 'NoCommonCodec',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SdpError';
+  }
+}
+
+export const BridgeCodecs: readonly Codec[] = ['PCMU', 'PCMA'];
+
+/** Our SDP (offer with both codecs, or answer with the chosen one). */
+export function bridgeSdp(host: string, port: number, codecs: readonly Codec[], version: number): string {
+  const session: SessionDescription = {
+    version: 0,
+    origin: { username: '-', sessionId: port, sessionVersion: version, netType: 'IN', ipVer: 4, address: host },
+    name: 'huddle-bridge',
+    connection: { version: 4, ip: host },
+    timing: { start: 0, stop: 0 },
+    media: [
+      {
+        type: 'audio',
+        port,
+        protocol: 'RTP/AVP',
+        payloads: codecs.map((c) => PayloadTypes[c]).join(' '),
+        rtp: codecs.map((c) => ({ payload: PayloadTypes[c], codec: c, rate: 8000 })),
+        fmtp: [],
+        ptime: 20,
+        direction: 'sendrecv',
+        rtcpMux: 'rtcp-mux',
+      },
+    ],
+  };
+  return write(session);
+}
+
+export interface RemoteMedia {
+  host: string;
+  port: number;
+  /** G.711 codecs offered/answered, in the peer's order of preference. */
+  codecs: Codec[];
+}
+
+/** Where rtpengine wants our RTP and which G.711 codecs it accepts. */
+export function parseRemote(sdp: string): RemoteMedia {
+  let session: SessionDescription;
+  try {
+    session = parse(sdp);
+  } catch (err) {
+    throw new SdpError('BadSdp', `unparsable SDP: ${(err as Error).message}`);
+  }
+  const audio = session.media?.find((m) => m.type === 'audio' && m.port > 0);
+  if (!audio) throw new SdpError('BadSdp', 'SDP has no active audio stream');
+  const host = audio.connection?.ip ?? session.connection?.ip;
+  if (!host) throw new SdpError('BadSdp', 'SDP has no connection address');
+  const codecs: Codec[] = [];
+  for (const pt of String(audio.payloads ?? '').split(' ').map(Number)) {
+    const map = audio.rtp.find((r) => r.payload === pt);
+    const name = (map?.codec ?? (pt === 0 ? 'PCMU' : pt === 8 ? 'PCMA' : '')).toUpperCase();
+    if ((name === 'PCMU' || name === 'PCMA') && (!map || map.rate === 8000) && !codecs.includes(name)) codecs.push(name);
+  }
+  if (codecs.length === 0) throw new SdpError('NoCommonCodec', 'no G.711 (PCMU/PCMA) on the bridge side of the leg');
+  return { host, port: audio.port, codecs };
+}
+
+/** Checks a phone's SDP parses and has audio before it goes to rtpengine. */
+export function checkPhoneSdp(sdp: string): void {
+  let session: SessionDescription;
+  try {
+    session = parse(sdp);
+  } catch (err) {
+    throw new SdpError('BadSdp', `unparsable SDP: ${(err as Error).message}`);
+  }
+  if (!session.media?.some((m) => m.type === 'audio')) throw new SdpError('BadSdp', 'SDP has no audio stream');
+}
