@@ -244,7 +244,11 @@ function media(cluster: SipClusterResource, hash: string): StatefulSet {
           platformContainer(cluster, 'media-controller', {
             ports: [],
             metricsPort: MEDIA_METRICS_PORT,
-            env: [{ name: 'HUDDLE_RTPENGINE', value: RTPENGINE_NG }],
+            // The bridge binds RTP on the pod address, where the rtpengine beside it sends.
+            env: [
+              { name: 'HUDDLE_RTPENGINE', value: RTPENGINE_NG },
+              { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+            ],
             mounts,
             resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } },
           }),

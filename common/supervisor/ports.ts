@@ -37,10 +37,14 @@ export async function portFree(port: number, host = '127.0.0.1'): Promise<boolea
   });
 }
 
-/** A block of `count` consecutive ports, for rtpengine's media range. */
+/**
+ * A block of `count` consecutive ports (rtpengine's media range, sipp's RTP ports), taken below
+ * the kernel's ephemeral range (32768 and up) so that ports the system hands out on bind(0) never
+ * fall inside it later.
+ */
 export async function freePortRange(count: number, host = '127.0.0.1'): Promise<{ min: number; max: number }> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const min = 20000 + Math.floor(Math.random() * 30000);
+    const min = 10000 + Math.floor(Math.random() * (32768 - 10000 - count));
     let ok = true;
     for (let p = min; p < min + count && ok; p += Math.max(1, Math.floor(count / 8))) {
       ok = await new Promise<boolean>((resolve) => {

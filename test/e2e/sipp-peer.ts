@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { findBinary } from '../../common/supervisor/child.js';
-import { freePort } from '../../common/supervisor/ports.js';
+import { freePort, freePortRange } from '../../common/supervisor/ports.js';
 import { SCENARIOS as SIP_SCENARIOS } from '../sip/sipp.js';
 
 export const E2E_SCENARIOS = path.join(import.meta.dirname, 'scenarios');
@@ -45,7 +45,8 @@ export async function sippPeer(o: SippPeerOptions): Promise<SippPeer> {
     '-sf', o.scenario,
     '-i', '127.0.0.1',
     '-p', String(o.port),
-    '-mp', String(await freePort()),
+    // sipp binds its audio and video RTP ports from -mp on: four ports.
+    '-mp', String((await freePortRange(4)).min),
     '-rtp_echo',
     '-t', 'u1',
     '-m', '1',
