@@ -1,0 +1,190 @@
+/**
+ * `npm run bench:sip-stack`: a UAS on our stack against sipp at rising call rates, and the same
+ * for Kamailio 5.6 (stateful t_reply and stateless sl_send_reply) from bench/sip-stack/kamailio.cfg.
+ * Per target: the highest rate with 0 failed calls and 0 retransmissions, and CPU µs per call at
+ * each rate (ours: process.cpuUsage of the UAS process; Kamailio: /proc ticks of all its processes).
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findBinary } from '../../common/supervisor/child.js';
+import { freePort } from '../../common/supervisor/ports.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const RATES = (process.env.BENCH_RATES ?? '500,1000,1500,2000,2500,3000,4000,5000').split(',').map(Number);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+
+interface Step {
+  rate: number;
+  calls: number;
+  successful: number;
+  failed: number;
+  retransmissions: number;
+  cpuUsPerCall: number;
+}
+
+interface Target {
+  name: string;
+  port: number;
+  /** Cumulative CPU of the UAS in µs and its own retransmissions. */
+  stats(): Promise<{ cpuUs: number; retransmissions: number }>;
+  stop(): Promise<void>;
+}
+
+async function ours(): Promise<Target> {
+  const port = await freePort();
+  const child = fork(path.join(here, 'uas.ts'), [String(port)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (c) => reject(new Error(`UAS exited ${c}`)));
+  });
+  return {
+    name: 'huddle signaling/sip',
+    port,
+    stats: () =>
+      new Promise((resolve) => {
+        child.once('message', (m) => resolve(m as { cpuUs: number; retransmissions: number }));
+        child.send({ cmd: 'stats' });
+      }),
+    stop: () => stopChild(child, () => child.send({ cmd: 'stop' })),
+  };
+}
+
+const CLK_TCK = 100;
+
+/** utime+stime of a process and all its descendants, in µs. */
+function treeCpuUs(root: number): number {
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(d), Number(f[1]));
+      ticks.set(Number(d), Number(f[11]) + Number(f[12]));
+    } catch {
+      continue;
+    }
+  }
+  let total = 0;
+  for (const [pid, t] of ticks) {
+    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
+      if (p === root) {
+        total += t;
+        break;
+      }
+    }
+  }
+  return (total * 1_000_000) / CLK_TCK;
+}
+
+async function kamailio(stateful: boolean): Promise<Target> {
+  const bin = findBinary('kamailio', 'kamailio');
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-kamailio-'));
+  const args = ['-f', path.join(here, 'kamailio.cfg'), '-DD', '-E', '-l', `udp:127.0.0.1:${port}`, '-P', path.join(dir, 'pid'), '-Y', dir, '-m', '256', '-M', '16'];
+  if (stateful) args.push('-A', 'STATEFUL');
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  await new Promise((r) => setTimeout(r, 1500));
+  if (child.exitCode !== null) throw new Error('kamailio did not start:\n' + err);
+  return {
+    name: `Kamailio 5.6 ${stateful ? 'stateful t_reply' : 'stateless sl_send_reply'}`,
+    port,
+    stats: async () => ({ cpuUs: treeCpuUs(child.pid!), retransmissions: 0 }),
+    stop: async () => {
+      await stopChild(child, () => child.kill('SIGTERM'));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function stopChild(child: ChildProcess, ask: () => void): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  ask();
+  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+async function runSipp(port: number, rate: number, calls: number): Promise<{ successful: number; failed: number; retransmissions: number }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-bench-sipp-'));
+  const args = [
+    `127.0.0.1:${port}`,
+    '-sf', path.join(here, 'uac.xml'),
+    '-i', '127.0.0.1', '-p', String(await freePort()), '-mp', String(await freePort()),
+    '-r', String(rate), '-m', String(calls), '-l', String(rate * 2),
+    '-buff_size', String(4 * 1024 * 1024),
+    '-timeout', `${SECONDS + 30}s`, '-timeout_error', '-nostdin',
+    '-trace_stat', '-stf', path.join(dir, 'stat.csv'), '-fd', '1',
+  ];
+  const child = spawn(findBinary('sipp', 'sip-tester'), args, { cwd: dir, stdio: 'ignore' });
+  await new Promise((r) => child.once('exit', r));
+  try {
+    const lines = readFileSync(path.join(dir, 'stat.csv'), 'utf8').trim().split('\n');
+    const head = lines[0]!.split(';');
+    const last = lines.at(-1)!.split(';');
+    const col = (name: string) => Number(last[head.indexOf(name)] ?? NaN);
+    return { successful: col('SuccessfulCall(C)'), failed: col('FailedCall(C)'), retransmissions: col('Retransmissions(C)') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function measure(make: () => Promise<Target>): Promise<{ name: string; steps: Step[] }> {
+  const target = await make();
+  const steps: Step[] = [];
+  try {
+    // Warm-up (JIT, buffers, Kamailio's shared memory pools), not measured.
+    await runSipp(target.port, 300, 600);
+    for (const rate of RATES) {
+      const calls = rate * SECONDS;
+      const before = await target.stats();
+      const r = await runSipp(target.port, rate, calls);
+      const after = await target.stats();
+      const step: Step = {
+        rate,
+        calls,
+        successful: r.successful,
+        failed: r.failed,
+        retransmissions: r.retransmissions + (after.retransmissions - before.retransmissions),
+        cpuUsPerCall: (after.cpuUs - before.cpuUs) / Math.max(1, r.successful),
+      };
+      steps.push(step);
+      console.log(`${target.name.padEnd(42)} ${String(rate).padStart(5)} calls/s: ok ${step.successful}/${calls}, failed ${step.failed}, retrans ${step.retransmissions}, ${step.cpuUsPerCall.toFixed(0)} µs CPU/call`);
+      if (step.failed > 0 || step.retransmissions > 0 || step.successful < calls) break;
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  } finally {
+    await target.stop();
+  }
+  return { name: target.name, steps };
+}
+
+function clean(steps: Step[]): Step | undefined {
+  return steps.filter((s) => s.failed === 0 && s.retransmissions === 0 && s.successful === s.calls).at(-1);
+}
+
+const results = [await measure(ours), await measure(() => kamailio(true)), await measure(() => kamailio(false))];
+const others = results.slice(1);
+
+console.log(`\nHost: ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (CPU per call inflates on a busy host).`);
+console.log('\nHighest clean rate (every call completed, 0 failed, 0 retransmissions):');
+for (const r of results) console.log(`  ${r.name.padEnd(42)} ${String(clean(r.steps)?.rate ?? 0).padStart(5)} calls/s`);
+
+console.log('\nCPU µs per call by rate (ratio = ours / Kamailio; target <= 1.5 against stateful):');
+console.log('  ' + ['calls/s', ...results.map((r) => r.name), ...others.map((o) => 'ratio vs ' + o.name.replace('Kamailio 5.6 ', ''))].join(' | '));
+for (const rate of RATES) {
+  const cells = results.map((r) => r.steps.find((x) => x.rate === rate));
+  if (cells.every((c) => c === undefined)) continue;
+  const mark = (st: Step | undefined) => (st ? st.cpuUsPerCall.toFixed(0) + (st.failed || st.retransmissions || st.successful < st.calls ? '*' : '') : '-');
+  const ours = cells[0];
+  const ratios = cells.slice(1).map((c) => (ours && c ? (ours.cpuUsPerCall / c.cpuUsPerCall).toFixed(2) : '-'));
+  console.log('  ' + [String(rate), ...cells.map(mark), ...ratios].join(' | '));
+}
+console.log('  (* = that step had failures or retransmissions)');

@@ -1,0 +1,32 @@
+/**
+ * The UAS under test, in its own process so its CPU is its own: answers INVITE with 200 at once
+ * (stateful: server transactions, 2xx retransmission until ACK, dialogs), BYE is answered by the stack.
+ * Parent asks {cmd: 'stats'} over IPC and gets CPU and retransmission counts back.
+ */
+import { Registry } from 'prom-client';
+import { createSipStack } from '../../signaling/sip/index.js';
+
+const port = Number(process.argv[2]);
+const registry = new Registry();
+const stack = await createSipStack({ listen: [{ transport: 'udp', host: '127.0.0.1', port }], registry });
+stack.onRequest((req) => {
+  if (req.method === 'INVITE') req.accept();
+  else req.respond(200);
+});
+
+async function retransmissions(): Promise<number> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === 'sip_retransmissions_total');
+  return (m?.values ?? []).filter((v) => v.labels.direction === 'out').reduce((a, v) => a + v.value, 0);
+}
+
+process.on('message', (msg: { cmd: string }) => {
+  if (msg.cmd === 'stats') {
+    void retransmissions().then((r) => {
+      const cpu = process.cpuUsage();
+      process.send?.({ cpuUs: cpu.user + cpu.system, retransmissions: r });
+    });
+  } else if (msg.cmd === 'stop') {
+    void stack.close(0).then(() => process.exit(0));
+  }
+});
+process.send?.({ ready: true });

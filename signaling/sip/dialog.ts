@@ -1,0 +1,418 @@
+/** Dialogs (§12-§15) and the server-side request object handed to the TU. */
+import type { TimerHandle } from './clock.js';
+import { SipRequest, type SipResponse } from './message.js';
+import type { SipStackImpl } from './stack.js';
+import type { ServerTransaction } from './transaction.js';
+import type { Endpoint, Transport } from './transport/transport.js';
+import type { Dialog, DialogRequestOptions, DialogTermination, ResponseOptions, ServerRequest, TerminationCause } from './types.js';
+import { applyBody, applyHeaders } from './util.js';
+
+export function dialogKey(callId: string, localTag: string, remoteTag: string): string {
+  return callId + '|' + localTag + '|' + remoteTag;
+}
+
+/** Methods whose 2xx creates a dialog (INVITE, SUBSCRIBE - RFC 6665). */
+export function createsDialog(method: string): boolean {
+  return method === 'INVITE' || method === 'SUBSCRIBE';
+}
+
+interface AnswerRetransmit {
+  seq: number;
+  response: SipResponse;
+  timer?: TimerHandle;
+  deadline: TimerHandle;
+  interval: number;
+}
+
+export interface DialogInit {
+  role: 'uac' | 'uas';
+  callId: string;
+  localTag: string;
+  remoteTag: string;
+  /** From/To header values as this side writes them (with tags). */
+  localUri: string;
+  remoteUri: string;
+  remoteTarget: string;
+  routeSet: string[];
+  localSeq: number;
+  remoteSeq?: number;
+  initialRequest: SipRequest;
+  transport: Transport;
+  flow?: Endpoint;
+  /** Preferred next hop for in-dialog requests. */
+  destination?: Endpoint;
+}
+
+export class DialogImpl implements Dialog {
+  readonly id: string;
+  readonly callId: string;
+  readonly localTag: string;
+  readonly remoteTag: string;
+  readonly localUri: string;
+  readonly remoteUri: string;
+  remoteTarget: string;
+  readonly routeSet: readonly string[];
+  readonly role: 'uac' | 'uas';
+  state: 'confirmed' | 'terminated' = 'confirmed';
+  readonly initialRequest: SipRequest;
+  readonly flow?: Endpoint;
+  readonly transport: Transport;
+  readonly terminated: Promise<DialogTermination>;
+  localSeq: number;
+  remoteSeq?: number;
+  pendingOutInvite = false;
+  pendingInInvite = false;
+  /** SUBSCRIBE usage: NOTIFYs go here and are answered 200 by the stack. */
+  notifyHandler?: (notify: SipRequest) => void;
+  private readonly destination?: Endpoint;
+  private requestHandler?: (req: ServerRequest) => void;
+  private readonly ackHandlers: ((ack: SipRequest) => void)[] = [];
+  private readonly termHandlers: ((t: DialogTermination) => void)[] = [];
+  private resolveTerminated!: (t: DialogTermination) => void;
+  private answer: AnswerRetransmit | undefined;
+  private ackedSeq?: number;
+  /** ACKs we sent for 2xx, by CSeq: re-sent when the 2xx is retransmitted (§13.2.2.4). */
+  private readonly acks = new Map<number, { ack: SipRequest; dest: Endpoint; transport: Transport }>();
+
+  constructor(
+    private readonly core: SipStackImpl,
+    init: DialogInit,
+  ) {
+    this.role = init.role;
+    this.callId = init.callId;
+    this.localTag = init.localTag;
+    this.remoteTag = init.remoteTag;
+    this.localUri = init.localUri;
+    this.remoteUri = init.remoteUri;
+    this.remoteTarget = init.remoteTarget;
+    this.routeSet = init.routeSet;
+    this.localSeq = init.localSeq;
+    if (init.remoteSeq !== undefined) this.remoteSeq = init.remoteSeq;
+    this.initialRequest = init.initialRequest;
+    this.transport = init.transport;
+    if (init.flow) this.flow = init.flow;
+    if (init.destination) this.destination = init.destination;
+    this.id = dialogKey(this.callId, this.localTag, this.remoteTag);
+    this.terminated = new Promise((resolve) => (this.resolveTerminated = resolve));
+  }
+
+  onRequest(handler: (req: ServerRequest) => void): void {
+    this.requestHandler = handler;
+  }
+
+  onAck(handler: (ack: SipRequest) => void): void {
+    this.ackHandlers.push(handler);
+  }
+
+  onTerminated(handler: (t: DialogTermination) => void): void {
+    this.termHandlers.push(handler);
+  }
+
+  /** Builds an in-dialog request (§12.2.1.1); loose routing only (every Route is ;lr). */
+  buildRequest(method: string, seq: number, opts: DialogRequestOptions): SipRequest {
+    const req = new SipRequest(method, this.remoteTarget);
+    for (const r of this.routeSet) req.append('Route', r);
+    req.append('Max-Forwards', '70');
+    req.append('From', this.localUri);
+    req.append('To', this.remoteUri);
+    req.append('Call-ID', this.callId);
+    req.append('CSeq', seq + ' ' + method);
+    if (method === 'INVITE' || method === 'UPDATE' || method === 'SUBSCRIBE' || method === 'NOTIFY' || method === 'REFER') {
+      req.append('Contact', '<' + this.core.contact(this.contactUser(), this.transport.protocol) + '>');
+    }
+    this.core.addUserAgent(req);
+    applyHeaders(req, opts.headers);
+    applyBody(req, opts);
+    return req;
+  }
+
+  private contactUser(): string {
+    const m = /^[^<]*<sips?:([^@>;]+)@/.exec(this.localUri);
+    return m?.[1] ?? 'huddle';
+  }
+
+  private nextHop(opts: DialogRequestOptions): Endpoint | undefined {
+    if (opts.destination) return opts.destination;
+    if (this.destination) return this.destination;
+    // Over a stream the peer's own connection is the reliable way back (RFC 5923 style reuse).
+    if (this.flow && this.transport.reliable && this.flow.connectionId) return this.flow;
+    return undefined;
+  }
+
+  async request(method: string, opts: DialogRequestOptions = {}): Promise<SipResponse> {
+    if (this.state === 'terminated') return this.core.localResponse(481, 'Dialog Terminated');
+    if (method === 'ACK' || method === 'CANCEL') throw new Error(`${method} is sent by the stack, not through Dialog.request`);
+    const isInvite = method === 'INVITE';
+    if (isInvite && (this.pendingOutInvite || this.pendingInInvite)) return this.core.localResponse(491, 'Request Pending');
+    if (isInvite) this.pendingOutInvite = true;
+    try {
+      let lastAck: SipRequest | undefined;
+      const res = await this.core.sendWithAuth(
+        () => this.buildRequest(method, ++this.localSeq, opts),
+        { uri: this.remoteTarget, routeSet: this.routeSet, destination: this.nextHop(opts), transport: this.transport },
+        opts.auth,
+        {
+          on2xx: (r, req, dest, transport) => {
+            if (!isInvite) return;
+            // §13.2.2.4: ACK every 2xx (first and retransmissions) of a re-INVITE.
+            if (!lastAck) {
+              lastAck = this.buildAck(req);
+              this.core.addVia(lastAck, transport);
+            }
+            this.acks.set(req.cseq.seq, { ack: lastAck, dest, transport });
+            this.core.sendRaw(lastAck, dest, transport, false);
+            this.refreshTarget(r);
+          },
+        },
+      );
+      return res;
+    } finally {
+      if (isInvite) this.pendingOutInvite = false;
+    }
+  }
+
+  async bye(opts: DialogRequestOptions = {}): Promise<SipResponse> {
+    if (this.state === 'terminated') return this.core.localResponse(481, 'Dialog Terminated');
+    const res = this.sendBye(opts);
+    this.terminate('local-bye');
+    return res;
+  }
+
+  private sendBye(opts: DialogRequestOptions): Promise<SipResponse> {
+    return this.core.sendWithAuth(
+      () => this.buildRequest('BYE', ++this.localSeq, opts),
+      { uri: this.remoteTarget, routeSet: this.routeSet, destination: this.nextHop(opts), transport: this.transport },
+      opts.auth,
+      {},
+    );
+  }
+
+  /** ACK for a 2xx (§13.2.2.4): new transaction-less request, same CSeq number as the INVITE. */
+  buildAck(invite: SipRequest, extra: { headers?: DialogRequestOptions['headers']; body?: Buffer | string; contentType?: string } = {}): SipRequest {
+    const ack = new SipRequest('ACK', this.remoteTarget);
+    for (const r of this.routeSet) ack.append('Route', r);
+    ack.append('Max-Forwards', '70');
+    ack.append('From', this.localUri);
+    ack.append('To', this.remoteUri);
+    ack.append('Call-ID', this.callId);
+    ack.append('CSeq', invite.cseq.seq + ' ACK');
+    for (const a of invite.getAll('proxy-authorization')) ack.append('Proxy-Authorization', a);
+    for (const a of invite.getAll('authorization')) ack.append('Authorization', a);
+    this.core.addUserAgent(ack);
+    applyHeaders(ack, extra.headers);
+    applyBody(ack, extra);
+    return ack;
+  }
+
+  /** Sends the ACK for the dialog-creating 2xx and remembers it for retransmitted 2xx. */
+  sendAck(ack: SipRequest, dest: Endpoint, transport: Transport): void {
+    this.core.addVia(ack, transport);
+    this.acks.set(ack.cseq.seq, { ack, dest, transport });
+    this.core.sendRaw(ack, dest, transport, false);
+  }
+
+  /** A retransmitted (or late) 2xx for one of our INVITEs. */
+  resendAck(res: SipResponse): void {
+    const sent = this.acks.get(res.cseq.seq);
+    if (sent) this.core.sendRaw(sent.ack, sent.dest, sent.transport, true);
+  }
+
+  private refreshTarget(msg: SipRequest | SipResponse): void {
+    const contact = msg.getAll('contact')[0];
+    if (!contact) return;
+    const m = /<([^>]+)>/.exec(contact);
+    this.remoteTarget = m ? m[1]! : contact.split(';')[0]!.trim();
+  }
+
+  /** UAS core: retransmit the 2xx to an INVITE until its ACK (§13.3.1.4). */
+  startAnswerRetransmit(res: SipResponse, tx: ServerTransaction): void {
+    this.stopAnswerRetransmit();
+    const { clock, timers } = this.core;
+    const a: AnswerRetransmit = {
+      seq: res.cseq.seq,
+      response: res,
+      interval: timers.t1,
+      deadline: clock.setTimer(64 * timers.t1, () => {
+        if (this.answer !== a) return;
+        this.stopAnswerRetransmit();
+        if (this.state === 'confirmed') {
+          this.sendBye({}).catch(() => undefined);
+          this.terminate('no-ack');
+        }
+      }),
+    };
+    const again = () => {
+      if (this.answer !== a) return;
+      this.core.sendRaw(res, tx.dest, tx.transport, true);
+      a.interval = Math.min(a.interval * 2, timers.t2);
+      a.timer = clock.setTimer(a.interval, again);
+    };
+    if (!tx.transport.reliable) a.timer = clock.setTimer(a.interval, again);
+    this.answer = a;
+  }
+
+  private stopAnswerRetransmit(): void {
+    if (!this.answer) return;
+    this.answer.timer?.cancel();
+    this.answer.deadline.cancel();
+    this.answer = undefined;
+  }
+
+  /** True when the ACK acknowledged our 2xx (later copies of it too). */
+  receiveAck(ack: SipRequest): boolean {
+    const seq = ack.cseq.seq;
+    if (this.answer && seq === this.answer.seq) {
+      this.stopAnswerRetransmit();
+      this.ackedSeq = seq;
+      for (const h of this.ackHandlers) h(ack);
+      return true;
+    }
+    return seq === this.ackedSeq;
+  }
+
+  /** An in-dialog request matched this dialog (§12.2.2). */
+  receiveRequest(sreq: ServerRequestImpl): void {
+    const req = sreq.message;
+    const seq = req.cseq.seq;
+    if (this.remoteSeq !== undefined && seq <= this.remoteSeq) {
+      sreq.respond(500, { reason: 'CSeq Out Of Order' });
+      return;
+    }
+    this.remoteSeq = seq;
+    switch (req.method) {
+      case 'BYE':
+        sreq.respond(200);
+        this.terminate('remote-bye', req);
+        return;
+      case 'INVITE':
+        if (this.pendingOutInvite) {
+          sreq.respond(491);
+          return;
+        }
+        if (this.pendingInInvite) {
+          sreq.respond(500, { reason: 'Re-INVITE Pending', headers: { 'Retry-After': String(Math.floor(Math.random() * 10)) } });
+          return;
+        }
+        this.pendingInInvite = true;
+        this.refreshTarget(req);
+        break;
+      case 'UPDATE':
+        this.refreshTarget(req);
+        break;
+      case 'NOTIFY':
+        if (this.notifyHandler) {
+          this.notifyHandler(req);
+          sreq.respond(200);
+          if ((req.get('subscription-state') ?? '').trim().toLowerCase().startsWith('terminated')) this.terminate('subscription-terminated', req);
+          return;
+        }
+        break;
+    }
+    if (!this.requestHandler) {
+      const m = req.method;
+      sreq.respond(m === 'OPTIONS' || m === 'INFO' || m === 'NOTIFY' ? 200 : m === 'INVITE' || m === 'UPDATE' ? 488 : 501);
+      return;
+    }
+    try {
+      this.requestHandler(sreq);
+    } catch (err) {
+      this.core.log?.error({ err, method: req.method }, 'in-dialog request handler threw');
+      if (!sreq.answered) sreq.respond(500);
+    }
+  }
+
+  /** A re-INVITE we received got its final response. */
+  incomingInviteAnswered(): void {
+    this.pendingInInvite = false;
+  }
+
+  terminate(cause: TerminationCause, request?: SipRequest): void {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    this.stopAnswerRetransmit();
+    this.core.removeDialog(this);
+    const t: DialogTermination = request ? { cause, request } : { cause };
+    this.resolveTerminated(t);
+    for (const h of this.termHandlers) h(t);
+  }
+}
+
+export class ServerRequestImpl implements ServerRequest {
+  canceled = false;
+  localTag?: string;
+  private readonly cancelHandlers: ((c: SipRequest) => void)[] = [];
+
+  constructor(
+    private readonly core: SipStackImpl,
+    readonly tx: ServerTransaction,
+    readonly message: SipRequest,
+    readonly source: Endpoint,
+    readonly dialog?: DialogImpl,
+  ) {}
+
+  get method(): string {
+    return this.message.method;
+  }
+
+  /** Sends through the transaction; a final response to INVITE ends CANCEL's reach. */
+  private send(res: SipResponse): void {
+    this.tx.respond(res);
+    if (res.status >= 200 && this.message.method === 'INVITE') this.core.inviteAnswered(this.tx.key);
+  }
+
+  get answered(): boolean {
+    return this.tx.finalSent;
+  }
+
+  onCancel(handler: (cancel: SipRequest) => void): void {
+    this.cancelHandlers.push(handler);
+  }
+
+  /** CANCEL matched (§9.2): tell the TU, then end the INVITE with 487. */
+  cancel(cancel: SipRequest): void {
+    if (this.answered) return;
+    this.canceled = true;
+    for (const h of this.cancelHandlers) {
+      try {
+        h(cancel);
+      } catch (err) {
+        this.core.log?.error({ err }, 'cancel handler threw');
+      }
+    }
+    if (!this.answered) this.respond(487);
+  }
+
+  respond(status: number, opts: ResponseOptions = {}): void {
+    if (this.answered || this.tx.state === 'terminated') return;
+    if (status >= 200 && status < 300 && createsDialog(this.method)) {
+      this.accept({ ...opts, status });
+      return;
+    }
+    if (status > 100) this.localTag ??= this.dialog ? this.dialog.localTag : this.core.newTag();
+    const res = this.core.buildResponse(this, status, opts, false);
+    this.send(res);
+    if (status >= 200 && this.dialog && this.method === 'INVITE') this.dialog.incomingInviteAnswered();
+  }
+
+  accept(opts: ResponseOptions & { status?: number } = {}): DialogImpl {
+    const status = opts.status ?? 200;
+    if (this.dialog) {
+      if (this.answered) return this.dialog;
+      const res = this.core.buildResponse(this, status, opts, this.method === 'INVITE');
+      this.send(res);
+      if (this.method === 'INVITE') {
+        this.dialog.incomingInviteAnswered();
+        this.dialog.startAnswerRetransmit(res, this.tx);
+      }
+      return this.dialog;
+    }
+    if (!createsDialog(this.method)) throw new Error(`accept() needs INVITE or SUBSCRIBE, not ${this.method}`);
+    if (this.answered) throw new Error('request already answered');
+    this.localTag ??= this.core.newTag();
+    const res = this.core.buildResponse(this, status, opts, true);
+    const dialog = this.core.createUasDialog(this, res);
+    this.send(res);
+    if (this.method === 'INVITE') dialog.startAnswerRetransmit(res, this.tx);
+    return dialog;
+  }
+}

@@ -1,0 +1,77 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+
+/**
+ * SIP stack metrics. Per-message counts and live totals are plain integers folded into
+ * prom-client at scrape time (collect): label hashing on every message would cost more than parsing it.
+ */
+export class SipMetrics {
+  readonly registry: Registry;
+  /** Live transactions by kind and confirmed dialogs; read by the gauges at scrape time. */
+  readonly live = { ict: 0, nict: 0, ist: 0, nist: 0, dialogs: 0 };
+  private readonly requests = new Map<string, number>();
+  private readonly responses = new Map<string, number>();
+  private readonly retransmissions = new Map<string, number>();
+  private readonly parseErrors = new Map<string, number>();
+
+  constructor(registry?: Registry) {
+    this.registry = registry ?? new Registry();
+    const registers = [this.registry];
+    const counter = <L extends string>(name: string, help: string, labelNames: L[], source: Map<string, number>) =>
+      new Counter<L>({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const [key, value] of source) {
+            const values = key.split('\u0000');
+            const labels = Object.fromEntries(labelNames.map((l, i) => [l, values[i] ?? ''])) as Record<L, string>;
+            this.inc(labels, value);
+          }
+        },
+      });
+    counter('sip_requests_total', 'SIP requests by direction and method (retransmissions excluded)', ['direction', 'method'], this.requests);
+    counter('sip_responses_total', 'SIP responses by direction, CSeq method and status code', ['direction', 'method', 'code'], this.responses);
+    counter('sip_retransmissions_total', 'SIP retransmissions sent (out) and absorbed (in)', ['direction', 'method'], this.retransmissions);
+    counter('sip_parse_errors_total', 'Messages rejected by the parser', ['transport'], this.parseErrors);
+    const live = this.live;
+    new Gauge({
+      name: 'sip_transactions_active',
+      help: 'Live SIP transactions by kind (ict, nict, ist, nist)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        for (const kind of ['ict', 'nict', 'ist', 'nist'] as const) this.set({ kind }, live[kind]);
+      },
+    });
+    new Gauge({
+      name: 'sip_dialogs_active',
+      help: 'Confirmed SIP dialogs',
+      registers,
+      collect() {
+        this.set(live.dialogs);
+      },
+    });
+  }
+
+  private static add(map: Map<string, number>, key: string): void {
+    map.set(key, (map.get(key) ?? 0) + 1);
+  }
+
+  request(direction: 'in' | 'out', method: string): void {
+    SipMetrics.add(this.requests, direction + '\u0000' + method);
+  }
+
+  response(direction: 'in' | 'out', method: string, code: number): void {
+    SipMetrics.add(this.responses, direction + '\u0000' + method + '\u0000' + code);
+  }
+
+  retransmission(direction: 'in' | 'out', method: string): void {
+    SipMetrics.add(this.retransmissions, direction + '\u0000' + method);
+  }
+
+  parseError(transport: string): void {
+    SipMetrics.add(this.parseErrors, transport);
+  }
+}

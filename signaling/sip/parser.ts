@@ -1,0 +1,311 @@
+/**
+ * Parser (RFC 3261 §7, §25): tolerant of legal oddities (folding, whitespace, case, compact
+ * names, bare LF), strict about what a request must carry. Every failure on a request yields a
+ * status and reason phrase to answer with, plus whatever headers could be read to address it.
+ */
+import { headerKey, isToken, isWs } from './grammar.js';
+import { HeaderError } from './headers.js';
+import { SipRequest, SipResponse, type RawHeader } from './message.js';
+import { UnsupportedSchemeError, UriError } from './uri.js';
+
+export interface ParseLimits {
+  /** Largest message accepted, head and body (default 65535). */
+  maxMessageBytes: number;
+  /** Most header lines accepted (default 128). */
+  maxHeaders: number;
+}
+
+export const DEFAULT_LIMITS: ParseLimits = { maxMessageBytes: 65535, maxHeaders: 128 };
+
+export type ParseResult =
+  | { ok: true; message: SipRequest | SipResponse }
+  | {
+      ok: false;
+      /** Status to answer a request with (400, 413, 416, 505, 513). */
+      status: number;
+      reason: string;
+      /** What could be read of a request, for addressing the error response; absent for responses and garbage. */
+      request?: SipRequest;
+      isResponse: boolean;
+    };
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const LFLF = Buffer.from('\n\n');
+
+function fail(status: number, reason: string, isResponse: boolean, request?: SipRequest): ParseResult {
+  const r: ParseResult = { ok: false, status, reason, isResponse };
+  if (request) r.request = request;
+  return r;
+}
+
+/** Locates the blank line ending the head: [index of head end, length of the separator]. */
+export function findHeadEnd(buf: Buffer, from = 0): [number, number] {
+  const crlf = buf.indexOf(CRLFCRLF, from);
+  if (crlf >= 0) return [crlf, 4];
+  const lf = buf.indexOf(LFLF, from);
+  return lf >= 0 ? [lf, 2] : [-1, 0];
+}
+
+/**
+ * Parses one whole message. `stream` means framing was done by Content-Length already (TCP);
+ * over datagrams, Content-Length is checked against the bytes that arrived (§18.3).
+ */
+export function parseMessage(buf: Buffer, limits: ParseLimits = DEFAULT_LIMITS, stream = false): ParseResult {
+  try {
+    return parseUnsafe(buf, limits, stream);
+  } catch (err) {
+    // Defensive: the scanners only throw their own errors, but a crash here must never reach the socket loop.
+    return fail(400, 'Malformed message: ' + (err instanceof Error ? err.message : 'unknown'), false);
+  }
+}
+
+function parseUnsafe(buf: Buffer, limits: ParseLimits, stream: boolean): ParseResult {
+  let start = 0;
+  while (start < buf.length && (buf[start] === 13 || buf[start] === 10)) start++;
+  // "SIP/" in any case, compared on bytes (| 0x20 lower-cases letters).
+  const looksResponse =
+    buf.length - start >= 4 && (buf[start]! | 0x20) === 115 && (buf[start + 1]! | 0x20) === 105 && (buf[start + 2]! | 0x20) === 112 && buf[start + 3] === 47;
+  if (buf.length > limits.maxMessageBytes) {
+    return fail(513, 'Message Too Large', looksResponse, looksResponse ? undefined : partialRequest(buf, start, limits));
+  }
+  const [headEnd, sepLen] = findHeadEnd(buf, start);
+  const headStop = headEnd < 0 ? buf.length : headEnd;
+  const head = buf.toString('utf8', start, headStop);
+  const lines = splitLines(head);
+  const first = lines[0] ?? '';
+  const headers: RawHeader[] = [];
+  const headerErr = readHeaders(lines, headers, limits);
+
+  if (looksResponse) {
+    if (headEnd < 0) return fail(400, 'Incomplete message head', true);
+    if (headerErr) return fail(400, headerErr, true);
+    const sp1 = first.indexOf(' ');
+    const version = first.slice(0, sp1 < 0 ? first.length : sp1);
+    if (version.toUpperCase() !== 'SIP/2.0') return fail(505, 'Version Not Supported', true);
+    const codeText = first.slice(sp1 + 1, sp1 + 4);
+    const status = Number(codeText);
+    if (!/^\d{3}$/.test(codeText) || status < 100 || status > 699) return fail(400, 'Malformed status line', true);
+    const res = new SipResponse(status, first.slice(sp1 + 4).trim(), headers);
+    const bodyErr = attachBody(res, buf, headEnd + sepLen, stream);
+    if (bodyErr) return fail(400, bodyErr, true);
+    const err = checkCommon(res);
+    if (err) return fail(400, err, true);
+    return { ok: true, message: res };
+  }
+
+  const line = parseRequestLine(first);
+  if (typeof line === 'string') return fail(400, line, false);
+  const req = new SipRequest(line.method, line.uri, headers);
+  if (line.version !== 'SIP/2.0') return fail(505, 'Version Not Supported', false, req);
+  if (headerErr) return fail(400, headerErr, false, req);
+  if (headEnd < 0) return fail(400, 'Incomplete message head', false, req);
+  const bodyErr = attachBody(req, buf, headEnd + sepLen, stream);
+  if (bodyErr) return fail(400, bodyErr, false, req);
+  const err = checkCommon(req);
+  if (err) return fail(400, err, false, req);
+  if (req.cseq.method !== req.method) return fail(400, 'CSeq method does not match request method', false, req);
+  const mf = req.get('max-forwards');
+  if (mf !== undefined && !/^\s*\d{1,3}\s*$/.test(mf)) return fail(400, 'Malformed Max-Forwards', false, req);
+  try {
+    void req.requestUri;
+  } catch (e) {
+    if (e instanceof UnsupportedSchemeError) return fail(416, 'Unsupported URI Scheme', false, req);
+    if (e instanceof UriError) return fail(400, 'Malformed Request-URI: ' + e.message, false, req);
+    throw e;
+  }
+  return { ok: true, message: req };
+}
+
+function splitLines(head: string): string[] {
+  const lines: string[] = [];
+  let s = 0;
+  for (;;) {
+    const nl = head.indexOf('\n', s);
+    const end = nl < 0 ? head.length : nl;
+    const stop = end > s && head.charCodeAt(end - 1) === 13 ? end - 1 : end;
+    lines.push(head.slice(s, stop));
+    if (nl < 0) break;
+    s = nl + 1;
+  }
+  return lines;
+}
+
+/** Fills `headers` from lines[1..]; returns an error reason or undefined. Unfolds continuation lines (§7.3.1). */
+function readHeaders(lines: string[], headers: RawHeader[], limits: ParseLimits): string | undefined {
+  for (let i = 1; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (l.length === 0) continue;
+    if (isWs(l.charCodeAt(0))) {
+      const prev = headers[headers.length - 1];
+      if (!prev) return 'Malformed header: continuation without header';
+      prev.value = (prev.value + ' ' + l.trim()).trim();
+      continue;
+    }
+    const colon = l.indexOf(':');
+    if (colon <= 0) return 'Malformed header line';
+    const name = l.slice(0, colon).trim();
+    if (!isToken(name)) return 'Malformed header name';
+    if (headers.length >= limits.maxHeaders) return 'Too Many Headers';
+    headers.push({ name, key: headerKey(name), value: l.slice(colon + 1).trim() });
+  }
+  return undefined;
+}
+
+function parseRequestLine(line: string): { method: string; uri: string; version: string } | string {
+  const sp1 = line.indexOf(' ');
+  const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
+  let method: string;
+  let uri: string;
+  let version: string;
+  if (sp2 > sp1 + 1 && line.indexOf(' ', sp2 + 1) < 0) {
+    method = line.slice(0, sp1);
+    uri = line.slice(sp1 + 1, sp2);
+    version = line.slice(sp2 + 1);
+  } else {
+    // Odd spacing: the slow path.
+    const parts = line.split(' ').filter((p) => p.length > 0);
+    if (parts.length !== 3) return 'Malformed Request-Line';
+    [method, uri, version] = parts as [string, string, string];
+  }
+  if (!method || !version) return 'Malformed Request-Line';
+  if (!isToken(method)) return 'Malformed method in Request-Line';
+  if (!version.toUpperCase().startsWith('SIP/')) return 'Malformed Request-Line';
+  return { method, uri, version: version.toUpperCase() };
+}
+
+function attachBody(msg: SipRequest | SipResponse, buf: Buffer, bodyStart: number, stream: boolean): string | undefined {
+  const clText = msg.get('content-length');
+  const available = Math.max(0, buf.length - bodyStart);
+  if (clText === undefined) {
+    msg.body = stream ? Buffer.alloc(0) : buf.subarray(bodyStart);
+    return undefined;
+  }
+  if (!/^\s*\d{1,9}\s*$/.test(clText)) return 'Malformed Content-Length';
+  const cl = Number(clText);
+  if (cl > available) return 'Content-Length larger than body';
+  // §18.3: bytes past Content-Length in a datagram are discarded.
+  msg.body = buf.subarray(bodyStart, bodyStart + cl);
+  return undefined;
+}
+
+/** The headers every request and response must carry, each parseable. */
+function checkCommon(msg: SipRequest | SipResponse): string | undefined {
+  for (const [key, name] of [['via', 'Via'], ['from', 'From'], ['to', 'To'], ['call-id', 'Call-ID'], ['cseq', 'CSeq']] as const) {
+    if (msg.get(key) === undefined) return `Missing ${name} header`;
+  }
+  if (!msg.callId) return 'Empty Call-ID header';
+  try {
+    void msg.via;
+  } catch (e) {
+    return 'Malformed Via header: ' + reasonOf(e);
+  }
+  try {
+    void msg.from;
+  } catch (e) {
+    return 'Malformed From header: ' + reasonOf(e);
+  }
+  try {
+    void msg.to;
+  } catch (e) {
+    return 'Malformed To header: ' + reasonOf(e);
+  }
+  try {
+    void msg.cseq;
+  } catch (e) {
+    return 'Malformed CSeq header: ' + reasonOf(e);
+  }
+  return undefined;
+}
+
+function reasonOf(e: unknown): string {
+  if (e instanceof HeaderError || e instanceof UriError) return e.message;
+  throw e;
+}
+
+/** Best effort read of an oversized request's head, so the 513 can still be addressed. */
+function partialRequest(buf: Buffer, start: number, limits: ParseLimits): SipRequest | undefined {
+  const [headEnd] = findHeadEnd(buf, start);
+  const stop = Math.min(headEnd < 0 ? buf.length : headEnd, start + limits.maxMessageBytes);
+  const lines = splitLines(buf.toString('utf8', start, stop));
+  const line = parseRequestLine(lines[0] ?? '');
+  if (typeof line === 'string') return undefined;
+  const headers: RawHeader[] = [];
+  readHeaders(lines, headers, limits);
+  return new SipRequest(line.method, line.uri, headers);
+}
+
+export type FrameEvent = { kind: 'message'; data: Buffer } | { kind: 'ping' } | { kind: 'error'; status: number; reason: string; head: Buffer };
+
+/**
+ * Content-Length framing for stream transports (§18.3): handles partial reads, several
+ * messages per read and RFC 5626 CRLF keep-alives. After an error the stream cannot be
+ * resynchronised; the caller answers and closes the connection.
+ */
+export class StreamFramer {
+  private buf: Buffer = Buffer.alloc(0);
+  private failed = false;
+
+  constructor(private readonly limits: ParseLimits = DEFAULT_LIMITS) {}
+
+  get buffered(): number {
+    return this.buf.length;
+  }
+
+  push(chunk: Buffer): FrameEvent[] {
+    if (this.failed) return [];
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const out: FrameEvent[] = [];
+    for (;;) {
+      let s = 0;
+      while (s < this.buf.length && (this.buf[s] === 13 || this.buf[s] === 10)) s++;
+      if (s > 0) {
+        if (s >= 4 && this.buf[0] === 13 && this.buf[1] === 10 && this.buf[2] === 13 && this.buf[3] === 10) out.push({ kind: 'ping' });
+        this.buf = this.buf.subarray(s);
+      }
+      if (this.buf.length === 0) break;
+      const [headEnd, sepLen] = findHeadEnd(this.buf);
+      if (headEnd < 0) {
+        if (this.buf.length > this.limits.maxMessageBytes) return this.error(out, 513, 'Message Too Large');
+        break;
+      }
+      const cl = contentLength(this.buf.toString('latin1', 0, headEnd));
+      if (cl === null) return this.error(out, 400, 'Malformed Content-Length');
+      const total = headEnd + sepLen + cl;
+      if (total > this.limits.maxMessageBytes) return this.error(out, 513, 'Message Too Large');
+      if (this.buf.length < total) break;
+      out.push({ kind: 'message', data: this.buf.subarray(0, total) });
+      this.buf = this.buf.subarray(total);
+    }
+    return out;
+  }
+
+  private error(out: FrameEvent[], status: number, reason: string): FrameEvent[] {
+    const [headEnd] = findHeadEnd(this.buf);
+    const head = this.buf.subarray(0, headEnd < 0 ? Math.min(this.buf.length, this.limits.maxMessageBytes) : headEnd + 4);
+    out.push({ kind: 'error', status, reason, head });
+    this.failed = true;
+    this.buf = Buffer.alloc(0);
+    return out;
+  }
+}
+
+/** Content-Length from a head (absent = 0 on streams is wrong per §18.3 but common; we treat it as 0). */
+function contentLength(head: string): number | null {
+  let s = 0;
+  for (;;) {
+    const nl = head.indexOf('\n', s);
+    const lineStart = s;
+    const lineEnd = nl < 0 ? head.length : nl;
+    const colon = head.indexOf(':', lineStart);
+    if (colon > lineStart && colon < lineEnd) {
+      const name = head.slice(lineStart, colon).trim().toLowerCase();
+      if (name === 'content-length' || name === 'l') {
+        const v = head.slice(colon + 1, lineEnd).trim();
+        if (!/^\d{1,9}$/.test(v)) return null;
+        return Number(v);
+      }
+    }
+    if (nl < 0) return 0;
+    s = nl + 1;
+  }
+}

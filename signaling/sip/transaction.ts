@@ -1,0 +1,337 @@
+/**
+ * RFC 3261 §17 transaction state machines, with RFC 6026's Accepted state for INVITE 2xx.
+ * Timers (named as in the RFC) run on an injectable Clock; retransmissions only over unreliable transports.
+ */
+import type { Clock, TimerHandle } from './clock.js';
+import { SipRequest, type SipResponse } from './message.js';
+import type { Endpoint, Transport } from './transport/transport.js';
+
+export interface TimerConfig {
+  t1: number;
+  t2: number;
+  t4: number;
+}
+
+export interface TransactionContext {
+  clock: Clock;
+  timers: TimerConfig;
+  /** Serializes and puts a message on the wire (`retransmission` is counted in metrics); returns the bytes sent. */
+  send(msg: SipRequest | SipResponse, dest: Endpoint, transport: Transport, retransmission: boolean, onError?: (err: Error) => void): Buffer;
+  /** Sends already serialized bytes again (a retransmission of a response with this CSeq method). */
+  resend(bytes: Buffer, method: string, dest: Endpoint, transport: Transport): void;
+  terminated(tx: ClientTransaction | ServerTransaction): void;
+  /** The long fixed waits that end a transaction (Timers D, I, J, K, L, M). */
+  expiry: ExpiryQueues;
+}
+
+export interface Expirable {
+  expire(): void;
+}
+
+/**
+ * Timers D, I, J, K, L and M only ever end a transaction, and with one duration each they expire
+ * in the order they were set. So each duration gets one FIFO and one clock timer for its head,
+ * instead of a timer object and closure per transaction held for 32 s (§17: 64*T1).
+ * A transaction that ended earlier just ignores its expiry.
+ */
+export class ExpiryQueues {
+  private readonly queues = new Map<number, { at: number[]; items: Expirable[]; head: number; armed: boolean }>();
+
+  constructor(private readonly clock: Clock) {}
+
+  add(ms: number, item: Expirable): void {
+    let q = this.queues.get(ms);
+    if (!q) {
+      q = { at: [], items: [], head: 0, armed: false };
+      this.queues.set(ms, q);
+    }
+    q.at.push(this.clock.now() + ms);
+    q.items.push(item);
+    if (!q.armed) this.arm(q, ms);
+  }
+
+  private arm(q: { at: number[]; items: Expirable[]; head: number; armed: boolean }, ms: number): void {
+    q.armed = true;
+    this.clock.setTimer(Math.max(0, q.at[q.head]! - this.clock.now()), () => {
+      q.armed = false;
+      const now = this.clock.now();
+      while (q.head < q.at.length && q.at[q.head]! <= now) {
+        const item = q.items[q.head]!;
+        q.items[q.head] = EXPIRED;
+        q.head++;
+        item.expire();
+      }
+      if (q.head > 1024 && q.head * 2 > q.at.length) {
+        q.at.splice(0, q.head);
+        q.items.splice(0, q.head);
+        q.head = 0;
+      }
+      if (q.head < q.at.length) this.arm(q, ms);
+      else {
+        q.at.length = 0;
+        q.items.length = 0;
+        q.head = 0;
+      }
+    });
+  }
+}
+
+const EXPIRED: Expirable = { expire: () => undefined };
+
+export type ClientState = 'calling' | 'trying' | 'proceeding' | 'accepted' | 'completed' | 'terminated';
+export type ServerState = 'trying' | 'proceeding' | 'accepted' | 'completed' | 'confirmed' | 'terminated';
+
+export interface ClientTransactionUser {
+  onResponse(res: SipResponse, tx: ClientTransaction): void;
+  /** Timer B/F fired, or the transport failed: the TU treats it as 408/503 (§8.1.3.1). */
+  onFailure(status: 408 | 503, reason: string, tx: ClientTransaction): void;
+}
+
+export function clientKey(branch: string, method: string): string {
+  return branch + '|' + (method === 'ACK' ? 'INVITE' : method);
+}
+
+export class ClientTransaction implements Expirable {
+  readonly key: string;
+  readonly isInvite: boolean;
+  state: ClientState;
+  private timerA?: TimerHandle;
+  private timerB?: TimerHandle;
+  private interval: number;
+  private ack?: SipRequest;
+
+  constructor(
+    private readonly ctx: TransactionContext,
+    readonly request: SipRequest,
+    readonly dest: Endpoint,
+    readonly transport: Transport,
+    readonly branch: string,
+    private readonly tu: ClientTransactionUser,
+  ) {
+    this.isInvite = request.method === 'INVITE';
+    this.key = clientKey(branch, request.method);
+    this.state = this.isInvite ? 'calling' : 'trying';
+    this.interval = ctx.timers.t1;
+  }
+
+  start(): void {
+    const { clock, timers } = this.ctx;
+    this.ctx.send(this.request, this.dest, this.transport, false, (err) => this.transportFailed(err));
+    if (!this.transport.reliable) this.timerA = clock.setTimer(this.interval, () => this.retransmit());
+    // Timer B (INVITE) / Timer F (non-INVITE).
+    this.timerB = clock.setTimer(64 * timers.t1, () => {
+      if (this.state === 'calling' || this.state === 'trying' || this.state === 'proceeding') {
+        this.terminate();
+        this.tu.onFailure(408, 'Request Timeout', this);
+      }
+    });
+  }
+
+  private transportFailed(err: Error): void {
+    if (this.state === 'terminated') return;
+    this.terminate();
+    this.tu.onFailure(503, 'Service Unavailable (' + err.message + ')', this);
+  }
+
+  /** Timer A (INVITE: doubling) / Timer E (non-INVITE: doubling up to T2, T2 once proceeding). */
+  private retransmit(): void {
+    if (this.state !== 'calling' && this.state !== 'trying' && this.state !== 'proceeding') return;
+    if (this.isInvite && this.state === 'proceeding') return;
+    this.ctx.send(this.request, this.dest, this.transport, true);
+    const { t2 } = this.ctx.timers;
+    if (this.isInvite) this.interval *= 2;
+    else this.interval = this.state === 'proceeding' ? t2 : Math.min(this.interval * 2, t2);
+    this.timerA = this.ctx.clock.setTimer(this.interval, () => this.retransmit());
+  }
+
+  receive(res: SipResponse): void {
+    const { timers } = this.ctx;
+    const reliable = this.transport.reliable;
+    switch (this.state) {
+      case 'calling':
+      case 'trying':
+      case 'proceeding':
+        if (res.status < 200) {
+          if (this.isInvite) {
+            // Timer B only guards the Calling state; a ringing INVITE waits for the TU (CANCEL) to end it.
+            this.timerA?.cancel();
+            this.timerB?.cancel();
+          }
+          this.state = 'proceeding';
+          this.tu.onResponse(res, this);
+          return;
+        }
+        this.timerA?.cancel();
+        this.timerB?.cancel();
+        if (this.isInvite && res.status < 300) {
+          // RFC 6026 Timer M: keep absorbing 2xx retransmissions and forked 2xx for the TU.
+          this.state = 'accepted';
+          this.ctx.expiry.add(64 * timers.t1, this);
+        } else if (this.isInvite) {
+          this.state = 'completed';
+          this.ack = this.buildAck(res);
+          this.ctx.send(this.ack, this.dest, this.transport, false);
+          // Timer D.
+          this.ctx.expiry.add(reliable ? 0 : Math.max(32_000, 64 * timers.t1), this);
+        } else {
+          this.state = 'completed';
+          // Timer K.
+          this.ctx.expiry.add(reliable ? 0 : timers.t4, this);
+        }
+        this.tu.onResponse(res, this);
+        return;
+      case 'accepted':
+        if (res.status >= 200 && res.status < 300) this.tu.onResponse(res, this);
+        return;
+      case 'completed':
+        if (this.ack && res.status >= 300) this.ctx.send(this.ack, this.dest, this.transport, true);
+        return;
+      case 'terminated':
+        return;
+    }
+  }
+
+  /** §17.1.1.3: the ACK for a non-2xx final response belongs to the transaction. */
+  private buildAck(res: SipResponse): SipRequest {
+    const req = this.request;
+    const ack = new SipRequest('ACK', req.uri);
+    ack.append('Via', req.getAll('via')[0]!);
+    for (const r of req.getAll('route')) ack.append('Route', r);
+    ack.append('Max-Forwards', '70');
+    ack.append('From', req.get('from')!);
+    ack.append('To', res.get('to')!);
+    ack.append('Call-ID', req.callId);
+    ack.append('CSeq', req.cseq.seq + ' ACK');
+    return ack;
+  }
+
+  expire(): void {
+    this.terminate();
+  }
+
+  terminate(): void {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    this.timerA?.cancel();
+    this.timerB?.cancel();
+    this.ctx.terminated(this);
+  }
+}
+
+export interface ServerTransactionUser {
+  /** Timer H fired: no ACK for a non-2xx final response. */
+  onNoAck?(tx: ServerTransaction): void;
+  /** Sending a response failed at the transport. */
+  onTransportError?(err: Error, tx: ServerTransaction): void;
+}
+
+/**
+ * Server transactions live 64*T1 after their final response (Timers J and L), so they keep only
+ * what they still need: the key, where responses go, and the last response as bytes.
+ */
+export class ServerTransaction implements Expirable {
+  readonly isInvite: boolean;
+  state: ServerState;
+  user: ServerTransactionUser = {};
+  private last: { bytes: Buffer; method: string } | undefined;
+  private timerG?: TimerHandle;
+  private timerH?: TimerHandle;
+  private interval: number;
+
+  constructor(
+    private readonly ctx: TransactionContext,
+    readonly key: string,
+    method: string,
+    /** Where responses go (§18.2.2), fixed when the request arrived. */
+    readonly dest: Endpoint,
+    readonly transport: Transport,
+  ) {
+    this.isInvite = method === 'INVITE';
+    this.state = this.isInvite ? 'proceeding' : 'trying';
+    this.interval = ctx.timers.t1;
+  }
+
+  /** Whether any response (provisional included) went out. */
+  get responded(): boolean {
+    return this.last !== undefined;
+  }
+
+  /** A retransmission of the request (or, for INVITE, an ACK) matched this transaction. */
+  receiveRequest(req: SipRequest): void {
+    if (req.method === 'ACK') {
+      if (this.state === 'completed') {
+        this.state = 'confirmed';
+        this.timerG?.cancel();
+        this.timerH?.cancel();
+        this.last = undefined;
+        // Timer I.
+        this.ctx.expiry.add(this.transport.reliable ? 0 : this.ctx.timers.t4, this);
+      }
+      return;
+    }
+    if ((this.state === 'proceeding' || this.state === 'completed') && this.last) this.resend();
+  }
+
+  private resend(): void {
+    this.ctx.resend(this.last!.bytes, this.last!.method, this.dest, this.transport);
+  }
+
+  respond(res: SipResponse): void {
+    if (this.state === 'terminated' || this.state === 'completed' || this.state === 'confirmed' || this.state === 'accepted') {
+      throw new Error(`cannot respond ${res.status} in transaction state ${this.state}`);
+    }
+    const { clock, timers } = this.ctx;
+    const reliable = this.transport.reliable;
+    const sent = this.ctx.send(res, this.dest, this.transport, false, this.user.onTransportError ? (err) => this.user.onTransportError?.(err, this) : undefined);
+    // Kept for retransmission up to 64*T1: copied out of Node's shared 8 KiB pool so it does not pin a slab.
+    const bytes = reliable ? sent : Buffer.allocUnsafeSlow(sent.length);
+    if (bytes !== sent) sent.copy(bytes);
+    this.last = { bytes, method: res.cseq.method };
+    if (res.status < 200) {
+      this.state = 'proceeding';
+      return;
+    }
+    if (this.isInvite && res.status < 300) {
+      // RFC 6026 Timer L: absorb INVITE retransmissions; the UAS core retransmits the 2xx itself.
+      this.state = 'accepted';
+      this.last = undefined;
+      this.ctx.expiry.add(64 * timers.t1, this);
+    } else if (this.isInvite) {
+      this.state = 'completed';
+      if (!reliable) this.timerG = clock.setTimer(this.interval, () => this.retransmitFinal());
+      this.timerH = clock.setTimer(64 * timers.t1, () => {
+        this.terminate();
+        this.user.onNoAck?.(this);
+      });
+    } else {
+      this.state = 'completed';
+      // Timer J.
+      this.ctx.expiry.add(reliable ? 0 : 64 * timers.t1, this);
+    }
+  }
+
+  /** Timer G. */
+  private retransmitFinal(): void {
+    if (this.state !== 'completed' || !this.last) return;
+    this.resend();
+    this.interval = Math.min(this.interval * 2, this.ctx.timers.t2);
+    this.timerG = this.ctx.clock.setTimer(this.interval, () => this.retransmitFinal());
+  }
+
+  get finalSent(): boolean {
+    return this.state !== 'trying' && this.state !== 'proceeding';
+  }
+
+  expire(): void {
+    this.terminate();
+  }
+
+  terminate(): void {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    this.timerG?.cancel();
+    this.timerH?.cancel();
+    this.last = undefined;
+    this.ctx.terminated(this);
+  }
+}
