@@ -31,13 +31,13 @@ export class SipMetrics {
           }
         },
       });
-    counter('sip_requests_total', 'SIP requests by direction and method (retransmissions excluded)', ['direction', 'method'], this.requests);
-    counter('sip_responses_total', 'SIP responses by direction, CSeq method and status code', ['direction', 'method', 'code'], this.responses);
-    counter('sip_retransmissions_total', 'SIP retransmissions sent (out) and absorbed (in)', ['direction', 'method'], this.retransmissions);
-    counter('sip_parse_errors_total', 'Messages rejected by the parser', ['transport'], this.parseErrors);
+    counter('huddle_sip_requests_total', 'SIP requests by direction and method (retransmissions excluded)', ['direction', 'method'], this.requests);
+    counter('huddle_sip_responses_total', 'SIP responses by direction, CSeq method and status code', ['direction', 'method', 'code'], this.responses);
+    counter('huddle_sip_retransmissions_total', 'SIP retransmissions sent (out) and absorbed (in)', ['direction', 'method'], this.retransmissions);
+    counter('huddle_sip_parse_errors_total', 'Messages rejected by the parser', ['transport'], this.parseErrors);
     const live = this.live;
     new Gauge({
-      name: 'sip_transactions_active',
+      name: 'huddle_sip_transactions_active',
       help: 'Live SIP transactions by kind (ict, nict, ist, nist)',
       labelNames: ['kind'],
       registers,
@@ -46,7 +46,7 @@ export class SipMetrics {
       },
     });
     new Gauge({
-      name: 'sip_dialogs_active',
+      name: 'huddle_sip_dialogs_active',
       help: 'Confirmed SIP dialogs',
       registers,
       collect() {

@@ -339,16 +339,16 @@ describe('retransmission under loss (UDP)', () => {
     expect(res.ok).toBe(true);
     await until(() => acked === 1, 'ACK after 2xx retransmission');
     const retransmitted = async (r: Registry) => {
-      const m = (await r.getMetricsAsJSON()).find((x) => x.name === 'sip_retransmissions_total')!;
+      const m = (await r.getMetricsAsJSON()).find((x) => x.name === 'huddle_sip_retransmissions_total')!;
       return m.values.find((v) => v.labels.direction === 'out' && v.labels.method === 'INVITE')?.value ?? 0;
     };
     // The UAC resent its INVITE twice; the UAS resent its 200 until the second ACK arrived.
     expect(await retransmitted(uacRegistry)).toBeGreaterThanOrEqual(2);
     expect(await retransmitted(registry)).toBeGreaterThanOrEqual(1);
     const text = await registry.metrics();
-    expect(text).toContain('sip_dialogs_active 1');
-    expect(text).toMatch(/sip_transactions_active\{kind="ist"\} 1/);
-    expect(text).toMatch(/sip_requests_total\{direction="in",method="INVITE"\} 1/);
+    expect(text).toContain('huddle_sip_dialogs_active 1');
+    expect(text).toMatch(/huddle_sip_transactions_active\{kind="ist"\} 1/);
+    expect(text).toMatch(/huddle_sip_requests_total\{direction="in",method="INVITE"\} 1/);
     if (res.ok) expect((await res.dialog.bye()).status).toBe(200);
   });
 

@@ -46,8 +46,8 @@ describe('call control from desktops', () => {
 
   it('MakeCall 7001→7002: 7001 phone is called first, then 7002; both desktops follow; two-way audio; metrics move', async () => {
     expect(await metric(site, 'huddle_sip_registrations')).toBe(2);
-    const invitesOut = await metric(site, 'sip_requests_total', { direction: 'out', method: 'INVITE' });
-    const answered = await metric(site, 'sip_responses_total', { direction: 'in', method: 'INVITE', code: '200' });
+    const invitesOut = await metric(site, 'huddle_sip_requests_total', { direction: 'out', method: 'INVITE' });
+    const answered = await metric(site, 'huddle_sip_responses_total', { direction: 'in', method: 'INVITE', code: '200' });
 
     const dialing = await a.desktop!.client.makeCall({ thisDN: '7001', otherDN: '7002' });
     expect(dialing).toMatchObject({ event: 'EventDialing', ThisDN: '7001', OtherDN: '7002', CallType: 'Internal' });
@@ -62,9 +62,9 @@ describe('call control from desktops', () => {
     await b.hears(exactly([a.tone]));
 
     expect(await metric(site, 'huddle_calls_active')).toBe(1);
-    expect(await metric(site, 'sip_requests_total', { direction: 'out', method: 'INVITE' })).toBe(invitesOut + 2);
+    expect(await metric(site, 'huddle_sip_requests_total', { direction: 'out', method: 'INVITE' })).toBe(invitesOut + 2);
     // A phone's 200 may be retransmitted (and counted) before our ACK reaches it on a loaded machine.
-    expect(await metric(site, 'sip_responses_total', { direction: 'in', method: 'INVITE', code: '200' })).toBeGreaterThanOrEqual(answered + 2);
+    expect(await metric(site, 'huddle_sip_responses_total', { direction: 'in', method: 'INVITE', code: '200' })).toBeGreaterThanOrEqual(answered + 2);
   });
 
   it('HoldCall: 7002 hears the configured music, 7001 hears nothing; RetrieveCall restores two-way audio', async () => {
@@ -121,14 +121,14 @@ describe('call control from desktops', () => {
   });
 
   it('ReleaseCall ends the call for both; the metrics return to idle', async () => {
-    const byesOut = await metric(site, 'sip_requests_total', { direction: 'out', method: 'BYE' });
+    const byesOut = await metric(site, 'huddle_sip_requests_total', { direction: 'out', method: 'BYE' });
     await a.desktop!.client.releaseCall({ thisDN: '7001', connID });
     await b.desktop!.waitFor((e) => e.event === 'EventReleased' && e.ConnID === connID, 'EventReleased on 7002');
     await a.hears((h) => h.packets === 0);
     await b.hears((h) => h.packets === 0);
     expect(await metric(site, 'huddle_calls_active')).toBe(0);
     await until(async () => (await metric(site, 'huddle_sip_legs_active')) === 0, 'no SIP leg left');
-    expect(await metric(site, 'sip_requests_total', { direction: 'out', method: 'BYE' })).toBe(byesOut + 2);
+    expect(await metric(site, 'huddle_sip_requests_total', { direction: 'out', method: 'BYE' })).toBe(byesOut + 2);
   });
 
   it('the phone holds and resumes by re-INVITE (sendonly, then sendrecv): EventHeld/EventRetrieved, music to the other party', async () => {
@@ -158,13 +158,13 @@ describe('call control from desktops', () => {
     const phone = await SipPhone.start({ user: '7005' });
     onTestFinished(() => phone.close());
     const registrar = `sip:127.0.0.1:${site.sipPort}`;
-    const registers = await metric(site, 'sip_requests_total', { direction: 'in', method: 'REGISTER' });
+    const registers = await metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'REGISTER' });
     expect((await phone.register(registrar, 'sip:7005@127.0.0.1')).status).toBe(200);
     expect(await metric(site, 'huddle_sip_registrations')).toBe(3);
     expect((await phone.register(registrar, 'sip:7005@127.0.0.1', phone.contact, { expires: 0 })).status).toBe(200);
     expect(await metric(site, 'huddle_sip_registrations')).toBe(2);
-    expect(await metric(site, 'sip_requests_total', { direction: 'in', method: 'REGISTER' })).toBe(registers + 2);
-    expect(await metric(site, 'sip_responses_total', { direction: 'out', method: 'REGISTER', code: '200' })).toBeGreaterThanOrEqual(4);
+    expect(await metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'REGISTER' })).toBe(registers + 2);
+    expect(await metric(site, 'huddle_sip_responses_total', { direction: 'out', method: 'REGISTER', code: '200' })).toBeGreaterThanOrEqual(4);
   });
 
   it('AnswerCall for a phone without remote answer: a clear EventError, and the phone keeps ringing', async () => {

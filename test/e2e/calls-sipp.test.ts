@@ -36,7 +36,7 @@ describe('calls with sipp as trunk peer and as phone', () => {
   });
 
   it('inbound trunk call to 7001: answered, two-way audio, the trunk side hangs up', async () => {
-    const invitesIn = await metric(site, 'sip_requests_total', { direction: 'in', method: 'INVITE' });
+    const invitesIn = await metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'INVITE' });
     const trunk = await sippPeer({ scenario: path.join(E2E_SCENARIOS, 'trunk-uac-bye.xml'), port: trunkPort, remote: `127.0.0.1:${site.sipPort}`, service: '7001', pauseMs: 6000 });
     const ringing = await a.desktop!.waitFor((e) => e.event === 'EventRinging' && e.OtherDN === '5551234', 'EventRinging from the trunk');
     const connID = ringing.ConnID!;
@@ -51,8 +51,8 @@ describe('calls with sipp as trunk peer and as phone', () => {
     expect(await metric(site, 'huddle_calls_active')).toBe(0);
     // Both legs are gone from the B2BUA, the one the trunk ended by BYE included.
     await until(async () => (await metric(site, 'huddle_sip_legs_active')) === 0, 'no SIP leg left');
-    expect(await metric(site, 'sip_requests_total', { direction: 'in', method: 'INVITE' })).toBe(invitesIn + 1);
-    expect(await metric(site, 'sip_requests_total', { direction: 'in', method: 'BYE' })).toBeGreaterThanOrEqual(1);
+    expect(await metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'INVITE' })).toBe(invitesIn + 1);
+    expect(await metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'BYE' })).toBeGreaterThanOrEqual(1);
   });
 
   it('inbound trunk call to 7001: the agent releases it from the desktop, the trunk gets the BYE', async () => {

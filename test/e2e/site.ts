@@ -311,7 +311,7 @@ export async function conference(a: Agent, b: Agent, ...more: Agent[]): Promise<
   return connID;
 }
 
-/** The value of one metric sample in the site's registry (0 when absent), e.g. metric(site, 'sip_requests_total', { direction: 'in', method: 'INVITE' }). */
+/** The value of one metric sample in the site's registry (0 when absent), e.g. metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'INVITE' }). */
 export async function metric(site: Site, name: string, labels: Record<string, string> = {}): Promise<number> {
   const found = (await site.registry.getMetricsAsJSON()).find((m) => m.name === name);
   if (!found) return 0;
