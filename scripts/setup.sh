@@ -2,6 +2,7 @@
 # Makes this machine able to run the platform and its tests.
 #   scripts/setup.sh          install every Debian package the platform and tests use (as root), then npm ci
 #   scripts/setup.sh --check  install only what is missing (as root); otherwise say which package is missing
+#   scripts/setup.sh --system  the Debian packages only (CI runs npm ci itself)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,8 @@ fi
 if [ "$(id -u)" = "0" ] && command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet rtpengine-daemon 2>/dev/null; then
   systemctl stop rtpengine-daemon || true
 fi
+
+if [ "${1:-}" = "--system" ]; then exit 0; fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies (npm ci)" >&2
