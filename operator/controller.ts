@@ -2,7 +2,8 @@
  * The controller loop: while this replica leads (Lease), informers on SipCluster, SipDN and the
  * owned workloads feed a rate-limited work queue of cluster keys; each key is reconciled by
  * planning (operator/plan.ts), publishing options and DNs to the NATS KV bucket, applying the
- * owned objects idempotently and writing status, with Kubernetes Events for what it did.
+ * owned objects idempotently, pruning the owned ones no longer desired (operator/prune.ts) and
+ * writing status, with Kubernetes Events for what it did.
  */
 import {
   AppsV1Api,
@@ -28,6 +29,7 @@ import { ResilientInformer } from './informer.js';
 import { LeaderElector } from './leader.js';
 import { operatorMetrics, type OperatorMetrics } from './metrics.js';
 import { planCluster } from './plan.js';
+import { pruneStale } from './prune.js';
 import { DEFAULT_QUEUE_OPTIONS, WorkQueue, type QueueOptions } from './queue.js';
 import { API_GROUP, CRD_PLURALS, FINALIZER, clusterKey, splitKey, type SipClusterResource, type SipDNResource } from './resources.js';
 import { clusterStatus, sameStatus } from './status.js';
@@ -260,6 +262,12 @@ export class Controller {
         failures.push(`applying ${label} failed: ${describeError(err)}`);
       }
     }
+    const pruned = await pruneStale(this.objects, cluster, plan.objects);
+    for (const { kind, name: objName } of pruned.deleted) {
+      this.metrics.applied.inc({ kind, action: 'deleted' });
+      applied.push(`deleted ${kind}/${objName}`);
+    }
+    failures.push(...pruned.failures);
     const failure = failures.length > 0 ? failures.join('; ') : undefined;
     if (applied.length > 0) await this.event(cluster, 'Normal', 'Applied', applied.join(', '));
     if (failure) await this.event(cluster, 'Warning', 'ReconcileFailed', failure);

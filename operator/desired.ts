@@ -25,6 +25,16 @@ export interface OperatorSettings {
 
 export type DesiredObject = ConfigMap | Service | Deployment | StatefulSet | PodDisruptionBudget | IServiceMonitor;
 
+/** Every kind desiredObjects can render: what a reconcile lists to prune what is no longer desired. */
+export const MANAGED_KINDS = [
+  { apiVersion: 'v1', kind: 'ConfigMap' },
+  { apiVersion: 'v1', kind: 'Service' },
+  { apiVersion: 'apps/v1', kind: 'Deployment' },
+  { apiVersion: 'apps/v1', kind: 'StatefulSet' },
+  { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
+  { apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor' },
+] as const;
+
 /** Entry points inside the platform image: its ENTRYPOINT is node, the pod gives the script as args (see Dockerfile). */
 export const ENTRY_POINTS = {
   signaling: 'dist/bin/signaling.js',

@@ -23,6 +23,6 @@ export function operatorMetrics(registry: Registry): OperatorMetrics {
     }),
     leader: new Gauge({ name: 'huddle_operator_leader', help: '1 while this replica holds the leader Lease', registers: [registry] }),
     informerRestarts: new Counter({ name: 'huddle_operator_informer_restarts_total', help: 'Informers restarted after they stopped on an error', labelNames: ['resource'], registers: [registry] }),
-    applied: new Counter({ name: 'huddle_operator_objects_applied_total', help: 'Owned objects created or patched', labelNames: ['kind', 'action'], registers: [registry] }),
+    applied: new Counter({ name: 'huddle_operator_objects_applied_total', help: 'Owned objects created, patched or deleted (pruned)', labelNames: ['kind', 'action'], registers: [registry] }),
   };
 }

@@ -3,7 +3,7 @@ import type { ConfigMap, PodSpec, Service } from 'kubernetes-types/core/v1.js';
 import { describe, expect, it } from 'vitest';
 import { validateK8sObjects } from '../test/operator/k8s-models.js';
 import { covers, mergePatchFor } from './apply.js';
-import type { DesiredObject, OperatorSettings } from './desired.js';
+import { MANAGED_KINDS, type DesiredObject, type OperatorSettings } from './desired.js';
 import { testCluster, testDn } from '../test/operator/fixtures.js';
 import { planCluster } from './plan.js';
 
@@ -51,6 +51,13 @@ describe('planCluster (reconcile as a pure function)', () => {
         { apiVersion: 'sip.huddle.dev/v1alpha1', kind: 'SipCluster', name: 'site-a', uid: 'uid-site-a', controller: true, blockOwnerDeletion: true },
       ]);
     }
+  });
+
+  it('renders only MANAGED_KINDS, every object carrying the labels pruning selects on', () => {
+    const kinds = (objects: DesiredObject[]) => [...new Set(objects.map((o) => `${o.apiVersion} ${o.kind}`))].sort();
+    expect(kinds(plan.objects)).toEqual(MANAGED_KINDS.map((k) => `${k.apiVersion} ${k.kind}`).sort());
+    expect(kinds(planCluster(cluster, [], { ...settings, serviceMonitor: false }).objects)).not.toContain('monitoring.coreos.com/v1 ServiceMonitor');
+    for (const o of plan.objects) expect(o.metadata?.labels).toMatchObject({ 'app.kubernetes.io/instance': 'site-a', 'app.kubernetes.io/managed-by': 'huddle-operator' });
   });
 
   it('runs every container non-root with a read-only root filesystem, resources and probes', () => {

@@ -228,8 +228,11 @@ export class FakeApiServer {
   readonly requests: { method: string; path: string }[] = [];
   url = '';
 
-  constructor(crdDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../crds')) {
-    this.types = [...BUILTIN.map((t) => ({ ...t, statusSubresource: WITH_STATUS.has(t.kind) })), ...loadCrds(crdDir)];
+  /** `without`: built-in kinds this server does not serve (a cluster without the prometheus-operator CRDs). */
+  constructor(opts: { crdDir?: string; without?: string[] } = {}) {
+    const crdDir = opts.crdDir ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../crds');
+    const builtin = BUILTIN.filter((t) => !opts.without?.includes(t.kind));
+    this.types = [...builtin.map((t) => ({ ...t, statusSubresource: WITH_STATUS.has(t.kind) })), ...loadCrds(crdDir)];
     this.server = http.createServer((req, res) => this.handle(req, res));
   }
 
@@ -436,8 +439,12 @@ export class FakeApiServer {
     switch (method) {
       case 'GET':
         return { code: 200, body: current };
-      case 'DELETE':
+      case 'DELETE': {
+        const uid = (body as { preconditions?: { uid?: string } } | undefined)?.preconditions?.uid;
+        if (uid !== undefined && uid !== current.metadata.uid)
+          throw new HttpError(409, 'Conflict', `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${current.metadata.uid ?? ''}`);
         return { code: 200, body: this.remove(t, current) };
+      }
       case 'PUT':
         return { code: 200, body: this.update(t, current, body as StoredObject, sub === 'status') };
       case 'PATCH': {

@@ -41,6 +41,7 @@ describe('huddle operator against the API server emulator', () => {
   let api: FakeApiServer;
   let a: ReturnType<typeof startController>;
   let b: ReturnType<typeof startController> | undefined;
+  let c: ReturnType<typeof startController> | undefined;
   let cr: ReturnType<typeof crClient>;
 
   const kvDoc = async <T>(key: string): Promise<T | undefined> => {
@@ -60,6 +61,8 @@ describe('huddle operator against the API server emulator', () => {
   });
 
   afterAll(async () => {
+    await c?.controller.stop();
+    await c?.store.close();
     await b?.controller.stop();
     await b?.store.close();
     await a?.controller.stop();
@@ -227,5 +230,55 @@ describe('huddle operator against the API server emulator', () => {
     await waitFor('site-c reconciled by operator-b', () => deployment('site-c-signaling'));
     const applied = api.list('v1', 'Event', NS).filter((e) => (e.involvedObject as { name: string }).name === 'site-c');
     expect(applied.every((e) => e.reportingInstance === 'operator-b')).toBe(true);
+  });
+
+  it('prunes what is no longer desired: ServiceMonitors switched off go, a look-alike not owned stays, the next reconcile is a no-op', async () => {
+    const monitors = () => api.list('monitoring.coreos.com/v1', 'ServiceMonitor', NS).map((m) => m.metadata.name);
+    await waitFor('site-c ServiceMonitor', () => monitors().includes('site-c-metrics'));
+    const owned = api.list('monitoring.coreos.com/v1', 'ServiceMonitor', NS).filter((m) => (m.metadata.ownerReferences ?? []).length > 0);
+    expect(owned.map((m) => m.metadata.name).sort()).toEqual(['site-a-metrics', 'site-c-metrics', 'site-x-metrics']);
+    // Same labels as the operator's, made by a person: not owned by the SipCluster, so never pruned.
+    const res = await fetch(`${api.url}/apis/monitoring.coreos.com/v1/namespaces/${NS}/servicemonitors`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        apiVersion: 'monitoring.coreos.com/v1',
+        kind: 'ServiceMonitor',
+        metadata: { name: 'site-c-mine', labels: { 'app.kubernetes.io/instance': 'site-c', 'app.kubernetes.io/managed-by': 'huddle-operator' } },
+        spec: { selector: { matchLabels: { 'app.kubernetes.io/instance': 'site-c' } }, endpoints: [{ port: 'metrics' }] },
+      }),
+    });
+    expect(res.status).toBe(201);
+
+    // The operator upgraded with the ServiceMonitor switched off: its desired set shrinks.
+    await b?.controller.stop();
+    c = startController(api, nats.url, 'operator-c', { settings: { defaultNatsUrl: nats.url, serviceMonitor: false } });
+    await waitFor('operator-c to lead', () => c?.controller.isLeader, 15_000);
+    await waitFor('owned ServiceMonitors pruned', () => monitors().length === 1);
+    expect(monitors()).toEqual(['site-c-mine']);
+    expect(deployment('site-c-signaling')).toBeDefined();
+    for (const site of ['site-a', 'site-c', 'site-x']) {
+      const pruned = await waitFor(`the Applied Event naming the pruned ServiceMonitor of ${site}`, () =>
+        api.list('v1', 'Event', NS).find((e) => e.reason === 'Applied' && e.reportingInstance === 'operator-c' && (e.involvedObject as { name: string }).name === site),
+      );
+      expect(pruned.message).toBe(`deleted ServiceMonitor/${site}-metrics`);
+    }
+    const deletedCount = async () =>
+      (await c?.registry.getMetricsAsJSON())?.find((m) => m.name === 'huddle_operator_objects_applied_total')?.values.find((v) => v.labels.kind === 'ServiceMonitor' && v.labels.action === 'deleted')?.value;
+    expect(await deletedCount()).toBe(owned.length);
+
+    // Further reconciles (resync every 1.5 s) list again and find nothing to create, patch or delete.
+    const successes = async () => (await c?.registry.getMetricsAsJSON())?.find((m) => m.name === 'huddle_operator_reconciles_total')?.values.find((v) => v.labels.result === 'success')?.value ?? 0;
+    const from = api.requests.length;
+    const eventsBefore = api.list('v1', 'Event', NS).filter((e) => e.reason === 'Applied').length;
+    const successesBefore = await successes();
+    await waitFor('two more successful reconciles of each healthy cluster', async () => (await successes()) >= successesBefore + 4, 15_000);
+    const since = api.requests.slice(from);
+    expect(since.some((r) => r.method === 'GET' && r.path === `/apis/monitoring.coreos.com/v1/namespaces/${NS}/servicemonitors`)).toBe(true);
+    const managed = /\/(configmaps|services|deployments|statefulsets|poddisruptionbudgets|servicemonitors)(\/|$)/;
+    expect(since.filter((r) => r.method !== 'GET' && managed.test(r.path))).toEqual([]);
+    expect(api.list('v1', 'Event', NS).filter((e) => e.reason === 'Applied').length).toBe(eventsBefore);
+    expect(await deletedCount()).toBe(owned.length);
+    expect(monitors()).toEqual(['site-c-mine']);
   });
 });

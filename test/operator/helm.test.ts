@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { MANAGED_KINDS } from '../../operator/desired.js';
 import { helm } from './helm.js';
 import { validateK8sObjects } from './k8s-models.js';
 
@@ -69,16 +70,25 @@ describe('charts/huddle-operator', () => {
     expect(dashboards?.data['huddle.json']).toBe(readFileSync(`${CHART}/dashboards/huddle.json`, 'utf8'));
   });
 
-  it('grants least privilege: namespaced RBAC with watchNamespace, no delete and no secrets anywhere', async () => {
-    const objects = await template(['--set', 'watchNamespace=telephony']);
-    expect(objects.some((o) => o.kind === 'ClusterRole')).toBe(false);
-    const roles = objects.filter((o) => o.kind === 'Role' || o.kind === 'ClusterRole') as unknown as { rules: { resources: string[]; verbs: string[] }[] }[];
-    const rules = roles.flatMap((r) => r.rules);
-    expect(rules.flatMap((r) => r.verbs)).not.toContain('delete');
-    expect(rules.flatMap((r) => r.verbs)).not.toContain('*');
-    expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
-    const role = objects.find((o) => o.kind === 'Role' && o.metadata.name === 'huddle-huddle-operator');
-    expect(role?.metadata.namespace).toBe('telephony');
+  it('grants least privilege: namespaced RBAC with watchNamespace, delete only on the kinds the operator renders, no secrets anywhere', async () => {
+    // Exactly the kinds the operator renders (and prunes when no longer desired); all their plurals are kind + "s".
+    const deletable = MANAGED_KINDS.map(({ apiVersion, kind }) => `${apiVersion.includes('/') ? apiVersion.split('/')[0] : ''}/${kind.toLowerCase()}s`).sort();
+    expect(deletable).toEqual(['/configmaps', '/services', 'apps/deployments', 'apps/statefulsets', 'monitoring.coreos.com/servicemonitors', 'policy/poddisruptionbudgets']);
+    for (const { args, clusterWide } of [
+      { args: ['--set', 'watchNamespace=telephony'], clusterWide: false },
+      { args: [], clusterWide: true },
+      { args: everything, clusterWide: true },
+    ]) {
+      const objects = await template(args);
+      expect(objects.some((o) => o.kind === 'ClusterRole'), args.join(' ')).toBe(clusterWide);
+      const roles = objects.filter((o) => o.kind === 'Role' || o.kind === 'ClusterRole') as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] }[];
+      const rules = roles.flatMap((r) => r.rules);
+      const withDelete = rules.filter((r) => r.verbs.includes('delete')).flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((res) => `${g}/${res}`)));
+      expect([...new Set(withDelete)].sort(), args.join(' ')).toEqual(deletable);
+      expect(rules.flatMap((r) => [...r.verbs, ...r.resources, ...r.apiGroups])).not.toContain('*');
+      expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
+      if (!clusterWide) expect(objects.find((o) => o.kind === 'Role' && o.metadata.name === 'huddle-huddle-operator')?.metadata.namespace).toBe('telephony');
+    }
   });
 
   it('values.schema.json rejects bad values', async () => {

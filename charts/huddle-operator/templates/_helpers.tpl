@@ -31,18 +31,24 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: ["sip.huddle.dev"]
   resources: ["sipclusters/finalizers"]
   verbs: ["update"]
+# delete (and list, to find them) on the kinds it renders only: owned objects a SipCluster no
+# longer wants are pruned.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services", "configmaps"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# Even when switched off: the operator removes the ServiceMonitors it rendered while it was on.
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["servicemonitors"]
+  verbs: ["list", "delete"]
 {{- if .Values.serviceMonitor.enabled }}
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors"]
