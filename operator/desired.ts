@@ -277,8 +277,18 @@ function jwtEnv(cluster: SipClusterResource): EnvVar[] {
   return env;
 }
 
+/** Where a gateway pod finds the agent tokens of spec.gateway.tokensSecret (key "tokens.yaml"). */
+export const GATEWAY_TOKENS_DIR = '/etc/huddle/gateway-tokens';
+
 function gateway(cluster: SipClusterResource, hash: string): Deployment {
   const { volumes, mounts } = volumesFor(cluster);
+  const env = jwtEnv(cluster);
+  const tokensSecret = cluster.spec.gateway.tokensSecret;
+  if (tokensSecret) {
+    volumes.push({ name: 'agent-tokens', secret: { secretName: tokensSecret, items: [{ key: 'tokens.yaml', path: 'tokens.yaml' }] } });
+    mounts.push({ name: 'agent-tokens', mountPath: GATEWAY_TOKENS_DIR, readOnly: true });
+    env.push({ name: 'HUDDLE_GATEWAY_TOKENS_FILE', value: `${GATEWAY_TOKENS_DIR}/tokens.yaml` });
+  }
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -292,7 +302,7 @@ function gateway(cluster: SipClusterResource, hash: string): Deployment {
           platformContainer(cluster, 'gateway', {
             ports: [{ name: 'tlib', containerPort: parseHostPort(cluster.spec.gateway.listen).port, protocol: 'TCP' }],
             metricsPort: METRICS_PORT,
-            env: jwtEnv(cluster),
+            env,
             mounts,
             resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
           }),

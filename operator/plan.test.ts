@@ -127,6 +127,17 @@ describe('planCluster (reconcile as a pure function)', () => {
     expect(gw?.env).toEqual(expect.arrayContaining([{ name: 'HUDDLE_GATEWAY_JWT_HS256_SECRET', valueFrom: { secretKeyRef: { name: 'jwt', key: 'hs256' } } }]));
   });
 
+  it('mounts the agent tokens of spec.gateway.tokensSecret in gateway pods only, and tells the gateway where', async () => {
+    const p = planCluster(testCluster('site-a', 'telephony', { gateway: { tokensSecret: 'agent-tokens' } }), [], settings);
+    const pod = find<Deployment>(p.objects, 'Deployment', 'site-a-gateway').spec?.template.spec;
+    expect(pod?.volumes?.find((v) => v.name === 'agent-tokens')?.secret).toEqual({ secretName: 'agent-tokens', items: [{ key: 'tokens.yaml', path: 'tokens.yaml' }] });
+    expect(pod?.containers[0]?.volumeMounts?.find((m) => m.name === 'agent-tokens')).toEqual({ name: 'agent-tokens', mountPath: '/etc/huddle/gateway-tokens', readOnly: true });
+    expect(pod?.containers[0]?.env).toEqual(expect.arrayContaining([{ name: 'HUDDLE_GATEWAY_TOKENS_FILE', value: '/etc/huddle/gateway-tokens/tokens.yaml' }]));
+    const signaling = find<Deployment>(p.objects, 'Deployment', 'site-a-signaling').spec?.template.spec;
+    expect(signaling?.volumes?.some((v) => v.name === 'agent-tokens')).toBe(false);
+    expect(await validateK8sObjects(p.objects)).toEqual([]);
+  });
+
   it('mounts music from a ConfigMap and NATS credentials from a Secret', () => {
     const p = planCluster(testCluster('site-a', 'telephony', { music: { configMap: 'music' }, nats: { credentialsSecret: 'nats-creds' } }), [], settings);
     const pod = find<Deployment>(p.objects, 'Deployment', 'site-a-signaling').spec?.template.spec;

@@ -141,7 +141,7 @@ export const SipClusterSpec = Type.Object(
         listen: Type.String({ pattern: '^[^\\s:]+:[0-9]{1,5}$', default: '127.0.0.1:7000' }),
         replicas: Type.Integer({ minimum: 1, default: 1 }),
         tokens: Type.Array(AgentToken, { default: [] }),
-        tokensSecret: Type.Optional(Type.String({ minLength: 1, description: 'Secret with agent tokens (key "tokens.yaml") instead of inline tokens' })),
+        tokensSecret: Type.Optional(Type.String({ minLength: 1, description: 'Secret whose key "tokens.yaml" lists more agent tokens (a YAML list of {name, token, dns}), read again when it changes' })),
         jwt: Type.Optional(
           Type.Object(
             {

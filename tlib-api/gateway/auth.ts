@@ -43,9 +43,14 @@ export type AuthResult = { ok: true; principal: Principal } | { ok: false; reaso
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
-export async function authenticate(token: string | undefined, gateway: SipClusterSpec['gateway'], keys: JwtKeys): Promise<AuthResult> {
+export async function authenticate(
+  token: string | undefined,
+  gateway: SipClusterSpec['gateway'],
+  keys: JwtKeys,
+  fileTokens: SipClusterSpec['gateway']['tokens'] = [],
+): Promise<AuthResult> {
   if (!token) return { ok: false, reason: 'no bearer token (Authorization header or ?token=)' };
-  const configured = gateway.tokens.find((t) => sameToken(t.token, token));
+  const configured = [...gateway.tokens, ...fileTokens].find((t) => sameToken(t.token, token));
   if (configured) return { ok: true, principal: { name: configured.name, dns: configured.dns } };
   if (!JWT_SHAPE.test(token)) return { ok: false, reason: 'unknown token' };
   if (!keys.hs256Secret && !keys.rs256PublicKey) return { ok: false, reason: 'JWTs are not accepted: no JWT key configured' };

@@ -20,6 +20,7 @@ import { parseHostPort } from '../../common/process/http.js';
 import { ErrorCodes } from '../model/errors.js';
 import type { TEvent, TRequest } from '../model/messages.js';
 import { pageHandler, staticDir } from '../page/serve.js';
+import { TokenFile } from './token-file.js';
 import { authenticate, bearerToken, mayUse, type JwtKeys, type Principal } from './auth.js';
 import { ClientConnection, CloseCodes } from './client-connection.js';
 import { gatewayMetrics } from './metrics.js';
@@ -37,6 +38,8 @@ export interface GatewayOptions {
   heartbeatMs?: number;
   /** Largest frame accepted from a client. */
   maxFrameBytes?: number;
+  /** A YAML file of agent tokens (the Secret of spec.gateway.tokensSecret), besides spec.gateway.tokens. */
+  tokenFile?: string;
 }
 
 export interface Gateway extends Component {
@@ -59,6 +62,7 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const jwtKeys = options.jwtKeys ?? {};
   const log = ctx.log;
+  const tokenFile = options.tokenFile ? new TokenFile(options.tokenFile, log) : undefined;
   const clients = new Set<ClientConnection>();
   const dns = new Map<string, DnEntry>();
   const metrics = gatewayMetrics(ctx.registry, { clients: () => clients.size, registeredDns: () => dns.size });
@@ -250,7 +254,7 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
     const pathname = new URL(req.url ?? '/', 'http://gateway').pathname;
     if (pathname !== '/tlib') return refuse(socket, 404, 'Not Found', 'the T-Library endpoint is /tlib');
     if (stopping) return refuse(socket, 503, 'Service Unavailable', 'gateway stopping');
-    authenticate(bearerToken(req), ctx.config.cluster.spec.gateway, jwtKeys)
+    authenticate(bearerToken(req), ctx.config.cluster.spec.gateway, jwtKeys, tokenFile?.tokens())
       .then((auth) => {
         if (!auth.ok) {
           log.info({ reason: auth.reason, from: req.socket.remoteAddress }, 'client refused');
