@@ -99,6 +99,11 @@ export class B2bua {
     });
   }
 
+  /** A gateway stopped or went silent: its clients' registrations end. */
+  gatewayGone(gateway: string): void {
+    void this.enqueue(() => this.input({ kind: 'tlib.gatewayGone', gateway }));
+  }
+
   mediaEvent(input: Extract<ModelInput, { kind: 'media.event' }>): void {
     void this.enqueue(() => this.input(input));
   }

@@ -107,6 +107,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   new Gauge({ name: 'huddle_sip_registrations', help: 'Live registrar bindings', registers: [ctx.registry], collect() { this.set(registrar.count()); } });
   new Gauge({ name: 'huddle_calls_active', help: 'Calls in the call model', registers: [ctx.registry], collect() { this.set(model.stats().calls); } });
   new Gauge({ name: 'huddle_conferences_active', help: 'Calls that are conferences', registers: [ctx.registry], collect() { this.set(model.stats().conferences); } });
+  new Gauge({ name: 'huddle_signaling_registered_dns', help: 'DNs registered by T-Library clients', registers: [ctx.registry], collect() { this.set(model.stats().registeredDns); } });
   new Gauge({ name: 'huddle_sip_legs_active', help: 'SIP legs the B2BUA holds', registers: [ctx.registry], collect() { this.set(b2bua.activeLegs); } });
 
   stack.onRequest((req) => {
@@ -121,6 +122,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   });
   media.onEvents((event) => b2bua.mediaEvent({ kind: 'media.event', event }));
   tlib.start((request, origin) => b2bua.tlibRequest(request, origin));
+  tlib.watchGateways((gateway) => b2bua.gatewayGone(gateway));
 
   let stopping = false;
   ctx.addReadiness('sip', () => (stopping ? 'stopping' : true));

@@ -10,7 +10,7 @@ import { context } from '@opentelemetry/api';
 import { checker } from '../common/config/check.js';
 import { decodeJson, encodeJson } from '../common/nats/codec.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
-import type { TlibEventMessage, TlibOrigin, TlibReplyMessage } from '../common/nats/tlib-contract.js';
+import type { TlibEventMessage, TlibGatewayAlive, TlibOrigin, TlibReplyMessage } from '../common/nats/tlib-contract.js';
 import { extractTrace, injectTrace } from '../common/nats/trace.js';
 import { ErrorCodes } from '../tlib-api/model/errors.js';
 import { TRequest, type TEvent } from '../tlib-api/model/messages.js';
@@ -21,6 +21,10 @@ export type TlibRequestHandler = (request: TRequest, origin: TlibOrigin) => Prom
 
 export class TlibService {
   private sub: Subscription | undefined;
+  private aliveSub: Subscription | undefined;
+  private aliveCheck: NodeJS.Timeout | undefined;
+  /** Gateways heard from: when last, and how often they promised to speak. */
+  private readonly gateways = new Map<string, { lastSeen: number; intervalMs: number }>();
   private readonly requests: Counter<'request' | 'result'>;
   private readonly duration: Histogram<'request'>;
   private inFlight = 0;
@@ -62,6 +66,41 @@ export class TlibService {
     });
   }
 
+  /**
+   * Calls `onGone` for a gateway that says it stopped or missed three announcements, so the
+   * registrations of its clients do not outlive it.
+   */
+  watchGateways(onGone: (gateway: string) => void): void {
+    this.aliveSub = this.nc.subscribe(Subjects.tlibGatewayAliveAll(this.location), {
+      callback: (err, msg) => {
+        if (err) return;
+        let alive: TlibGatewayAlive;
+        try {
+          alive = decodeJson(msg.data) as TlibGatewayAlive;
+        } catch {
+          return;
+        }
+        if (typeof alive.gateway !== 'string' || typeof alive.intervalMs !== 'number') return;
+        if (alive.gone) {
+          this.gateways.delete(alive.gateway);
+          onGone(alive.gateway);
+          return;
+        }
+        this.gateways.set(alive.gateway, { lastSeen: Date.now(), intervalMs: alive.intervalMs });
+      },
+    });
+    this.aliveCheck = setInterval(() => {
+      const now = Date.now();
+      for (const [gateway, seen] of this.gateways) {
+        if (now - seen.lastSeen <= 3 * seen.intervalMs) continue;
+        this.gateways.delete(gateway);
+        this.log.warn({ gateway }, 'gateway silent; its clients are unregistered');
+        onGone(gateway);
+      }
+    }, 1000);
+    this.aliveCheck.unref();
+  }
+
   /** Publishes an event to every gateway with a client registered on `dn`. */
   publish(dn: string, event: TEvent, origin?: TlibOrigin): void {
     const message: TlibEventMessage = origin ? { event, origin } : { event };
@@ -71,6 +110,8 @@ export class TlibService {
   /** Stops taking requests and waits (bounded) for those in flight. */
   async drain(timeoutMs = 2000): Promise<void> {
     this.sub?.unsubscribe();
+    this.aliveSub?.unsubscribe();
+    clearInterval(this.aliveCheck);
     const deadline = Date.now() + timeoutMs;
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   }

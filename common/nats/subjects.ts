@@ -5,6 +5,7 @@
  * Layout: huddle.<site>.<area>.<kind>[.<token>]
  *   tlib.req.<dn>        T-Library requests about a DN (gateway -> signaling, request/reply)
  *   tlib.evt.<dn>        T-Library events for the desktops registered on a DN (signaling -> gateways)
+ *   tlib.gw.<inst>       gateway liveness (gateways -> signaling)
  *   media.cmd            media commands that any media-controller may take (queue group)
  *   media.cmd.<inst>     media commands for the media-controller that owns a bridge
  *   media.evt.<kind>     media events (media-controller -> signaling)
@@ -36,6 +37,9 @@ export const Subjects = {
   tlibRequestAll: (location: string) => `${site(location)}.tlib.req.*`,
   tlibEvent: (location: string, dn: string) => `${site(location)}.tlib.evt.${subjectToken(dn)}`,
   tlibEventAll: (location: string) => `${site(location)}.tlib.evt.*`,
+  /** A gateway says it is alive (and, when it stops, that it is gone): signaling ends the registrations of a silent one. */
+  tlibGatewayAlive: (location: string, instance: string) => `${site(location)}.tlib.gw.${subjectToken(instance)}`,
+  tlibGatewayAliveAll: (location: string) => `${site(location)}.tlib.gw.*`,
   /** The DN a tlib request/event subject is about. */
   dnOf: (subject: string) => fromSubjectToken(subject.slice(subject.lastIndexOf('.') + 1)),
 

@@ -39,3 +39,14 @@ export interface TlibEventMessage {
   event: TEvent;
   origin?: TlibOrigin;
 }
+
+/**
+ * Published by every gateway on Subjects.tlibGatewayAlive(site, instance) every `intervalMs`, and
+ * once with `gone: true` when it stops. Signaling ends the registrations of a gateway that says it
+ * is gone or misses three announcements (a crashed replica).
+ */
+export interface TlibGatewayAlive {
+  gateway: string;
+  intervalMs: number;
+  gone?: boolean;
+}

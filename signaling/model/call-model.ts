@@ -26,10 +26,12 @@ export class CallModel {
         return this.request(input, time);
       case 'tlib.clientGone': {
         const key = originKey(input.origin);
-        for (const [dn, origins] of this.engine.store.registrations) {
-          origins.delete(key);
-          if (origins.size === 0) this.engine.store.registrations.delete(dn);
-        }
+        this.forgetRegistrations((origin) => origin === key);
+        return [];
+      }
+      case 'tlib.gatewayGone': {
+        const prefix = originKey({ gateway: input.gateway, client: '' });
+        this.forgetRegistrations((origin) => origin.startsWith(prefix));
         return [];
       }
       default: {
@@ -69,6 +71,13 @@ export class CallModel {
    */
   mediaDrift(): MediaCommand[] {
     return this.engine.mediaDrift();
+  }
+
+  private forgetRegistrations(gone: (origin: string) => boolean): void {
+    for (const [dn, origins] of this.engine.store.registrations) {
+      for (const origin of origins) if (gone(origin)) origins.delete(origin);
+      if (origins.size === 0) this.engine.store.registrations.delete(dn);
+    }
   }
 
   /** Snapshot of one call, or undefined. */

@@ -30,3 +30,21 @@ describe('RegisterAddress while the DN is in a call', () => {
     expect(h.req('RegisterAddress', { ThisDN: '7004' }, Reconnected).map((o) => (o.kind === 'tlib.reply' ? o.event.event : o.kind))).toEqual(['EventRegistered']);
   });
 });
+
+describe('gateways that go away', () => {
+  it('a gateway gone ends the registrations of its clients only', () => {
+    const h = new Harness();
+    const viaOne: TlibOrigin = { gateway: 'gw-1', client: 'a' };
+    const viaTwo: TlibOrigin = { gateway: 'gw-2', client: 'b' };
+    h.req('RegisterAddress', { ThisDN: '7001' }, viaOne);
+    h.req('RegisterAddress', { ThisDN: '7002' }, viaOne);
+    h.req('RegisterAddress', { ThisDN: '7001' }, viaTwo);
+    expect(h.model.stats().registeredDns).toBe(2);
+    expect(h.handle({ kind: 'tlib.gatewayGone', gateway: 'gw-1' })).toEqual([]);
+    expect(h.model.stats().registeredDns).toBe(1);
+    const refused = h.req('HoldCall', { ThisDN: '7001', ConnID: '0000000000000009' }, viaOne);
+    expect(refused.map((o) => (o.kind === 'tlib.reply' ? o.event.ErrorCode : undefined))).toEqual([41]);
+    h.handle({ kind: 'tlib.clientGone', origin: viaTwo });
+    expect(h.model.stats().registeredDns).toBe(0);
+  });
+});

@@ -65,6 +65,8 @@ export type ModelInput =
   | { kind: 'tlib.request'; request: TRequest; origin: TlibOrigin }
   /** A T-Library client went away: its registrations end. */
   | { kind: 'tlib.clientGone'; origin: TlibOrigin }
+  /** A gateway stopped or stopped answering: the registrations of all its clients end. */
+  | { kind: 'tlib.gatewayGone'; gateway: string }
   /** A new INVITE. sipRef is the adapter's handle for it until the model names its leg (sip.connect inbound). */
   | { kind: 'sip.incoming'; sipRef: string; from: IncomingFrom; to: string }
   /** 180/183 on an outbound leg. */

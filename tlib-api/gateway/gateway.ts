@@ -13,7 +13,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { decodeJson, encodeJson } from '../../common/nats/codec.js';
 import { Subjects } from '../../common/nats/subjects.js';
 import { injectTrace } from '../../common/nats/trace.js';
-import type { TlibEventMessage, TlibOrigin, TlibReplyMessage, TlibRequestMessage } from '../../common/nats/tlib-contract.js';
+import type { TlibEventMessage, TlibGatewayAlive, TlibOrigin, TlibReplyMessage, TlibRequestMessage } from '../../common/nats/tlib-contract.js';
 import type { ComponentContext } from '../../common/process/component.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { parseHostPort } from '../../common/process/http.js';
@@ -38,6 +38,8 @@ export interface GatewayOptions {
   heartbeatMs?: number;
   /** Largest frame accepted from a client. */
   maxFrameBytes?: number;
+  /** How often the gateway tells signaling it is alive (signaling forgets a gateway silent for three). */
+  aliveIntervalMs?: number;
   /** A YAML file of agent tokens (the Secret of spec.gateway.tokensSecret), besides spec.gateway.tokens. */
   tokenFile?: string;
 }
@@ -278,6 +280,20 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
   }, heartbeatMs);
   heartbeat.unref();
 
+  const aliveSubject = Subjects.tlibGatewayAlive(ctx.config.cluster.spec.location, ctx.instance);
+  const announce = (gone: boolean) => {
+    const message: TlibGatewayAlive = { gateway: ctx.instance, intervalMs: options.aliveIntervalMs ?? 5000, ...(gone ? { gone } : {}) };
+    try {
+      ctx.nc.publish(aliveSubject, encodeJson(message));
+    } catch (err) {
+      // A closed connection: signaling forgets this gateway after three missed announcements.
+      log.warn({ err: (err as Error).message }, 'gateway liveness not announced');
+    }
+  };
+  announce(false);
+  const alive = setInterval(() => announce(false), options.aliveIntervalMs ?? 5000);
+  alive.unref();
+
   const { host, port } = parseHostPort(options.listen ?? ctx.config.cluster.spec.gateway.listen);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -300,12 +316,14 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
     stop: async () => {
       stopping = true;
       clearInterval(heartbeat);
+      clearInterval(alive);
       const closed = [...clients].map((c) => new Promise<void>((resolve) => (c.ws.readyState === c.ws.CLOSED ? resolve() : c.ws.once('close', () => resolve()))));
       for (const client of clients) client.close(CloseCodes.stopping, 'gateway stopping');
       await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 2000).unref())]);
       for (const client of clients) client.ws.terminate();
       for (const entry of dns.values()) entry.sub.unsubscribe();
       dns.clear();
+      announce(true);
       wss.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
