@@ -1,0 +1,101 @@
+/**
+ * Process facts for benchmarks, read from /proc: resident memory and CPU of a process tree, the
+ * machine's load (this machine is shared, so every figure is printed with it), and stopping a child.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+
+const CLK_TCK = 100;
+const PAGE = 4096;
+
+interface ProcStat {
+  pid: number;
+  ppid: number;
+  /** utime + stime, clock ticks. */
+  ticks: number;
+  rssBytes: number;
+  name: string;
+}
+
+function readAll(): ProcStat[] {
+  const all: ProcStat[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      all.push({ pid: Number(d), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), rssBytes: Number(f[21]) * PAGE, name });
+    } catch {
+      continue;
+    }
+  }
+  return all;
+}
+
+/** The process `root` and all its descendants. */
+export function processTree(root: number): ProcStat[] {
+  const all = readAll();
+  const byParent = new Map<number, ProcStat[]>();
+  for (const p of all) byParent.set(p.ppid, [...(byParent.get(p.ppid) ?? []), p]);
+  const out: ProcStat[] = [];
+  const stack = all.filter((p) => p.pid === root);
+  for (let i = 0; stack.length > 0 && i < 10_000; i++) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(byParent.get(p.pid) ?? []));
+  }
+  return out;
+}
+
+/** Resident memory in bytes of the processes of `root`'s tree whose name passes `which`. */
+export function treeRss(root: number, which: (name: string) => boolean = () => true): number {
+  return processTree(root)
+    .filter((p) => which(p.name))
+    .reduce((n, p) => n + p.rssBytes, 0);
+}
+
+/** CPU (user+system) of `root`'s tree, in µs. */
+export function treeCpuUs(root: number): number {
+  return (processTree(root).reduce((n, p) => n + p.ticks, 0) * 1_000_000) / CLK_TCK;
+}
+
+export function loadLine(): string {
+  const [l1, l5, l15] = os.loadavg().map((l) => l.toFixed(2));
+  return `load average ${l1} ${l5} ${l15} on ${os.cpus().length} cores`;
+}
+
+export function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** Asks a child to stop, and kills it if it has not exited after `graceMs`. */
+export async function stopChild(child: ChildProcess, ask: () => void = () => child.kill('SIGTERM'), graceMs = 8000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  ask();
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` every `everyMs` until it returns true; throws `what` after `timeoutMs`. */
+export async function waitUntil(check: () => boolean | Promise<boolean>, what: string, timeoutMs: number, everyMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(everyMs);
+  }
+}
+
+/** Percentile (0..100) of a list, nearest rank. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}

@@ -1,0 +1,293 @@
+/**
+ * `npm run bench:cps`: calls per second with media anchored through rtpengine.
+ *
+ *   sipp uac (bench/cps/uac.xml, as extension 7001) -> server under test -> sipp uas (uas.xml, 7002)
+ *
+ * Servers, side by side at each rate:
+ * - ours: bin/start.ts with a generated config (DN 7002 has a fixed contact: the sipp uas), its own
+ *   embedded rtpengine and nats-server; the B2BUA anchors each party on rtpengine via media-controller.
+ * - Kamailio 5.6 (bench/cps/kamailio.cfg): tm stateful proxy with the rtpengine module
+ *   (rtpengine_offer/answer/delete) against its own instance of the same rtpengine binary.
+ * Rates rise until a step is not clean twice in a row (a failed call, or fewer successful calls than placed); the
+ * uas refuses any offer that still carries the caller's own media port (not anchored). Then, for
+ * ours, resident memory per established call: N calls held up, RSS before and while they are up.
+ *
+ * Env: BENCH_CPS_RATES (calls/s list), BENCH_CPS_SECONDS (per step), BENCH_CPS_HOLD (calls held).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'rtpengine-client';
+import { createLogger } from '../../common/process/logger.js';
+import { findBinary } from '../../common/supervisor/child.js';
+import { freePort, freePortRange } from '../../common/supervisor/ports.js';
+import { startRtpengine } from '../../common/supervisor/rtpengine.js';
+import { metric, startHuddle, type Huddle } from '../common/huddle.js';
+import { loadLine, mib, sleep, stopChild, treeCpuUs, treeRss, waitUntil } from '../common/proc.js';
+import { diffStats, freeMediaPort, runSippLoad, startSippPeer, type SippPeer, type SippStats } from '../common/sipp.js';
+
+const here = import.meta.dirname;
+const RATES = (process.env.BENCH_CPS_RATES ?? '25,50,75,100,150,200,300,400,500,700,1000').split(',').map(Number);
+const SECONDS = Number(process.env.BENCH_CPS_SECONDS ?? 5);
+const HOLD = Number(process.env.BENCH_CPS_HOLD ?? 300);
+
+interface Target {
+  name: string;
+  /** host:port sipp calls. */
+  sip: string;
+  uas: SippPeer;
+  /** Whole server CPU (its processes and its rtpengine), µs. */
+  cpuUs(): number;
+  /** CPU the server uses when no call runs (timers, pings), µs per second; set before the steps. */
+  idleUsPerS: number;
+  /** rtpengine sessions created so far (proves anchoring). */
+  rtpSessions(): Promise<number>;
+  /** The server's latest distinct error messages, if it logs them. */
+  recentErrors(): string[];
+  stop(): Promise<void>;
+}
+
+interface Step {
+  rate: number;
+  calls: number;
+  stats: SippStats;
+  uasFailed: number;
+  rtpSessions: number;
+  cpuUsPerCall: number;
+  clean: boolean;
+}
+
+const ng = new Client({ timeout: 3000 });
+
+async function managedSessions(address: string): Promise<number> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const res = await ng.statistics(port, host);
+  const total = (res.statistics as { totalstatistics?: { managedsessions?: number } } | undefined)?.totalstatistics?.managedsessions;
+  if (typeof total !== 'number') throw new Error(`rtpengine ${address} statistics without totalstatistics.managedsessions: ${JSON.stringify(res).slice(0, 300)}`);
+  return total;
+}
+
+/** The uas scenario with the caller's media port filled in (an offer carrying it is not anchored). */
+function uasScenario(dir: string, uacMediaPort: number): string {
+  const file = path.join(dir, 'uas.xml');
+  writeFileSync(file, readFileSync(path.join(here, 'uas.xml'), 'utf8').replace('UAC_MEDIA_PORT', String(uacMediaPort)));
+  return file;
+}
+
+async function ours(scenarioDir: string, uacMediaPort: number): Promise<{ target: Target; huddle: Huddle }> {
+  const uas = await startSippPeer(uasScenario(scenarioDir, uacMediaPort));
+  const huddle = await startHuddle({
+    dns: [
+      { number: '7001', type: 'Extension' },
+      { number: '7002', type: 'Extension', options: { contact: `sip:7002@127.0.0.1:${uas.port}` } },
+    ],
+    // Ample ports, so that an overload shows as what it costs, not as rtpengine running out of ports.
+    mediaPorts: Math.max(10_000, HOLD * 10),
+  }).catch(async (err: Error) => {
+    await uas.stop();
+    throw err;
+  });
+  return {
+    huddle,
+    target: {
+      name: 'huddle (B2BUA, media-controller)',
+      sip: `127.0.0.1:${huddle.sipPort}`,
+      uas,
+      cpuUs: () => treeCpuUs(huddle.pid),
+      idleUsPerS: 0,
+      rtpSessions: () => managedSessions(huddle.ng),
+      recentErrors: () => {
+        const errs = new Set<string>();
+        for (const line of huddle.tail().split('\n').reverse()) {
+          const m = /"err":"([^"]+)"/.exec(line);
+          if (m) errs.add(m[1]!.replace(/(leg|br)-[0-9a-f]+/g, '$1-…'));
+          if (errs.size >= 3) break;
+        }
+        return [...errs];
+      },
+      stop: async () => {
+        await huddle.stop();
+        await uas.stop();
+      },
+    },
+  };
+}
+
+async function kamailio(scenarioDir: string, uacMediaPort: number): Promise<Target> {
+  const bin = findBinary('kamailio', 'kamailio');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-bench-kamailio-'));
+  const uas = await startSippPeer(uasScenario(scenarioDir, uacMediaPort));
+  const ngPort = await freePort();
+  const media = await freePortRange(10_000);
+  const rtp = await startRtpengine({ ngPort, cliPort: await freePort(), portMin: media.min, portMax: media.max, dataDir: dir, log: createLogger('bench-rtpengine', 'warn'), name: 'rtpengine-kamailio' });
+  const port = await freePort();
+  const args = [
+    '-f', path.join(here, 'kamailio.cfg'), '-DD', '-E',
+    '-l', `udp:127.0.0.1:${port}`, '-P', path.join(dir, 'pid'), '-Y', dir, '-m', '256', '-M', '16',
+    '-A', `UAS_URI="sip:127.0.0.1:${uas.port}"`, '-A', `RTPENGINE_SOCK="udp:${rtp.ng}"`,
+  ];
+  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  await sleep(1500);
+  if (child.exitCode !== null) {
+    await rtp.process.stop();
+    await uas.stop();
+    throw new Error(`kamailio did not start:\n${err}`);
+  }
+  return {
+    name: 'Kamailio 5.6 (tm + rtpengine module)',
+    sip: `127.0.0.1:${port}`,
+    uas,
+    cpuUs: () => treeCpuUs(child.pid!) + (rtp.process.pid ? treeCpuUs(rtp.process.pid) : 0),
+    idleUsPerS: 0,
+    rtpSessions: () => managedSessions(rtp.ng),
+    recentErrors: () => [],
+    stop: async () => {
+      await stopChild(child, () => child.kill('SIGTERM'));
+      await rtp.process.stop();
+      await uas.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function step(target: Target, rate: number, uacMediaPort: number): Promise<Step> {
+  const calls = Math.max(10, Math.round(rate * SECONDS));
+  const uasBefore = target.uas.stats();
+  const rtpBefore = await target.rtpSessions();
+  const cpuBefore = target.cpuUs();
+  const run = await runSippLoad({
+    target: target.sip,
+    scenario: path.join(here, 'uac.xml'),
+    service: '7002',
+    rate,
+    calls,
+    pauseMs: 0,
+    limit: Math.max(50, rate * 4),
+    timeoutS: SECONDS * 4 + 30,
+    mediaPort: uacMediaPort,
+  });
+  const cpuUs = target.cpuUs() - cpuBefore - (target.idleUsPerS * run.elapsedMs) / 1000;
+  await sleep(2000); // the uas writes its statistics once a second, rtpengine its totals when calls end
+  const uas = diffStats(target.uas.stats(), uasBefore);
+  const rtpSessions = (await target.rtpSessions()) - rtpBefore;
+  // The uac's view decides: an offer the uas refuses as not anchored never gets its 200, so it fails
+  // there too; the uas's own count can include calls left over from an earlier step.
+  const clean = run.stats.failed === 0 && run.stats.successful === calls;
+  const s: Step = { rate, calls, stats: run.stats, uasFailed: uas.failed, rtpSessions, cpuUsPerCall: run.stats.successful > 0 ? cpuUs / run.stats.successful : NaN, clean };
+  console.log(
+    `  ${target.name.padEnd(38)} ${String(rate).padStart(5)}/s: ok ${run.stats.successful}/${calls}, failed ${run.stats.failed} (uas ${uas.failed}), ` +
+      `retrans ${run.stats.retransmissions}, rtpengine sessions +${rtpSessions}, ${Number.isNaN(s.cpuUsPerCall) ? 'n/a' : (s.cpuUsPerCall / 1000).toFixed(2)} ms CPU/call (server+rtpengine, idle use subtracted) | ${loadLine()}`,
+  );
+  if (!clean && run.errors) console.log(`    sipp: ${run.errors.split('\n').slice(-4).join(' | ').slice(0, 400)}`);
+  if (!clean) for (const e of target.recentErrors()) console.log(`    server error: ${e}`);
+  return s;
+}
+
+/**
+ * Memory per established call, on a fresh server after a short warm-up: HOLD calls up at once;
+ * resident memory of the server process (and of its rtpengine) while they are up, minus before,
+ * and the V8 heap in use (its own metric) likewise.
+ */
+async function memoryPerCall(target: Target, huddle: Huddle, uacMediaPort: number): Promise<void> {
+  const rate = 50;
+  const holdMs = Math.ceil(HOLD / rate) * 1000 + 15_000;
+  const load = { target: target.sip, scenario: path.join(here, 'uac.xml'), service: '7002', mediaPort: uacMediaPort };
+  const warm = await runSippLoad({ ...load, rate: 20, calls: 60, pauseMs: 0, limit: 60, timeoutS: 60 });
+  const isNode = (n: string) => n.startsWith('node');
+  const isRtp = (n: string) => n.startsWith('rtpengine');
+  await sleep(1000);
+  const before = { node: treeRss(huddle.pid, isNode), rtp: treeRss(huddle.pid, isRtp), heap: await metric(huddle.metricsUrl, 'nodejs_heap_size_used_bytes') };
+  let up = 0;
+  let during: typeof before | undefined;
+  const running = runSippLoad({ ...load, rate, calls: HOLD, pauseMs: holdMs, limit: HOLD, timeoutS: Math.ceil(holdMs / 1000) + 60 });
+  try {
+    await waitUntil(async () => (up = await metric(huddle.metricsUrl, 'huddle_calls_active')) >= HOLD, `${HOLD} calls established`, holdMs - 5000, 250);
+    await sleep(2000);
+    during = { node: treeRss(huddle.pid, isNode), rtp: treeRss(huddle.pid, isRtp), heap: await metric(huddle.metricsUrl, 'nodejs_heap_size_used_bytes') };
+  } catch (err) {
+    console.log(`  memory: ${(err as Error).message} (calls up: ${up})`);
+  }
+  const run = await running;
+  if (!during) return;
+  const per = (a: number, b: number) => `${((b - a) / HOLD / 1024).toFixed(1)} KiB per call`;
+  console.log(
+    `Memory per established call (ours; ${HOLD} calls up at once, ${up} in the call model; warm-up ok ${warm.stats.successful}/60; hold run ok ${run.stats.successful}, failed ${run.stats.failed}):\n` +
+      `  server process RSS ${mib(before.node)} -> ${mib(during.node)}: ${per(before.node, during.node)}\n` +
+      `  its V8 heap in use ${mib(before.heap)} -> ${mib(during.heap)}: ${per(before.heap, during.heap)}\n` +
+      `  its rtpengine RSS  ${mib(before.rtp)} -> ${mib(during.rtp)}: ${per(before.rtp, during.rtp)} (one rtpengine call per leg: 2 per call)`,
+  );
+}
+
+function highestClean(steps: Step[]): Step | undefined {
+  let best: Step | undefined;
+  for (const s of steps) {
+    if (!s.clean) break;
+    best = s;
+  }
+  return best;
+}
+
+async function main(): Promise<void> {
+  console.log(`bench:cps — ${os.cpus()[0]?.model ?? 'cpu'}; ${loadLine()}; ${SECONDS} s per step; rates ${RATES.join(', ')}`);
+  const scenarioDir = mkdtempSync(path.join(os.tmpdir(), 'huddle-bench-cps-'));
+  const uacMediaPort = await freeMediaPort();
+  const targets: Target[] = [];
+  let huddle: Huddle | undefined;
+  const killAll = async () => {
+    for (const t of targets) await t.stop().catch(() => undefined);
+    rmSync(scenarioDir, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => void killAll().then(() => process.exit(130)));
+  try {
+    const o = await ours(scenarioDir, uacMediaPort);
+    huddle = o.huddle;
+    targets.push(o.target);
+    targets.push(await kamailio(scenarioDir, uacMediaPort));
+    for (const t of targets) {
+      const before = t.cpuUs();
+      await sleep(3000);
+      t.idleUsPerS = (t.cpuUs() - before) / 3;
+      console.log(`  ${t.name.padEnd(38)} idle CPU ${(t.idleUsPerS / 10_000).toFixed(1)}% of a core`);
+    }
+    await memoryPerCall(targets[0]!, huddle, uacMediaPort);
+    await sleep(3000); // rtpengine counts a session in its totals a little after the call ends
+    console.log('\nRising rates, each server in turn at each rate:');
+    const results = new Map<Target, Step[]>(targets.map((t) => [t, []]));
+    for (const rate of RATES) {
+      const live = targets.filter((t) => results.get(t)!.every((s) => s.clean));
+      if (live.length === 0) break;
+      for (const t of live) {
+        let s = await step(t, rate, uacMediaPort);
+        if (!s.clean) {
+          // The machine is shared: one retry, so a passing spike of someone else's load does not decide;
+          // after the calls of the failed step are gone (sipp gives up on a call after 10 s).
+          await sleep(12_000);
+          console.log('    retrying once');
+          s = await step(t, rate, uacMediaPort);
+        }
+        results.get(t)!.push(s);
+        await sleep(500);
+      }
+    }
+    const [mine, kam] = targets.map((t) => highestClean(results.get(t)!));
+    console.log('\nHighest clean rate (0 failed calls, all placed calls completed, every offer anchored on rtpengine):');
+    for (const t of targets) {
+      const best = highestClean(results.get(t)!);
+      const tried = results.get(t)!;
+      const top = tried.at(-1);
+      const capped = top?.clean === true && top.rate === RATES.at(-1) ? ' (the highest rate tried: the limit is above)' : '';
+      console.log(`  ${t.name.padEnd(38)} ${String(best?.rate ?? 0).padStart(5)} calls/s${capped}${best ? `, ${(best.cpuUsPerCall / 1000).toFixed(2)} ms CPU per call there` : ''}`);
+    }
+    if (mine && kam) console.log(`  ratio huddle / Kamailio: ${(mine.rate / kam.rate).toFixed(2)}`);
+    else console.log('  ratio huddle / Kamailio: n/a (a server had no clean rate)');
+    console.log(`\nDone; ${loadLine()}`);
+  } finally {
+    await killAll();
+    ng.close();
+  }
+}
+
+await main();
