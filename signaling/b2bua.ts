@@ -436,13 +436,13 @@ export class B2bua {
     const leg = this.legs.get(legId);
     const invite = leg?.outgoing ? await leg.outgoing.request : undefined;
     if (!leg || !invite) return;
-    const target = invite.requestUri;
     const res = await this.o.stack.request('NOTIFY', invite.uri, {
-      headers: { Event: 'talk', 'Subscription-State': 'terminated;reason=noresource', 'Call-ID': invite.callId },
+      headers: { Event: 'talk', 'Subscription-State': 'terminated;reason=noresource' },
+      callId: invite.callId,
       to: invite.get('to') ?? `<${invite.uri}>`,
       ...(leg.flow ? { destination: leg.flow } : {}),
     });
-    if (res.status >= 300) this.o.log.warn({ legId, status: res.status, target: String(target.scheme) }, 'phone refused remote answer');
+    if (res.status >= 300) this.o.log.warn({ legId, status: res.status, target: invite.uri }, 'phone refused remote answer');
   }
 
   private onSubscribe(req: ServerRequest): void {
