@@ -25,6 +25,8 @@ export interface HuddleOptions {
   /** rtpengine media ports (each leg takes 2 on each side). */
   mediaPorts: number;
   logLevel?: string;
+  /** One process per component, as pods run (bench/common/split-site.ts), instead of `npm start`'s one. */
+  split?: boolean;
 }
 
 export interface Huddle {
@@ -64,7 +66,8 @@ export async function startHuddle(opts: HuddleOptions): Promise<Huddle> {
   const file = path.join(dir, 'bench.yaml');
   writeFileSync(file, docs.map((d) => stringify(d)).join('---\n'));
 
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bin/start.ts'), '--config', file], {
+  const entry = opts.split ? 'bench/common/split-site.ts' : 'bin/start.ts';
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), '--config', file], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: opts.logLevel ?? 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,7 +1,8 @@
 /**
- * `npm run bench:listen-disconnect [-- --conferences 200 --no-fallback --setup-parallel 1 --setup-budget 180]`
+ * `npm run bench:listen-disconnect [-- --conferences 200 --no-fallback --setup-parallel 1 --setup-budget 180 --split]`
  *
- * Our SIP Server (bin/start.ts in a child process, generated config on free ports) with N
+ * Our SIP Server (bin/start.ts in a child process, generated config on free ports; with --split one
+ * process per component, as pods run: bench/common/split-site.ts) with N
  * concurrent 3-party conferences: phone A dials B, A's desktop adds C (SingleStepConference).
  * Phones are lean (bench/common/lean-phone.ts: one SIP stack, one PCMU endpoint per party sending
  * its own tone); desktops are one T-Library client registered on every A.
@@ -31,6 +32,8 @@ const { values } = parseArgs({
     'setup-parallel': { type: 'string', default: '1' },
     /** Seconds allowed for setting all conferences up. */
     'setup-budget': { type: 'string', default: '180' },
+    /** Media-controller, signaling and gateway in processes of their own. */
+    split: { type: 'boolean', default: false },
   },
 });
 const WANTED = Number(values.conferences);
@@ -165,7 +168,7 @@ async function measureAt(count: number, problems: string[]): Promise<void> {
       phase = performance.now();
       return `${(ms / 1000).toFixed(1)} s`;
     };
-    huddle = await startHuddle({ dns, mediaPorts: count * 3 * 4 + 400 });
+    huddle = await startHuddle({ dns, mediaPorts: count * 3 * 4 + 400, split: values.split });
     console.log(`  server started with ${dns.length} DNs in ${took()}`);
     const server = `127.0.0.1:${huddle.sipPort}`;
     client = new TlibClient({ url: huddle.gatewayUrl, token: SUPERVISOR_TOKEN, reconnect: false, requestTimeoutMs: 20_000 });
