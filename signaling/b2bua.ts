@@ -13,7 +13,7 @@ import type { TEvent, TRequest } from '../tlib-api/model/messages.js';
 import type { CallModel, ConferenceMember, IncomingFrom, ModelInput, ModelOutput, SipConnect } from './model/index.js';
 import type { MediaClient } from './media-client.js';
 import type { Dialog, Endpoint, OutgoingInvite, ServerRequest, SipRequest, SipStack } from './sip/index.js';
-import { parseNameAddr, parseUri } from './sip/index.js';
+import { uriUser } from './sip/index.js';
 import { CONFERENCE_INFO_CONTENT_TYPE, conferenceInfoXml, type ConferenceInfo } from './conference-info.js';
 import type { DnDirectory } from './dn-directory.js';
 import type { RegistrarService } from './registrar-service.js';
@@ -132,7 +132,7 @@ export class B2bua {
       req.respond(488, { reason: 'An SDP offer is required in the INVITE' });
       return;
     }
-    const dialled = userOf(msg.requestUri) ?? userOf(msg.to.uri);
+    const dialled = uriUser(msg.requestUri) ?? uriUser(msg.to.uri);
     if (!dialled) {
       req.respond(404, { reason: 'No number in the Request-URI' });
       return;
@@ -160,7 +160,7 @@ export class B2bua {
   /** A Trunk by where the request came from, else one of our DNs by the From user. */
   private identifyCaller(msg: SipRequest, source: Endpoint): IncomingFrom | { error: string } {
     const trunk = this.o.directory.trunkAt(source.host, source.port) ?? this.o.directory.trunkAt(msg.via.host, msg.via.port ?? 5060);
-    const fromUser = userOf(msg.from.uri);
+    const fromUser = uriUser(msg.from.uri);
     if (trunk) {
       const from: IncomingFrom = { trunk: trunk.number, number: fromUser ?? 'anonymous' };
       if (trunk.options['sip-server-inter-trunk']) {
@@ -260,7 +260,7 @@ export class B2bua {
       await this.input({ kind: 'sip.released', legId: out.legId });
       return;
     }
-    const reply = await this.o.media.send({ op: 'leg.offer', bridgeId: out.bridgeId, legId: out.legId, sdp: pending.offer, label: userOf(pending.invite.message.from.uri) ?? 'caller' });
+    const reply = await this.o.media.send({ op: 'leg.offer', bridgeId: out.bridgeId, legId: out.legId, sdp: pending.offer, label: uriUser(pending.invite.message.from.uri) ?? 'caller' });
     leg.localSdp = reply.sdp;
   }
 
@@ -270,7 +270,7 @@ export class B2bua {
     const headers: Record<string, string> = {};
     const trunk = leg.trunk ? this.o.directory.dn(leg.trunk) : undefined;
     if (trunk?.options['sip-server-inter-trunk']) {
-      headers[InterTrunkHeaders.alias] = userOf(leg.invite.message.requestUri) ?? '';
+      headers[InterTrunkHeaders.alias] = uriUser(leg.invite.message.requestUri) ?? '';
       headers[InterTrunkHeaders.location] = this.o.location();
     }
     const dialog = leg.invite.accept({ body: leg.localSdp ?? '', headers });
@@ -360,9 +360,8 @@ export class B2bua {
       return { uri: binding.contact, flow: { protocol: binding.source.transport, host: binding.source.host, port: binding.source.port }, interTrunk: false };
     }
     const trunk = this.o.directory.dn(target.trunk);
-    if (!trunk?.options.contact) return { status: 503, reason: `Trunk ${target.trunk} has no contact` };
-    const peer = parseUri(trunk.options.contact.startsWith('sip') ? trunk.options.contact : `sip:${trunk.options.contact}`);
-    if (peer.scheme === 'tel') return { status: 503, reason: `Trunk ${target.trunk} contact is not a SIP URI` };
+    const peer = this.o.directory.peer(target.trunk);
+    if (!trunk || !peer) return { status: 503, reason: `Trunk ${target.trunk} has no SIP contact` };
     const transport = peer.params.transport ? `;transport=${String(peer.params.transport)}` : '';
     return { uri: `sip:${target.number}@${peer.host}${peer.port ? `:${peer.port}` : ''}${transport}`, interTrunk: trunk.options['sip-server-inter-trunk'] };
   }
@@ -451,7 +450,7 @@ export class B2bua {
       req.respond(489, { reason: 'Only the conference event package is supported' });
       return;
     }
-    const user = userOf(req.message.requestUri);
+    const user = uriUser(req.message.requestUri);
     if (!user) {
       req.respond(404, { reason: 'No conference in the Request-URI' });
       return;
@@ -531,17 +530,6 @@ export class B2bua {
 
   get activeLegs(): number {
     return this.legs.size;
-  }
-}
-
-function userOf(uri: string | { scheme: string } | undefined): string | undefined {
-  if (uri === undefined) return undefined;
-  try {
-    const parsed = typeof uri === 'string' ? parseUri(uri.includes('<') ? parseNameAddr(uri).uri : uri) : (uri as ReturnType<typeof parseUri>);
-    if (parsed.scheme === 'tel') return parsed.number;
-    return parsed.user;
-  } catch {
-    return undefined;
   }
 }
 

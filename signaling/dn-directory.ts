@@ -4,7 +4,7 @@
  */
 import type { LiveConfig } from '../common/nats/config-kv.js';
 import type { DnConfig } from './model/index.js';
-import { parseUri } from './sip/index.js';
+import { parseUri, type SipUri } from './sip/index.js';
 
 export class DnDirectory {
   constructor(private readonly config: LiveConfig) {}
@@ -22,17 +22,21 @@ export class DnDirectory {
   trunkAt(host: string, port: number): DnConfig | undefined {
     return this.trunks().find((t) => {
       const peer = peerOf(t.options.contact);
-      return peer !== undefined && peer.host === host && peer.port === port;
+      return peer !== undefined && peer.host === host && (peer.port ?? 5060) === port;
     });
+  }
+
+  /** A DN's options.contact as a SIP URI ("host:port" is taken as sip:host:port); undefined if absent or not SIP. */
+  peer(number: string): SipUri | undefined {
+    return peerOf(this.dn(number)?.options.contact);
   }
 }
 
-function peerOf(contact: string | undefined): { host: string; port: number } | undefined {
+function peerOf(contact: string | undefined): SipUri | undefined {
   if (!contact) return undefined;
   try {
     const uri = parseUri(/^sips?:/.test(contact) ? contact : `sip:${contact}`);
-    if (uri.scheme === 'tel') return undefined;
-    return { host: uri.host, port: uri.port ?? 5060 };
+    return uri.scheme === 'tel' ? undefined : uri;
   } catch {
     return undefined;
   }

@@ -8,7 +8,7 @@ import { decodeJson, encodeJson } from '../common/nats/codec.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
 import type { DnDirectory } from './dn-directory.js';
 import { Registrar, type Binding } from './registrar.js';
-import { DigestChallenger, parseNameAddr, type ServerRequest } from './sip/index.js';
+import { DigestChallenger, parseNameAddr, uriUser, type ServerRequest } from './sip/index.js';
 
 export class RegistrarService {
   private readonly registrar = new Registrar();
@@ -56,8 +56,7 @@ export class RegistrarService {
     const msg = req.message;
     let dn: string | undefined;
     try {
-      const to = parseNameAddr(msg.get('to') ?? '');
-      dn = /^sips?:([^@;]+)@/.exec(to.uri)?.[1];
+      dn = uriUser(msg.to.uri);
     } catch {
       dn = undefined;
     }

@@ -1,6 +1,22 @@
 import net from 'node:net';
 import dgram from 'node:dgram';
 
+function udpFree(port: number, host: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const sock = dgram.createSocket('udp4');
+    sock.once('error', () => resolve(false));
+    sock.bind(port, host, () => sock.close(() => resolve(true)));
+  });
+}
+
+function tcpFree(port: number, host: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
 /** A port free on 127.0.0.1 for both TCP and UDP at the moment of asking. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -12,29 +28,14 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
         srv.close(() => resolve(p));
       });
     });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const sock = dgram.createSocket('udp4');
-      sock.once('error', () => resolve(false));
-      sock.bind(port, host, () => sock.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
+    if (await udpFree(port, host)) return port;
   }
   throw new Error('no free port found in 50 attempts');
 }
 
 /** Whether `port` can be bound on `host` right now, for TCP and UDP both. */
 export async function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
-  const tcp = await new Promise<boolean>((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, host, () => srv.close(() => resolve(true)));
-  });
-  if (!tcp) return false;
-  return new Promise<boolean>((resolve) => {
-    const sock = dgram.createSocket('udp4');
-    sock.once('error', () => resolve(false));
-    sock.bind(port, host, () => sock.close(() => resolve(true)));
-  });
+  return (await tcpFree(port, host)) && (await udpFree(port, host));
 }
 
 /**
@@ -46,13 +47,7 @@ export async function freePortRange(count: number, host = '127.0.0.1'): Promise<
   for (let attempt = 0; attempt < 50; attempt++) {
     const min = 10000 + Math.floor(Math.random() * (32768 - 10000 - count));
     let ok = true;
-    for (let p = min; p < min + count && ok; p += Math.max(1, Math.floor(count / 8))) {
-      ok = await new Promise<boolean>((resolve) => {
-        const sock = dgram.createSocket('udp4');
-        sock.once('error', () => resolve(false));
-        sock.bind(p, host, () => sock.close(() => resolve(true)));
-      });
-    }
+    for (let p = min; p < min + count && ok; p += Math.max(1, Math.floor(count / 8))) ok = await udpFree(p, host);
     if (ok) return { min, max: min + count - 1 };
   }
   throw new Error(`no free block of ${count} ports found in 50 attempts`);

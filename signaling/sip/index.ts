@@ -24,5 +24,5 @@ export { FakeClock, systemClock } from './clock.js';
 export { SipMessage, SipRequest, SipResponse, reasonPhrase, type RawHeader } from './message.js';
 export { parseMessage, StreamFramer, DEFAULT_LIMITS, type ParseLimits, type ParseResult } from './parser.js';
 export { parseNameAddr, formatNameAddr, parseVia, formatVia, parseCSeq, type NameAddr, type Via, type CSeq } from './headers.js';
-export { parseUri, formatUri, type Uri, type SipUri, type TelUri } from './uri.js';
+export { parseUri, formatUri, uriUser, type Uri, type SipUri, type TelUri } from './uri.js';
 export { DigestChallenger, authorize, parseChallenge, digestResponse, type Credentials, type DigestAlgorithm, type VerifyResult } from './digest.js';

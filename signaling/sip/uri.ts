@@ -111,6 +111,17 @@ function isHostChar(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 95;
 }
 
+/** The user of a SIP URI or the number of a tel URI (a DN, a dialled number); undefined if none or malformed. */
+export function uriUser(uri: Uri | string): string | undefined {
+  let parsed: Uri;
+  try {
+    parsed = typeof uri === 'string' ? parseUri(uri) : uri;
+  } catch {
+    return undefined;
+  }
+  return parsed.scheme === 'tel' ? parsed.number : parsed.user;
+}
+
 export function formatUri(uri: Uri): string {
   if (uri.scheme === 'tel') return 'tel:' + uri.number + formatParams(uri.params);
   let out = uri.scheme + ':';
