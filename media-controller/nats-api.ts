@@ -4,14 +4,14 @@
  * replies as MediaReply, events on media.evt.<kind>.
  */
 import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
-import { Ajv } from 'ajv';
 import type { Logger } from 'pino';
+import { checker } from '../common/config/check.js';
 import { decodeJson, encodeJson } from '../common/nats/codec.js';
 import { MediaCommand, type MediaEvent, type MediaReply } from '../common/nats/media-contract.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
 import { MediaFailure, type MediaController } from './controller.js';
 
-const checkCommand = new Ajv({ allErrors: false, strict: false }).compile<MediaCommand>(MediaCommand);
+const checkCommand = checker(MediaCommand);
 
 export interface MediaApiOptions {
   nc: NatsConnection;
@@ -53,7 +53,7 @@ export class MediaApi {
         throw new MediaFailure('BadCommand', (err as Error).message);
       }
       if (!checkCommand(body)) {
-        const e = checkCommand.errors?.[0];
+        const e = checkCommand.error();
         throw new MediaFailure('BadCommand', `not a media command: ${e ? `${e.instancePath || '(command)'} ${e.message ?? ''}` : 'invalid'}`);
       }
       op = body.op;

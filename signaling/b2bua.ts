@@ -56,7 +56,6 @@ export interface B2buaOptions {
   publish: (dn: string, event: TEvent, origin?: TlibOrigin) => void;
   location: () => string;
   log: Logger;
-  onOutputs?: (outputs: ModelOutput[]) => void;
 }
 
 export class B2bua {
@@ -82,7 +81,6 @@ export class B2bua {
 
   private async input(input: ModelInput): Promise<void> {
     const outputs = this.o.model.handle(input);
-    this.o.onOutputs?.(outputs);
     await this.execute(outputs);
   }
 
@@ -417,10 +415,7 @@ export class B2bua {
   private release(legId: string, status?: number): void {
     const leg = this.legs.get(legId);
     if (!leg) return;
-    const wasReleased = leg.released;
-    leg.released = true;
-    this.legs.delete(legId);
-    if (wasReleased) return;
+    this.ended(leg);
     if (leg.dialog && leg.dialog.state !== 'terminated') {
       void leg.dialog.bye(leg.flow ? { destination: leg.flow } : {}).catch(() => undefined);
     } else if (leg.outgoing) {

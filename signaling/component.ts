@@ -8,13 +8,13 @@ import path from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Counter, Gauge } from 'prom-client';
-import { resolveMusic } from '../common/config/load.js';
+import { musicFileFor, resolveMusic } from '../common/config/load.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
 import type { ComponentFactory } from '../common/process/component.js';
 import { B2bua } from './b2bua.js';
 import { DnDirectory } from './dn-directory.js';
 import { MediaClient } from './media-client.js';
-import { CallModel, type ModelEnv, type ModelOutput } from './model/index.js';
+import { CallModel, type ModelEnv } from './model/index.js';
 import { RegistrarService } from './registrar-service.js';
 import { createSipStack } from './sip/index.js';
 import { TlibService } from './tlib-service.js';
@@ -28,12 +28,8 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   const env: ModelEnv = {
     location,
     options: () => {
-      const options = ctx.config.cluster.spec.options;
-      return {
-        ...options,
-        'music-listen-disconnect': resolveMusic(ctx.musicRoot, options['music-listen-disconnect']),
-        'default-music': resolveMusic(ctx.musicRoot, options['default-music']),
-      };
+      const music = { musicRoot: ctx.musicRoot, options: ctx.config.cluster.spec.options };
+      return { ...music.options, 'music-listen-disconnect': musicFileFor(music, 'music-listen-disconnect'), 'default-music': musicFileFor(music, 'default-music') };
     },
     dn: (number) => directory.dn(number),
     trunks: () => directory.trunks(),
@@ -92,16 +88,14 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     media,
     registrar,
     directory,
-    publish: (dn, event, origin) => tlib.publish(dn, event, origin),
+    publish: (dn, event, origin) => {
+      // The requester's copy (it carries the origin) counts the request once.
+      if (origin && event.event === 'EventListenDisconnected') listenDisconnects.inc();
+      if (origin && event.event === 'EventListenReconnected') listenReconnects.inc();
+      tlib.publish(dn, event, origin);
+    },
     location: () => location,
     log: ctx.log,
-    onOutputs: (outputs: ModelOutput[]) => {
-      for (const out of outputs) {
-        if (out.kind !== 'tlib.event' || !out.origin) continue;
-        if (out.event.event === 'EventListenDisconnected') listenDisconnects.inc();
-        if (out.event.event === 'EventListenReconnected') listenReconnects.inc();
-      }
-    },
   });
 
   new Gauge({ name: 'huddle_sip_registrations', help: 'Live registrar bindings', registers: [ctx.registry], collect() { this.set(registrar.count()); } });

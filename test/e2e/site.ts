@@ -312,11 +312,20 @@ export async function conference(a: Agent, b: Agent, ...more: Agent[]): Promise<
 }
 
 /** The value of one metric sample in the site's registry (0 when absent), e.g. metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'INVITE' }). */
-export async function metric(site: Site, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const found = (await site.registry.getMetricsAsJSON()).find((m) => m.name === name);
+export function metric(site: Site, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return metricValue(site.registry, name, labels);
+}
+
+/** One metric of a registry, summed over the samples matching `labels` (a histogram: its count). */
+export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const found = await registry.getSingleMetric(name)?.get();
   if (!found) return 0;
-  const matches = (found.values as { value: number; labels: Record<string, string | number> }[]).filter((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want));
-  return matches.reduce((sum, v) => sum + v.value, 0);
+  return found.values
+    .filter((v) => {
+      const metricName = (v as { metricName?: string }).metricName;
+      return (metricName === undefined || metricName === name || metricName === `${name}_count`) && Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val);
+    })
+    .reduce((sum, v) => sum + v.value, 0);
 }
 
 const NotCallEvents = new Set(['EventUserEvent', 'EventPartyInfo', 'EventError']);

@@ -58,23 +58,4 @@ export async function startTlibSite(options: SiteOptions = {}): Promise<TlibSite
   };
 }
 
-/** Polls `check` until it holds, failing after `timeoutMs`. */
-export async function waitUntil(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const metric = await registry.getSingleMetric(name)?.get();
-  if (!metric) return 0;
-  return metric.values
-    .filter((v) => {
-      // A histogram counts its observations in <name>_count.
-      const metricName = (v as { metricName?: string }).metricName;
-      return (metricName === undefined || metricName === name || metricName === `${name}_count`) && Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val);
-    })
-    .reduce((sum, v) => sum + v.value, 0);
-}
+export { metricValue, until as waitUntil } from '../e2e/site.js';

@@ -31,20 +31,24 @@ export class ClientConnection {
     private readonly onDrop: (client: ClientConnection, reason: string) => void,
   ) {}
 
-  /** Sends one serialized event; false when it could not be (client gone or dropped as too slow). */
-  send(text: string): boolean {
+  /**
+   * Sends one event already encoded as UTF-8 JSON (encoded once for every client that gets it);
+   * false when it could not be (client gone or dropped as too slow).
+   */
+  send(frame: Buffer): boolean {
     if (this.closing || this.ws.readyState !== WebSocket.OPEN) return false;
-    if (this.ws.bufferedAmount + Buffer.byteLength(text) > this.maxQueuedBytes) {
+    if (this.ws.bufferedAmount + frame.length > this.maxQueuedBytes) {
       this.close(CloseCodes.slowClient, `slow client: send queue over ${this.maxQueuedBytes} bytes`);
       this.onDrop(this, 'slow client');
       return false;
     }
-    this.ws.send(text);
+    // A text frame: desktops read JSON text, never binary.
+    this.ws.send(frame, { binary: false });
     return true;
   }
 
   sendEvent(event: TEvent): boolean {
-    return this.send(JSON.stringify(event));
+    return this.send(Buffer.from(JSON.stringify(event)));
   }
 
   /** Close handshake first so the client learns why; a client that does not read it is cut off. */

@@ -85,13 +85,15 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
     }
     const { event } = message;
     const originClient = message.origin?.gateway === ctx.instance ? message.origin.client : undefined;
-    const full = JSON.stringify(event);
-    // The ReferenceID belongs to the client that asked; the others get the event without it.
-    const withoutReference = event.ReferenceID === undefined ? full : JSON.stringify({ ...event, ReferenceID: undefined });
+    const full = Buffer.from(JSON.stringify(event));
+    // The ReferenceID belongs to the client that asked; the others get the event without it
+    // (encoded only when such a client is there).
+    let withoutReference: Buffer | undefined = event.ReferenceID === undefined ? full : undefined;
     let delivered = 0;
     let dropped = 0;
     for (const client of entry.clients) {
-      if (client.send(client.id === originClient ? full : withoutReference)) delivered++;
+      const frame = client.id === originClient ? full : (withoutReference ??= Buffer.from(JSON.stringify({ ...event, ReferenceID: undefined })));
+      if (client.send(frame)) delivered++;
       else dropped++;
     }
     if (delivered) metrics.events.inc({ result: 'delivered' }, delivered);

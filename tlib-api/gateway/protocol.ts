@@ -2,11 +2,11 @@
  * Frames from clients: JSON text holding one T-Library request. Anything else is answered with
  * EventError 53 whose ErrorMessage names the problem (and the request's ReferenceID when it has one).
  */
-import { Ajv } from 'ajv';
+import { checker } from '../../common/config/check.js';
 import { ErrorCodes } from '../model/errors.js';
 import { TRequest, type TEvent } from '../model/messages.js';
 
-const checkRequest = new Ajv({ allErrors: false, strict: false }).compile<TRequest>(TRequest);
+const checkRequest = checker(TRequest);
 
 export type ParsedFrame = { ok: true; request: TRequest } | { ok: false; error: TEvent };
 
@@ -29,7 +29,7 @@ export function parseFrame(data: string): ParsedFrame {
   const ref = Number.isSafeInteger(frame.ReferenceID) && (frame.ReferenceID as number) >= 0 ? (frame.ReferenceID as number) : undefined;
   if (typeof frame.request !== 'string') return invalid('malformed frame: "request" (the request name) is missing', ref);
   if (!checkRequest(value)) {
-    const first = checkRequest.errors?.[0];
+    const first = checkRequest.error();
     const where = first?.instancePath.replace(/^\//, '') ?? '';
     let problem: string;
     if (where === 'request') problem = `unknown request "${frame.request}"`;
