@@ -5,7 +5,7 @@ import type { DialogImpl } from './dialog.js';
 import { parseNameAddr } from './headers.js';
 import { SipRequest, type SipResponse } from './message.js';
 import type { SipStackImpl } from './stack.js';
-import type { ClientTransaction } from './transaction.js';
+import { sameTransactionRequest, type ClientTransaction } from './transaction.js';
 import type { Endpoint, Transport } from './transport/transport.js';
 import type { InviteOptions, InviteResult, OutgoingInvite } from './types.js';
 import { asNameAddr } from './util.js';
@@ -137,14 +137,7 @@ export class OutgoingInviteImpl implements OutgoingInvite {
     const tx = this.tx;
     if (!inv || !tx || this.cancelSent) return;
     this.cancelSent = true;
-    const c = new SipRequest('CANCEL', inv.uri);
-    c.append('Via', inv.getAll('via')[0]!);
-    for (const r of inv.getAll('route')) c.append('Route', r);
-    c.append('Max-Forwards', '70');
-    c.append('From', inv.get('from')!);
-    c.append('To', inv.get('to')!);
-    c.append('Call-ID', inv.callId);
-    c.append('CSeq', inv.cseq.seq + ' CANCEL');
+    const c = sameTransactionRequest(inv, 'CANCEL');
     this.core.addUserAgent(c);
     this.core.startPrepared(c, tx.dest, tx.transport, { onResponse: () => undefined, onFailure: () => undefined }, tx.branch);
     // §9.1: without a final response 64*T1 after the CANCEL, the INVITE transaction is given up.

@@ -160,7 +160,7 @@ export class DialogImpl implements Dialog {
               this.core.addVia(lastAck, transport);
             }
             this.acks.set(req.cseq.seq, { ack: lastAck, dest, transport });
-            this.core.sendRaw(lastAck, dest, transport, false);
+            this.core.send(lastAck, dest, transport, false);
             this.refreshTarget(r);
           },
         },
@@ -208,13 +208,13 @@ export class DialogImpl implements Dialog {
   sendAck(ack: SipRequest, dest: Endpoint, transport: Transport): void {
     this.core.addVia(ack, transport);
     this.acks.set(ack.cseq.seq, { ack, dest, transport });
-    this.core.sendRaw(ack, dest, transport, false);
+    this.core.send(ack, dest, transport, false);
   }
 
   /** A retransmitted (or late) 2xx for one of our INVITEs. */
   resendAck(res: SipResponse): void {
     const sent = this.acks.get(res.cseq.seq);
-    if (sent) this.core.sendRaw(sent.ack, sent.dest, sent.transport, true);
+    if (sent) this.core.send(sent.ack, sent.dest, sent.transport, true);
   }
 
   private refreshTarget(msg: SipRequest | SipResponse): void {
@@ -243,7 +243,7 @@ export class DialogImpl implements Dialog {
     };
     const again = () => {
       if (this.answer !== a) return;
-      this.core.sendRaw(res, tx.dest, tx.transport, true);
+      this.core.send(res, tx.dest, tx.transport, true);
       a.interval = Math.min(a.interval * 2, timers.t2);
       a.timer = clock.setTimer(a.interval, again);
     };

@@ -1,6 +1,5 @@
 /** Structured header values: name-addr (From/To/Contact/Route), Via, CSeq (RFC 3261 §20). */
 import { formatParams, isToken, isWs, parseParams, quote, readQuoted, type Params } from './grammar.js';
-import { formatUri, parseUri, type Uri } from './uri.js';
 
 export class HeaderError extends Error {}
 
@@ -55,10 +54,6 @@ export function parseNameAddr(value: string): NameAddr {
 export function formatNameAddr(na: NameAddr): string {
   const dn = na.displayName !== undefined ? quote(na.displayName) + ' ' : '';
   return dn + '<' + na.uri + '>' + formatParams(na.params);
-}
-
-export function nameAddrUri(na: NameAddr): Uri {
-  return parseUri(na.uri);
 }
 
 export interface Via {
@@ -147,5 +142,3 @@ export function parseCSeq(value: string): CSeq {
   if (!isToken(method)) throw new HeaderError('malformed method');
   return { seq, method };
 }
-
-export { formatUri, parseUri };

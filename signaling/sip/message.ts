@@ -232,12 +232,6 @@ export class SipResponse extends SipMessage {
   }
 }
 
-export type SipMessageAny = SipRequest | SipResponse;
-
-export function isRequest(m: SipMessage): m is SipRequest {
-  return m instanceof SipRequest;
-}
-
 const REASONS: Record<number, string> = {
   100: 'Trying', 180: 'Ringing', 181: 'Call Is Being Forwarded', 182: 'Queued', 183: 'Session Progress',
   200: 'OK', 202: 'Accepted', 204: 'No Notification',

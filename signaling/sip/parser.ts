@@ -188,31 +188,26 @@ function attachBody(msg: SipRequest | SipResponse, buf: Buffer, bodyStart: numbe
   return undefined;
 }
 
+/** The structured headers checkCommon parses, in the order their errors are reported. */
+const PARSED_HEADERS: readonly (readonly [string, (msg: SipRequest | SipResponse) => unknown])[] = [
+  ['Via', (msg) => msg.via],
+  ['From', (msg) => msg.from],
+  ['To', (msg) => msg.to],
+  ['CSeq', (msg) => msg.cseq],
+];
+
 /** The headers every request and response must carry, each parseable. */
 function checkCommon(msg: SipRequest | SipResponse): string | undefined {
   for (const [key, name] of [['via', 'Via'], ['from', 'From'], ['to', 'To'], ['call-id', 'Call-ID'], ['cseq', 'CSeq']] as const) {
     if (msg.get(key) === undefined) return `Missing ${name} header`;
   }
   if (!msg.callId) return 'Empty Call-ID header';
-  try {
-    void msg.via;
-  } catch (e) {
-    return 'Malformed Via header: ' + reasonOf(e);
-  }
-  try {
-    void msg.from;
-  } catch (e) {
-    return 'Malformed From header: ' + reasonOf(e);
-  }
-  try {
-    void msg.to;
-  } catch (e) {
-    return 'Malformed To header: ' + reasonOf(e);
-  }
-  try {
-    void msg.cseq;
-  } catch (e) {
-    return 'Malformed CSeq header: ' + reasonOf(e);
+  for (const [label, read] of PARSED_HEADERS) {
+    try {
+      read(msg);
+    } catch (e) {
+      return 'Malformed ' + label + ' header: ' + reasonOf(e);
+    }
   }
   return undefined;
 }
@@ -244,6 +239,8 @@ export type FrameEvent = { kind: 'message'; data: Buffer } | { kind: 'ping' } | 
 export class StreamFramer {
   private buf: Buffer = Buffer.alloc(0);
   private failed = false;
+  /** Length of the message at the head of `buf` once its head is complete but its body is not. */
+  private pending: number | undefined;
 
   constructor(private readonly limits: ParseLimits = DEFAULT_LIMITS) {}
 
@@ -263,16 +260,24 @@ export class StreamFramer {
         this.buf = this.buf.subarray(s);
       }
       if (this.buf.length === 0) break;
-      const [headEnd, sepLen] = findHeadEnd(this.buf);
-      if (headEnd < 0) {
-        if (this.buf.length > this.limits.maxMessageBytes) return this.error(out, 513, 'Message Too Large');
+      let total = this.pending;
+      if (total === undefined) {
+        const [headEnd, sepLen] = findHeadEnd(this.buf);
+        if (headEnd < 0) {
+          if (this.buf.length > this.limits.maxMessageBytes) return this.error(out, 513, 'Message Too Large');
+          break;
+        }
+        const cl = contentLength(this.buf.toString('latin1', 0, headEnd));
+        if (cl === null) return this.error(out, 400, 'Malformed Content-Length');
+        total = headEnd + sepLen + cl;
+        if (total > this.limits.maxMessageBytes) return this.error(out, 513, 'Message Too Large');
+      }
+      if (this.buf.length < total) {
+        // Waiting for the body: the head need not be scanned again on the next chunk.
+        this.pending = total;
         break;
       }
-      const cl = contentLength(this.buf.toString('latin1', 0, headEnd));
-      if (cl === null) return this.error(out, 400, 'Malformed Content-Length');
-      const total = headEnd + sepLen + cl;
-      if (total > this.limits.maxMessageBytes) return this.error(out, 513, 'Message Too Large');
-      if (this.buf.length < total) break;
+      this.pending = undefined;
       out.push({ kind: 'message', data: this.buf.subarray(0, total) });
       this.buf = this.buf.subarray(total);
     }

@@ -14,14 +14,14 @@ import { formatVia, parseNameAddr } from './headers.js';
 import { SipRequest, SipResponse, reasonPhrase } from './message.js';
 import { SipMetrics } from './metrics.js';
 import { DEFAULT_LIMITS, parseMessage, type ParseLimits, type ParseResult } from './parser.js';
-import { ClientTransaction, ExpiryQueues, ServerTransaction, type ClientTransactionUser, type TimerConfig, type TransactionContext } from './transaction.js';
+import { ClientTransaction, clientKey, ExpiryQueues, ServerTransaction, type ClientTransactionUser, type TimerConfig, type TransactionContext } from './transaction.js';
 import { TcpTransport } from './transport/tcp.js';
 import type { Endpoint, Transport, TransportHandler, TransportProtocol } from './transport/transport.js';
 import { UdpTransport } from './transport/udp.js';
 import type { Dialog, InviteOptions, ListenAddress, OutgoingInvite, RequestOptions, ResponseOptions, ServerRequest, SipStack, SipStackOptions, SubscribeOptions } from './types.js';
 import { OutgoingInviteImpl } from './client-invite.js';
 import { parseUri, socketHost } from './uri.js';
-import { applyBody, applyHeaders, asNameAddr, newBranch, randomToken } from './util.js';
+import { applyBody, applyHeaders, asNameAddr, BRANCH_COOKIE, newBranch, randomToken, toPairs } from './util.js';
 
 export interface Routing {
   /** Request-URI (the hop when there is no route set). */
@@ -132,17 +132,13 @@ export class SipStackImpl implements SipStack, TransactionContext, TransportHand
 
   // ---- sending -------------------------------------------------------------------------------
 
-  sendRaw(msg: SipRequest | SipResponse, dest: Endpoint, transport: Transport, retransmission: boolean, onError?: (err: Error) => void): Buffer {
+  send(msg: SipRequest | SipResponse, dest: Endpoint, transport: Transport, retransmission: boolean, onError?: (err: Error) => void): Buffer {
     if (retransmission) this.metrics.retransmission('out', msg instanceof SipRequest ? msg.method : msg.cseq.method);
     else if (msg instanceof SipRequest) this.metrics.request('out', msg.method);
     else this.metrics.response('out', msg.cseq.method, msg.status);
     const bytes = msg.toBuffer();
     transport.send(bytes, dest, onError);
     return bytes;
-  }
-
-  send(msg: SipRequest | SipResponse, dest: Endpoint, transport: Transport, retransmission: boolean, onError?: (err: Error) => void): Buffer {
-    return this.sendRaw(msg, dest, transport, retransmission, onError);
   }
 
   resend(bytes: Buffer, method: string, dest: Endpoint, transport: Transport): void {
@@ -451,12 +447,7 @@ export class SipStackImpl implements SipStack, TransactionContext, TransportHand
 
   private answerMalformed(r: Extract<ParseResult, { ok: false }>, source: Endpoint, transport: Transport): void {
     if (r.request?.method === 'ACK') return;
-    const res = new SipResponse(r.status, r.reason);
-    if (r.request) {
-      for (const h of r.request.headers) {
-        if (h.key === 'via' || h.key === 'from' || h.key === 'to' || h.key === 'call-id' || h.key === 'cseq') res.headers.push({ ...h });
-      }
-    }
+    const res = this.localResponse(r.status, r.reason, r.request);
     this.metrics.response('out', r.request?.method ?? 'UNKNOWN', r.status);
     transport.send(res.toBuffer(), source);
   }
@@ -494,7 +485,7 @@ export class SipStackImpl implements SipStack, TransactionContext, TransportHand
     const sentBy = via.host + ':' + (via.port ?? '');
     const branch = via.branch;
     const key =
-      branch && branch.startsWith('z9hG4bK')
+      branch && branch.startsWith(BRANCH_COOKIE)
         ? branch + '|' + sentBy + '|' + method
         : '2543|' + req.uri + '|' + (req.fromTag ?? '') + '|' + req.callId + '|' + req.cseq.seq + '|' + sentBy + '|' + (branch ?? '') + '|' + method;
     // The parts are slices of the request's text; flattening the key now lets that text be
@@ -615,7 +606,8 @@ export class SipStackImpl implements SipStack, TransactionContext, TransportHand
     const method = res.cseq.method;
     this.metrics.response('in', method, res.status);
     const branch = res.via.branch;
-    const tx = branch ? this.clientTx.get(branch + '|' + method) : undefined;
+    // clientKey() files ACK under INVITE; a response never answers an ACK, so that CSeq matches nothing.
+    const tx = branch && method !== 'ACK' ? this.clientTx.get(clientKey(branch, method)) : undefined;
     if (tx) {
       tx.receive(res);
       return;
@@ -658,10 +650,4 @@ export function contactUri(msg: SipRequest | SipResponse): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function toPairs(h: RequestOptions['headers']): [string, string][] {
-  if (!h) return [];
-  if (Array.isArray(h)) return h;
-  return Object.entries(h).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x): [string, string] => [k, x]) : [[k, v] as [string, string]]));
 }

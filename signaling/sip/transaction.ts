@@ -91,6 +91,22 @@ export function clientKey(branch: string, method: string): string {
   return branch + '|' + (method === 'ACK' ? 'INVITE' : method);
 }
 
+/**
+ * A request that belongs to `req`'s transaction (§9.1 CANCEL, §17.1.1.3 ACK): same Request-URI,
+ * top Via, Route set, From, Call-ID and CSeq number, with `method` and the given To.
+ */
+export function sameTransactionRequest(req: SipRequest, method: string, to = req.get('to')!): SipRequest {
+  const r = new SipRequest(method, req.uri);
+  r.append('Via', req.getAll('via')[0]!);
+  for (const route of req.getAll('route')) r.append('Route', route);
+  r.append('Max-Forwards', '70');
+  r.append('From', req.get('from')!);
+  r.append('To', to);
+  r.append('Call-ID', req.callId);
+  r.append('CSeq', req.cseq.seq + ' ' + method);
+  return r;
+}
+
 export class ClientTransaction implements Expirable {
   readonly key: string;
   readonly isInvite: boolean;
@@ -193,16 +209,7 @@ export class ClientTransaction implements Expirable {
 
   /** §17.1.1.3: the ACK for a non-2xx final response belongs to the transaction. */
   private buildAck(res: SipResponse): SipRequest {
-    const req = this.request;
-    const ack = new SipRequest('ACK', req.uri);
-    ack.append('Via', req.getAll('via')[0]!);
-    for (const r of req.getAll('route')) ack.append('Route', r);
-    ack.append('Max-Forwards', '70');
-    ack.append('From', req.get('from')!);
-    ack.append('To', res.get('to')!);
-    ack.append('Call-ID', req.callId);
-    ack.append('CSeq', req.cseq.seq + ' ACK');
-    return ack;
+    return sameTransactionRequest(this.request, 'ACK', res.get('to')!);
   }
 
   expire(): void {
@@ -283,10 +290,13 @@ export class ServerTransaction implements Expirable {
     const { clock, timers } = this.ctx;
     const reliable = this.transport.reliable;
     const sent = this.ctx.send(res, this.dest, this.transport, false, this.user.onTransportError ? (err) => this.user.onTransportError?.(err, this) : undefined);
-    // Kept for retransmission up to 64*T1: copied out of Node's shared 8 KiB pool so it does not pin a slab.
-    const bytes = reliable ? sent : Buffer.allocUnsafeSlow(sent.length);
-    if (bytes !== sent) sent.copy(bytes);
-    this.last = { bytes, method: res.cseq.method };
+    // Kept for retransmission up to 64*T1 (not the INVITE 2xx, dropped below): copied out of Node's
+    // shared 8 KiB pool so it does not pin a slab.
+    if (!(this.isInvite && res.status >= 200 && res.status < 300)) {
+      const bytes = reliable ? sent : Buffer.allocUnsafeSlow(sent.length);
+      if (bytes !== sent) sent.copy(bytes);
+      this.last = { bytes, method: res.cseq.method };
+    }
     if (res.status < 200) {
       this.state = 'proceeding';
       return;

@@ -23,11 +23,16 @@ export function newBranch(): string {
   return BRANCH_COOKIE + randomToken(10);
 }
 
+/** Header init as [name, value] pairs, a multi-valued record entry giving one pair per value. */
+export function toPairs(headers: HeaderInit | undefined): [string, string][] {
+  if (!headers) return [];
+  if (Array.isArray(headers)) return headers;
+  return Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x): [string, string] => [k, x]) : [[k, v] as [string, string]]));
+}
+
 export function applyHeaders(msg: SipMessage, headers: HeaderInit | undefined): void {
   if (!headers) return;
-  const pairs: [string, string][] = Array.isArray(headers)
-    ? headers
-    : Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x): [string, string] => [k, x]) : [[k, v] as [string, string]]));
+  const pairs = toPairs(headers);
   const replaced = new Set<string>();
   for (const [name, value] of pairs) {
     const lower = name.toLowerCase();
