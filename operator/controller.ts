@@ -129,24 +129,12 @@ export class Controller {
     const restart = (resource: string) => () => this.metrics.informerRestarts.inc({ resource });
     const common = (resource: string) => ({ log: this.opts.log, onRestart: restart(resource) });
 
+    // Both custom resources are watched the same way; a change enqueues the SipCluster concerned.
+    const crInformer = <T extends KubernetesObject>(plural: string, enqueue: (obj: T) => void) =>
+      new ResilientInformer<T>(plural, kc, crPath(plural), listCr(plural), { onChange: enqueue, onDelete: enqueue }, common(plural));
     const enqueueCluster = (c: SipClusterResource) => queue.add(clusterKey(c.metadata.namespace, c.metadata.name));
-    this.clusters = new ResilientInformer<SipClusterResource & KubernetesObject>(
-      'sipclusters',
-      kc,
-      crPath(CRD_PLURALS.SipCluster),
-      listCr(CRD_PLURALS.SipCluster),
-      { onChange: enqueueCluster, onDelete: enqueueCluster },
-      common('sipclusters'),
-    );
-    const enqueueOwner = (dn: SipDNResource) => queue.add(clusterKey(dn.metadata.namespace, dn.spec.cluster));
-    this.dns = new ResilientInformer<SipDNResource & KubernetesObject>(
-      'sipdns',
-      kc,
-      crPath(CRD_PLURALS.SipDN),
-      listCr(CRD_PLURALS.SipDN),
-      { onChange: enqueueOwner, onDelete: enqueueOwner },
-      common('sipdns'),
-    );
+    this.clusters = crInformer<SipClusterResource & KubernetesObject>(CRD_PLURALS.SipCluster, enqueueCluster);
+    this.dns = crInformer<SipDNResource & KubernetesObject>(CRD_PLURALS.SipDN, (dn) => queue.add(clusterKey(dn.metadata.namespace, dn.spec.cluster)));
     const enqueueInstance = (w: Workload) => {
       const instance = w.metadata?.labels?.['app.kubernetes.io/instance'];
       if (instance && w.metadata?.namespace) queue.add(clusterKey(w.metadata.namespace, instance));

@@ -38,7 +38,11 @@ function readAll(): ProcStat[] {
 export function processTree(root: number): ProcStat[] {
   const all = readAll();
   const byParent = new Map<number, ProcStat[]>();
-  for (const p of all) byParent.set(p.ppid, [...(byParent.get(p.ppid) ?? []), p]);
+  for (const p of all) {
+    const siblings = byParent.get(p.ppid);
+    if (siblings) siblings.push(p);
+    else byParent.set(p.ppid, [p]);
+  }
   const out: ProcStat[] = [];
   const stack = all.filter((p) => p.pid === root);
   for (let i = 0; stack.length > 0 && i < 10_000; i++) {
