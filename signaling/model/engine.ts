@@ -211,8 +211,7 @@ export class Engine {
     party.state = 'Established';
     const by = party.addedBy ?? '';
     const pending = this.take(party, 'joinRequest');
-    call.conference = true;
-    for (const p of call.parties) p.role = 'ConferenceMember';
+    this.makeConference(call);
     const established = { OtherDN: by, OtherDNRole: 'AddedBy', ThirdPartyDN: by, ThirdPartyDNRole: 'AddedBy' } as const;
     this.send(step, call, party, 'EventEstablished', established, this.take(party, 'answerRequest'));
     for (const r of this.recipients(call, by)) {
@@ -221,6 +220,12 @@ export class Engine {
       this.send(step, call, r, 'EventPartyAdded', { OtherDN: party.alias, OtherDNRole: 'NewParty', ThirdPartyDN: by, ThirdPartyDNRole: 'AddedBy' }, answer);
     }
     this.changed(step, call, true);
+  }
+
+  /** The call becomes a conference: every party is a ConferenceMember. */
+  makeConference(call: Call): void {
+    call.conference = true;
+    for (const p of call.parties) p.role = 'ConferenceMember';
   }
 
   /** A request answer waiting on this party, removed so that it is answered once. */
@@ -255,7 +260,8 @@ export class Engine {
     this.store.leave(call, party);
     this.detachLeg(step, call, party.legId, cause.status);
     this.reportReleased(step, call, party, cause.ownState ?? cause.callState, other?.alias, cause);
-    this.forgetConsultations(call, party);
+    // A consultation whose consulting DN left the main call is a plain call from then on.
+    if (party.dn !== undefined) this.clearConsultations(call.connId, party.dn);
     const established = call.parties.filter((p) => p.state === 'Established');
     if (!call.established || established.length < 2) {
       this.endCall(step, call, call.established ? { callState: 'Ok' } : cause, party.alias);
@@ -300,7 +306,7 @@ export class Engine {
 
   /** The call ends: every remaining party is released, the bridge destroyed. */
   endCall(step: Step, call: Call, cause: LeaveCause, lastOther?: string): void {
-    this.store.deleteCall(call);
+    this.retireCall(step, call);
     const parties = call.parties.splice(0);
     for (const party of parties) {
       const other = parties.length === 2 ? parties.find((p) => p !== party)?.alias : lastOther;
@@ -308,23 +314,22 @@ export class Engine {
       this.reportReleased(step, call, party, cause.callState, other, { callState: cause.callState, status: cause.status });
     }
     step.bridgeDestroy(call.bridgeId);
+    this.clearConsultations(call.connId);
+  }
+
+  /** The call leaves the store; a conference's final ("deleted") state is due in this step. */
+  private retireCall(step: Step, call: Call): void {
+    this.store.deleteCall(call);
     if (call.conference) {
       call.confVersion += 1;
       step.confDeleted.set(call.connId, call.confVersion);
     }
-    for (const c of this.store.calls.values()) {
-      if (c.consultOf === call.connId) {
-        delete c.consultOf;
-        delete c.consultBy;
-      }
-    }
   }
 
-  /** A consultation whose consulting DN left the main call is a plain call from then on. */
-  private forgetConsultations(call: Call, party: Party): void {
-    if (party.dn === undefined) return;
+  /** The consultations of call `connId` (only those of DN `by`, if given) become plain calls. */
+  private clearConsultations(connId: string, by?: string): void {
     for (const c of this.store.calls.values()) {
-      if (c.consultOf === call.connId && c.consultBy === party.dn) {
+      if (c.consultOf === connId && (by === undefined || c.consultBy === by)) {
         delete c.consultOf;
         delete c.consultBy;
       }
@@ -370,11 +375,7 @@ export class Engine {
       this.reportReleased(step, conf, p, 'Ok', undefined, { callState: 'Ok' });
     }
     for (const p of order) this.send(step, conf, p, 'EventReleased', { CallState: 'Ok' });
-    this.store.deleteCall(conf);
-    if (conf.conference) {
-      conf.confVersion += 1;
-      step.confDeleted.set(conf.connId, conf.confVersion);
-    }
+    this.retireCall(step, conf);
     const connId = this.mintConnId();
     const parties = conf.parties;
     const call: Call = {

@@ -103,12 +103,11 @@ function requesterIn(engine: Engine, call: Call, dn: string): Party {
   return party;
 }
 
-/** The requester's party, connected, with its phone in this call (not away in a consultation). */
-function activeRequester(engine: Engine, call: Call, dn: string): Party {
-  const party = requesterIn(engine, call, dn);
+/** The requester's party is connected, with its phone in this call (not away in a consultation). */
+function assertActive(engine: Engine, call: Call, party: Party): void {
+  const dn = party.dn ?? party.alias; // the requester's party: its dn is ThisDN
   if (party.state !== 'Established') refuse('InvalidState', `DN ${dn} is not connected to call ${call.connId}`);
   if (engine.store.legs.get(party.legId)?.bridgeId !== call.bridgeId) refuse('InvalidState', `DN ${dn} is in a consultation call; complete or release it first`);
-  return party;
 }
 
 function destinationFor(engine: Engine, req: CheckedRequest, call?: Call): Destination {
@@ -151,21 +150,23 @@ export function applyRequest(engine: Engine, step: Step, req: CheckedRequest): v
 function callControl(engine: Engine, step: Step, req: CheckedRequest): void {
   if (req.name === 'MakeCall') return makeCall(engine, step, req);
   const call = callOf(engine, req.connId);
+  // Every call-control request is made by a party of the call: checked before anything else.
+  const party = requesterIn(engine, call, req.thisDN);
   switch (req.name) {
     case 'AnswerCall':
-      return answerCall(engine, step, req, call);
+      return answerCall(engine, step, req, call, party);
     case 'ReleaseCall':
-      return releaseCall(engine, step, req, call);
+      return releaseCall(engine, step, call, party);
     case 'HoldCall':
-      return holdCall(engine, step, req, call);
+      return holdCall(engine, step, req, call, party);
     case 'RetrieveCall':
-      return retrieveCall(engine, step, req, call);
+      return retrieveCall(engine, step, req, call, party);
     case 'InitiateConference':
-      return initiateConference(engine, step, req, call);
+      return initiateConference(engine, step, req, call, party);
     case 'CompleteConference':
       return completeConference(engine, step, req, call);
     case 'SingleStepConference':
-      return singleStepConference(engine, step, req, call);
+      return singleStepConference(engine, step, req, call, party);
     case 'DeleteFromConference':
       return deleteFromConference(engine, step, req, call);
     case 'ListenDisconnect':
@@ -248,8 +249,7 @@ function makeCall(engine: Engine, step: Step, req: CheckedRequest): void {
   engine.send(step, call, caller, 'EventDialing', { OtherDN: dest.alias, OtherDNRole: 'Destination' });
 }
 
-function answerCall(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
-  const party = requesterIn(engine, call, req.thisDN);
+function answerCall(engine: Engine, step: Step, req: CheckedRequest, call: Call, party: Party): void {
   if (party.state === 'Established') refuse('InSameState', `DN ${req.thisDN} is already connected to call ${call.connId}`);
   if (party.state !== 'Ringing' || engine.store.legs.get(party.legId)?.direction !== 'outbound') refuse('InvalidState', `DN ${req.thisDN} is not ringing in call ${call.connId}`);
   if (engine.env.dn(req.thisDN)?.options['remote-answer'] !== true) {
@@ -259,30 +259,28 @@ function answerCall(engine: Engine, step: Step, req: CheckedRequest, call: Call)
   step.sipOut({ kind: 'sip.remoteAnswer', legId: party.legId });
 }
 
-function releaseCall(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
-  const party = requesterIn(engine, call, req.thisDN);
+function releaseCall(engine: Engine, step: Step, call: Call, party: Party): void {
   let cause: LeaveCause = { callState: 'Ok' };
   if (!call.established && party.role === 'Destination') cause = { callState: 'Busy', ownState: 'Ok', status: 486 };
   else if (!call.established) cause = { callState: 'Ok', status: 487 };
   engine.removeParty(step, call, party, cause);
 }
 
-function holdCall(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
-  const party = requesterIn(engine, call, req.thisDN);
+function holdCall(engine: Engine, step: Step, req: CheckedRequest, call: Call, party: Party): void {
   if (party.held) refuse('InSameState', `DN ${req.thisDN} already holds call ${call.connId}`);
-  activeRequester(engine, call, req.thisDN);
+  assertActive(engine, call, party);
   engine.hold(step, call, party, req.raw.Extensions?.music);
 }
 
-function retrieveCall(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
-  const party = requesterIn(engine, call, req.thisDN);
+function retrieveCall(engine: Engine, step: Step, req: CheckedRequest, call: Call, party: Party): void {
   if (!party.held) refuse('InSameState', `DN ${req.thisDN} does not hold call ${call.connId}`);
-  if (engine.store.legs.get(party.legId)?.bridgeId !== call.bridgeId) refuse('InvalidState', `DN ${req.thisDN} is in a consultation call; complete or release it first`);
+  // A held party is always Established (only an Established party can hold), so this is the consultation check.
+  assertActive(engine, call, party);
   engine.retrieve(step, call, party);
 }
 
-function initiateConference(engine: Engine, step: Step, req: CheckedRequest, main: Call): void {
-  const party = activeRequester(engine, main, req.thisDN);
+function initiateConference(engine: Engine, step: Step, req: CheckedRequest, main: Call, party: Party): void {
+  assertActive(engine, main, party);
   if (party.held) refuse('InvalidState', `DN ${req.thisDN} holds call ${main.connId}; retrieve it first`);
   const dest = destinationFor(engine, req, main);
   engine.hold(step, main, party, req.raw.Extensions?.music);
@@ -318,7 +316,6 @@ function consultationPair(engine: Engine, req: CheckedRequest, call: Call): { ma
 }
 
 function completeConference(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
-  requesterIn(engine, call, req.thisDN);
   const { main, consult } = consultationPair(engine, req, call);
   const inMain = requesterIn(engine, main, req.thisDN);
   const inConsult = requesterIn(engine, consult, req.thisDN);
@@ -338,8 +335,7 @@ function completeConference(engine: Engine, step: Step, req: CheckedRequest, cal
   step.bridgeDestroy(consult.bridgeId);
   inMain.held = false;
   delete inMain.holdMusic;
-  main.conference = true;
-  for (const p of main.parties) p.role = 'ConferenceMember';
+  engine.makeConference(main);
 
   engine.send(step, main, inMain, 'EventRetrieved');
   for (const p of main.parties) {
@@ -362,8 +358,8 @@ function completeConference(engine: Engine, step: Step, req: CheckedRequest, cal
   engine.changed(step, main, true);
 }
 
-function singleStepConference(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
-  const party = activeRequester(engine, call, req.thisDN);
+function singleStepConference(engine: Engine, step: Step, req: CheckedRequest, call: Call, party: Party): void {
+  assertActive(engine, call, party);
   if (!call.established) refuse('InvalidState', `call ${call.connId} is not established`);
   const dest = destinationFor(engine, req, call);
   const added = engine.dial(step, call, dest, 'NewParty', { alias: party.alias, location: party.location });
@@ -372,13 +368,11 @@ function singleStepConference(engine: Engine, step: Step, req: CheckedRequest, c
 }
 
 function deleteFromConference(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
-  requesterIn(engine, call, req.thisDN);
   const target = conferenceTarget(engine, call, req);
   engine.removeParty(step, call, target, { callState: 'Ok', by: req.thisDN });
 }
 
 function listenDisconnect(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
-  requesterIn(engine, call, req.thisDN);
   const target = conferenceTarget(engine, call, req);
   if (target.listenDisconnected !== undefined) refuse('InSameState', `${req.otherDN} is already listen-disconnected in call ${call.connId}`);
   const active = call.parties.filter((p) => p.state === 'Established' && p.listenDisconnected === undefined && p !== target);
@@ -386,19 +380,28 @@ function listenDisconnect(engine: Engine, step: Step, req: CheckedRequest, call:
   // The option is read now: a change applies to the next ListenDisconnect without a restart.
   const music = engine.mohEnabled(target) ? engine.env.options()['music-listen-disconnect'] : null;
   target.listenDisconnected = { by: req.thisDN, music };
-  for (const r of engine.recipients(call, req.thisDN)) {
-    engine.send(step, call, r, 'EventListenDisconnected', { OtherDN: target.alias, ThirdPartyDN: req.thisDN, CallState: 'Held' });
-  }
-  engine.changed(step, call, true);
+  reportListen(engine, step, req, call, target, 'EventListenDisconnected', 'Held');
 }
 
 function listenReconnect(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
-  requesterIn(engine, call, req.thisDN);
   const target = conferenceTarget(engine, call, req);
   if (target.listenDisconnected === undefined) refuse('InSameState', `${req.otherDN} is not listen-disconnected in call ${call.connId}`);
   delete target.listenDisconnected;
+  reportListen(engine, step, req, call, target, 'EventListenReconnected', 'Ok');
+}
+
+/** The listen change of `target` goes to every connected desktop, the requester first; the LCTParty list is re-sent. */
+function reportListen(
+  engine: Engine,
+  step: Step,
+  req: CheckedRequest,
+  call: Call,
+  target: Party,
+  event: 'EventListenDisconnected' | 'EventListenReconnected',
+  callState: 'Held' | 'Ok',
+): void {
   for (const r of engine.recipients(call, req.thisDN)) {
-    engine.send(step, call, r, 'EventListenReconnected', { OtherDN: target.alias, ThirdPartyDN: req.thisDN, CallState: 'Ok' });
+    engine.send(step, call, r, event, { OtherDN: target.alias, ThirdPartyDN: req.thisDN, CallState: callState });
   }
   engine.changed(step, call, true);
 }
