@@ -146,7 +146,7 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
     if (inst && inst.legs > 0) inst.legs--;
   }
 
-  private async command(ng: string, name: 'offer' | 'answer' | 'delete' | 'query' | 'statistics' | 'blockMedia' | 'unblockMedia' | 'playMedia' | 'stopMedia', params: NgParams): Promise<NgResponse> {
+  private async command(ng: string, name: 'offer' | 'answer' | 'delete' | 'query' | 'statistics' | 'blockMedia' | 'unblockMedia' | 'playMedia', params: NgParams): Promise<NgResponse> {
     const inst = this.instances.get(ng);
     if (!inst) throw new RtpengineFailure('RtpengineUnavailable', ng, 'not a configured instance');
     if (inst.health === 'down') throw new RtpengineFailure('RtpengineUnavailable', ng, 'instance is not answering');
@@ -183,10 +183,6 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
   /** Plays a WAV file TO the party whose tag is `fromTag`. */
   playMedia(ng: string, callId: string, fromTag: string, file: string, repeatTimes = 1): Promise<NgResponse> {
     return this.command(ng, 'playMedia', { 'call-id': callId, 'from-tag': fromTag, file, 'repeat-times': repeatTimes });
-  }
-
-  stopMedia(ng: string, callId: string, fromTag: string): Promise<NgResponse> {
-    return this.command(ng, 'stopMedia', { 'call-id': callId, 'from-tag': fromTag });
   }
 
   /** Stops media sent BY the party whose tag is `fromTag` from being forwarded. */

@@ -3,7 +3,7 @@
  * G.711 only. rtpengine transcodes whatever the phone speaks to it.
  */
 import { parse, write, type SessionDescription } from 'sdp-transform';
-import { PayloadTypes, type Codec } from './mixer/g711.js';
+import { PayloadTypes, codecOfPayloadType, type Codec } from './mixer/g711.js';
 
 export class SdpError extends Error {
   constructor(
@@ -49,14 +49,17 @@ export interface RemoteMedia {
   codecs: Codec[];
 }
 
-/** Where rtpengine wants our RTP and which G.711 codecs it accepts. */
-export function parseRemote(sdp: string): RemoteMedia {
-  let session: SessionDescription;
+function parseSdp(sdp: string): SessionDescription {
   try {
-    session = parse(sdp);
+    return parse(sdp);
   } catch (err) {
     throw new SdpError('BadSdp', `unparsable SDP: ${(err as Error).message}`);
   }
+}
+
+/** Where rtpengine wants our RTP and which G.711 codecs it accepts. */
+export function parseRemote(sdp: string): RemoteMedia {
+  const session = parseSdp(sdp);
   const audio = session.media?.find((m) => m.type === 'audio' && m.port > 0);
   if (!audio) throw new SdpError('BadSdp', 'SDP has no active audio stream');
   const host = audio.connection?.ip ?? session.connection?.ip;
@@ -64,7 +67,7 @@ export function parseRemote(sdp: string): RemoteMedia {
   const codecs: Codec[] = [];
   for (const pt of String(audio.payloads ?? '').split(' ').map(Number)) {
     const map = audio.rtp.find((r) => r.payload === pt);
-    const name = (map?.codec ?? (pt === 0 ? 'PCMU' : pt === 8 ? 'PCMA' : '')).toUpperCase();
+    const name = (map?.codec ?? codecOfPayloadType(pt) ?? '').toUpperCase();
     if ((name === 'PCMU' || name === 'PCMA') && (!map || map.rate === 8000) && !codecs.includes(name)) codecs.push(name);
   }
   if (codecs.length === 0) throw new SdpError('NoCommonCodec', 'no G.711 (PCMU/PCMA) on the bridge side of the leg');
@@ -73,11 +76,6 @@ export function parseRemote(sdp: string): RemoteMedia {
 
 /** Checks a phone's SDP parses and has audio before it goes to rtpengine. */
 export function checkPhoneSdp(sdp: string): void {
-  let session: SessionDescription;
-  try {
-    session = parse(sdp);
-  } catch (err) {
-    throw new SdpError('BadSdp', `unparsable SDP: ${(err as Error).message}`);
-  }
+  const session = parseSdp(sdp);
   if (!session.media?.some((m) => m.type === 'audio')) throw new SdpError('BadSdp', 'SDP has no audio stream');
 }

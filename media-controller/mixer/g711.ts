@@ -100,3 +100,11 @@ export function decodeTableFor(pt: number): Int16Array | undefined {
   const codec = codecOfPayloadType(pt);
   return codec ? DecodeTables[codec] : undefined;
 }
+
+/**
+ * Decode table indexed by the 7-bit RTP payload type (same mapping as decodeTableFor), so the
+ * receive path is one array read per packet.
+ */
+export const DecodeTablesByPayloadType: readonly (Int16Array | undefined)[] = Array.from({ length: 128 }, (_, pt) =>
+  decodeTableFor(pt),
+);

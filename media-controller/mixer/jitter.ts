@@ -7,17 +7,23 @@
 
 /** Samples of 8 kHz audio in one 20 ms tick. */
 export const FRAME_SAMPLES = 160;
-/** Ring capacity: 240 ms. */
+/** Ring capacity: 240 ms (the logical window packets are accepted into). */
 const RING = FRAME_SAMPLES * 12;
+/**
+ * Storage is a power of two at least RING long, indexed by `ts & SLOT_MASK`: no float modulo per
+ * sample, and since it divides 2^32 the index stays continuous across timestamp wraparound.
+ */
+const SLOTS = 2048;
+const SLOT_MASK = SLOTS - 1;
 /** Playout starts this far behind the first packet: 40-60 ms of slack depending on tick phase. */
 const PREFILL = FRAME_SAMPLES * 2;
 /** Consecutive late packets after which we assume the sender's timeline moved. */
 const LATE_RESYNC = 3;
 
 export class JitterBuffer {
-  private readonly samples = new Int16Array(RING);
+  private readonly samples = new Int16Array(SLOTS);
   /** The RTP timestamp each ring position holds; a position is valid only if it matches the one read. */
-  private readonly stamps = new Uint32Array(RING);
+  private readonly stamps = new Uint32Array(SLOTS);
   private started = false;
   private ssrc = 0;
   private playout = 0;
@@ -42,7 +48,7 @@ export class JitterBuffer {
     this.lateRun = 0;
     for (let k = 0; k < length; k++) {
       const ts = (timestamp + k) >>> 0;
-      const idx = ts % RING;
+      const idx = ts & SLOT_MASK;
       this.samples[idx] = table[payload[offset + k]!]!;
       this.stamps[idx] = ts;
     }
@@ -59,7 +65,7 @@ export class JitterBuffer {
     const base = this.playout;
     for (let j = 0; j < FRAME_SAMPLES; j++) {
       const ts = (base + j) >>> 0;
-      const idx = ts % RING;
+      const idx = ts & SLOT_MASK;
       if (this.stamps[idx] === ts) {
         out[j] = this.samples[idx]!;
         got++;

@@ -11,7 +11,7 @@
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { randomInt } from 'node:crypto';
-import { EncodeTables, PayloadTypes, SilenceByte, decodeTableFor, type Codec } from './g711.js';
+import { DecodeTablesByPayloadType, EncodeTables, PayloadTypes, SilenceByte, type Codec } from './g711.js';
 import { FRAME_SAMPLES, JitterBuffer } from './jitter.js';
 import type { BridgeParty, MediaBridge, MixerEngine, MixerTotals, PartyCounters } from './types.js';
 
@@ -40,7 +40,10 @@ class RtpParty implements BridgeParty {
   private readonly jitter = new JitterBuffer();
   private readonly out: Buffer[] = [];
   private outIndex = 0;
-  private codec: Codec = 'PCMU';
+  /** The listener's codec as the send path uses it (set by setRemote; PCMU until then). */
+  private pt = PayloadTypes.PCMU;
+  private enc = EncodeTables.PCMU;
+  private silence = SilenceByte.PCMU;
   private connected = false;
   private readonly ssrc = randomInt(1, 0xffffffff);
   private seq = randomInt(0, 0xffff);
@@ -55,7 +58,13 @@ class RtpParty implements BridgeParty {
     readonly local: { host: string; port: number },
     private readonly totals: MixerTotals,
   ) {
-    for (let i = 0; i < OUT_BUFFERS; i++) this.out.push(Buffer.alloc(RTP_HEADER + FRAME_SAMPLES));
+    for (let i = 0; i < OUT_BUFFERS; i++) {
+      // V=2 and our SSRC never change: write them once, send() fills in the rest of the header.
+      const buf = Buffer.alloc(RTP_HEADER + FRAME_SAMPLES);
+      buf[0] = 0x80;
+      buf.writeUInt32BE(this.ssrc, 8);
+      this.out.push(buf);
+    }
     socket.on('message', (msg) => this.receive(msg));
     // Sends have no callback (hot path): failures surface here; a dead peer is rtpengine's to report.
     socket.on('error', () => {
@@ -67,7 +76,7 @@ class RtpParty implements BridgeParty {
   private receive(msg: Buffer): void {
     const len = msg.length;
     if (len < RTP_HEADER || msg[0]! >> 6 !== 2) return this.drop();
-    const table = decodeTableFor(msg[1]! & 0x7f);
+    const table = DecodeTablesByPayloadType[msg[1]! & 0x7f];
     // RTCP (rtcp-mux) and telephone-event share the socket; they are not audio to mix.
     if (!table) return;
     let offset = RTP_HEADER + (msg[0]! & 0x0f) * 4;
@@ -89,7 +98,9 @@ class RtpParty implements BridgeParty {
   }
 
   async setRemote(host: string, port: number, codec: Codec): Promise<void> {
-    this.codec = codec;
+    this.pt = PayloadTypes[codec];
+    this.enc = EncodeTables[codec];
+    this.silence = SilenceByte[codec];
     if (this.connected) {
       const peer = this.socket.remoteAddress();
       if (peer.address === host && peer.port === port) return;
@@ -128,15 +139,13 @@ class RtpParty implements BridgeParty {
     if (!this.connected) return;
     const buf = this.out[this.outIndex]!;
     this.outIndex = (this.outIndex + 1) % OUT_BUFFERS;
-    buf[0] = 0x80;
-    buf[1] = PayloadTypes[this.codec] | (this.first ? 0x80 : 0);
+    buf[1] = this.pt | (this.first ? 0x80 : 0);
     buf.writeUInt16BE(this.seq, 2);
     buf.writeUInt32BE(this.ts, 4);
-    buf.writeUInt32BE(this.ssrc, 8);
     this.first = false;
     this.seq = (this.seq + 1) & 0xffff;
     this.ts = (this.ts + FRAME_SAMPLES) >>> 0;
-    const enc = EncodeTables[this.codec];
+    const enc = this.enc;
     const music = this.musicSamples;
     if (music) {
       let pos = this.musicPos;
@@ -146,7 +155,7 @@ class RtpParty implements BridgeParty {
       }
       this.musicPos = pos;
     } else if (this.music === 'silence' || !this.listen) {
-      buf.fill(SilenceByte[this.codec], RTP_HEADER);
+      buf.fill(this.silence, RTP_HEADER);
     } else {
       const own = this.talk && this.heardSamples > 0;
       const input = this.input;
