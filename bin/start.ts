@@ -86,6 +86,9 @@ async function main(): Promise<void> {
 
     const registry = newRegistry('huddle');
     const ops: OpsServer = await startOpsServer(spec.metrics.listen, registry);
+    // Not ready before every component runs.
+    let started = false;
+    ops.addReadiness('started', () => started || 'starting');
     stops.push(() => ops.close());
 
     const ctx = (component: string): ComponentContext => ({
@@ -113,6 +116,7 @@ async function main(): Promise<void> {
     endpoints.push(`Metrics    ${ops.url}/metrics`);
     if (embeddedNats) endpoints.push(`NATS       ${embeddedNats.url} (embedded)`);
     endpoints.push(`rtpengine  ng ${rtpengines.join(', ')}`);
+    started = true;
     process.stdout.write(`huddle SIP Server, site ${spec.location} (${config.source})\n${endpoints.map((e) => `  ${e}\n`).join('')}`);
   } catch (err) {
     if (err instanceof MissingBinaryError) process.stderr.write(`${err.message}\n`);

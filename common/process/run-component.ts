@@ -40,6 +40,9 @@ export async function runComponent(name: string, factory: ComponentFactory, env:
     const live = await LiveConfig.watch(kv, clusterName, log);
     const registry = newRegistry(name);
     const ops = await startOpsServer(env.HUDDLE_METRICS_LISTEN ?? '0.0.0.0:9464', registry);
+    // Not ready before the component runs and a SIGTERM would drain it.
+    let started = false;
+    ops.addReadiness('started', () => started || 'starting');
     const rtpengines = env.HUDDLE_RTPENGINE ? env.HUDDLE_RTPENGINE.split(',').map((s) => s.trim()).filter(Boolean) : live.cluster.spec.media.rtpengine.map((r) => r.ng);
     const component = await factory({
       config: live,
@@ -59,6 +62,7 @@ export async function runComponent(name: string, factory: ComponentFactory, env:
       await ops.close();
       await stopTracing();
     }, log);
+    started = true;
   } catch (err) {
     if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
     else log.error({ err: (err as Error).stack }, `${name} failed to start`);
