@@ -68,6 +68,7 @@ async function main(): Promise<void> {
         cliPort: await freePort(),
         portMin: spec.media.portMin,
         portMax: spec.media.portMax,
+        threads: spec.media.rtpengineThreads,
         dataDir,
         log,
       });

@@ -2,7 +2,7 @@
  * SDP on the bridge side of a leg (between our bridge socket and rtpengine): always plain RTP,
  * G.711 only. rtpengine transcodes whatever the phone speaks to it.
  */
-import { parse, write, type SessionDescription } from 'sdp-transform';
+import { parse, write, type MediaDescription, type SessionDescription } from 'sdp-transform';
 import { PayloadTypes, codecOfPayloadType, type Codec } from './mixer/g711.js';
 
 export class SdpError extends Error {
@@ -57,6 +57,17 @@ function parseSdp(sdp: string): SessionDescription {
   }
 }
 
+/** The G.711 codecs of one m= line, in its order of preference. */
+function g711Codecs(audio: MediaDescription): Codec[] {
+  const codecs: Codec[] = [];
+  for (const pt of String(audio.payloads ?? '').split(' ').map(Number)) {
+    const map = audio.rtp.find((r) => r.payload === pt);
+    const name = (map?.codec ?? codecOfPayloadType(pt) ?? '').toUpperCase();
+    if ((name === 'PCMU' || name === 'PCMA') && (!map || map.rate === 8000) && !codecs.includes(name)) codecs.push(name);
+  }
+  return codecs;
+}
+
 /** Where rtpengine wants our RTP and which G.711 codecs it accepts. */
 export function parseRemote(sdp: string): RemoteMedia {
   const session = parseSdp(sdp);
@@ -64,18 +75,18 @@ export function parseRemote(sdp: string): RemoteMedia {
   if (!audio) throw new SdpError('BadSdp', 'SDP has no active audio stream');
   const host = audio.connection?.ip ?? session.connection?.ip;
   if (!host) throw new SdpError('BadSdp', 'SDP has no connection address');
-  const codecs: Codec[] = [];
-  for (const pt of String(audio.payloads ?? '').split(' ').map(Number)) {
-    const map = audio.rtp.find((r) => r.payload === pt);
-    const name = (map?.codec ?? codecOfPayloadType(pt) ?? '').toUpperCase();
-    if ((name === 'PCMU' || name === 'PCMA') && (!map || map.rate === 8000) && !codecs.includes(name)) codecs.push(name);
-  }
+  const codecs = g711Codecs(audio);
   if (codecs.length === 0) throw new SdpError('NoCommonCodec', 'no G.711 (PCMU/PCMA) on the bridge side of the leg');
   return { host, port: audio.port, codecs };
 }
 
-/** Checks a phone's SDP parses and has audio before it goes to rtpengine. */
-export function checkPhoneSdp(sdp: string): void {
+/**
+ * Checks a phone's SDP parses and has audio before it goes to rtpengine, and tells whether its
+ * audio offers G.711 (then rtpengine only relays; otherwise it must transcode for the bridge).
+ */
+export function checkPhoneSdp(sdp: string): { g711: boolean } {
   const session = parseSdp(sdp);
-  if (!session.media?.some((m) => m.type === 'audio')) throw new SdpError('BadSdp', 'SDP has no audio stream');
+  const audio = session.media?.filter((m) => m.type === 'audio') ?? [];
+  if (audio.length === 0) throw new SdpError('BadSdp', 'SDP has no audio stream');
+  return { g711: audio.some((m) => g711Codecs(m).length > 0) };
 }

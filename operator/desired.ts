@@ -203,7 +203,7 @@ function signaling(cluster: SipClusterResource, hash: string): Deployment {
 
 function media(cluster: SipClusterResource, hash: string): StatefulSet {
   const { volumes, mounts } = volumesFor(cluster);
-  const { portMin, portMax, rtpengineImage, replicas } = cluster.spec.media;
+  const { portMin, portMax, rtpengineImage, rtpengineThreads, replicas } = cluster.spec.media;
   const rtpengine: Container = {
     name: 'rtpengine',
     image: rtpengineImage,
@@ -220,6 +220,7 @@ function media(cluster: SipClusterResource, hash: string): StatefulSet {
       '--log-stderr',
       '--log-level=5',
       '--delete-delay=0',
+      ...(rtpengineThreads ? [`--num-threads=${rtpengineThreads}`] : []),
     ],
     env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
     // rtpengine speaks ng over UDP only; its CLI answering proves the daemon is serving.

@@ -87,6 +87,9 @@ describe('planCluster (reconcile as a pure function)', () => {
     expect(media.spec?.template.spec?.containers.map((c) => c.name)).toEqual(['rtpengine', 'media-controller']);
     const rtpengine = media.spec?.template.spec?.containers[0];
     expect(rtpengine?.args).toEqual(expect.arrayContaining(['--port-min=41000', '--port-max=41999', '--table=-1']));
+    expect(rtpengine?.args?.some((a) => a.startsWith('--num-threads'))).toBe(false);
+    const oneThread = planCluster(testCluster('site-a', 'telephony', { media: { replicas: 2, portMin: 41000, portMax: 41999, rtpengineThreads: 1 } }), dns, settings);
+    expect(find<StatefulSet>(oneThread.objects, 'StatefulSet', 'site-a-media').spec?.template.spec?.containers[0]?.args).toContain('--num-threads=1');
     expect(media.spec?.template.spec?.containers[1]?.env).toEqual(expect.arrayContaining([{ name: 'HUDDLE_RTPENGINE', value: '127.0.0.1:2223' }]));
   });
 

@@ -55,7 +55,7 @@ export async function startHuddle(opts: HuddleOptions): Promise<Huddle> {
       location: 'Bench',
       sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: sipPort }] },
       options: { 'sip-enable-call-info': true, 'sip-enable-call-info-extended': true, 'music-listen-disconnect': 'music/on_hold', 'default-music': 'music/on_hold' },
-      media: { portMin: media.min, portMax: media.max },
+      media: { portMin: media.min, portMax: media.max, rtpengineThreads: 1 },
       gateway: { listen: `127.0.0.1:${gatewayPort}`, tokens: [{ name: 'supervisor', token: SUPERVISOR_TOKEN, dns: ['*'] }] },
       metrics: { listen: `127.0.0.1:${metricsPort}` },
       musicRoot: path.join(ROOT, 'config'),

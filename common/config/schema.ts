@@ -133,6 +133,13 @@ export const SipClusterSpec = Type.Object(
         bridgeHost: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the conference bridge binds RTP to (faces rtpengine)' }),
         replicas: Type.Integer({ minimum: 1, default: 1, description: 'Media pods (rtpengine + media-controller)' }),
         rtpengineImage: Type.String({ minLength: 1, default: 'ghcr.io/huddle-sip/rtpengine:10.5' }),
+        rtpengineThreads: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 256,
+            description: 'rtpengine worker threads (--num-threads); unset: one per CPU. 1 relays most where rtpengine shares few cores with other busy processes',
+          }),
+        ),
       },
       { additionalProperties: false, default: {} },
     ),

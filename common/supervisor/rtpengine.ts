@@ -20,6 +20,8 @@ export async function startRtpengine(opts: {
   log: Logger;
   host?: string;
   name?: string;
+  /** --num-threads; rtpengine's own default (one per CPU) when unset. */
+  threads?: number;
 }): Promise<EmbeddedRtpengine> {
   const binary = findBinary('rtpengine', 'rtpengine-daemon');
   const host = opts.host ?? '127.0.0.1';
@@ -39,6 +41,7 @@ export async function startRtpengine(opts: {
       '--log-stderr',
       '--log-level=5',
       '--delete-delay=0',
+      ...(opts.threads ? [`--num-threads=${opts.threads}`] : []),
     ],
     stateDir: opts.dataDir,
     log: opts.log,

@@ -1,3 +1,5 @@
+import dgram from 'node:dgram';
+import { parse } from 'sdp-transform';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TonePhone, toneFrequency } from '../support/tone-phone.js';
 import { MediaHarness } from './harness.js';
@@ -87,6 +89,44 @@ describe('media-controller: calls and conferences through real rtpengine', () =>
     await h.ok({ op: 'bridge.destroy', bridgeId: 'consult-1' });
     await h.ok({ op: 'bridge.destroy', bridgeId: 'conf-1' });
     await h.hangUp(...phones);
+  });
+
+  it('a phone without G.711 (G.722 only) is transcoded by rtpengine: the bridge receives G.711', async () => {
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    const port = socket.address().port;
+    const offer = ['v=0', `o=- 1 1 IN IP4 127.0.0.1`, 's=g722', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP 9`, 'a=rtpmap:9 G722/8000', 'a=ptime:20', 'a=sendrecv', ''].join('\r\n');
+    await h.ok({ op: 'bridge.create', bridgeId: 'g722' });
+    const reply = await h.ok({ op: 'leg.offer', bridgeId: 'g722', legId: 'wideband', sdp: offer });
+    const answer = parse(reply.sdp ?? '');
+    expect(String(answer.media[0]?.payloads)).toBe('9');
+    // Any byte string is a valid G.722 stream: rtpengine decodes it and the bridge gets G.711.
+    const packet = Buffer.alloc(12 + 160, 0x55);
+    packet[0] = 0x80;
+    packet[1] = 9;
+    packet.writeUInt32BE(0x1234, 8);
+    const rtpPort = answer.media[0]!.port;
+    let seq = 0;
+    const sender = setInterval(() => {
+      packet.writeUInt16BE(seq, 2);
+      packet.writeUInt32BE(seq * 160, 4);
+      seq++;
+      socket.send(packet, rtpPort, '127.0.0.1');
+    }, 20);
+    try {
+      const deadline = Date.now() + HEAR_MS;
+      let packetsIn = 0;
+      while (packetsIn < 10 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        const q = await h.ok({ op: 'bridge.query', bridgeId: 'g722' });
+        packetsIn = q.legs?.[0]?.packetsIn ?? 0;
+      }
+      expect(packetsIn).toBeGreaterThanOrEqual(10);
+    } finally {
+      clearInterval(sender);
+      socket.close();
+      await h.ok({ op: 'bridge.destroy', bridgeId: 'g722' });
+    }
   });
 
   it('answers typed errors', async () => {
