@@ -176,13 +176,19 @@ export class B2bua {
   }
 
   private async execute(outputs: ModelOutput[]): Promise<void> {
-    for (const out of outputs) {
-      try {
-        await this.carryOut(out);
-      } catch (err) {
-        this.o.log.error({ err: (err as Error).message, output: out.kind }, 'output failed');
-        await this.onOutputFailure(out, err as Error);
-      }
+    for (let i = 0; i < outputs.length; ) {
+      const run = pipelinedMediaRun(outputs, i);
+      await Promise.all(run.map((out) => this.carryOutOrReport(out)));
+      i += run.length;
+    }
+  }
+
+  private async carryOutOrReport(out: ModelOutput): Promise<void> {
+    try {
+      await this.carryOut(out);
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message, output: out.kind }, 'output failed');
+      await this.onOutputFailure(out, err as Error);
     }
   }
 
@@ -526,6 +532,25 @@ export class B2bua {
   get activeLegs(): number {
     return this.legs.size;
   }
+}
+
+/**
+ * The outputs from `start` that may be carried out together: consecutive media commands on one
+ * existing bridge. The media-controller queues a bridge's commands in arrival order, and NATS
+ * keeps one connection's order, so sending them without waiting for each reply keeps their
+ * effect in order and saves a round trip each (ListenDisconnect: leg.flags then leg.music.play).
+ * bridge.create (its owner is known only from its reply) and leg.move (it touches a second
+ * bridge's queue) go alone; anything else (events, SIP) waits for the commands before it.
+ */
+export function pipelinedMediaRun(outputs: readonly ModelOutput[], start: number): ModelOutput[] {
+  const first = outputs[start]!;
+  const bridgeOf = (out: ModelOutput): string | undefined =>
+    out.kind === 'media' && out.command.op !== 'bridge.create' && out.command.op !== 'leg.move' ? out.command.bridgeId : undefined;
+  const bridge = bridgeOf(first);
+  if (bridge === undefined) return [first];
+  let end = start + 1;
+  while (end < outputs.length && bridgeOf(outputs[end]!) === bridge) end++;
+  return outputs.slice(start, end);
 }
 
 /** RFC 3264 §8.4: a phone holds by offering sendonly or inactive (or, old style, c=0.0.0.0). */

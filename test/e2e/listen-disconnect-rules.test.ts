@@ -11,7 +11,7 @@ import { XMLParser } from 'fast-xml-parser';
 import { findBinary } from '../../common/supervisor/child.js';
 import { TlibError } from '../../tlib-api/client/index.js';
 import { toneFrequency } from '../support/tone-phone.js';
-import { conference, exactly, Site } from './site.js';
+import { conference, exactly, Site, until } from './site.js';
 
 describe('ListenDisconnect rules, end to end', () => {
   let site: Site;
@@ -48,6 +48,37 @@ describe('ListenDisconnect rules, end to end', () => {
     await b.phone.hangup();
     await c.desktop!.waitFor((e) => e.event === 'EventReleased' && e.ConnID === joined.ConnID, 'EventReleased of the two-party call');
     for (const agent of [a, b, c]) await agent.close();
+    site.agents.length = 0;
+  });
+
+  it('the leaving rule with four: the party stays disconnected while two are active, and joins the last one', async () => {
+    const [a, b, c, d] = [await site.agent('7001', 0), await site.agent('7002', 1), await site.agent('7003', 2), await site.agent('7004', 3)];
+    const connID = await conference(a, b, c, d);
+    await a.desktop!.client.listenDisconnect({ thisDN: '7001', connID, otherDN: '7004' });
+    await d.hears(exactly([], true));
+    await a.phone.hangup();
+    await b.desktop!.waitFor((e) => e.event === 'EventPartyDeleted' && e.ConnID === connID && e.OtherDN === '7001', 'EventPartyDeleted of 7001');
+    // Two active parties are left: the conference goes on and 7004 stays isolated.
+    await d.hears(exactly([], true));
+    await b.hears(exactly([c.tone]));
+    await c.hears(exactly([b.tone]));
+    await until(() => b.desktop!.lctParties()?.length === 3, 'LCTParty list without 7001');
+    expect(b.desktop!.lctParties()).toEqual([
+      { alias: '7002', location: 'SiteA' },
+      { alias: '7003', location: 'SiteA' },
+      { alias: '7004', location: 'SiteA', state: 'ListenDisconnectedHeld' },
+    ]);
+    expect(b.desktop!.events.some((e) => e.event === 'EventReleased' && e.ConnID === connID)).toBe(false);
+    await c.phone.hangup();
+    const joined = await b.desktop!.waitFor((e) => e.event === 'EventEstablished' && e.PreviousConnID === connID, 'EventEstablished of the two-party call');
+    expect(joined).toMatchObject({ OtherDN: '7004' });
+    const dJoined = await d.desktop!.waitFor((e) => e.event === 'EventEstablished' && e.PreviousConnID === connID, 'EventEstablished on 7004');
+    expect(dJoined).toMatchObject({ ConnID: joined.ConnID, OtherDN: '7002' });
+    await d.hears(exactly([b.tone]));
+    await b.hears(exactly([d.tone]));
+    await b.phone.hangup();
+    await d.desktop!.waitFor((e) => e.event === 'EventReleased' && e.ConnID === joined.ConnID, 'EventReleased of the two-party call');
+    for (const agent of [a, b, c, d]) await agent.close();
     site.agents.length = 0;
   });
 
