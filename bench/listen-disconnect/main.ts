@@ -5,7 +5,8 @@
  * process per component, as pods run: bench/common/split-site.ts) with N
  * concurrent 3-party conferences: phone A dials B, A's desktop adds C (SingleStepConference).
  * Phones are lean (bench/common/lean-phone.ts: one SIP stack, one PCMU endpoint per party sending
- * its own tone); desktops are one T-Library client registered on every A.
+ * its own tone) and run in a worker thread (phones.ts), so their packets do not delay the desktop's
+ * events; desktops are one T-Library client registered on every A.
  * Then, one conference at a time while all N run, A listen-disconnects C and reconnects it:
  *   - request -> EventListenDisconnected / EventListenReconnected at the requester (its ReferenceID);
  *   - request -> C's phone hears the music and neither A's nor B's tone (reconnect: both tones and
@@ -19,10 +20,10 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { TlibClient } from '../../tlib-api/client/index.js';
 import type { TEvent } from '../../tlib-api/model/messages.js';
-import { toneFrequency } from '../../test/support/tone-phone.js';
 import { metric, startHuddle, SUPERVISOR_TOKEN, type BenchDN, type Huddle } from '../common/huddle.js';
-import { PhoneBank, type Window } from '../common/lean-phone.js';
 import { loadLine, percentile, sleep, treeCpuUs } from '../common/proc.js';
+import { HEARD, MUSIC, TONE } from './audio.js';
+import { PhoneThread, sharedNow } from './phones.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,16 +40,8 @@ const { values } = parseArgs({
 const WANTED = Number(values.conferences);
 const SETUP_PARALLEL = Number(values['setup-parallel']);
 const SETUP_BUDGET_S = Number(values['setup-budget']);
-const TONE = { a: toneFrequency(0), b: toneFrequency(1), c: toneFrequency(2) };
-const SHOW = [TONE.a, TONE.b, TONE.c];
 const AUDIO_TIMEOUT_MS = 5000;
-/** A tone counts as heard above this share of the window's energy, music when one note passes MUSIC. */
-const HEARD = 0.1;
-const MUSIC = 0.3;
 const MAX_CYCLE_FAILURES = 5;
-
-const isolated = (w: Window) => w.music() > MUSIC && w.share(TONE.a) < HEARD && w.share(TONE.b) < HEARD;
-const inConference = (w: Window) => w.music() < HEARD && w.share(TONE.a) > HEARD && w.share(TONE.b) > HEARD;
 
 interface Conference {
   a: string;
@@ -150,15 +143,16 @@ async function runAt(count: number): Promise<Outcome> {
 /** Sets up `count` conferences and measures; what went wrong goes to `problems`. */
 async function measureAt(count: number, problems: string[]): Promise<void> {
   console.log(`\n=== ${count} concurrent 3-party conferences (${count * 3} phones) — ${loadLine()}`);
-  const bank = await PhoneBank.start();
+  const bank = await PhoneThread.start();
   let huddle: Huddle | undefined;
   let client: TlibClient | undefined;
   try {
     const dns: BenchDN[] = [];
+    const phonesSipPort = await bank.sipPort();
     for (let i = 0; i < count; i++) {
       for (const role of ['a', 'b', 'c'] as const) {
         await bank.add(dn(role, i), TONE[role]);
-        dns.push({ number: dn(role, i), type: 'Extension', options: { contact: `sip:${dn(role, i)}@127.0.0.1:${bank.sipPort}` } });
+        dns.push({ number: dn(role, i), type: 'Extension', options: { contact: `sip:${dn(role, i)}@127.0.0.1:${phonesSipPort}` } });
       }
     }
     // Per party one rtpengine call with two sides (RTP+RTCP each), plus headroom.
@@ -190,7 +184,7 @@ async function measureAt(count: number, problems: string[]): Promise<void> {
         const connID = established.ConnID!;
         await client!.singleStepConference({ thisDN: a, connID, otherDN: c });
         const deadline = Date.now() + 15_000;
-        while (!bank.endpoint(c).answered) {
+        while (!(await bank.answered(c))) {
           if (Date.now() > deadline) throw new Error(`${c} was not called within 15 s`);
           await sleep(20);
         }
@@ -212,13 +206,13 @@ async function measureAt(count: number, problems: string[]): Promise<void> {
 
     // Steady state: every party receives a stream (50 packets/s), every C hears A and B.
     await sleep(3000);
-    const before = bank.packetCounts();
+    const before = await bank.packetCounts();
     const cpu0 = treeCpuUs(huddle.pid);
     const selfCpu0 = process.cpuUsage();
     const t0 = performance.now();
     await sleep(4000);
     const seconds = (performance.now() - t0) / 1000;
-    const rates = bank.packetCounts().map((n, i) => (n - before[i]!) / seconds).sort((x, y) => x - y);
+    const rates = (await bank.packetCounts()).map((n, i) => (n - before[i]!) / seconds).sort((x, y) => x - y);
     const serverCore = (treeCpuUs(huddle.pid) - cpu0) / 1e6 / seconds;
     const self = process.cpuUsage(selfCpu0);
     const selfCore = (self.user + self.system) / 1e6 / seconds;
@@ -230,7 +224,7 @@ async function measureAt(count: number, problems: string[]): Promise<void> {
     const starved = rates.filter((r) => r < 45).length;
     if (starved > 0) problems.push(`${starved} phones received under 45 of 50 packets/s: media is not keeping up`);
     const hearErrors = await inBatches(conferences, 50, () => false, async (conf) => {
-      await bank.endpoint(conf.c).until(inConference, AUDIO_TIMEOUT_MS, SHOW);
+      await bank.until(conf.c, 'inConference', AUDIO_TIMEOUT_MS);
     });
     console.log(`  audio check: ${conferences.length - hearErrors.length}/${conferences.length} C phones hear A and B and no music`);
     if (hearErrors.length > 0) problems.push(`${hearErrors.length} C phones did not hear A and B (${hearErrors[0]})`);
@@ -242,19 +236,23 @@ async function measureAt(count: number, problems: string[]): Promise<void> {
     for (const conf of conferences) {
       if (failures.length >= MAX_CYCLE_FAILURES) break;
       try {
-        const phone = bank.endpoint(conf.c);
-        let start = performance.now();
-        let audio = phone.until(isolated, AUDIO_TIMEOUT_MS, SHOW);
-        audio.catch(() => undefined); // awaited below; a request failure must not leave it unhandled
+        // The watch is in place (its request reached the phone thread) before the request goes out.
+        const watch = async (condition: 'isolated' | 'inConference'): Promise<{ heard: Promise<number> }> => {
+          const heard = bank.until(conf.c, condition, AUDIO_TIMEOUT_MS);
+          heard.catch(() => undefined); // awaited below; a request failure must not leave it unhandled
+          await bank.answered(conf.c);
+          return { heard };
+        };
+        let audio = (await watch('isolated')).heard;
+        let start = sharedNow();
         const disc = await client.listenDisconnect({ thisDN: conf.a, connID: conf.connID, otherDN: conf.c });
-        const disconnectEventMs = performance.now() - start;
+        const disconnectEventMs = sharedNow() - start;
         if (disc.event !== 'EventListenDisconnected') throw new Error(`ListenDisconnect answered ${disc.event}`);
         const disconnectAudioMs = (await audio) - start;
-        start = performance.now();
-        audio = phone.until(inConference, AUDIO_TIMEOUT_MS, SHOW);
-        audio.catch(() => undefined);
+        audio = (await watch('inConference')).heard;
+        start = sharedNow();
         const rec = await client.listenReconnect({ thisDN: conf.a, connID: conf.connID, otherDN: conf.c });
-        const reconnectEventMs = performance.now() - start;
+        const reconnectEventMs = sharedNow() - start;
         if (rec.event !== 'EventListenReconnected') throw new Error(`ListenReconnect answered ${rec.event}`);
         const reconnectAudioMs = (await audio) - start;
         samples.push({ disconnectEventMs, disconnectAudioMs, reconnectEventMs, reconnectAudioMs });
