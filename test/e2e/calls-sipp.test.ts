@@ -8,7 +8,8 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { freePort } from '../../common/supervisor/ports.js';
 import { callEvents, exactly, metric, Site, until, type Agent } from './site.js';
-import { E2E_SCENARIOS, killSippPeers, sippPeer, sippPhone } from './sipp-peer.js';
+import { killSipps } from '../support/sipp.js';
+import { E2E_SCENARIOS, sippPeer, sippPhone } from './sipp-peer.js';
 
 describe('calls with sipp as trunk peer and as phone', () => {
   let site: Site;
@@ -29,7 +30,7 @@ describe('calls with sipp as trunk peer and as phone', () => {
   });
   // A sipp left over by a failed test would hold the trunk port for the next one.
   afterEach(async () => {
-    await killSippPeers();
+    await killSipps();
   });
   afterAll(async () => {
     await site?.stop();

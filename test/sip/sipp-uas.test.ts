@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSipStack, type SipStack, type SipStackOptions } from '../../signaling/sip/index.js';
 import { dropEvery } from './lossy.js';
-import { callCounts, startSipp } from './sipp.js';
+import { callCounts, startSipp } from '../support/sipp.js';
 
 const ANSWER = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
 

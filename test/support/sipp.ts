@@ -1,54 +1,66 @@
-/** Runs the real sipp (Debian sip-tester) with a scenario from test/sip/scenarios, bounded in time. */
+/**
+ * The real sipp (Debian sip-tester) as a test peer, bounded in time: a UAC calling us, a UAS we
+ * call, a trunk's far end or a phone (one process per party). Benchmarks drive sipp for load with
+ * bench/common/sipp.ts, which reads its statistics file instead of its screen.
+ */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { findBinary } from '../../common/supervisor/child.js';
 import { freePort, freePortRange } from '../../common/supervisor/ports.js';
-import net from 'node:net';
 
-export const SCENARIOS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'scenarios');
-
-export interface SippRun {
-  /** 0 when every call succeeded. */
-  code: number | null;
-  output: string;
-}
+/** The SIP stack's scenarios; a relative scenario name is looked up here. */
+export const SIP_SCENARIOS = path.resolve(import.meta.dirname, '../sip/scenarios');
 
 export interface SippOptions {
+  /** Absolute path, or a file name in SIP_SCENARIOS. */
   scenario: string;
-  transport: 'udp' | 'tcp';
-  /** host:port to call (uac scenarios); absent for uas scenarios. */
+  transport?: 'udp' | 'tcp';
+  /** host:port to send the first request to (uac scenarios); absent for uas scenarios. */
   remote?: string;
-  calls: number;
+  /** Calls before sipp exits (default 1). */
+  calls?: number;
   rate?: number;
+  /** [service]: the number called or registered. */
   service?: string;
+  /** SIP port sipp uses (a trunk's contact port, or a phone's registered address). */
   localPort?: number;
+  /** Duration of a bare <pause/> (-d). */
+  pauseMs?: number;
+  /** Echo received RTP back (-rtp_echo), so the party talking to sipp hears its own tone. */
+  rtpEcho?: boolean;
   timeoutS?: number;
 }
 
 export interface SippProcess {
   port: number;
-  done: Promise<SippRun>;
+  /** Resolves when sipp exits: code 0 when every call succeeded. */
+  done: Promise<{ code: number | null; output: string }>;
   kill(): void;
 }
+
+const running = new Set<SippProcess>();
 
 export async function startSipp(o: SippOptions): Promise<SippProcess> {
   const bin = findBinary('sipp', 'sip-tester');
   const port = o.localPort ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-sipp-'));
+  const transport = o.transport ?? 'udp';
   const args = [
     ...(o.remote ? [o.remote] : []),
-    '-sf', path.join(SCENARIOS, o.scenario),
+    '-sf', path.resolve(SIP_SCENARIOS, o.scenario),
     '-i', '127.0.0.1',
     '-p', String(port),
     // sipp binds the media port and the ones above it (RTCP, video): reserve a block.
     '-mp', String((await freePortRange(4)).min),
-    '-t', o.transport === 'udp' ? 'u1' : 't1',
-    '-m', String(o.calls),
+    ...(o.rtpEcho ? ['-rtp_echo'] : []),
+    '-t', transport === 'udp' ? 'u1' : 't1',
+    '-m', String(o.calls ?? 1),
     '-r', String(o.rate ?? 10),
     '-s', o.service ?? 'service',
+    ...(o.pauseMs !== undefined ? ['-d', String(o.pauseMs)] : []),
     '-timeout', `${o.timeoutS ?? 30}s`,
     '-timeout_error',
     '-nostdin',
@@ -57,19 +69,32 @@ export async function startSipp(o: SippOptions): Promise<SippProcess> {
   ];
   const child = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
-  child.stderr.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
-  const done = new Promise<SippRun>((resolve) => {
-    child.on('close', (code) => {
-      const errors = readIfPresent(path.join(dir, 'errors.log'));
-      rmSync(dir, { recursive: true, force: true });
-      resolve({ code, output: output + (errors ? '\n--- sipp errors ---\n' + errors.slice(-5000) : '') });
-    });
-  });
-  const proc = { port, done, kill: () => child.kill('SIGKILL') };
+  const keep = (d: Buffer) => (output = (output + d.toString()).slice(-20_000));
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const proc: SippProcess = {
+    port,
+    done: new Promise((resolve) => {
+      child.on('close', (code) => {
+        running.delete(proc);
+        const errors = readIfPresent(path.join(dir, 'errors.log'));
+        rmSync(dir, { recursive: true, force: true });
+        resolve({ code, output: output + (errors ? `\n--- sipp errors ---\n${errors.slice(-5000)}` : '') });
+      });
+    }),
+    kill: () => child.kill('SIGKILL'),
+  };
+  running.add(proc);
   // A TCP callee must be listening before we call it (UDP callers just retransmit).
-  if (!o.remote && o.transport === 'tcp') await waitUntilListening(port, child, () => output);
+  if (!o.remote && transport === 'tcp') await waitUntilListening(port, child, () => output);
   return proc;
+}
+
+/** Kills every sipp still running (after each test), and waits for them to exit. */
+export async function killSipps(): Promise<void> {
+  const all = [...running];
+  for (const p of all) p.kill();
+  await Promise.all(all.map((p) => p.done));
 }
 
 async function waitUntilListening(port: number, child: { exitCode: number | null }, output: () => string): Promise<void> {
