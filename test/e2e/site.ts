@@ -37,7 +37,13 @@ export interface SiteOptions {
   sipPort?: number;
 }
 
-export class Site {
+/** What an agent needs of a site: where to register, and desktops on its gateway. */
+export interface AgentSite {
+  readonly sipPort: number;
+  desktop(dn: string): Promise<Desktop>;
+}
+
+export class Site implements AgentSite {
   readonly agents: Agent[] = [];
   private constructor(
     readonly config: PlatformConfig,
@@ -181,12 +187,8 @@ export class Site {
     return agent;
   }
 
-  async desktop(dn: string): Promise<Desktop> {
-    const client = new TlibClient({ url: this.gatewayUrl, token: this.supervisorToken, reconnect: false });
-    await client.open();
-    const desktop = new Desktop(dn, client);
-    await client.registerAddress({ thisDN: dn });
-    return desktop;
+  desktop(dn: string): Promise<Desktop> {
+    return openDesktop(this.gatewayUrl, this.supervisorToken, dn);
   }
 
   async stop(): Promise<void> {
@@ -196,6 +198,15 @@ export class Site {
     await this.parts.rtpengine.stop();
     if (this.parts.ownNats) await this.parts.nats.stop();
   }
+}
+
+/** A desktop on the gateway at `url`, registered on `dn`. */
+export async function openDesktop(url: string, token: string, dn: string): Promise<Desktop> {
+  const client = new TlibClient({ url, token, reconnect: false });
+  await client.open();
+  const desktop = new Desktop(dn, client);
+  await client.registerAddress({ thisDN: dn });
+  return desktop;
 }
 
 /** A T-Library desktop on one DN that keeps every event it gets. */
@@ -245,13 +256,13 @@ export class Desktop {
 export class Agent {
   desktop: Desktop | undefined;
   private constructor(
-    readonly site: Site,
+    readonly site: AgentSite,
     readonly dn: string,
     readonly phone: SipPhone,
     readonly media: TonePhone,
   ) {}
 
-  static async start(site: Site, dn: string, frequency: number, opts: { desktop?: boolean; transport?: 'udp' | 'tcp' }): Promise<Agent> {
+  static async start(site: AgentSite, dn: string, frequency: number, opts: { desktop?: boolean; transport?: 'udp' | 'tcp' }): Promise<Agent> {
     const phone = await SipPhone.start({ user: dn, transport: opts.transport ?? 'udp' });
     const media = await TonePhone.start({ frequency });
     const agent = new Agent(site, dn, phone, media);

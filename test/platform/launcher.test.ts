@@ -1,12 +1,15 @@
 /**
  * `npm start` as a person runs it: a real launcher process with its real children, on free ports.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { findBinary } from '../../common/supervisor/child.js';
 import { freePort, freePortRange } from '../../common/supervisor/ports.js';
+import { Agent, conference, exactly, openDesktop, type AgentSite, type Desktop } from '../e2e/site.js';
+import { toneFrequency, type Heard } from '../support/tone-phone.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'huddle-launcher-'));
@@ -57,6 +60,25 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The site a launcher runs, as its printed endpoints show it. */
+class LaunchedSite implements AgentSite {
+  constructor(
+    readonly sipPort: number,
+    private readonly gatewayUrl: string,
+  ) {}
+
+  static from(output: string): LaunchedSite {
+    const sip = /SIP +udp 127\.0\.0\.1:(\d+)/.exec(output);
+    const gateway = /T-Library +(ws:\/\/\S+)/.exec(output);
+    if (!sip || !gateway) throw new Error(`no SIP or T-Library endpoint in:\n${output}`);
+    return new LaunchedSite(Number(sip[1]), gateway[1]!);
+  }
+
+  desktop(dn: string): Promise<Desktop> {
+    return openDesktop(this.gatewayUrl, 'supervisor-secret', dn);
+  }
+}
+
 describe('npm start', () => {
   it('exits non-zero naming the field when a DN type is unknown', async () => {
     const file = path.join(tmp, 'bad-type.yaml');
@@ -101,6 +123,44 @@ describe('npm start', () => {
       expect(await run.exited).toBe(0);
       expect(pids.filter(alive)).toEqual([]);
     } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+
+  it('an edit of music-listen-disconnect in the config file applies to the next ListenDisconnect, without a restart', async () => {
+    const file = await localConfigOnFreePorts();
+    const run = launch(file);
+    const agents: Agent[] = [];
+    try {
+      await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), 'the endpoint lines');
+      const site = LaunchedSite.from(run.output());
+      for (const [i, dn] of ['7001', '7002', '7003'].entries()) agents.push(await Agent.start(site, dn, toneFrequency(i), {}));
+      const [a, b, c] = agents as [Agent, Agent, Agent];
+      const connID = await conference(a, b, c);
+      const request = { thisDN: '7001', connID, otherDN: '7003' };
+      await a.desktop!.client.listenDisconnect(request);
+      await c.hears(exactly([], true));
+      await a.desktop!.client.listenReconnect(request);
+      await c.hears(exactly([a.tone, b.tone]));
+
+      const jingle = toneFrequency(6);
+      execFileSync(findBinary('sox', 'sox'), ['-n', '-r', '8000', '-c', '1', '-b', '16', path.join(tmp, 'jingle.wav'), 'synth', '1', 'sine', String(jingle), 'vol', '0.3']);
+      writeFileSync(file, readFileSync(file, 'utf8').replace('music-listen-disconnect: music/on_hold', `music-listen-disconnect: ${path.join(tmp, 'jingle')}`));
+      // The launcher republishes the file when it sees the edit; the option is read at request time,
+      // so a request made before that still gets the old music: ask again until the edit shows.
+      let heard: Heard | undefined;
+      for (let attempt = 0; attempt < 20; attempt++) {
+        await a.desktop!.client.listenDisconnect(request);
+        heard = await c.hears((h) => h.music || (h.tones.length === 1 && h.tones[0] === jingle));
+        if (!heard.music) break;
+        await a.desktop!.client.listenReconnect(request);
+        await c.hears(exactly([a.tone, b.tone]));
+      }
+      expect(heard).toMatchObject({ music: false, tones: [jingle] });
+      await a.hears(exactly([b.tone]));
+      expect(run.child.exitCode).toBeNull();
+    } finally {
+      for (const agent of agents) await agent.close();
       run.child.kill('SIGKILL');
     }
   });
