@@ -28,25 +28,32 @@ function launch(configFile: string): { child: ChildProcess; output: () => string
   return { child, output: () => out, exited };
 }
 
-async function localConfigOnFreePorts(): Promise<string> {
-  const [sip, gateway, metrics] = [await freePort(), await freePort(), await freePort()];
+/** The listen ports and media range a config file names, to be moved to free ones. */
+const LOCAL = { file: 'config/local.yaml', sip: 5060, gateway: 7000, metrics: 9464, portMin: 40000, portMax: 40999 };
+const SITE_B = { file: 'config/two-site-b.yaml', sip: 5062, gateway: 7100, metrics: 9465, portMin: 41000, portMax: 41999 };
+
+/** A copy of a shipped config on free ports (SIP on `sip` if given), its state in tmp; `edit` changes the text further. */
+async function configOnFreePorts(base: typeof LOCAL, o: { sip?: number; edit?: (text: string) => string } = {}): Promise<string> {
+  const sip = o.sip ?? (await freePort());
+  const [gateway, metrics] = [await freePort(), await freePort()];
   const media = await freePortRange(100);
-  const text = readFileSync(path.join(root, 'config/local.yaml'), 'utf8')
-    .replaceAll('port: 5060', `port: ${sip}`)
-    .replace('listen: 127.0.0.1:7000', `listen: 127.0.0.1:${gateway}`)
-    .replace('listen: 127.0.0.1:9464', `listen: 127.0.0.1:${metrics}`)
-    .replace('portMin: 40000', `portMin: ${media.min}`)
-    .replace('portMax: 40999', `portMax: ${media.max}`)
-    .replace('  options:\n    sip-enable-call-info', `  musicRoot: ${path.join(root, 'config')}\n  dataDir: ${path.join(tmp, 'data')}\n  options:\n    sip-enable-call-info`);
-  const file = path.join(tmp, `local-${sip}.yaml`);
-  writeFileSync(file, text);
+  const text = readFileSync(path.join(root, base.file), 'utf8')
+    .replaceAll(`port: ${base.sip} }`, `port: ${sip} }`)
+    .replace(`listen: 127.0.0.1:${base.gateway}`, `listen: 127.0.0.1:${gateway}`)
+    .replace(`listen: 127.0.0.1:${base.metrics}`, `listen: 127.0.0.1:${metrics}`)
+    .replace(`portMin: ${base.portMin}`, `portMin: ${media.min}`)
+    .replace(`portMax: ${base.portMax}`, `portMax: ${media.max}`)
+    .replace('  options:\n    sip-enable-call-info', `  musicRoot: ${path.join(root, 'config')}\n  dataDir: ${path.join(tmp, `data-${sip}`)}\n  options:\n    sip-enable-call-info`);
+  const file = path.join(tmp, `config-${sip}.yaml`);
+  writeFileSync(file, (o.edit ?? ((t) => t))(text));
   return file;
 }
 
-async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+/** Polls `check`; a time-out names `what` and shows `output` (a launcher's, say). */
+async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000, output: () => string = () => ''): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -65,17 +72,19 @@ class LaunchedSite implements AgentSite {
   constructor(
     readonly sipPort: number,
     private readonly gatewayUrl: string,
+    private readonly token: string,
   ) {}
 
-  static from(output: string): LaunchedSite {
+  /** `token` may register every DN (config/local.yaml's supervisor unless given). */
+  static from(output: string, token = 'supervisor-secret'): LaunchedSite {
     const sip = /SIP +udp 127\.0\.0\.1:(\d+)/.exec(output);
     const gateway = /T-Library +(ws:\/\/\S+)/.exec(output);
     if (!sip || !gateway) throw new Error(`no SIP or T-Library endpoint in:\n${output}`);
-    return new LaunchedSite(Number(sip[1]), gateway[1]!);
+    return new LaunchedSite(Number(sip[1]), gateway[1]!, token);
   }
 
   desktop(dn: string): Promise<Desktop> {
-    return openDesktop(this.gatewayUrl, 'supervisor-secret', dn);
+    return openDesktop(this.gatewayUrl, this.token, dn);
   }
 }
 
@@ -97,7 +106,7 @@ describe('npm start', () => {
   });
 
   it('prints its endpoints, serves metrics, and stops everything on SIGTERM within 5 s', async () => {
-    const file = await localConfigOnFreePorts();
+    const file = await configOnFreePorts(LOCAL);
     const run = launch(file);
     try {
       await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), 'the endpoint lines');
@@ -111,7 +120,7 @@ describe('npm start', () => {
       const ready = await fetch(metricsUrl.replace('/metrics', '/readyz'));
       expect(await ready.text()).toBe('ready\n');
 
-      const stateDir = path.join(tmp, 'data', 'site-a');
+      const stateDir = path.join(tmp, `data-${LaunchedSite.from(out).sipPort}`, 'site-a');
       const pids = readdirSync(stateDir)
         .filter((f) => f.endsWith('.pid'))
         .map((f) => Number(readFileSync(path.join(stateDir, f), 'utf8')));
@@ -128,7 +137,7 @@ describe('npm start', () => {
   });
 
   it('an edit of music-listen-disconnect in the config file applies to the next ListenDisconnect, without a restart', async () => {
-    const file = await localConfigOnFreePorts();
+    const file = await configOnFreePorts(LOCAL);
     const run = launch(file);
     const agents: Agent[] = [];
     try {
@@ -162,6 +171,34 @@ describe('npm start', () => {
     } finally {
       for (const agent of agents) await agent.close();
       run.child.kill('SIGKILL');
+    }
+  });
+
+  it('runs the two-site example from a second config file: a call from site A reaches site B over the inter-trunk', async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    const fileA = await configOnFreePorts(LOCAL, { sip: portA, edit: (t) => t.replace('contact: sip:127.0.0.1:5062', `contact: sip:127.0.0.1:${portB}`) });
+    const fileB = await configOnFreePorts(SITE_B, { sip: portB, edit: (t) => t.replace('contact: sip:127.0.0.1:5060', `contact: sip:127.0.0.1:${portA}`) });
+    // As a person runs them: site B started once site A is up.
+    const runA = launch(fileA);
+    const runs = [runA];
+    const agents: Agent[] = [];
+    try {
+      await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(runA.output()), 'site A\'s endpoint lines', 30_000, runA.output);
+      const runB = launch(fileB);
+      runs.push(runB);
+      await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(runB.output()), 'site B\'s endpoint lines', 30_000, runB.output);
+      expect(runB.output()).toContain('site SiteB');
+      const [siteA, siteB] = [LaunchedSite.from(runA.output()), LaunchedSite.from(runB.output(), 'supervisor-b-secret')];
+      agents.push(await Agent.start(siteA, '7001', toneFrequency(0), {}), await Agent.start(siteB, '8001', toneFrequency(1), {}));
+      const [a, b] = agents as [Agent, Agent];
+      await a.dial('8001');
+      const established = await b.desktop!.waitFor((e) => e.event === 'EventEstablished', 'EventEstablished on 8001');
+      expect(established.OtherDN).toBe('7001');
+      await a.hears(exactly([b.tone]));
+      await b.hears(exactly([a.tone]));
+    } finally {
+      for (const agent of agents) await agent.close();
+      for (const run of runs) run.child.kill('SIGKILL');
     }
   });
 });
