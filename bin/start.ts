@@ -57,14 +57,17 @@ async function main(): Promise<void> {
     let natsUrl = spec.nats.url;
     let embeddedNats: EmbeddedNats | undefined;
     if (!natsUrl) {
-      embeddedNats = await startNatsServer({ port: await freePortPreferring(4222), dataDir, log });
+      embeddedNats = await onPreferredPort(4222, (port) => startNatsServer({ port, dataDir, log }));
       stops.push(() => embeddedNats!.process.stop());
       natsUrl = embeddedNats.url;
     }
     let rtpengines = spec.media.rtpengine.map((r) => r.ng);
     if (rtpengines.length === 0) {
+      // Any free port, never a well-known one: rtpengine binds its ng socket with SO_REUSEPORT, so
+      // a second site starting at the same moment would share it instead of failing, and the two
+      // media-controllers would drive each other's rtpengine.
       const rtp: EmbeddedRtpengine = await startRtpengine({
-        ngPort: await freePortPreferring(22222),
+        ngPort: await freePort(),
         cliPort: await freePort(),
         portMin: spec.media.portMin,
         portMax: spec.media.portMax,
@@ -127,9 +130,19 @@ async function main(): Promise<void> {
   }
 }
 
-/** The well-known port when it is free (the first site on a machine), any free port otherwise. */
-async function freePortPreferring(port: number): Promise<number> {
-  return (await portFree(port)) ? port : freePort();
+/**
+ * Starts a child on the well-known port when it is free (the first site on a machine), on any free
+ * port otherwise, and also when another site started at the same moment took the port first.
+ */
+async function onPreferredPort<T>(port: number, start: (port: number) => Promise<T>): Promise<T> {
+  if (await portFree(port)) {
+    try {
+      return await start(port);
+    } catch (err) {
+      log.warn({ port, err: (err as Error).message.slice(0, 200) }, 'well-known port lost to another process; using a free one');
+    }
+  }
+  return start(await freePort());
 }
 
 /** Republishes the file when it changes; an invalid edit is reported and the running config kept. */

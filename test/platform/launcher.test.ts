@@ -178,16 +178,16 @@ describe('npm start', () => {
     const [portA, portB] = [await freePort(), await freePort()];
     const fileA = await configOnFreePorts(LOCAL, { sip: portA, edit: (t) => t.replace('contact: sip:127.0.0.1:5062', `contact: sip:127.0.0.1:${portB}`) });
     const fileB = await configOnFreePorts(SITE_B, { sip: portB, edit: (t) => t.replace('contact: sip:127.0.0.1:5060', `contact: sip:127.0.0.1:${portA}`) });
-    // As a person runs them: site B started once site A is up.
-    const runA = launch(fileA);
-    const runs = [runA];
+    // Both at the same moment: each must end up with a NATS and an rtpengine of its own.
+    const runs = [launch(fileA), launch(fileB)];
+    const [runA, runB] = runs as [ReturnType<typeof launch>, ReturnType<typeof launch>];
     const agents: Agent[] = [];
     try {
-      await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(runA.output()), 'site A\'s endpoint lines', 30_000, runA.output);
-      const runB = launch(fileB);
-      runs.push(runB);
-      await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(runB.output()), 'site B\'s endpoint lines', 30_000, runB.output);
+      for (const run of runs) await waitFor(() => /rtpengine +ng \S+/.test(run.output()), 'the endpoint lines', 30_000, run.output);
       expect(runB.output()).toContain('site SiteB');
+      const own = (run: typeof runA, what: RegExp) => what.exec(run.output())?.[1];
+      expect(own(runA, /NATS +(\S+)/)).not.toBe(own(runB, /NATS +(\S+)/));
+      expect(own(runA, /rtpengine +ng (\S+)/)).not.toBe(own(runB, /rtpengine +ng (\S+)/));
       const [siteA, siteB] = [LaunchedSite.from(runA.output()), LaunchedSite.from(runB.output(), 'supervisor-b-secret')];
       agents.push(await Agent.start(siteA, '7001', toneFrequency(0), {}), await Agent.start(siteB, '8001', toneFrequency(1), {}));
       const [a, b] = agents as [Agent, Agent];
