@@ -15,7 +15,7 @@ stack.onRequest((req) => {
 });
 
 async function retransmissions(): Promise<number> {
-  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === 'sip_retransmissions_total');
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === 'huddle_sip_retransmissions_total');
   return (m?.values ?? []).filter((v) => v.labels.direction === 'out').reduce((a, v) => a + v.value, 0);
 }
 

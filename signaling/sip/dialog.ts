@@ -19,6 +19,7 @@ export function createsDialog(method: string): boolean {
 interface AnswerRetransmit {
   seq: number;
   response: SipResponse;
+  tx: ServerTransaction;
   timer?: TimerHandle;
   deadline: TimerHandle;
   interval: number;
@@ -231,24 +232,29 @@ export class DialogImpl implements Dialog {
     const a: AnswerRetransmit = {
       seq: res.cseq.seq,
       response: res,
+      tx,
       interval: timers.t1,
-      deadline: clock.setTimer(64 * timers.t1, () => {
-        if (this.answer !== a) return;
-        this.stopAnswerRetransmit();
-        if (this.state === 'confirmed') {
-          this.sendBye({}).catch(() => undefined);
-          this.terminate('no-ack');
-        }
-      }),
+      deadline: clock.setTimer(64 * timers.t1, () => this.answerNotAcknowledged(a)),
     };
-    const again = () => {
-      if (this.answer !== a) return;
-      this.core.send(res, tx.dest, tx.transport, true);
-      a.interval = Math.min(a.interval * 2, timers.t2);
-      a.timer = clock.setTimer(a.interval, again);
-    };
-    if (!tx.transport.reliable) a.timer = clock.setTimer(a.interval, again);
+    if (!tx.transport.reliable) a.timer = clock.setTimer(a.interval, () => this.retransmitAnswer(a));
     this.answer = a;
+  }
+
+  private retransmitAnswer(a: AnswerRetransmit): void {
+    if (this.answer !== a) return;
+    this.core.send(a.response, a.tx.dest, a.tx.transport, true);
+    a.interval = Math.min(a.interval * 2, this.core.timers.t2);
+    a.timer = this.core.clock.setTimer(a.interval, () => this.retransmitAnswer(a));
+  }
+
+  /** No ACK within 64*T1: the dialog is confirmed but dead, so it is ended with BYE. */
+  private answerNotAcknowledged(a: AnswerRetransmit): void {
+    if (this.answer !== a) return;
+    this.stopAnswerRetransmit();
+    if (this.state === 'confirmed') {
+      this.sendBye({}).catch(() => undefined);
+      this.terminate('no-ack');
+    }
   }
 
   private stopAnswerRetransmit(): void {

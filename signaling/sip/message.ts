@@ -111,7 +111,8 @@ export abstract class SipMessage {
     if (idx < 0) return this;
     const h = this.headers[idx]!;
     const parts = h.value.indexOf(',') >= 0 && isListHeader(key) ? splitList(h.value) : [h.value];
-    if (parts.length > 1) h.value = parts.slice(1).join(', ');
+    // A new entry, not an edit: responses share header entries with the request they answer.
+    if (parts.length > 1) this.headers[idx] = { name: h.name, key: h.key, value: parts.slice(1).join(', ') };
     else this.headers.splice(idx, 1);
     this.invalidate(key);
     return this;

@@ -71,10 +71,10 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits, stream: boolean): ParseRe
   const [headEnd, sepLen] = findHeadEnd(buf, start);
   const headStop = headEnd < 0 ? buf.length : headEnd;
   const head = buf.toString('utf8', start, headStop);
-  const lines = splitLines(head);
-  const first = lines[0] ?? '';
+  const firstEnd = lineEnd(head, 0);
+  const first = head.slice(0, firstEnd[0]);
   const headers: RawHeader[] = [];
-  const headerErr = readHeaders(lines, headers, limits);
+  const headerErr = readHeaders(head, firstEnd[1], headers, limits);
 
   if (looksResponse) {
     if (headEnd < 0) return fail(400, 'Incomplete message head', true);
@@ -116,40 +116,55 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits, stream: boolean): ParseRe
   return { ok: true, message: req };
 }
 
-function splitLines(head: string): string[] {
-  const lines: string[] = [];
-  let s = 0;
-  for (;;) {
-    const nl = head.indexOf('\n', s);
-    const end = nl < 0 ? head.length : nl;
-    const stop = end > s && head.charCodeAt(end - 1) === 13 ? end - 1 : end;
-    lines.push(head.slice(s, stop));
-    if (nl < 0) break;
-    s = nl + 1;
-  }
-  return lines;
+/** End of the line starting at `s` (before CR LF or LF) and where the next line starts. */
+function lineEnd(head: string, s: number): [number, number] {
+  const nl = head.indexOf('\n', s);
+  if (nl < 0) return [head.length, head.length];
+  return [nl > s && head.charCodeAt(nl - 1) === 13 ? nl - 1 : nl, nl + 1];
 }
 
-/** Fills `headers` from lines[1..]; returns an error reason or undefined. Unfolds continuation lines (§7.3.1). */
-function readHeaders(lines: string[], headers: RawHeader[], limits: ParseLimits): string | undefined {
-  for (let i = 1; i < lines.length; i++) {
-    const l = lines[i]!;
-    if (l.length === 0) continue;
-    if (isWs(l.charCodeAt(0))) {
-      const prev = headers[headers.length - 1];
-      if (!prev) return 'Malformed header: continuation without header';
-      prev.value = (prev.value + ' ' + l.trim()).trim();
-      continue;
+/** What String.prototype.trim removes, for the ASCII range. */
+function isTrimmed(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13);
+}
+
+/** `head.slice(s, e)` without surrounding whitespace, as `trim()` would give, in one slice. */
+function trimmedSlice(head: string, s: number, e: number): string {
+  while (s < e && isTrimmed(head.charCodeAt(s))) s++;
+  while (e > s && isTrimmed(head.charCodeAt(e - 1))) e--;
+  const v = head.slice(s, e);
+  // Non-ASCII edges may be Unicode spaces: the rare case trim() decides.
+  return s < e && (head.charCodeAt(s) > 127 || head.charCodeAt(e - 1) > 127) ? v.trim() : v;
+}
+
+/**
+ * Fills `headers` from the header lines of `head` starting at `from`; returns an error reason or
+ * undefined. Unfolds continuation lines (§7.3.1). Scans by index: no per-line strings.
+ */
+function readHeaders(head: string, from: number, headers: RawHeader[], limits: ParseLimits): string | undefined {
+  for (let s = from; s < head.length; ) {
+    const [end, next] = lineEnd(head, s);
+    if (end > s) {
+      if (isWs(head.charCodeAt(s))) {
+        const prev = headers[headers.length - 1];
+        if (!prev) return 'Malformed header: continuation without header';
+        prev.value = (prev.value + ' ' + trimmedSlice(head, s, end)).trim();
+      } else {
+        const colon = head.indexOf(':', s);
+        if (colon < 0 || colon >= end || colon === s) return 'Malformed header line';
+        const name = trimmedSlice(head, s, colon);
+        if (!isToken(name)) return 'Malformed header name';
+        if (headers.length >= limits.maxHeaders) return 'Too Many Headers';
+        headers.push({ name, key: headerKey(name), value: trimmedSlice(head, colon + 1, end) });
+      }
     }
-    const colon = l.indexOf(':');
-    if (colon <= 0) return 'Malformed header line';
-    const name = l.slice(0, colon).trim();
-    if (!isToken(name)) return 'Malformed header name';
-    if (headers.length >= limits.maxHeaders) return 'Too Many Headers';
-    headers.push({ name, key: headerKey(name), value: l.slice(colon + 1).trim() });
+    s = next;
   }
   return undefined;
 }
+
+/** One shared string per common method, rather than a copy per request kept by its transaction. */
+const KNOWN_METHODS = new Map(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'INFO', 'UPDATE', 'MESSAGE', 'PRACK', 'PUBLISH'].map((m) => [m, m]));
 
 function parseRequestLine(line: string): { method: string; uri: string; version: string } | string {
   const sp1 = line.indexOf(' ');
@@ -169,6 +184,7 @@ function parseRequestLine(line: string): { method: string; uri: string; version:
   }
   if (!method || !version) return 'Malformed Request-Line';
   if (!isToken(method)) return 'Malformed method in Request-Line';
+  method = KNOWN_METHODS.get(method) ?? method;
   if (!version.toUpperCase().startsWith('SIP/')) return 'Malformed Request-Line';
   return { method, uri, version: version.toUpperCase() };
 }
@@ -196,9 +212,11 @@ const PARSED_HEADERS: readonly (readonly [string, (msg: SipRequest | SipResponse
   ['CSeq', (msg) => msg.cseq],
 ];
 
+const REQUIRED_HEADERS = [['via', 'Via'], ['from', 'From'], ['to', 'To'], ['call-id', 'Call-ID'], ['cseq', 'CSeq']] as const;
+
 /** The headers every request and response must carry, each parseable. */
 function checkCommon(msg: SipRequest | SipResponse): string | undefined {
-  for (const [key, name] of [['via', 'Via'], ['from', 'From'], ['to', 'To'], ['call-id', 'Call-ID'], ['cseq', 'CSeq']] as const) {
+  for (const [key, name] of REQUIRED_HEADERS) {
     if (msg.get(key) === undefined) return `Missing ${name} header`;
   }
   if (!msg.callId) return 'Empty Call-ID header';
@@ -221,11 +239,12 @@ function reasonOf(e: unknown): string {
 function partialRequest(buf: Buffer, start: number, limits: ParseLimits): SipRequest | undefined {
   const [headEnd] = findHeadEnd(buf, start);
   const stop = Math.min(headEnd < 0 ? buf.length : headEnd, start + limits.maxMessageBytes);
-  const lines = splitLines(buf.toString('utf8', start, stop));
-  const line = parseRequestLine(lines[0] ?? '');
+  const head = buf.toString('utf8', start, stop);
+  const firstEnd = lineEnd(head, 0);
+  const line = parseRequestLine(head.slice(0, firstEnd[0]));
   if (typeof line === 'string') return undefined;
   const headers: RawHeader[] = [];
-  readHeaders(lines, headers, limits);
+  readHeaders(head, firstEnd[1], headers, limits);
   return new SipRequest(line.method, line.uri, headers);
 }
 

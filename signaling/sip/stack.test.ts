@@ -135,6 +135,35 @@ describe('UA core answers', () => {
     expect(res.get('unsupported')).toBe('foo');
   });
 
+  it('100 Trying only for an INVITE the TU does not answer inside its handler (§17.2.1)', async () => {
+    const uas = await stack();
+    const peer = await rawUdp();
+    const port = uas.addresses[0]!.port;
+    uas.onRequest((req) => {
+      if (req.message.callId === 'sync') {
+        req.accept();
+        return;
+      }
+      setTimeout(() => req.accept(), 300);
+    });
+    const invite = (callId: string) =>
+      `INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${callId}\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: ${callId}\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:${peer.port}>\r\nContent-Length: 0\r\n\r\n`;
+    const of = (callId: string) => peer.received.filter((m) => m.includes(`Call-ID: ${callId}\r\n`)).map((m) => m.split('\r\n')[0]);
+
+    peer.send(invite('sync'), port);
+    await until(() => of('sync').length > 0, '200 to the synchronously answered INVITE');
+    // A synchronous answer is well within 200 ms: the 100 would be an extra message.
+    expect(of('sync')).toEqual(['SIP/2.0 200 OK']);
+
+    const sentAt = Date.now();
+    peer.send(invite('async'), port);
+    await until(() => of('async').length > 0, '100 to the asynchronously answered INVITE');
+    expect(of('async')).toEqual(['SIP/2.0 100 Trying']);
+    expect(Date.now() - sentAt).toBeLessThan(200);
+    await until(() => of('async').length > 1, '200 after the 100');
+    expect(of('async')).toEqual(['SIP/2.0 100 Trying', 'SIP/2.0 200 OK']);
+  });
+
   it('a malformed request gets 400 with the reason; UDP and TCP', async () => {
     const uas = await stack();
     const peer = await rawUdp();

@@ -141,9 +141,9 @@ export class SipStackImpl implements SipStack, TransactionContext, TransportHand
     return bytes;
   }
 
-  resend(bytes: Buffer, method: string, dest: Endpoint, transport: Transport): void {
+  resend(wire: string, method: string, dest: Endpoint, transport: Transport): void {
     this.metrics.retransmission('out', method);
-    transport.send(bytes, dest);
+    transport.send(Buffer.from(wire, 'latin1'), dest);
   }
 
   terminated(tx: ClientTransaction | ServerTransaction): void {
@@ -404,7 +404,8 @@ export class SipStackImpl implements SipStack, TransactionContext, TransportHand
     const keepRR = createsDialog(req.method) && status > 100 && status < 300;
     for (const h of req.headers) {
       const k = h.key;
-      if (k === 'via' || k === 'from' || k === 'call-id' || k === 'cseq' || (keepRR && k === 'record-route')) res.headers.push({ name: h.name, key: k, value: h.value });
+      // Copied headers share the request's entries: nothing edits a response's headers in place.
+      if (k === 'via' || k === 'from' || k === 'call-id' || k === 'cseq' || (keepRR && k === 'record-route')) res.headers.push(h);
       else if (k === 'to') res.headers.push({ name: h.name, key: k, value: tag ? h.value + tag : h.value });
     }
     const contactWanted = withContact || (req.method === 'INVITE' && status > 100 && status < 300);
@@ -476,7 +477,9 @@ export class SipStackImpl implements SipStack, TransactionContext, TransportHand
     const via = req.via;
     if (via.params.rport) return source;
     const host = via.params.received ?? (net.isIP(socketHost(via.host)) ? socketHost(via.host) : source.host);
-    return { protocol: source.protocol, host, port: via.port ?? 5060 };
+    const port = via.port ?? 5060;
+    // The usual case (sent-by is where it came from): share the source rather than keep a copy for 64*T1.
+    return host === source.host && port === source.port ? source : { protocol: source.protocol, host, port };
   }
 
   /** §17.2.3 matching key; RFC 2543 peers (no magic cookie) are matched on the request's identifiers. */

@@ -38,7 +38,7 @@ function context(clock: FakeClock) {
       sent.push({ at: clock.now(), text: msg.startLine(), retransmission });
       return msg.toBuffer();
     },
-    resend: (bytes) => sent.push({ at: clock.now(), text: bytes.toString().split('\r\n')[0]!, retransmission: true }),
+    resend: (wire) => sent.push({ at: clock.now(), text: wire.split('\r\n')[0]!, retransmission: true }),
     terminated: (tx) => terminated.push(tx),
     expiry: new ExpiryQueues(clock),
   };

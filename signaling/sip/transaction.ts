@@ -17,8 +17,8 @@ export interface TransactionContext {
   timers: TimerConfig;
   /** Serializes and puts a message on the wire (`retransmission` is counted in metrics); returns the bytes sent. */
   send(msg: SipRequest | SipResponse, dest: Endpoint, transport: Transport, retransmission: boolean, onError?: (err: Error) => void): Buffer;
-  /** Sends already serialized bytes again (a retransmission of a response with this CSeq method). */
-  resend(bytes: Buffer, method: string, dest: Endpoint, transport: Transport): void;
+  /** Sends a response again from its wire form kept as a latin1 string (a retransmission; `method` is its CSeq method). */
+  resend(wire: string, method: string, dest: Endpoint, transport: Transport): void;
   terminated(tx: ClientTransaction | ServerTransaction): void;
   /** The long fixed waits that end a transaction (Timers D, I, J, K, L, M). */
   expiry: ExpiryQueues;
@@ -234,13 +234,17 @@ export interface ServerTransactionUser {
 
 /**
  * Server transactions live 64*T1 after their final response (Timers J and L), so they keep only
- * what they still need: the key, where responses go, and the last response as bytes.
+ * what they still need: the key, where responses go, and the last response's wire form.
  */
 export class ServerTransaction implements Expirable {
   readonly isInvite: boolean;
   state: ServerState;
-  user: ServerTransactionUser = {};
-  private last: { bytes: Buffer; method: string } | undefined;
+  user?: ServerTransactionUser;
+  /**
+   * The last response as a latin1 string (byte for byte): one flat heap object without pointers
+   * is the cheapest thing for the GC to carry through Timer J, unlike a Buffer and its backing store.
+   */
+  private last: string | undefined;
   private timerG?: TimerHandle;
   private timerH?: TimerHandle;
   private interval: number;
@@ -248,7 +252,8 @@ export class ServerTransaction implements Expirable {
   constructor(
     private readonly ctx: TransactionContext,
     readonly key: string,
-    method: string,
+    /** The request's method, which is also the CSeq method of every response. */
+    readonly method: string,
     /** Where responses go (§18.2.2), fixed when the request arrived. */
     readonly dest: Endpoint,
     readonly transport: Transport,
@@ -280,7 +285,7 @@ export class ServerTransaction implements Expirable {
   }
 
   private resend(): void {
-    this.ctx.resend(this.last!.bytes, this.last!.method, this.dest, this.transport);
+    this.ctx.resend(this.last!, this.method, this.dest, this.transport);
   }
 
   respond(res: SipResponse): void {
@@ -289,14 +294,10 @@ export class ServerTransaction implements Expirable {
     }
     const { clock, timers } = this.ctx;
     const reliable = this.transport.reliable;
-    const sent = this.ctx.send(res, this.dest, this.transport, false, this.user.onTransportError ? (err) => this.user.onTransportError?.(err, this) : undefined);
-    // Kept for retransmission up to 64*T1 (not the INVITE 2xx, dropped below): copied out of Node's
-    // shared 8 KiB pool so it does not pin a slab.
-    if (!(this.isInvite && res.status >= 200 && res.status < 300)) {
-      const bytes = reliable ? sent : Buffer.allocUnsafeSlow(sent.length);
-      if (bytes !== sent) sent.copy(bytes);
-      this.last = { bytes, method: res.cseq.method };
-    }
+    const user = this.user;
+    const sent = this.ctx.send(res, this.dest, this.transport, false, user?.onTransportError ? (err) => user.onTransportError?.(err, this) : undefined);
+    // Kept for retransmission up to 64*T1; the INVITE 2xx is not (the UAS core retransmits it).
+    this.last = this.isInvite && res.status >= 200 && res.status < 300 ? undefined : sent.toString('latin1');
     if (res.status < 200) {
       this.state = 'proceeding';
       return;
@@ -304,14 +305,13 @@ export class ServerTransaction implements Expirable {
     if (this.isInvite && res.status < 300) {
       // RFC 6026 Timer L: absorb INVITE retransmissions; the UAS core retransmits the 2xx itself.
       this.state = 'accepted';
-      this.last = undefined;
       this.ctx.expiry.add(64 * timers.t1, this);
     } else if (this.isInvite) {
       this.state = 'completed';
       if (!reliable) this.timerG = clock.setTimer(this.interval, () => this.retransmitFinal());
       this.timerH = clock.setTimer(64 * timers.t1, () => {
         this.terminate();
-        this.user.onNoAck?.(this);
+        this.user?.onNoAck?.(this);
       });
     } else {
       this.state = 'completed';

@@ -17,6 +17,7 @@ export class UdpTransport implements Transport {
   private socket: dgram.Socket;
   private handler?: TransportHandler;
   private boundPort = 0;
+  private lastSource: Endpoint | undefined;
 
   constructor(private readonly opts: UdpTransportOptions) {
     const host = socketHost(opts.host);
@@ -31,7 +32,14 @@ export class UdpTransport implements Transport {
       },
     });
     this.socket.on('message', (data, rinfo) => {
-      this.handler?.onMessage(data, { protocol: 'udp', host: rinfo.address, port: rinfo.port }, this);
+      let source = this.lastSource;
+      // Endpoints are never modified: a peer sending again gets the same one, so the transactions
+      // that keep it for 64*T1 share one object instead of a copy each.
+      if (source === undefined || source.port !== rinfo.port || source.host !== rinfo.address) {
+        source = { protocol: 'udp', host: rinfo.address, port: rinfo.port };
+        this.lastSource = source;
+      }
+      this.handler?.onMessage(data, source, this);
     });
     // ICMP port unreachable surfaces here on some platforms; a datagram socket keeps serving.
     this.socket.on('error', () => undefined);
