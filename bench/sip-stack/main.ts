@@ -4,7 +4,9 @@
  * Per target: the highest rate with 0 failed calls and 0 retransmissions, and CPU µs per call at
  * each rate (ours: process.cpuUsage of the UAS process; Kamailio: /proc ticks of all its processes).
  * The targets take turns for BENCH_ROUNDS rounds and the table shows each figure's median, so a
- * swing in the shared host's load hits all of them rather than one.
+ * swing in the shared host's load hits all of them rather than one. BENCH_TARGETS (default
+ * ours,stateful,stateless) picks targets; ratios are printed when ours comes first. BENCH_NODE_FLAGS gives our
+ * UAS Node/V8 flags, for experiments.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -60,7 +62,7 @@ const compiledUas = compileUas();
 
 async function ours(): Promise<Target> {
   const port = await freePort();
-  const child = fork(compiledUas, [String(port)], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(compiledUas, [String(port)], { execArgv: (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (c) => reject(new Error(`UAS exited ${c}`)));
@@ -193,7 +195,15 @@ async function measure(make: () => Promise<Target>, round: number): Promise<{ na
   return { name: target.name, steps };
 }
 
-const makers = [ours, () => kamailio(true), () => kamailio(false)];
+const allMakers: Record<string, () => Promise<Target>> = { ours, stateful: () => kamailio(true), stateless: () => kamailio(false) };
+const targetNames = (process.env.BENCH_TARGETS ?? 'ours,stateful,stateless').split(',');
+const makers = targetNames.map((t) => {
+  const make = allMakers[t];
+  if (!make) throw new Error(`BENCH_TARGETS: unknown target ${t} (known: ${Object.keys(allMakers).join(', ')})`);
+  return make;
+});
+/** Ratios compare ours (the first target) with each Kamailio. */
+const withRatios = targetNames[0] === 'ours';
 const rounds: { name: string; steps: Step[] }[][] = [];
 for (let round = 1; round <= ROUNDS; round++) {
   const results: { name: string; steps: Step[] }[] = [];
@@ -219,7 +229,8 @@ for (const [t, name] of names.entries()) {
 }
 
 console.log(`\nCPU µs per call by rate, median of ${ROUNDS} rounds (ratio = ours / Kamailio, of the medians; target <= 1.5):`);
-console.log('  ' + ['calls/s', ...names, ...names.slice(1).map((n) => 'ratio vs ' + n.replace('Kamailio 5.6 ', ''))].join(' | '));
+const ratioNames = withRatios ? names.slice(1) : [];
+console.log('  ' + ['calls/s', ...names, ...ratioNames.map((n) => 'ratio vs ' + n.replace('Kamailio 5.6 ', ''))].join(' | '));
 for (const rate of RATES) {
   const medians = names.map((_, t) => {
     const xs = cleanAt(t, rate);
@@ -227,7 +238,7 @@ for (const rate of RATES) {
   });
   if (medians.every((m) => m === undefined)) continue;
   const ours = medians[0];
-  const ratios = medians.slice(1).map((m) => (ours !== undefined && m !== undefined ? (ours / m).toFixed(2) : '-'));
+  const ratios = (withRatios ? medians.slice(1) : []).map((m) => (ours !== undefined && m !== undefined ? (ours / m).toFixed(2) : '-'));
   console.log('  ' + [String(rate), ...medians.map((m) => (m === undefined ? '-' : m.toFixed(0))), ...ratios].join(' | '));
 }
 console.log(`  (- = not reached cleanly in every round; each round's figures are in the lines above)`);
