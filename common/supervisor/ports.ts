@@ -1,5 +1,6 @@
 import net from 'node:net';
 import dgram from 'node:dgram';
+import type { Logger } from 'pino';
 
 function udpFree(port: number, host: string): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
@@ -31,6 +32,22 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     if (await udpFree(port, host)) return port;
   }
   throw new Error('no free port found in 50 attempts');
+}
+
+/**
+ * Runs `start` (which takes its ports from freePort()) again on fresh ports when a child failed
+ * because one was bound by another process in between (two sites or test runs starting at once),
+ * up to `attempts` times. Any other failure is thrown at once.
+ */
+export async function onFreshPorts<T>(what: string, log: Pick<Logger, 'warn'>, start: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= attempts || !/address already in use/i.test((err as Error).message)) throw err;
+      log.warn({ what, attempt, err: (err as Error).message.slice(0, 200) }, 'a free port was taken before the child bound it; starting again on fresh ones');
+    }
+  }
 }
 
 /** Whether `port` can be bound on `host` right now, for TCP and UDP both. */
