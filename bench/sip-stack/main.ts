@@ -6,9 +6,9 @@
  * The targets take turns for BENCH_ROUNDS rounds and the table shows each figure's median, so a
  * swing in the shared host's load hits all of them rather than one. BENCH_TARGETS (default
  * ours,stateful,stateless) picks targets; ratios are printed when ours comes first. BENCH_NODE_FLAGS gives our
- * UAS Node/V8 flags, for experiments.
+ * UAS Node/V8 flags, for experiments; BENCH_PIN=0 leaves CPU placement to the scheduler.
  */
-import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -60,9 +60,23 @@ function compileUas(): string {
 
 const compiledUas = compileUas();
 
+/**
+ * With two CPUs or more, the target runs on one and sipp on another (as in bench:mixer): the
+ * scheduler then neither migrates them nor preempts the target each time it wakes sipp, a
+ * cost that otherwise lands on whichever target happens to share a CPU with sipp.
+ */
+const PIN = os.cpus().length >= 2 && process.env.BENCH_PIN !== '0';
+const LOAD_CPU = 0;
+const TARGET_CPU = 1;
+
+function pinned(cpu: number, bin: string, args: string[]): [string, string[]] {
+  return PIN ? [findBinary('taskset', 'util-linux'), ['-c', String(cpu), bin, ...args]] : [bin, args];
+}
+
 async function ours(): Promise<Target> {
   const port = await freePort();
-  const child = fork(compiledUas, [String(port)], { execArgv: (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(...pinned(TARGET_CPU, process.execPath, [...flags, compiledUas, String(port)]), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (c) => reject(new Error(`UAS exited ${c}`)));
@@ -114,7 +128,7 @@ async function kamailio(stateful: boolean): Promise<Target> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-kamailio-'));
   const args = ['-f', path.join(here, 'kamailio.cfg'), '-DD', '-E', '-l', `udp:127.0.0.1:${port}`, '-P', path.join(dir, 'pid'), '-Y', dir, '-m', '256', '-M', '16'];
   if (stateful) args.push('-A', 'STATEFUL');
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(...pinned(TARGET_CPU, bin, args), { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   await new Promise((r) => setTimeout(r, 1500));
@@ -150,7 +164,7 @@ async function runSipp(port: number, rate: number, calls: number): Promise<{ suc
     '-timeout', `${SECONDS + 30}s`, '-timeout_error', '-nostdin',
     '-trace_stat', '-stf', path.join(dir, 'stat.csv'), '-fd', '1',
   ];
-  const child = spawn(findBinary('sipp', 'sip-tester'), args, { cwd: dir, stdio: 'ignore' });
+  const child = spawn(...pinned(LOAD_CPU, findBinary('sipp', 'sip-tester'), args), { cwd: dir, stdio: 'ignore' });
   await new Promise((r) => child.once('exit', r));
   try {
     const lines = readFileSync(path.join(dir, 'stat.csv'), 'utf8').trim().split('\n');
