@@ -5,6 +5,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { findBinary } from '../../common/supervisor/child.js';
 
 const CLK_TCK = 100;
 const PAGE = 4096;
@@ -95,6 +96,11 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, what: s
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
     await sleep(everyMs);
   }
+}
+
+/** `bin args` run by taskset on one CPU, as [command, args] for spawn. */
+export function onCpu(cpu: number, bin: string, args: string[]): [string, string[]] {
+  return [findBinary('taskset', 'util-linux'), ['-c', String(cpu), bin, ...args]];
 }
 
 /** Percentile (0..100) of a list, nearest rank. */

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { findBinary } from '../../common/supervisor/child.js';
 import { freePort, freePortRange, waitForTcp } from '../../common/supervisor/ports.js';
+import { onCpu } from '../common/proc.js';
 
 const LIBDIR = '/usr/lib/x86_64-linux-gnu/janus';
 
@@ -57,7 +58,7 @@ export class JanusBridge {
       `general: {\n json = "plain"\n base_path = "/janus"\n http = true\n port = ${httpPort}\n ip = "127.0.0.1"\n https = false\n}\nadmin: { admin_http = false admin_https = false }\n`,
     );
     const log = openSync(path.join(dir, 'janus.log'), 'w');
-    const proc = spawn('taskset', ['-c', String(core), janus, '-F', dir, '-C', path.join(dir, 'janus.jcfg'), '-i', '127.0.0.1', '-o'], { stdio: ['ignore', log, log] });
+    const proc = spawn(...onCpu(core, janus, ['-F', dir, '-C', path.join(dir, 'janus.jcfg'), '-i', '127.0.0.1', '-o']), { stdio: ['ignore', log, log] });
     const bridge = new JanusBridge(proc, `http://127.0.0.1:${httpPort}/janus`, dir);
     try {
       await waitForTcp('127.0.0.1', httpPort, 15_000);

@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { JanusBridge } from './janus.js';
 import type { LoadStats } from './loadgen.js';
 import type { ServerStats } from './ts-server.js';
+import { onCpu } from '../common/proc.js';
 
 const here = import.meta.dirname;
 const { values } = parseArgs({
@@ -54,7 +55,7 @@ class Child {
   constructor(file: string, core: number, readyOnFirstMessage: boolean) {
     // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each child (where does a core go?).
     const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-    this.proc = spawn('taskset', ['-c', String(core), process.execPath, ...prof, '--import', 'tsx', path.join(here, file)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.proc = spawn(...onCpu(core, process.execPath, [...prof, '--import', 'tsx', path.join(here, file)]), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let markReady: () => void = () => undefined;
     this.ready = readyOnFirstMessage ? new Promise<void>((r) => (markReady = r)) : Promise.resolve();
     let first = readyOnFirstMessage;

@@ -8,13 +8,14 @@
  * ours,stateful,stateless) picks targets; ratios are printed when ours comes first. BENCH_NODE_FLAGS gives our
  * UAS Node/V8 flags, for experiments; BENCH_PIN=0 leaves CPU placement to the scheduler.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findBinary } from '../../common/supervisor/child.js';
+import { loadLine, onCpu, percentile, stopChild, treeCpuUs } from '../common/proc.js';
 import { freePort } from '../../common/supervisor/ports.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -68,10 +69,7 @@ const compiledUas = compileUas();
 const PIN = os.cpus().length >= 2 && process.env.BENCH_PIN !== '0';
 const LOAD_CPU = 0;
 const TARGET_CPU = 1;
-
-function pinned(cpu: number, bin: string, args: string[]): [string, string[]] {
-  return PIN ? [findBinary('taskset', 'util-linux'), ['-c', String(cpu), bin, ...args]] : [bin, args];
-}
+const pinned = (cpu: number, bin: string, args: string[]): [string, string[]] => (PIN ? onCpu(cpu, bin, args) : [bin, args]);
 
 async function ours(): Promise<Target> {
   const port = await freePort();
@@ -89,37 +87,8 @@ async function ours(): Promise<Target> {
         child.once('message', (m) => resolve(m as { cpuUs: number; retransmissions: number }));
         child.send({ cmd: 'stats' });
       }),
-    stop: () => stopChild(child, () => child.send({ cmd: 'stop' })),
+    stop: () => stopChild(child, () => child.send({ cmd: 'stop' }), 5000),
   };
-}
-
-const CLK_TCK = 100;
-
-/** utime+stime of a process and all its descendants, in µs. */
-function treeCpuUs(root: number): number {
-  const parent = new Map<number, number>();
-  const ticks = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parent.set(Number(d), Number(f[1]));
-      ticks.set(Number(d), Number(f[11]) + Number(f[12]));
-    } catch {
-      continue;
-    }
-  }
-  let total = 0;
-  for (const [pid, t] of ticks) {
-    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
-      if (p === root) {
-        total += t;
-        break;
-      }
-    }
-  }
-  return (total * 1_000_000) / CLK_TCK;
 }
 
 async function kamailio(stateful: boolean): Promise<Target> {
@@ -138,19 +107,10 @@ async function kamailio(stateful: boolean): Promise<Target> {
     port,
     stats: async () => ({ cpuUs: treeCpuUs(child.pid!), retransmissions: 0 }),
     stop: async () => {
-      await stopChild(child, () => child.kill('SIGTERM'));
+      await stopChild(child, () => child.kill('SIGTERM'), 5000);
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-async function stopChild(child: ChildProcess, ask: () => void): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  ask();
-  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(t);
 }
 
 async function runSipp(port: number, rate: number, calls: number): Promise<{ successful: number; failed: number; retransmissions: number }> {
@@ -177,6 +137,11 @@ async function runSipp(port: number, rate: number, calls: number): Promise<{ suc
   }
 }
 
+/** Every call completed, none failed, nothing retransmitted. */
+function isClean(step: Step): boolean {
+  return step.failed === 0 && step.retransmissions === 0 && step.successful === step.calls;
+}
+
 async function measure(make: () => Promise<Target>, round: number): Promise<{ name: string; steps: Step[] }> {
   const target = await make();
   const steps: Step[] = [];
@@ -200,7 +165,7 @@ async function measure(make: () => Promise<Target>, round: number): Promise<{ na
       };
       steps.push(step);
       console.log(`round ${round} ${target.name.padEnd(42)} ${String(rate).padStart(5)} calls/s: ok ${step.successful}/${calls}, failed ${step.failed}, retrans ${step.retransmissions}, ${step.cpuUsPerCall.toFixed(0)} µs CPU/call`);
-      if (step.failed > 0 || step.retransmissions > 0 || step.successful < calls) break;
+      if (!isClean(step)) break;
       await new Promise((res) => setTimeout(res, 500));
     }
   } finally {
@@ -225,17 +190,13 @@ for (let round = 1; round <= ROUNDS; round++) {
   rounds.push(results);
 }
 const names = rounds[0]!.map((r) => r.name);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 /** A rate's figure for target `t` in every round, or undefined if some round did not reach it cleanly. */
 const cleanAt = (t: number, rate: number): number[] | undefined => {
-  const found = rounds.map((r) => r[t]!.steps.find((x) => x.rate === rate && x.failed === 0 && x.retransmissions === 0 && x.successful === x.calls));
+  const found = rounds.map((r) => r[t]!.steps.find((x) => x.rate === rate && isClean(x)));
   return found.every((f) => f !== undefined) ? found.map((f) => f.cpuUsPerCall) : undefined;
 };
 
-console.log(`\nHost: ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (CPU per call inflates on a busy host).`);
+console.log(`\nHost: ${loadLine()} (CPU per call inflates on a busy host).`);
 console.log(`\nHighest clean rate in every one of ${ROUNDS} rounds (every call completed, 0 failed, 0 retransmissions):`);
 for (const [t, name] of names.entries()) {
   const best = RATES.filter((rate) => cleanAt(t, rate) !== undefined).at(-1) ?? 0;
@@ -248,7 +209,7 @@ console.log('  ' + ['calls/s', ...names, ...ratioNames.map((n) => 'ratio vs ' + 
 for (const rate of RATES) {
   const medians = names.map((_, t) => {
     const xs = cleanAt(t, rate);
-    return xs ? median(xs) : undefined;
+    return xs ? percentile(xs, 50) : undefined;
   });
   if (medians.every((m) => m === undefined)) continue;
   const ours = medians[0];
