@@ -20,7 +20,7 @@ import { createLogger } from '../common/process/logger.js';
 import { initTracing } from '../common/process/tracing.js';
 import { MissingBinaryError } from '../common/supervisor/child.js';
 import { startNatsServer, type EmbeddedNats } from '../common/supervisor/nats-server.js';
-import { freePort, onFreshPorts, portFree } from '../common/supervisor/ports.js';
+import { portFree } from '../common/supervisor/ports.js';
 import { startRtpengine, type EmbeddedRtpengine } from '../common/supervisor/rtpengine.js';
 
 const log = createLogger('launcher');
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     let natsUrl = spec.nats.url;
     let embeddedNats: EmbeddedNats | undefined;
     if (!natsUrl) {
-      embeddedNats = await onPreferredPort('nats-server', 4222, (port) => startNatsServer({ port, dataDir, log }));
+      embeddedNats = await onPreferredPort(4222, (port) => startNatsServer({ port, dataDir, log }));
       stops.push(() => embeddedNats!.process.stop());
       natsUrl = embeddedNats.url;
     }
@@ -66,17 +66,13 @@ async function main(): Promise<void> {
       // Any free port, never a well-known one: rtpengine binds its ng socket with SO_REUSEPORT, so
       // a second site starting at the same moment would share it instead of failing, and the two
       // media-controllers would drive each other's rtpengine.
-      const rtp: EmbeddedRtpengine = await onFreshPorts('rtpengine', log, async () =>
-        startRtpengine({
-          ngPort: await freePort(),
-          cliPort: await freePort(),
-          portMin: spec.media.portMin,
-          portMax: spec.media.portMax,
-          threads: spec.media.rtpengineThreads,
-          dataDir,
-          log,
-        }),
-      );
+      const rtp: EmbeddedRtpengine = await startRtpengine({
+        portMin: spec.media.portMin,
+        portMax: spec.media.portMax,
+        threads: spec.media.rtpengineThreads,
+        dataDir,
+        log,
+      });
       stops.push(() => rtp.process.stop());
       rtpengines = [rtp.ng];
     }
@@ -133,10 +129,11 @@ async function main(): Promise<void> {
 }
 
 /**
- * Starts a child on the well-known port when it is free (the first site on a machine), on any free
- * port otherwise, and also when another site started at the same moment took the port first.
+ * Starts a child on the well-known port when it is free (the first site on a machine), otherwise
+ * (and also when another site started at the same moment took the port first) on the free port
+ * the child's starter picks when given none.
  */
-async function onPreferredPort<T>(what: string, port: number, start: (port: number) => Promise<T>): Promise<T> {
+async function onPreferredPort<T>(port: number, start: (port: number | undefined) => Promise<T>): Promise<T> {
   if (await portFree(port)) {
     try {
       return await start(port);
@@ -144,7 +141,7 @@ async function onPreferredPort<T>(what: string, port: number, start: (port: numb
       log.warn({ port, err: (err as Error).message.slice(0, 200) }, 'well-known port lost to another process; using a free one');
     }
   }
-  return onFreshPorts(what, log, async () => start(await freePort()));
+  return start(undefined);
 }
 
 /** Republishes the file when it changes; an invalid edit is reported and the running config kept. */

@@ -27,8 +27,8 @@ const config = loadConfigFile(values.config ?? 'config/local.yaml');
 const spec = config.cluster.spec;
 const dataDir = path.resolve(spec.dataDir, config.cluster.metadata.name);
 
-const nats = await startNatsServer({ port: await freePort(), dataDir, log });
-const rtp = await startRtpengine({ ngPort: await freePort(), cliPort: await freePort(), portMin: spec.media.portMin, portMax: spec.media.portMax, threads: spec.media.rtpengineThreads, dataDir, log });
+const nats = await startNatsServer({ dataDir, log });
+const rtp = await startRtpengine({ portMin: spec.media.portMin, portMax: spec.media.portMax, threads: spec.media.rtpengineThreads, dataDir, log });
 const nc = await connectNats(nats.url, 'split-site');
 await publishConfig(await openConfigBucket(nc, spec.nats.configBucket), config.cluster, config.dns);
 await nc.close();

@@ -120,7 +120,7 @@ async function kamailio(scenarioDir: string, uacMediaPort: number): Promise<Targ
   const uas = await startSippPeer(uasScenario(scenarioDir, uacMediaPort));
   const ngPort = await freePort();
   const media = await freePortRange(10_000);
-  const rtp = await startRtpengine({ ngPort, cliPort: await freePort(), portMin: media.min, portMax: media.max, dataDir: dir, log: createLogger('bench-rtpengine', 'warn'), name: 'rtpengine-kamailio' });
+  const rtp = await startRtpengine({ ngPort, portMin: media.min, portMax: media.max, dataDir: dir, log: createLogger('bench-rtpengine', 'warn'), name: 'rtpengine-kamailio' });
   const port = await freePort();
   const args = [
     '-f', path.join(here, 'kamailio.cfg'), '-DD', '-E',

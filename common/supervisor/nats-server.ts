@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { findBinary, SupervisedProcess } from './child.js';
+import { freePort, onFreshPorts } from './ports.js';
 
 export interface EmbeddedNats {
   url: string;
@@ -10,22 +11,35 @@ export interface EmbeddedNats {
 }
 
 /** nats-server with JetStream on loopback, state under `dataDir/nats`. */
-export async function startNatsServer(opts: { port: number; dataDir: string; log: Logger; host?: string }): Promise<EmbeddedNats> {
-  const binary = findBinary('nats-server', 'nats-server');
+export interface NatsServerOptions {
+  /** The client port when fixed; left out, a free port, taken again if another process binds it first. */
+  port?: number;
+  dataDir: string;
+  log: Logger;
+  host?: string;
+}
+
+export async function startNatsServer(opts: NatsServerOptions): Promise<EmbeddedNats> {
   const host = opts.host ?? '127.0.0.1';
+  if (opts.port !== undefined) return startOn(opts, host, opts.port);
+  return onFreshPorts('nats-server', opts.log, async () => startOn(opts, host, await freePort(host)));
+}
+
+async function startOn(opts: NatsServerOptions, host: string, port: number): Promise<EmbeddedNats> {
+  const binary = findBinary('nats-server', 'nats-server');
   const storeDir = path.join(opts.dataDir, 'nats');
   // A name of its own: readiness is this server answering, not whichever one holds the port.
   const name = `huddle-${randomBytes(6).toString('hex')}`;
   const proc = new SupervisedProcess({
     name: 'nats-server',
     binary,
-    args: ['-js', '-a', host, '-p', String(opts.port), '-sd', storeDir, '-n', name],
+    args: ['-js', '-a', host, '-p', String(port), '-sd', storeDir, '-n', name],
     stateDir: opts.dataDir,
     log: opts.log,
-    ready: () => waitForNatsServer(host, opts.port, name, 10_000),
+    ready: () => waitForNatsServer(host, port, name, 10_000),
   });
   await proc.start();
-  return { url: `nats://${host}:${opts.port}`, process: proc };
+  return { url: `nats://${host}:${port}`, process: proc };
 }
 
 /** Until the server on host:port greets with INFO naming `name` (a NATS server sends INFO first on every connection). */

@@ -1,19 +1,17 @@
 import dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import { findBinary, SupervisedProcess } from './child.js';
+import { freePort, onFreshPorts } from './ports.js';
 
 export interface EmbeddedRtpengine {
   ng: string;
   process: SupervisedProcess;
 }
 
-/**
- * Userspace rtpengine on loopback (flags measured in platform-facts.md): no kernel module,
- * no config file.
- */
-export async function startRtpengine(opts: {
-  ngPort: number;
-  cliPort: number;
+export interface RtpengineOptions {
+  /** The ng and CLI ports when fixed; each one left out is a free port, taken again if another process binds it first. */
+  ngPort?: number;
+  cliPort?: number;
   portMin: number;
   portMax: number;
   dataDir: string;
@@ -22,7 +20,19 @@ export async function startRtpengine(opts: {
   name?: string;
   /** --num-threads; rtpengine's own default (one per CPU) when unset. */
   threads?: number;
-}): Promise<EmbeddedRtpengine> {
+}
+
+/**
+ * Userspace rtpengine on loopback (flags measured in platform-facts.md): no kernel module,
+ * no config file.
+ */
+export async function startRtpengine(opts: RtpengineOptions): Promise<EmbeddedRtpengine> {
+  const host = opts.host ?? '127.0.0.1';
+  if (opts.ngPort !== undefined && opts.cliPort !== undefined) return startOn(opts, opts.ngPort, opts.cliPort);
+  return onFreshPorts(opts.name ?? 'rtpengine', opts.log, async () => startOn(opts, opts.ngPort ?? (await freePort(host)), opts.cliPort ?? (await freePort(host))));
+}
+
+async function startOn(opts: RtpengineOptions, ngPort: number, cliPort: number): Promise<EmbeddedRtpengine> {
   const binary = findBinary('rtpengine', 'rtpengine-daemon');
   const host = opts.host ?? '127.0.0.1';
   const name = opts.name ?? 'rtpengine';
@@ -34,8 +44,8 @@ export async function startRtpengine(opts: {
       '--foreground',
       '--table=-1',
       `--interface=${host}`,
-      `--listen-ng=${host}:${opts.ngPort}`,
-      `--listen-cli=${host}:${opts.cliPort}`,
+      `--listen-ng=${host}:${ngPort}`,
+      `--listen-cli=${host}:${cliPort}`,
       `--port-min=${opts.portMin}`,
       `--port-max=${opts.portMax}`,
       '--log-stderr',
@@ -45,10 +55,10 @@ export async function startRtpengine(opts: {
     ],
     stateDir: opts.dataDir,
     log: opts.log,
-    ready: () => waitForNgPong(host, opts.ngPort, 10_000),
+    ready: () => waitForNgPong(host, ngPort, 10_000),
   });
   await proc.start();
-  return { ng: `${host}:${opts.ngPort}`, process: proc };
+  return { ng: `${host}:${ngPort}`, process: proc };
 }
 
 /**

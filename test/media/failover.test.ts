@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/process/logger.js';
-import { freePort, freePortRange } from '../../common/supervisor/ports.js';
+import { freePortRange } from '../../common/supervisor/ports.js';
 import { startRtpengine, type EmbeddedRtpengine } from '../../common/supervisor/rtpengine.js';
 import { toneFrequency, type TonePhone } from '../support/tone-phone.js';
 import { MediaHarness } from './harness.js';
@@ -69,7 +69,7 @@ describe('media-controller: an rtpengine that dies', () => {
 
     const ngPort = Number(victim.ng.slice(victim.ng.lastIndexOf(':') + 1));
     const range = await freePortRange(50);
-    revived = await startRtpengine({ ngPort, cliPort: await freePort(), portMin: range.min, portMax: range.max, dataDir: tmp, log: createLogger('revived', 'silent') });
+    revived = await startRtpengine({ ngPort, portMin: range.min, portMax: range.max, dataDir: tmp, log: createLogger('revived', 'silent') });
     await h.waitForEvent((e) => e.kind === 'rtpengine-back' && e.ng === victim.ng, 10_000);
     await h.ok({ op: 'bridge.destroy', bridgeId });
   });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createLogger } from '../../common/process/logger.js';
 import { startNatsServer, type EmbeddedNats } from '../../common/supervisor/nats-server.js';
 import { startRtpengine, type EmbeddedRtpengine } from '../../common/supervisor/rtpengine.js';
-import { freePort, freePortRange, onFreshPorts } from '../../common/supervisor/ports.js';
+import { freePortRange } from '../../common/supervisor/ports.js';
 
 const log = createLogger('test-infra', process.env.TEST_LOG_LEVEL ?? 'silent');
 
@@ -19,7 +19,7 @@ export interface TestNats extends EmbeddedNats {
 
 export async function startTestNats(): Promise<TestNats> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'huddle-nats-'));
-  const nats = await onFreshPorts('nats-server', log, async () => startNatsServer({ port: await freePort(), dataDir, log }));
+  const nats = await startNatsServer({ dataDir, log });
   return {
     ...nats,
     stop: async () => {
@@ -38,16 +38,7 @@ export interface TestRtpengine extends EmbeddedRtpengine {
 export async function startTestRtpengine(ports = 200): Promise<TestRtpengine> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'huddle-rtpengine-'));
   const range = await freePortRange(ports);
-  const rtp = await onFreshPorts('rtpengine', log, async () =>
-    startRtpengine({
-      ngPort: await freePort(),
-      cliPort: await freePort(),
-      portMin: range.min,
-      portMax: range.max,
-      dataDir,
-      log,
-    }),
-  );
+  const rtp = await startRtpengine({ portMin: range.min, portMax: range.max, dataDir, log });
   return {
     ...rtp,
     portMin: range.min,
