@@ -18,6 +18,7 @@ import { ClientTransaction, clientKey, ExpiryQueues, ServerTransaction, type Cli
 import { TcpTransport } from './transport/tcp.js';
 import type { Endpoint, Transport, TransportHandler, TransportProtocol } from './transport/transport.js';
 import { UdpTransport } from './transport/udp.js';
+import { Table } from './table.js';
 import type { Dialog, InviteOptions, ListenAddress, OutgoingInvite, RequestOptions, ResponseOptions, ServerRequest, SipStack, SipStackOptions, SubscribeOptions } from './types.js';
 import { OutgoingInviteImpl } from './client-invite.js';
 import { parseUri, socketHost } from './uri.js';
@@ -54,11 +55,11 @@ export class SipStackImpl implements SipStack, TransactionContext, TransportHand
   readonly expiry: ExpiryQueues;
   private readonly limits: ParseLimits;
   private readonly transports: Transport[] = [];
-  private readonly clientTx = new Map<string, ClientTransaction>();
-  private readonly serverTx = new Map<string, ServerTransaction>();
-  private readonly invites = new Map<string, ServerRequestImpl>();
-  private readonly dialogs = new Map<string, DialogImpl>();
-  private readonly pendingSubs = new Map<string, PendingSubscription>();
+  private readonly clientTx = new Table<ClientTransaction>();
+  private readonly serverTx = new Table<ServerTransaction>();
+  private readonly invites = new Table<ServerRequestImpl>();
+  private readonly dialogs = new Table<DialogImpl>();
+  private readonly pendingSubs = new Table<PendingSubscription>();
   private handler?: (req: ServerRequest) => void;
   private closing = false;
   private bound: ListenAddress[] = [];
