@@ -118,9 +118,8 @@ async function kamailio(scenarioDir: string, uacMediaPort: number): Promise<Targ
   const bin = findBinary('kamailio', 'kamailio');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-bench-kamailio-'));
   const uas = await startSippPeer(uasScenario(scenarioDir, uacMediaPort));
-  const ngPort = await freePort();
   const media = await freePortRange(10_000);
-  const rtp = await startRtpengine({ ngPort, portMin: media.min, portMax: media.max, dataDir: dir, log: createLogger('bench-rtpengine', 'warn'), name: 'rtpengine-kamailio' });
+  const rtp = await startRtpengine({ portMin: media.min, portMax: media.max, dataDir: dir, log: createLogger('bench-rtpengine', 'warn'), name: 'rtpengine-kamailio' });
   const port = await freePort();
   const args = [
     '-f', path.join(here, 'kamailio.cfg'), '-DD', '-E',

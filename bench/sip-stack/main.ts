@@ -1,10 +1,10 @@
 /**
  * `npm run bench:sip-stack`: a UAS on our stack against sipp at rising call rates, and the same
  * for Kamailio 5.6 (stateful t_reply and stateless sl_send_reply) from bench/sip-stack/kamailio.cfg.
- * Per target: the highest rate with 0 failed calls and 0 retransmissions, and CPU µs per call at
- * each rate (ours: process.cpuUsage of the UAS process; Kamailio: /proc ticks of all its processes).
- * The targets take turns for BENCH_ROUNDS rounds and the table shows each figure's median, so a
- * swing in the shared host's load hits all of them rather than one. BENCH_TARGETS (default
+ * Per target: the highest clean rate (see isClean), and CPU µs per call at each rate (ours:
+ * process.cpuUsage of the UAS process; Kamailio: /proc ticks of all its processes). The targets
+ * take turns for BENCH_ROUNDS rounds, so a swing in the shared host's load hits all of them rather
+ * than one, and the table shows each figure's median and least over the rounds. BENCH_TARGETS (default
  * ours,stateful,stateless) picks targets; ratios are printed when ours comes first. BENCH_NODE_FLAGS gives our
  * UAS Node/V8 flags, for experiments; BENCH_PIN=0 leaves CPU placement to the scheduler.
  */

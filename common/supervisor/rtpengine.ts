@@ -28,13 +28,12 @@ export interface RtpengineOptions {
  */
 export async function startRtpengine(opts: RtpengineOptions): Promise<EmbeddedRtpengine> {
   const host = opts.host ?? '127.0.0.1';
-  if (opts.ngPort !== undefined && opts.cliPort !== undefined) return startOn(opts, opts.ngPort, opts.cliPort);
-  return onFreshPorts(opts.name ?? 'rtpengine', opts.log, async () => startOn(opts, opts.ngPort ?? (await freePort(host)), opts.cliPort ?? (await freePort(host))));
+  if (opts.ngPort !== undefined && opts.cliPort !== undefined) return startOn(opts, host, opts.ngPort, opts.cliPort);
+  return onFreshPorts(opts.name ?? 'rtpengine', opts.log, async () => startOn(opts, host, opts.ngPort ?? (await freePort(host)), opts.cliPort ?? (await freePort(host))));
 }
 
-async function startOn(opts: RtpengineOptions, ngPort: number, cliPort: number): Promise<EmbeddedRtpengine> {
+async function startOn(opts: RtpengineOptions, host: string, ngPort: number, cliPort: number): Promise<EmbeddedRtpengine> {
   const binary = findBinary('rtpengine', 'rtpengine-daemon');
-  const host = opts.host ?? '127.0.0.1';
   const name = opts.name ?? 'rtpengine';
   const proc = new SupervisedProcess({
     name,
