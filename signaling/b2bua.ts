@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parse as parseSdp } from 'sdp-transform';
 import type { TlibOrigin } from '../common/nats/tlib-contract.js';
-import type { TEvent, TRequest } from '../tlib-api/model/messages.js';
+import type { TEvent, TRequest } from '../common/tlib/messages.js';
 import type { CallModel, ConferenceMember, IncomingFrom, ModelInput, ModelOutput, SipConnect } from './model/index.js';
 import type { MediaClient } from './media-client.js';
 import type { Dialog, Endpoint, OutgoingInvite, ServerRequest, SipRequest, SipStack } from './sip/index.js';

@@ -12,8 +12,8 @@ import { decodeJson, encodeJson } from '../common/nats/codec.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
 import type { TlibEventMessage, TlibGatewayAlive, TlibOrigin, TlibReplyMessage } from '../common/nats/tlib-contract.js';
 import { extractTrace, injectTrace } from '../common/nats/trace.js';
-import { ErrorCodes } from '../tlib-api/model/errors.js';
-import { TRequest, type TEvent } from '../tlib-api/model/messages.js';
+import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
+import { TRequest, type TEvent } from '../common/tlib/messages.js';
 
 const isRequest = checker(TRequest);
 
@@ -144,7 +144,7 @@ export class TlibService {
       this.log.error({ err: (err as Error).stack, request: request.request }, 'T-Library handler threw');
       this.requests.inc({ request: request.request, result: String(ErrorCodes.UnknownError) });
       return {
-        events: [{ event: 'EventError', ReferenceID: request.ReferenceID, ThisDN: request.ThisDN, ErrorCode: ErrorCodes.UnknownError, ErrorMessage: (err as Error).message }],
+        events: [errorEvent(ErrorCodes.UnknownError, (err as Error).message, { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN })],
       };
     } finally {
       end();
@@ -158,5 +158,5 @@ function referenceOf(request: unknown): number | undefined {
 }
 
 function invalid(referenceId: number | undefined, message: string): TEvent {
-  return { event: 'EventError', ReferenceID: referenceId, ErrorCode: ErrorCodes.InvalidAttribute, ErrorMessage: message };
+  return errorEvent(ErrorCodes.InvalidAttribute, message, { ReferenceID: referenceId });
 }

@@ -6,7 +6,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { decodeJson, encodeJson } from '../../common/nats/codec.js';
 import { QueueGroups, Subjects } from '../../common/nats/subjects.js';
 import type { TlibEventMessage, TlibReplyMessage, TlibRequestMessage } from '../../common/nats/tlib-contract.js';
-import type { TEvent } from '../../tlib-api/model/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 
 export class BenchResponder {
   private readonly sub: Subscription;

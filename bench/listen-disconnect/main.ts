@@ -19,7 +19,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { TlibClient } from '../../tlib-api/client/index.js';
-import type { TEvent } from '../../tlib-api/model/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 import { metric, startHuddle, SUPERVISOR_TOKEN, type BenchDN, type Huddle } from '../common/huddle.js';
 import { loadLine, percentile, sleep, treeCpuUs } from '../common/proc.js';
 import { HEARD, MUSIC, TONE } from './audio.js';

@@ -19,7 +19,7 @@
  * A request that signaling does not answer within the gateway's timeout (5 s) becomes
  * EventError 57 for the client.
  */
-import type { TEvent, TRequest } from '../../tlib-api/model/messages.js';
+import type { TEvent, TRequest } from '../tlib/messages.js';
 
 export interface TlibOrigin {
   gateway: string;

@@ -314,7 +314,8 @@ describe('registration and QueryCall', () => {
     const h = new Harness();
     h.register('7001');
     expect(h.model.stats().registeredDns).toBe(1);
-    expect(h.handle({ kind: 'tlib.clientGone', origin: Desk })).toEqual([]);
+    // Its gateway unregisters each DN it had, with ReferenceID 0 (tlib-contract.ts).
+    expect(summary(h.req('UnregisterAddress', { ThisDN: '7001', ReferenceID: 0 }))).toEqual(['reply EventUnregistered']);
     expect(h.model.stats().registeredDns).toBe(0);
     expect(summary(h.req('MakeCall', { ThisDN: '7001', OtherDN: '7002' }))).toEqual(['reply EventError 41']);
   });

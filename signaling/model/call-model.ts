@@ -4,6 +4,7 @@
  * timers, no clock or randomness of its own: all of that comes from ModelEnv.
  */
 import type { MediaCommand } from '../../common/nats/media-contract.js';
+import { errorEvent } from '../../common/tlib/errors.js';
 import { Engine } from './engine.js';
 import { RequestError } from './errors.js';
 import { applyRequest, checkRequest } from './requests.js';
@@ -24,11 +25,6 @@ export class CallModel {
     switch (input.kind) {
       case 'tlib.request':
         return this.request(input, time);
-      case 'tlib.clientGone': {
-        const key = originKey(input.origin);
-        this.forgetRegistrations((origin) => origin === key);
-        return [];
-      }
       case 'tlib.gatewayGone': {
         const prefix = originKey({ gateway: input.gateway, client: '' });
         this.forgetRegistrations((origin) => origin.startsWith(prefix));
@@ -52,15 +48,13 @@ export class CallModel {
     } catch (err) {
       if (!(err instanceof RequestError)) throw err;
       const ref = (request as { ReferenceID?: unknown }).ReferenceID;
-      const event: ModelOutput = {
-        kind: 'tlib.reply',
-        origin,
-        event: { event: 'EventError', ErrorCode: err.code, ErrorMessage: err.message, Time: time },
+      const about = {
+        ReferenceID: typeof ref === 'number' ? ref : undefined,
+        ThisDN: typeof request.ThisDN === 'string' ? request.ThisDN : undefined,
+        ConnID: typeof request.ConnID === 'string' ? request.ConnID : undefined,
+        Time: time,
       };
-      if (typeof ref === 'number') event.event.ReferenceID = ref;
-      if (typeof request.ThisDN === 'string') event.event.ThisDN = request.ThisDN;
-      if (typeof request.ConnID === 'string') event.event.ConnID = request.ConnID;
-      return [event];
+      return [{ kind: 'tlib.reply', origin, event: errorEvent(err.code, err.message, about) }];
     }
   }
 

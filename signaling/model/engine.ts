@@ -3,8 +3,9 @@
  * change produces. Request validation lives in requests.ts; this file assumes valid arguments.
  */
 import type { MediaCommand } from '../../common/nats/media-contract.js';
-import type { CallState, CallType, DNRole } from '../../tlib-api/model/enums.js';
-import type { TEvent } from '../../tlib-api/model/messages.js';
+import { errorEvent } from '../../common/tlib/errors.js';
+import type { CallState, CallType, DNRole } from '../../common/tlib/enums.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 import { ConnIDRe } from './ids.js';
 import { conferenceMembers, lctExtensions } from './reports.js';
 import { Store, type AppliedMedia, type Call, type Leg, type Party, type PendingReply } from './state.js';
@@ -288,7 +289,7 @@ export class Engine {
       const code = cause.status === 404 || cause.status === 484 ? 71 : cause.status === 486 || cause.status === 600 ? 566 : 50;
       step.event(
         pending.dn,
-        { event: 'EventError', ThisDN: pending.dn, ConnID: call.connId, OtherDN: party.alias, ErrorCode: code, ErrorMessage: `${party.alias} did not join the conference: ${why}` },
+        errorEvent(code, `${party.alias} did not join the conference: ${why}`, { ThisDN: pending.dn, ConnID: call.connId, OtherDN: party.alias }),
         pending,
       );
     }

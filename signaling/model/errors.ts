@@ -1,5 +1,5 @@
 /** A refused T-Library request: becomes an EventError to the requester and changes nothing. */
-import { ErrorCodes, type ErrorCodeName } from '../../tlib-api/model/errors.js';
+import { ErrorCodes, type ErrorCodeName } from '../../common/tlib/errors.js';
 
 export class RequestError extends Error {
   readonly code: number;

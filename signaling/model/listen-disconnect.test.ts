@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { TRequest } from '../../tlib-api/model/messages.js';
+import type { TRequest } from '../../common/tlib/messages.js';
 import { Desk, events, Harness, lctOf, MusicLD, summary } from './test-harness.js';
 
 /** 7001 (leg-1) calls 7002 (leg-2), 7001 adds 7003 (leg-3); all three desktops registered. */

@@ -44,7 +44,8 @@ describe('gateways that go away', () => {
     expect(h.model.stats().registeredDns).toBe(1);
     const refused = h.req('HoldCall', { ThisDN: '7001', ConnID: '0000000000000009' }, viaOne);
     expect(refused.map((o) => (o.kind === 'tlib.reply' ? o.event.ErrorCode : undefined))).toEqual([41]);
-    h.handle({ kind: 'tlib.clientGone', origin: viaTwo });
+    // A client that goes away: its gateway unregisters each of its DNs with ReferenceID 0.
+    h.req('UnregisterAddress', { ThisDN: '7001', ReferenceID: 0 }, viaTwo);
     expect(h.model.stats().registeredDns).toBe(0);
   });
 });

@@ -3,8 +3,8 @@
  * applied through the engine's transitions.
  */
 import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
-import type { RequestName } from '../../tlib-api/model/enums.js';
-import type { TEvent, TRequest } from '../../tlib-api/model/messages.js';
+import type { RequestName } from '../../common/tlib/enums.js';
+import type { TEvent, TRequest } from '../../common/tlib/messages.js';
 import { isPhone, type Destination, type Engine, type LeaveCause } from './engine.js';
 import { refuse } from './errors.js';
 import { ConnIDRe } from './ids.js';

@@ -132,7 +132,7 @@ function mediaEvent(engine: Engine, step: Step, event: MediaEvent): void {
   }
 }
 
-export function applyFact(engine: Engine, step: Step, input: Exclude<ModelInput, { kind: 'tlib.request' | 'tlib.clientGone' | 'tlib.gatewayGone' }>): void {
+export function applyFact(engine: Engine, step: Step, input: Exclude<ModelInput, { kind: 'tlib.request' | 'tlib.gatewayGone' }>): void {
   switch (input.kind) {
     case 'sip.incoming':
       return incoming(engine, step, input.sipRef, input.from, input.to);

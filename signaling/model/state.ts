@@ -1,6 +1,6 @@
 /** The model's internal state: calls, their parties, and the media legs the parties use. */
 import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
-import type { CallType, DNRole } from '../../tlib-api/model/enums.js';
+import type { CallType, DNRole } from '../../common/tlib/enums.js';
 import type { PartyState } from './types.js';
 
 /** A request whose answering event comes later (AnswerCall, SingleStepConference). */

@@ -7,7 +7,7 @@
  */
 import type { MediaCommand } from '../../common/nats/media-contract.js';
 import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
-import type { TEvent } from '../../tlib-api/model/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 import type { PendingReply } from './state.js';
 import type { ModelOutput } from './types.js';
 

@@ -4,8 +4,8 @@
  */
 import type { TServerOptions } from '../../common/config/schema.js';
 import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
-import type { RequestName } from '../../tlib-api/model/enums.js';
-import type { TEvent, TRequest } from '../../tlib-api/model/messages.js';
+import type { RequestName } from '../../common/tlib/enums.js';
+import type { TEvent, TRequest } from '../../common/tlib/messages.js';
 import { CallModel } from './call-model.js';
 import { counterIds } from './ids.js';
 import type { CallView, DnConfig, ModelInput, ModelOutput } from './types.js';

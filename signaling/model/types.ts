@@ -6,8 +6,8 @@
 import type { DNOptions, DNType, TServerOptions } from '../../common/config/schema.js';
 import type { MediaCommand, MediaEvent } from '../../common/nats/media-contract.js';
 import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
-import type { CallType, DNRole } from '../../tlib-api/model/enums.js';
-import type { TEvent, TRequest } from '../../tlib-api/model/messages.js';
+import type { CallType, DNRole } from '../../common/tlib/enums.js';
+import type { TEvent, TRequest } from '../../common/tlib/messages.js';
 
 /** A SipDN as the model needs it (the spec without its cluster). */
 export interface DnConfig {
@@ -64,7 +64,6 @@ export interface RemoteIdentity {
 export type ModelInput =
   | { kind: 'tlib.request'; request: TRequest; origin: TlibOrigin }
   /** A T-Library client went away: its registrations end. */
-  | { kind: 'tlib.clientGone'; origin: TlibOrigin }
   /** A gateway stopped or stopped answering: the registrations of all its clients end. */
   | { kind: 'tlib.gatewayGone'; gateway: string }
   /** A new INVITE. sipRef is the adapter's handle for it until the model names its leg (sip.connect inbound). */

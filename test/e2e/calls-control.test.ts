@@ -5,7 +5,7 @@
  * the call or its audio. The SIP and call metrics follow the calls.
  */
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import type { TEvent } from '../../tlib-api/model/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 import { TlibClient, TlibError } from '../../tlib-api/client/index.js';
 import { SipPhone } from '../support/sip-phone.js';
 import { callEvents, exactly, metric, Site, until, type Agent } from './site.js';

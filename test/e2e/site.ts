@@ -19,7 +19,7 @@ import { freePort, freePortRange } from '../../common/supervisor/ports.js';
 import { startMediaController } from '../../media-controller/component.js';
 import { startSignaling } from '../../signaling/component.js';
 import { TlibClient } from '../../tlib-api/client/index.js';
-import type { TEvent } from '../../tlib-api/model/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 import { startGateway } from '../../tlib-api/gateway/component.js';
 import { startTestNats, startTestRtpengine, type TestNats, type TestRtpengine } from '../support/infra.js';
 import { SipPhone } from '../support/sip-phone.js';

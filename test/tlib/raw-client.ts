@@ -1,6 +1,6 @@
 /** A bare WebSocket speaking the wire protocol by hand, to test the gateway without the SDK. */
 import { WebSocket, type ClientOptions } from 'ws';
-import type { TEvent } from '../../tlib-api/model/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 
 export interface RawClient {
   ws: WebSocket;

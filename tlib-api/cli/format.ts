@@ -1,5 +1,5 @@
 /** How `tlib` prints events: one line per event for people, or the JSON frame for scripts. */
-import type { TEvent } from '../model/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 
 const HEAD = ['ThisDN', 'OtherDN', 'ThirdPartyDN', 'ConnID', 'PreviousConnID', 'CallState', 'ThisDNRole', 'OtherDNRole', 'ThirdPartyDNRole', 'CallType', 'ReferenceID'] as const;
 

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { TlibClient, TlibConnectError, TlibError, type KeyValue } from '../client/index.js';
-import type { TEvent } from '../model/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 import { formatEvent } from './format.js';
 
 const USAGE = `usage: tlib <command> [options]

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { conference, type Agent } from '../../test/e2e/site.js';
 import { startTlibSite, type TlibSite } from '../../test/tlib/harness.js';
-import type { TEvent } from '../model/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 import { TlibClient, TlibConnectError, TlibError } from './index.js';
 
 let h: TlibSite;

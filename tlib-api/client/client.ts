@@ -7,9 +7,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
-import { ErrorCodes } from '../model/errors.js';
-import type { RequestName } from '../model/enums.js';
-import type { TEvent, TRequest } from '../model/messages.js';
+import { ErrorCodes } from '../../common/tlib/errors.js';
+import type { RequestName } from '../../common/tlib/enums.js';
+import type { TEvent, TRequest } from '../../common/tlib/messages.js';
 
 export type KeyValue = Record<string, string | number | boolean>;
 

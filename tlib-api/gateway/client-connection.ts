@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
-import type { TEvent } from '../model/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 import type { Principal } from './auth.js';
 
 /** Close codes the gateway uses (sent with a human-readable reason). */

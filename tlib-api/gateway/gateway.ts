@@ -17,14 +17,14 @@ import type { TlibEventMessage, TlibGatewayAlive, TlibOrigin, TlibReplyMessage, 
 import type { ComponentContext } from '../../common/process/component.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { parseHostPort } from '../../common/process/http.js';
-import { ErrorCodes } from '../model/errors.js';
-import type { TEvent, TRequest } from '../model/messages.js';
+import { ErrorCodes, errorEvent } from '../../common/tlib/errors.js';
+import type { TEvent, TRequest } from '../../common/tlib/messages.js';
 import { pageHandler, staticDir } from '../page/serve.js';
 import { TokenFile } from './token-file.js';
 import { authenticate, bearerToken, mayUse, type JwtKeys, type Principal } from './auth.js';
 import { ClientConnection, CloseCodes } from './client-connection.js';
 import { gatewayMetrics } from './metrics.js';
-import { errorEvent, parseFrame } from './protocol.js';
+import { parseFrame } from './protocol.js';
 
 export interface GatewayOptions {
   /** host:port to listen on; default spec.gateway.listen. Port 0 picks a free one. */
@@ -159,13 +159,13 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
       reply = await ctx.nc.request(subject, encodeJson(body), { timeout: requestTimeoutMs, headers: injectTrace() });
     } catch (err) {
       if (err instanceof natsErrors.RequestError && err.isNoResponders()) {
-        return { result: 'unavailable', events: [errorEvent(ErrorCodes.OutOfService, 'Out of service: no signaling service answers for this site', request.ReferenceID, thisDN)] };
+        return { result: 'unavailable', events: [errorEvent(ErrorCodes.OutOfService, 'Out of service: no signaling service answers for this site', { ReferenceID: request.ReferenceID, ThisDN: thisDN })] };
       }
       if (err instanceof natsErrors.TimeoutError) {
-        return { result: 'timeout', events: [errorEvent(ErrorCodes.Timeout, `Timeout: signaling did not answer ${request.request} within ${requestTimeoutMs} ms`, request.ReferenceID, thisDN)] };
+        return { result: 'timeout', events: [errorEvent(ErrorCodes.Timeout, `Timeout: signaling did not answer ${request.request} within ${requestTimeoutMs} ms`, { ReferenceID: request.ReferenceID, ThisDN: thisDN })] };
       }
       log.warn({ request: request.request, err: (err as Error).message }, 'T-Library request over NATS failed');
-      return { result: 'unavailable', events: [errorEvent(ErrorCodes.OutOfService, `Out of service: ${(err as Error).message}`, request.ReferenceID, thisDN)] };
+      return { result: 'unavailable', events: [errorEvent(ErrorCodes.OutOfService, `Out of service: ${(err as Error).message}`, { ReferenceID: request.ReferenceID, ThisDN: thisDN })] };
     }
     let message: TlibReplyMessage;
     try {
@@ -173,7 +173,7 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
       if (!Array.isArray(message?.events) || !message.events.every((e) => typeof e?.event === 'string')) throw new Error('no events array');
     } catch (err) {
       log.error({ request: request.request, err: (err as Error).message }, 'malformed reply from signaling');
-      return { result: 'error', events: [errorEvent(ErrorCodes.UnknownError, 'Unknown error: malformed reply from signaling', request.ReferenceID, thisDN)] };
+      return { result: 'error', events: [errorEvent(ErrorCodes.UnknownError, 'Unknown error: malformed reply from signaling', { ReferenceID: request.ReferenceID, ThisDN: thisDN })] };
     }
     const failed = message.events.some((e) => e.event === 'EventError');
     return { result: failed ? 'error' : 'ok', events: message.events };
@@ -184,7 +184,7 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
     const thisDN = request.ThisDN!;
     const name = request.request;
     if (!mayUse(client.principal, thisDN)) {
-      answer(client, name, 'forbidden', [errorEvent(ErrorCodes.InvalidAttribute, `ThisDN ${thisDN} is not allowed for this client's token`, request.ReferenceID, thisDN)]);
+      answer(client, name, 'forbidden', [errorEvent(ErrorCodes.InvalidAttribute, `ThisDN ${thisDN} is not allowed for this client's token`, { ReferenceID: request.ReferenceID, ThisDN: thisDN })]);
       return;
     }
     if (name === 'RegisterAddress') {
@@ -197,7 +197,7 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
       return;
     }
     if (!client.registered.has(thisDN)) {
-      answer(client, name, 'error', [errorEvent(ErrorCodes.NotRegistered, `DN ${thisDN} is not registered by this client: send RegisterAddress first`, request.ReferenceID, thisDN)]);
+      answer(client, name, 'error', [errorEvent(ErrorCodes.NotRegistered, `DN ${thisDN} is not registered by this client: send RegisterAddress first`, { ReferenceID: request.ReferenceID, ThisDN: thisDN })]);
       return;
     }
     if (name === 'UnregisterAddress') removeRegistration(client, thisDN);
@@ -218,7 +218,7 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
     }
     handleRequest(client, parsed.request).catch((err: Error) => {
       log.error({ err: err.stack }, 'request handling failed');
-      answer(client, parsed.request.request, 'error', [errorEvent(ErrorCodes.UnknownError, `Unknown error: ${err.message}`, parsed.request.ReferenceID)]);
+      answer(client, parsed.request.request, 'error', [errorEvent(ErrorCodes.UnknownError, `Unknown error: ${err.message}`, { ReferenceID: parsed.request.ReferenceID })]);
     });
   };
 

@@ -3,19 +3,12 @@
  * EventError 53 whose ErrorMessage names the problem (and the request's ReferenceID when it has one).
  */
 import { checker } from '../../common/config/check.js';
-import { ErrorCodes } from '../model/errors.js';
-import { TRequest, type TEvent } from '../model/messages.js';
+import { ErrorCodes, errorEvent } from '../../common/tlib/errors.js';
+import { TRequest, type TEvent } from '../../common/tlib/messages.js';
 
 const checkRequest = checker(TRequest);
 
 export type ParsedFrame = { ok: true; request: TRequest } | { ok: false; error: TEvent };
-
-export function errorEvent(code: number, message: string, referenceID?: number, thisDN?: string): TEvent {
-  const event: TEvent = { event: 'EventError', ErrorCode: code, ErrorMessage: message };
-  if (referenceID !== undefined) event.ReferenceID = referenceID;
-  if (thisDN !== undefined) event.ThisDN = thisDN;
-  return event;
-}
 
 export function parseFrame(data: string): ParsedFrame {
   let value: unknown;
@@ -44,5 +37,5 @@ export function parseFrame(data: string): ParsedFrame {
 }
 
 function invalid(message: string, referenceID?: number): ParsedFrame {
-  return { ok: false, error: errorEvent(ErrorCodes.InvalidAttribute, message, referenceID) };
+  return { ok: false, error: errorEvent(ErrorCodes.InvalidAttribute, message, { ReferenceID: referenceID }) };
 }

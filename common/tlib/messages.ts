@@ -6,7 +6,7 @@
  *   event:   {"event":"EventListenDisconnected","ReferenceID":7,"ThisDN":"7001",...,"CallState":"Held"}
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { StringEnum } from '../../common/config/schema.js';
+import { StringEnum } from '../config/schema.js';
 import { CallStates, RequestNames, type AddressTypes, type CallState, type CallTypes, type DNRoles, type EventIds } from './enums.js';
 
 /** 16 hexadecimal digits, as SIP Server prints a ConnID. */
