@@ -2,9 +2,14 @@
  * What the model reports about a call's parties: the LCTParty list (Call Participant Info,
  * EventUserEvent Extensions) and the RFC 4575 conference member list.
  */
-import type { Engine } from './engine.js';
-import type { Call, Party } from './state.js';
-import type { ConferenceMember, EndpointStatus } from './types.js';
+import type { Call, Party, Store } from './state.js';
+import type { ConferenceMember, EndpointStatus, ModelEnv } from './types.js';
+
+/** What a report reads of the model: DN configuration and where each leg is. */
+export interface ReportSource {
+  readonly env: Pick<ModelEnv, 'dn'>;
+  readonly store: Pick<Store, 'legs'>;
+}
 
 /** Parties listed in LCTParty: those connected to the call, in join order. */
 function listedParties(call: Call): Party[] {
@@ -12,7 +17,7 @@ function listedParties(call: Call): Party[] {
 }
 
 /** LCTParty<n>_type (extended): how the party is reached. */
-function reachType(engine: Engine, party: Party): string {
+function reachType(engine: ReportSource, party: Party): string {
   if (party.trunk !== undefined) return engine.env.dn(party.trunk)?.options['sip-server-inter-trunk'] === true ? 'InterTrunk' : 'Trunk';
   return party.dn === undefined ? 'Unknown' : (engine.env.dn(party.dn)?.type ?? 'Unknown');
 }
@@ -23,7 +28,7 @@ function reachType(engine: Engine, party: Party): string {
  * LCTParty<n>_type (Extension | ACDPosition | Trunk | InterTrunk), LCTParty<n>_trunk (the Trunk DN
  * the party is reached through), LCTParty<n>_disconnectedBy (who listen-disconnected it).
  */
-export function lctExtensions(engine: Engine, call: Call, extended: boolean): Record<string, string | number> {
+export function lctExtensions(engine: ReportSource, call: Call, extended: boolean): Record<string, string | number> {
   const ext: Record<string, string | number> = {};
   listedParties(call).forEach((p, n) => {
     const key = `LCTParty${n}`;
@@ -40,7 +45,7 @@ export function lctExtensions(engine: Engine, call: Call, extended: boolean): Re
   return ext;
 }
 
-function endpointStatus(engine: Engine, call: Call, party: Party): EndpointStatus {
+function endpointStatus(engine: ReportSource, call: Call, party: Party): EndpointStatus {
   const leg = engine.store.legs.get(party.legId);
   if (party.state !== 'Established') {
     if (leg?.direction === 'inbound') return 'dialing-in';
@@ -50,7 +55,7 @@ function endpointStatus(engine: Engine, call: Call, party: Party): EndpointStatu
   return 'connected';
 }
 
-export function conferenceMembers(engine: Engine, call: Call): ConferenceMember[] {
+export function conferenceMembers(engine: ReportSource, call: Call): ConferenceMember[] {
   return call.parties.map((p) => {
     const status = endpointStatus(engine, call, p);
     const member: ConferenceMember = { alias: p.alias, location: p.location, role: p.role, status, media: status === 'connected' ? 'sendrecv' : 'inactive' };
