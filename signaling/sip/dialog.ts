@@ -27,7 +27,7 @@ interface AnswerRetransmit {
   interval: number;
 }
 
-export interface DialogInit {
+interface DialogInit {
   role: 'uac' | 'uas';
   callId: string;
   localTag: string;
@@ -77,7 +77,8 @@ export class DialogImpl implements Dialog {
   /** ACKs we sent for 2xx, by CSeq: re-sent when the 2xx is retransmitted (§13.2.2.4). */
   private readonly acks = new Map<number, { ack: SipRequest; dest: Endpoint; transport: Transport }>();
 
-  constructor(
+  /** Through the factories below, which also add the dialog to the core's table. */
+  private constructor(
     private readonly core: DialogCore<DialogImpl>,
     init: DialogInit,
   ) {

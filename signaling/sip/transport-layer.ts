@@ -45,7 +45,8 @@ export class TransportLayer implements TransportHandler {
   private readonly limits: ParseLimits;
   private readonly advertisedHosts = new Map<Transport, string>();
   private bound: ListenAddress[] = [];
-  private user: TransportUser | undefined;
+  /** Set by listen(), before any transport can deliver a message. */
+  private user!: TransportUser;
 
   constructor(
     private readonly opts: SipStackOptions,
@@ -163,8 +164,8 @@ export class TransportLayer implements TransportHandler {
     try {
       if (msg instanceof SipRequest) {
         stampVia(msg, source);
-        this.user!.receiveRequest(msg, source, transport);
-      } else this.user!.receiveResponse(msg);
+        this.user.receiveRequest(msg, source, transport);
+      } else this.user.receiveResponse(msg);
     } catch (err) {
       // A TU bug must not take the socket loop down; the peer sees a 500 when it was a request.
       this.log?.error({ err }, 'error handling SIP message');
