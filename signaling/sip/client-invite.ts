@@ -1,12 +1,14 @@
 /** An outgoing INVITE (§13.2): provisional responses, forks, ACK for 2xx, CANCEL (§9.1), one auth retry. */
 import type { TimerHandle } from './clock.js';
+import type { InviteCore } from './core.js';
 import { authorize } from './digest.js';
-import type { DialogImpl } from './dialog.js';
+import { DialogImpl } from './dialog.js';
 import { parseNameAddr } from './headers.js';
 import { SipRequest, type SipResponse } from './message.js';
-import type { SipStackImpl } from './stack.js';
+import { sixtyFourT1 } from './timers.js';
 import { sameTransactionRequest, type ClientTransaction } from './transaction.js';
-import type { Endpoint, Transport } from './transport/transport.js';
+import type { Hop } from './transport-layer.js';
+import type { Endpoint } from './transport/transport.js';
 import type { InviteOptions, InviteResult, OutgoingInvite } from './types.js';
 import { asNameAddr } from './util.js';
 
@@ -23,12 +25,12 @@ export class OutgoingInviteImpl implements OutgoingInvite {
   private authTried = false;
   private tx?: ClientTransaction;
   private current?: SipRequest;
-  private hop?: { dest: Endpoint; transport: Transport };
+  private hop?: Hop;
   private cancelGuard?: TimerHandle;
   private readonly dialogs = new Map<string, DialogImpl>();
 
   constructor(
-    private readonly core: SipStackImpl,
+    private readonly core: InviteCore<DialogImpl>,
     private readonly target: string,
     private readonly opts: InviteOptions,
   ) {
@@ -100,7 +102,7 @@ export class OutgoingInviteImpl implements OutgoingInvite {
       return;
     }
     const { dest, transport } = this.hop!;
-    const dialog = this.core.createUacDialog(req, res, transport, this.opts.destination);
+    const dialog = DialogImpl.uac(this.core, req, res, transport, this.opts.destination);
     this.dialogs.set(tag, dialog);
     const extra = this.opts.ack && !this.settled ? await this.opts.ack(res) : {};
     const ack = dialog.buildAck(req, extra);
@@ -141,7 +143,7 @@ export class OutgoingInviteImpl implements OutgoingInvite {
     this.core.addUserAgent(c);
     this.core.startPrepared(c, tx.dest, tx.transport, { onResponse: () => undefined, onFailure: () => undefined }, tx.branch);
     // §9.1: without a final response 64*T1 after the CANCEL, the INVITE transaction is given up.
-    this.cancelGuard = this.core.clock.setTimer(64 * this.core.timers.t1, () => {
+    this.cancelGuard = this.core.clock.setTimer(sixtyFourT1(this.core.timers), () => {
       tx.terminate();
       this.finish({ ok: false, status: 408, reason: 'No final response after CANCEL' });
     });

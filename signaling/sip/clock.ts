@@ -4,9 +4,19 @@ export interface TimerHandle {
   cancel(): void;
 }
 
+/** What a timer that is never cancelled ends. */
+export interface Expirable {
+  expire(): void;
+}
+
 export interface Clock {
   now(): number;
   setTimer(ms: number, fn: () => void): TimerHandle;
+  /**
+   * Calls `item.expire()` after `ms`, for the long fixed waits that only end something (Timers D,
+   * I, J, K, L, M): no handle and no closure per timer. What ended earlier ignores its expiry.
+   */
+  expireAfter(ms: number, item: Expirable): void;
 }
 
 /**
@@ -16,35 +26,37 @@ export interface Clock {
  */
 class DelayQueue {
   private readonly at: number[] = [];
-  private readonly fns: ((() => void) | undefined)[] = [];
+  /** A callback (cancellable through a handle) or an Expirable (never cancelled); undefined once fired or cancelled. */
+  private readonly due: (Expirable | (() => void) | undefined)[] = [];
   /** Index of the first pending entry; entries before it have fired or were cancelled. */
   private head = 0;
-  /** Sequence number of fns[0], so handles stay valid when the arrays are compacted. */
+  /** Sequence number of due[0], so handles stay valid when the arrays are compacted. */
   private base = 0;
   private armed = false;
 
   constructor(private readonly ms: number) {}
 
-  add(fn: () => void): QueuedTimer {
-    const seq = this.base + this.fns.length;
+  /** Queues an entry; returns its sequence number for cancel(). */
+  add(entry: Expirable | (() => void)): number {
+    const seq = this.base + this.due.length;
     this.at.push(performance.now() + this.ms);
-    this.fns.push(fn);
+    this.due.push(entry);
     if (!this.armed) this.arm();
-    return new QueuedTimer(this, seq);
+    return seq;
   }
 
   cancel(seq: number): void {
     const i = seq - this.base;
     // Dropping the callback releases what it holds (a transaction, a dialog) at once.
-    if (i >= this.head && i < this.fns.length) this.fns[i] = undefined;
+    if (i >= this.head && i < this.due.length) this.due[i] = undefined;
   }
 
   private arm(): void {
-    while (this.head < this.fns.length && this.fns[this.head] === undefined) this.head++;
-    if (this.head === this.fns.length) {
-      this.base += this.fns.length;
+    while (this.head < this.due.length && this.due[this.head] === undefined) this.head++;
+    if (this.head === this.due.length) {
+      this.base += this.due.length;
       this.at.length = 0;
-      this.fns.length = 0;
+      this.due.length = 0;
       this.head = 0;
       this.armed = false;
       return;
@@ -56,16 +68,17 @@ class DelayQueue {
   private fire(): void {
     const now = performance.now();
     try {
-      while (this.head < this.fns.length && this.at[this.head]! <= now) {
-        const fn = this.fns[this.head];
-        this.fns[this.head] = undefined;
+      while (this.head < this.due.length && this.at[this.head]! <= now) {
+        const entry = this.due[this.head];
+        this.due[this.head] = undefined;
         this.head++;
-        fn?.();
+        if (typeof entry === 'function') entry();
+        else entry?.expire();
       }
     } finally {
-      if (this.head > 1024 && this.head * 2 > this.fns.length) {
+      if (this.head > 1024 && this.head * 2 > this.due.length) {
         this.at.splice(0, this.head);
-        this.fns.splice(0, this.head);
+        this.due.splice(0, this.head);
         this.base += this.head;
         this.head = 0;
       }
@@ -87,17 +100,25 @@ class QueuedTimer implements TimerHandle {
 
 const delayQueues = new Map<number, DelayQueue>();
 
+function delayQueue(ms: number): DelayQueue {
+  const delay = Math.max(0, Math.round(ms));
+  let q = delayQueues.get(delay);
+  if (!q) {
+    q = new DelayQueue(delay);
+    delayQueues.set(delay, q);
+  }
+  return q;
+}
+
 /** Wall clock; timers do not keep the process alive (unref). */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
-    const delay = Math.max(0, Math.round(ms));
-    let q = delayQueues.get(delay);
-    if (!q) {
-      q = new DelayQueue(delay);
-      delayQueues.set(delay, q);
-    }
-    return q.add(fn);
+    const q = delayQueue(ms);
+    return new QueuedTimer(q, q.add(fn));
+  },
+  expireAfter(ms, item) {
+    delayQueue(ms).add(item);
   },
 };
 
@@ -122,6 +143,10 @@ export class FakeClock implements Clock {
     const p: Pending = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
     this.pending.push(p);
     return { cancel: () => (p.cancelled = true) };
+  }
+
+  expireAfter(ms: number, item: Expirable): void {
+    this.setTimer(ms, () => item.expire());
   }
 
   /** Moves time forward by ms, firing due timers (including ones they schedule) in order. */

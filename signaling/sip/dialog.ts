@@ -1,10 +1,12 @@
-/** Dialogs (§12-§15) and the server-side request object handed to the TU. */
+/** Dialogs (§12-§15): in-dialog requests both ways, ACK for 2xx, 2xx retransmission until the ACK. */
 import type { TimerHandle } from './clock.js';
-import { SipRequest, type SipResponse } from './message.js';
-import type { SipStackImpl } from './stack.js';
+import type { DialogCore } from './core.js';
+import { parseNameAddr } from './headers.js';
+import { localResponse, SipRequest, type SipResponse } from './message.js';
+import { firstRetransmit, nextTimerG, sixtyFourT1 } from './timers.js';
 import type { ServerTransaction } from './transaction.js';
 import type { Endpoint, Transport } from './transport/transport.js';
-import type { Dialog, DialogRequestOptions, DialogTermination, ResponseOptions, ServerRequest, TerminationCause } from './types.js';
+import type { Dialog, DialogRequestOptions, DialogTermination, ServerRequest, TerminationCause } from './types.js';
 import { applyBody, applyHeaders } from './util.js';
 
 export function dialogKey(callId: string, localTag: string, remoteTag: string): string {
@@ -25,7 +27,7 @@ interface AnswerRetransmit {
   interval: number;
 }
 
-export interface DialogInit {
+interface DialogInit {
   role: 'uac' | 'uas';
   callId: string;
   localTag: string;
@@ -75,8 +77,9 @@ export class DialogImpl implements Dialog {
   /** ACKs we sent for 2xx, by CSeq: re-sent when the 2xx is retransmitted (§13.2.2.4). */
   private readonly acks = new Map<number, { ack: SipRequest; dest: Endpoint; transport: Transport }>();
 
-  constructor(
-    private readonly core: SipStackImpl,
+  /** Through the factories below, which also add the dialog to the core's table. */
+  private constructor(
+    private readonly core: DialogCore<DialogImpl>,
     init: DialogInit,
   ) {
     this.role = init.role;
@@ -95,6 +98,69 @@ export class DialogImpl implements Dialog {
     if (init.destination) this.destination = init.destination;
     this.id = dialogKey(this.callId, this.localTag, this.remoteTag);
     this.terminated = new Promise((resolve) => (this.resolveTerminated = resolve));
+  }
+
+  /** §12.1.2: the dialog a 2xx to our INVITE or SUBSCRIBE creates, added to the core's table. */
+  static uac(core: DialogCore<DialogImpl>, req: SipRequest, res: SipResponse, transport: Transport, destination?: Endpoint): DialogImpl {
+    const d = new DialogImpl(core, {
+      role: 'uac',
+      callId: req.callId,
+      localTag: req.fromTag ?? '',
+      remoteTag: res.toTag ?? '',
+      localUri: req.get('from')!,
+      remoteUri: res.get('to')!,
+      remoteTarget: contactUri(res) ?? req.uri,
+      routeSet: res.getAll('record-route').reverse(),
+      localSeq: req.cseq.seq,
+      initialRequest: req,
+      transport,
+      ...(destination ? { destination } : {}),
+    });
+    core.addDialog(d);
+    return d;
+  }
+
+  /** §12.1.1: the dialog our 2xx (`res`, To tag `localTag`) to `req` creates, added to the core's table. */
+  static uas(core: DialogCore<DialogImpl>, req: SipRequest, localTag: string, res: SipResponse, transport: Transport, flow: Endpoint): DialogImpl {
+    const d = new DialogImpl(core, {
+      role: 'uas',
+      callId: req.callId,
+      localTag,
+      remoteTag: req.fromTag ?? '',
+      localUri: res.get('to')!,
+      remoteUri: req.get('from')!,
+      remoteTarget: contactUri(req) ?? req.from.uri,
+      routeSet: req.getAll('record-route'),
+      localSeq: 100,
+      remoteSeq: req.cseq.seq,
+      initialRequest: req,
+      transport,
+      flow,
+    });
+    core.addDialog(d);
+    return d;
+  }
+
+  /**
+   * RFC 6665 §4.1.2.4: a NOTIFY that arrives before the 2xx to our SUBSCRIBE creates the dialog,
+   * its From tag being the remote tag; added to the core's table.
+   */
+  static fromNotify(core: DialogCore<DialogImpl>, subscribe: SipRequest, notify: SipRequest, transport: Transport): DialogImpl {
+    const d = new DialogImpl(core, {
+      role: 'uac',
+      callId: notify.callId,
+      localTag: subscribe.fromTag ?? '',
+      remoteTag: notify.fromTag ?? '',
+      localUri: subscribe.get('from')!,
+      remoteUri: notify.get('from')!,
+      remoteTarget: contactUri(notify) ?? notify.from.uri,
+      routeSet: notify.getAll('record-route'),
+      localSeq: subscribe.cseq.seq,
+      initialRequest: subscribe,
+      transport,
+    });
+    core.addDialog(d);
+    return d;
   }
 
   onRequest(handler: (req: ServerRequest) => void): void {
@@ -141,10 +207,10 @@ export class DialogImpl implements Dialog {
   }
 
   async request(method: string, opts: DialogRequestOptions = {}): Promise<SipResponse> {
-    if (this.state === 'terminated') return this.core.localResponse(481, 'Dialog Terminated');
+    if (this.state === 'terminated') return localResponse(481, 'Dialog Terminated');
     if (method === 'ACK' || method === 'CANCEL') throw new Error(`${method} is sent by the stack, not through Dialog.request`);
     const isInvite = method === 'INVITE';
-    if (isInvite && (this.pendingOutInvite || this.pendingInInvite)) return this.core.localResponse(491, 'Request Pending');
+    if (isInvite && (this.pendingOutInvite || this.pendingInInvite)) return localResponse(491, 'Request Pending');
     if (isInvite) this.pendingOutInvite = true;
     try {
       let lastAck: SipRequest | undefined;
@@ -173,7 +239,7 @@ export class DialogImpl implements Dialog {
   }
 
   async bye(opts: DialogRequestOptions = {}): Promise<SipResponse> {
-    if (this.state === 'terminated') return this.core.localResponse(481, 'Dialog Terminated');
+    if (this.state === 'terminated') return localResponse(481, 'Dialog Terminated');
     const res = this.sendBye(opts);
     this.terminate('local-bye');
     return res;
@@ -229,12 +295,14 @@ export class DialogImpl implements Dialog {
   startAnswerRetransmit(res: SipResponse, tx: ServerTransaction): void {
     this.stopAnswerRetransmit();
     const { clock, timers } = this.core;
+    // §13.3.1.4: retransmitted "with an interval that starts at T1 seconds and doubles for each
+    // retransmission until it reaches T2 seconds"; no ACK after 64*T1 ends the dialog.
     const a: AnswerRetransmit = {
       seq: res.cseq.seq,
       response: res,
       tx,
-      interval: timers.t1,
-      deadline: clock.setTimer(64 * timers.t1, () => this.answerNotAcknowledged(a)),
+      interval: firstRetransmit(timers),
+      deadline: clock.setTimer(sixtyFourT1(timers), () => this.answerNotAcknowledged(a)),
     };
     if (!tx.transport.reliable) a.timer = clock.setTimer(a.interval, () => this.retransmitAnswer(a));
     this.answer = a;
@@ -243,7 +311,7 @@ export class DialogImpl implements Dialog {
   private retransmitAnswer(a: AnswerRetransmit): void {
     if (this.answer !== a) return;
     this.core.send(a.response, a.tx.dest, a.tx.transport, true);
-    a.interval = Math.min(a.interval * 2, this.core.timers.t2);
+    a.interval = nextTimerG(this.core.timers, a.interval);
     a.timer = this.core.clock.setTimer(a.interval, () => this.retransmitAnswer(a));
   }
 
@@ -277,7 +345,7 @@ export class DialogImpl implements Dialog {
   }
 
   /** An in-dialog request matched this dialog (§12.2.2). */
-  receiveRequest(sreq: ServerRequestImpl): void {
+  receiveRequest(sreq: ServerRequest): void {
     const req = sreq.message;
     const seq = req.cseq.seq;
     if (this.remoteSeq !== undefined && seq <= this.remoteSeq) {
@@ -343,82 +411,13 @@ export class DialogImpl implements Dialog {
   }
 }
 
-export class ServerRequestImpl implements ServerRequest {
-  canceled = false;
-  localTag?: string;
-  private readonly cancelHandlers: ((c: SipRequest) => void)[] = [];
-
-  constructor(
-    private readonly core: SipStackImpl,
-    readonly tx: ServerTransaction,
-    readonly message: SipRequest,
-    readonly source: Endpoint,
-    readonly dialog?: DialogImpl,
-  ) {}
-
-  get method(): string {
-    return this.message.method;
-  }
-
-  /** Sends through the transaction; a final response to INVITE ends CANCEL's reach. */
-  private send(res: SipResponse): void {
-    this.tx.respond(res);
-    if (res.status >= 200 && this.message.method === 'INVITE') this.core.inviteAnswered(this.tx.key);
-  }
-
-  get answered(): boolean {
-    return this.tx.finalSent;
-  }
-
-  onCancel(handler: (cancel: SipRequest) => void): void {
-    this.cancelHandlers.push(handler);
-  }
-
-  /** CANCEL matched (§9.2): tell the TU, then end the INVITE with 487. */
-  cancel(cancel: SipRequest): void {
-    if (this.answered) return;
-    this.canceled = true;
-    for (const h of this.cancelHandlers) {
-      try {
-        h(cancel);
-      } catch (err) {
-        this.core.log?.error({ err }, 'cancel handler threw');
-      }
-    }
-    if (!this.answered) this.respond(487);
-  }
-
-  respond(status: number, opts: ResponseOptions = {}): void {
-    if (this.answered || this.tx.state === 'terminated') return;
-    if (status >= 200 && status < 300 && createsDialog(this.method)) {
-      this.accept({ ...opts, status });
-      return;
-    }
-    if (status > 100) this.localTag ??= this.dialog ? this.dialog.localTag : this.core.newTag();
-    const res = this.core.buildResponse(this, status, opts, false);
-    this.send(res);
-    if (status >= 200 && this.dialog && this.method === 'INVITE') this.dialog.incomingInviteAnswered();
-  }
-
-  accept(opts: ResponseOptions & { status?: number } = {}): DialogImpl {
-    const status = opts.status ?? 200;
-    if (this.dialog) {
-      if (this.answered) return this.dialog;
-      const res = this.core.buildResponse(this, status, opts, this.method === 'INVITE');
-      this.send(res);
-      if (this.method === 'INVITE') {
-        this.dialog.incomingInviteAnswered();
-        this.dialog.startAnswerRetransmit(res, this.tx);
-      }
-      return this.dialog;
-    }
-    if (!createsDialog(this.method)) throw new Error(`accept() needs INVITE or SUBSCRIBE, not ${this.method}`);
-    if (this.answered) throw new Error('request already answered');
-    this.localTag ??= this.core.newTag();
-    const res = this.core.buildResponse(this, status, opts, true);
-    const dialog = this.core.createUasDialog(this, res);
-    this.send(res);
-    if (this.method === 'INVITE') dialog.startAnswerRetransmit(res, this.tx);
-    return dialog;
+/** The URI of the first Contact, if any. */
+function contactUri(msg: SipRequest | SipResponse): string | undefined {
+  const c = msg.getAll('contact')[0];
+  if (!c || c === '*') return undefined;
+  try {
+    return parseNameAddr(c).uri;
+  } catch {
+    return undefined;
   }
 }

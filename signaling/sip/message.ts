@@ -252,3 +252,14 @@ const REASONS: Record<number, string> = {
 export function reasonPhrase(status: number): string {
   return REASONS[status] ?? (status < 200 ? 'Provisional' : status < 300 ? 'OK' : 'Error');
 }
+
+/** A response made up locally (timeouts, transport errors, local 491, malformed requests), shaped like one from the wire. */
+export function localResponse(status: number, reason: string, req?: SipRequest): SipResponse {
+  const res = new SipResponse(status, reason);
+  if (req) {
+    for (const h of req.headers) {
+      if (h.key === 'via' || h.key === 'from' || h.key === 'to' || h.key === 'call-id' || h.key === 'cseq') res.headers.push({ ...h });
+    }
+  }
+  return res;
+}

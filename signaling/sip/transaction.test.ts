@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock } from './clock.js';
 import { SipRequest, SipResponse } from './message.js';
 import { parseMessage } from './parser.js';
-import { ClientTransaction, ExpiryQueues, ServerTransaction, type TransactionContext } from './transaction.js';
+import { ClientTransaction, ServerTransaction, type TransactionContext } from './transaction.js';
 import type { Endpoint, Transport } from './transport/transport.js';
 
 const T1 = 500;
@@ -40,7 +40,6 @@ function context(clock: FakeClock) {
     },
     resend: (wire) => sent.push({ at: clock.now(), text: wire.split('\r\n')[0]!, retransmission: true }),
     terminated: (tx) => terminated.push(tx),
-    expiry: new ExpiryQueues(clock),
   };
   return { ctx, sent, terminated };
 }

@@ -2,15 +2,10 @@
  * RFC 3261 §17 transaction state machines, with RFC 6026's Accepted state for INVITE 2xx.
  * Timers (named as in the RFC) run on an injectable Clock; retransmissions only over unreliable transports.
  */
-import type { Clock, TimerHandle } from './clock.js';
+import type { Clock, Expirable, TimerHandle } from './clock.js';
 import { SipRequest, type SipResponse } from './message.js';
+import { firstRetransmit, nextTimerA, nextTimerE, nextTimerG, timerB, timerD, timerF, timerH, timerI, timerJ, timerK, timerL, timerM, type TimerConfig } from './timers.js';
 import type { Endpoint, Transport } from './transport/transport.js';
-
-export interface TimerConfig {
-  t1: number;
-  t2: number;
-  t4: number;
-}
 
 export interface TransactionContext {
   clock: Clock;
@@ -20,63 +15,7 @@ export interface TransactionContext {
   /** Sends a response again from its wire form kept as a latin1 string (a retransmission; `method` is its CSeq method). */
   resend(wire: string, method: string, dest: Endpoint, transport: Transport): void;
   terminated(tx: ClientTransaction | ServerTransaction): void;
-  /** The long fixed waits that end a transaction (Timers D, I, J, K, L, M). */
-  expiry: ExpiryQueues;
 }
-
-export interface Expirable {
-  expire(): void;
-}
-
-/**
- * Timers D, I, J, K, L and M only ever end a transaction, and with one duration each they expire
- * in the order they were set. So each duration gets one FIFO and one clock timer for its head,
- * instead of a timer object and closure per transaction held for 32 s (§17: 64*T1).
- * A transaction that ended earlier just ignores its expiry.
- */
-export class ExpiryQueues {
-  private readonly queues = new Map<number, { at: number[]; items: Expirable[]; head: number; armed: boolean }>();
-
-  constructor(private readonly clock: Clock) {}
-
-  add(ms: number, item: Expirable): void {
-    let q = this.queues.get(ms);
-    if (!q) {
-      q = { at: [], items: [], head: 0, armed: false };
-      this.queues.set(ms, q);
-    }
-    q.at.push(this.clock.now() + ms);
-    q.items.push(item);
-    if (!q.armed) this.arm(q, ms);
-  }
-
-  private arm(q: { at: number[]; items: Expirable[]; head: number; armed: boolean }, ms: number): void {
-    q.armed = true;
-    this.clock.setTimer(Math.max(0, q.at[q.head]! - this.clock.now()), () => {
-      q.armed = false;
-      const now = this.clock.now();
-      while (q.head < q.at.length && q.at[q.head]! <= now) {
-        const item = q.items[q.head]!;
-        q.items[q.head] = EXPIRED;
-        q.head++;
-        item.expire();
-      }
-      if (q.head > 1024 && q.head * 2 > q.at.length) {
-        q.at.splice(0, q.head);
-        q.items.splice(0, q.head);
-        q.head = 0;
-      }
-      if (q.head < q.at.length) this.arm(q, ms);
-      else {
-        q.at.length = 0;
-        q.items.length = 0;
-        q.head = 0;
-      }
-    });
-  }
-}
-
-const EXPIRED: Expirable = { expire: () => undefined };
 
 export type ClientState = 'calling' | 'trying' | 'proceeding' | 'accepted' | 'completed' | 'terminated';
 export type ServerState = 'trying' | 'proceeding' | 'accepted' | 'completed' | 'confirmed' | 'terminated';
@@ -127,15 +66,14 @@ export class ClientTransaction implements Expirable {
     this.isInvite = request.method === 'INVITE';
     this.key = clientKey(branch, request.method);
     this.state = this.isInvite ? 'calling' : 'trying';
-    this.interval = ctx.timers.t1;
+    this.interval = firstRetransmit(ctx.timers);
   }
 
   start(): void {
     const { clock, timers } = this.ctx;
     this.ctx.send(this.request, this.dest, this.transport, false, (err) => this.transportFailed(err));
     if (!this.transport.reliable) this.timerA = clock.setTimer(this.interval, () => this.retransmit());
-    // Timer B (INVITE) / Timer F (non-INVITE).
-    this.timerB = clock.setTimer(64 * timers.t1, () => {
+    this.timerB = clock.setTimer(this.isInvite ? timerB(timers) : timerF(timers), () => {
       if (this.state === 'calling' || this.state === 'trying' || this.state === 'proceeding') {
         this.terminate();
         this.tu.onFailure(408, 'Request Timeout', this);
@@ -154,9 +92,7 @@ export class ClientTransaction implements Expirable {
     if (this.state !== 'calling' && this.state !== 'trying' && this.state !== 'proceeding') return;
     if (this.isInvite && this.state === 'proceeding') return;
     this.ctx.send(this.request, this.dest, this.transport, true);
-    const { t2 } = this.ctx.timers;
-    if (this.isInvite) this.interval *= 2;
-    else this.interval = this.state === 'proceeding' ? t2 : Math.min(this.interval * 2, t2);
+    this.interval = this.isInvite ? nextTimerA(this.interval) : nextTimerE(this.ctx.timers, this.interval, this.state === 'proceeding');
     this.timerA = this.ctx.clock.setTimer(this.interval, () => this.retransmit());
   }
 
@@ -182,17 +118,15 @@ export class ClientTransaction implements Expirable {
         if (this.isInvite && res.status < 300) {
           // RFC 6026 Timer M: keep absorbing 2xx retransmissions and forked 2xx for the TU.
           this.state = 'accepted';
-          this.ctx.expiry.add(64 * timers.t1, this);
+          this.ctx.clock.expireAfter(timerM(timers), this);
         } else if (this.isInvite) {
           this.state = 'completed';
           this.ack = this.buildAck(res);
           this.ctx.send(this.ack, this.dest, this.transport, false);
-          // Timer D.
-          this.ctx.expiry.add(reliable ? 0 : Math.max(32_000, 64 * timers.t1), this);
+          this.ctx.clock.expireAfter(timerD(timers, reliable), this);
         } else {
           this.state = 'completed';
-          // Timer K.
-          this.ctx.expiry.add(reliable ? 0 : timers.t4, this);
+          this.ctx.clock.expireAfter(timerK(timers, reliable), this);
         }
         this.tu.onResponse(res, this);
         return;
@@ -260,7 +194,7 @@ export class ServerTransaction implements Expirable {
   ) {
     this.isInvite = method === 'INVITE';
     this.state = this.isInvite ? 'proceeding' : 'trying';
-    this.interval = ctx.timers.t1;
+    this.interval = firstRetransmit(ctx.timers);
   }
 
   /** Whether any response (provisional included) went out. */
@@ -276,8 +210,7 @@ export class ServerTransaction implements Expirable {
         this.timerG?.cancel();
         this.timerH?.cancel();
         this.last = undefined;
-        // Timer I.
-        this.ctx.expiry.add(this.transport.reliable ? 0 : this.ctx.timers.t4, this);
+        this.ctx.clock.expireAfter(timerI(this.ctx.timers, this.transport.reliable), this);
       }
       return;
     }
@@ -305,18 +238,17 @@ export class ServerTransaction implements Expirable {
     if (this.isInvite && res.status < 300) {
       // RFC 6026 Timer L: absorb INVITE retransmissions; the UAS core retransmits the 2xx itself.
       this.state = 'accepted';
-      this.ctx.expiry.add(64 * timers.t1, this);
+      clock.expireAfter(timerL(timers), this);
     } else if (this.isInvite) {
       this.state = 'completed';
       if (!reliable) this.timerG = clock.setTimer(this.interval, () => this.retransmitFinal());
-      this.timerH = clock.setTimer(64 * timers.t1, () => {
+      this.timerH = clock.setTimer(timerH(timers), () => {
         this.terminate();
         this.user?.onNoAck?.(this);
       });
     } else {
       this.state = 'completed';
-      // Timer J.
-      this.ctx.expiry.add(reliable ? 0 : 64 * timers.t1, this);
+      clock.expireAfter(timerJ(timers, reliable), this);
     }
   }
 
@@ -324,7 +256,7 @@ export class ServerTransaction implements Expirable {
   private retransmitFinal(): void {
     if (this.state !== 'completed' || !this.last) return;
     this.resend();
-    this.interval = Math.min(this.interval * 2, this.ctx.timers.t2);
+    this.interval = nextTimerG(this.ctx.timers, this.interval);
     this.timerG = this.ctx.clock.setTimer(this.interval, () => this.retransmitFinal());
   }
 

@@ -23,6 +23,11 @@ export function newBranch(): string {
   return BRANCH_COOKIE + randomToken(10);
 }
 
+/** A From/To tag (§19.3). */
+export function newTag(): string {
+  return randomToken(6);
+}
+
 /** Header init as [name, value] pairs, a multi-valued record entry giving one pair per value. */
 export function toPairs(headers: HeaderInit | undefined): [string, string][] {
   if (!headers) return [];

@@ -1,0 +1,225 @@
+/**
+ * The transport layer (RFC 3261 §18): binds the UDP/TCP transports, parses what they receive and
+ * hands it up, answers what cannot be parsed, stamps where a request really came from, and puts
+ * messages on the wire. It also names us (Via, Contact) and picks the next hop of a request.
+ */
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { splitList } from './grammar.js';
+import { formatVia, parseNameAddr } from './headers.js';
+import { localResponse, SipRequest, type SipResponse } from './message.js';
+import type { SipMetrics } from './metrics.js';
+import { DEFAULT_LIMITS, parseMessage, type ParseLimits, type ParseResult } from './parser.js';
+import { TcpTransport } from './transport/tcp.js';
+import type { Endpoint, Transport, TransportHandler, TransportProtocol } from './transport/transport.js';
+import { UdpTransport } from './transport/udp.js';
+import type { ListenAddress, SipStackOptions } from './types.js';
+import { parseUri, socketHost } from './uri.js';
+import { newBranch } from './util.js';
+
+/** Where the transport layer delivers parsed messages (the transaction layer). */
+export interface TransportUser {
+  receiveRequest(req: SipRequest, source: Endpoint, transport: Transport): void;
+  receiveResponse(res: SipResponse): void;
+}
+
+export interface Routing {
+  /** Request-URI (the hop when there is no route set). */
+  uri: string;
+  routeSet: readonly string[];
+  destination?: Endpoint | undefined;
+  /** Transport to prefer when the URI names none (a dialog's own). */
+  transport?: Transport;
+}
+
+/** The next hop of a request and the transport that reaches it. */
+export interface Hop {
+  dest: Endpoint;
+  transport: Transport;
+}
+
+export class TransportLayer implements TransportHandler {
+  private readonly transports: Transport[] = [];
+  private readonly limits: ParseLimits;
+  private readonly advertisedHosts = new Map<Transport, string>();
+  private bound: ListenAddress[] = [];
+  /** Set by listen(), before any transport can deliver a message. */
+  private user!: TransportUser;
+
+  constructor(
+    private readonly opts: SipStackOptions,
+    private readonly metrics: SipMetrics,
+    private readonly log: Logger | undefined,
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  }
+
+  /** Binds every listen address; from then on messages go to `user`. */
+  async listen(user: TransportUser): Promise<void> {
+    this.user = user;
+    for (const l of this.opts.listen) {
+      let t: Transport =
+        l.transport === 'udp'
+          ? new UdpTransport({ host: l.host, port: l.port, ...(this.opts.recvBufferSize ? { recvBufferSize: this.opts.recvBufferSize } : {}) })
+          : new TcpTransport({ host: l.host, port: l.port, limits: this.limits, ...(this.opts.tcpIdleTimeoutMs ? { idleTimeoutMs: this.opts.tcpIdleTimeoutMs } : {}) });
+      if (this.opts.wrapTransport) t = this.opts.wrapTransport(t);
+      t.setHandler(this);
+      await t.listen();
+      this.transports.push(t);
+    }
+    this.bound = this.transports.map((t) => ({ transport: t.protocol as 'udp' | 'tcp', host: t.host, port: t.port }));
+  }
+
+  get addresses(): readonly ListenAddress[] {
+    return this.bound;
+  }
+
+  /** The first listen address: our default Contact, From and Call-ID host. */
+  get primary(): Transport {
+    return this.transports[0]!;
+  }
+
+  has(protocol: TransportProtocol): boolean {
+    return this.transports.some((x) => x.protocol === protocol);
+  }
+
+  transportFor(protocol: TransportProtocol): Transport {
+    const t = this.transports.find((x) => x.protocol === protocol);
+    if (!t) throw new Error(`no ${protocol} transport is listening`);
+    return t;
+  }
+
+  /** The host peers reach us at through `t`, as written in Via and Contact. */
+  advertised(t: Transport): string {
+    let cached = this.advertisedHosts.get(t);
+    if (cached === undefined) {
+      cached = this.computeAdvertised(t);
+      this.advertisedHosts.set(t, cached);
+    }
+    return cached;
+  }
+
+  private computeAdvertised(t: Transport): string {
+    let h = this.opts.advertisedHost ?? t.host;
+    // A wildcard bind says nothing a peer can reach: use the first external address instead.
+    if (h === '0.0.0.0' || h === '::') h = firstExternalAddress(h === '::' ? 'IPv6' : 'IPv4') ?? (h === '::' ? '::1' : '127.0.0.1');
+    return net.isIPv6(h) ? '[' + h + ']' : h;
+  }
+
+  contact(user = 'huddle', transport?: TransportProtocol): string {
+    const t = transport ? this.transportFor(transport) : this.primary;
+    return 'sip:' + user + '@' + this.advertised(t) + ':' + t.port + (t.protocol === 'udp' ? '' : ';transport=' + t.protocol);
+  }
+
+  /** Our Via, asking for rport (RFC 3581) so NAT in front of us still gets responses back. */
+  addVia(req: SipRequest, transport: Transport, branch = newBranch()): void {
+    req.prepend('Via', 'SIP/2.0/' + transport.protocol.toUpperCase() + ' ' + this.advertised(transport) + ':' + transport.port + ';branch=' + branch + ';rport');
+  }
+
+  /** The next hop: the explicit destination, else the first Route, else the Request-URI (§8.1.2). */
+  async resolve(routing: Routing): Promise<Hop> {
+    if (routing.destination) return { dest: routing.destination, transport: this.transportFor(routing.destination.protocol) };
+    const hop = routing.routeSet.length > 0 ? parseNameAddr(routing.routeSet[0]!).uri : routing.uri;
+    const uri = parseUri(hop);
+    if (uri.scheme === 'tel') throw new Error('a tel: URI needs an explicit destination');
+    const protocol = (uri.params.transport?.toLowerCase() ?? routing.transport?.protocol ?? 'udp') as TransportProtocol;
+    const transport = this.transportFor(protocol);
+    const host = socketHost(uri.host);
+    // dns.lookup follows /etc/hosts and the system resolver; SRV/NAPTR (RFC 3263) is not done.
+    const ip = net.isIP(host) ? host : (await lookup(host)).address;
+    return { dest: { protocol, host: ip, port: uri.port ?? (uri.scheme === 'sips' ? 5061 : 5060) }, transport };
+  }
+
+  // ---- sending -------------------------------------------------------------------------------
+
+  /** Serializes and sends `msg` (`retransmission` is counted in metrics); returns the bytes sent. */
+  send(msg: SipRequest | SipResponse, dest: Endpoint, transport: Transport, retransmission: boolean, onError?: (err: Error) => void): Buffer {
+    if (retransmission) this.metrics.retransmission('out', msg instanceof SipRequest ? msg.method : msg.cseq.method);
+    else if (msg instanceof SipRequest) this.metrics.request('out', msg.method);
+    else this.metrics.response('out', msg.cseq.method, msg.status);
+    const bytes = msg.toBuffer();
+    transport.send(bytes, dest, onError);
+    return bytes;
+  }
+
+  /** Sends a response again from its wire form kept as a latin1 string. */
+  resend(wire: string, method: string, dest: Endpoint, transport: Transport): void {
+    this.metrics.retransmission('out', method);
+    transport.send(Buffer.from(wire, 'latin1'), dest);
+  }
+
+  // ---- receiving -----------------------------------------------------------------------------
+
+  onMessage(data: Buffer, source: Endpoint, transport: Transport): void {
+    const r = parseMessage(data, this.limits, transport.reliable);
+    if (!r.ok) {
+      this.metrics.parseError(transport.protocol);
+      this.log?.debug({ status: r.status, reason: r.reason, source }, 'rejected malformed SIP message');
+      if (!r.isResponse) this.answerMalformed(r, source, transport);
+      return;
+    }
+    const msg = r.message;
+    try {
+      if (msg instanceof SipRequest) {
+        stampVia(msg, source);
+        this.user.receiveRequest(msg, source, transport);
+      } else this.user.receiveResponse(msg);
+    } catch (err) {
+      // A TU bug must not take the socket loop down; the peer sees a 500 when it was a request.
+      this.log?.error({ err }, 'error handling SIP message');
+      if (msg instanceof SipRequest && msg.method !== 'ACK') transport.send(localResponse(500, 'Server Internal Error', msg).toBuffer(), source);
+    }
+  }
+
+  onFramingError(status: number, reason: string, head: Buffer, source: Endpoint, transport: Transport): void {
+    this.metrics.parseError(transport.protocol);
+    const r = parseMessage(head, { ...this.limits, maxMessageBytes: Number.MAX_SAFE_INTEGER }, true);
+    const partial = r.ok ? (r.message instanceof SipRequest ? r.message : undefined) : r.request;
+    if (r.ok && !partial) return;
+    this.answerMalformed({ ok: false, status, reason, isResponse: false, ...(partial ? { request: partial } : {}) }, source, transport);
+  }
+
+  private answerMalformed(r: Extract<ParseResult, { ok: false }>, source: Endpoint, transport: Transport): void {
+    if (r.request?.method === 'ACK') return;
+    const res = localResponse(r.status, r.reason, r.request);
+    this.metrics.response('out', r.request?.method ?? 'UNKNOWN', r.status);
+    transport.send(res.toBuffer(), source);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.transports.map((t) => t.close()));
+  }
+}
+
+/** §18.2.1 and RFC 3581: record where the request really came from in the top Via. */
+function stampVia(req: SipRequest, source: Endpoint): void {
+  const via = req.via;
+  const rport = via.params.rport !== undefined;
+  if (!rport && via.host === source.host) return;
+  via.params.received = source.host;
+  if (rport) via.params.rport = String(source.port);
+  const idx = req.headers.findIndex((h) => h.key === 'via');
+  const h = req.headers[idx]!;
+  if (h.value.indexOf(',') < 0) h.value = formatVia(via);
+  else h.value = [formatVia(via), ...splitList(h.value).slice(1)].join(', ');
+}
+
+/** §18.2.2: where responses to this request go. */
+export function responseDestination(req: SipRequest, source: Endpoint, transport: Transport): Endpoint {
+  if (transport.reliable) return source;
+  const via = req.via;
+  if (via.params.rport) return source;
+  const host = via.params.received ?? (net.isIP(socketHost(via.host)) ? socketHost(via.host) : source.host);
+  const port = via.port ?? 5060;
+  // The usual case (sent-by is where it came from): share the source rather than keep a copy for 64*T1.
+  return host === source.host && port === source.port ? source : { protocol: source.protocol, host, port };
+}
+
+function firstExternalAddress(family: 'IPv4' | 'IPv6'): string | undefined {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === family && !a.internal) return a.address;
+  }
+  return undefined;
+}
