@@ -55,6 +55,3 @@ export const RequestSchemas = {
 /** Any T-Library request, discriminated on `request`. */
 export const TRequest = Type.Union(Object.values(RequestSchemas));
 export type TRequest = Static<typeof TRequest>;
-
-/** The request named N, e.g. RequestOf<'HoldCall'>. */
-export type RequestOf<N extends RequestName> = Extract<TRequest, { request: N }>;

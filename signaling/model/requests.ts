@@ -14,7 +14,7 @@ import { lctExtensions } from './reports.js';
 import { originKey, type Call, type Party } from './state.js';
 import type { Step } from './step.js';
 
-/** A request that may be applied; attributes its request does not take are ''. */
+/** A request that may be applied; ThisDN, OtherDN and ConnID are '' when the request carries none. */
 export interface CheckedRequest {
   name: RequestName;
   ref: number;
