@@ -5,30 +5,9 @@
  *   request: {"request":"ListenDisconnect","ReferenceID":7,"ThisDN":"7001","OtherDN":"7003","ConnID":"..."}
  *   event:   {"event":"EventListenDisconnected","ReferenceID":7,"ThisDN":"7001",...,"CallState":"Held"}
  */
-import { Type, type Static } from '@sinclair/typebox';
-import { StringEnum } from '../config/schema.js';
-import { CallStates, RequestNames, type AddressTypes, type CallState, type CallTypes, type DNRoles, type EventIds } from './enums.js';
+import { CallStates, type AddressTypes, type CallState, type CallTypes, type DNRoles, type EventIds } from './enums.js';
 
-/** 16 hexadecimal digits, as SIP Server prints a ConnID. */
-export const ConnIDPattern = '^[0-9a-f]{16}$';
-
-const KeyValue = Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()]));
-
-export const TRequest = Type.Object(
-  {
-    request: StringEnum(RequestNames as unknown as readonly string[] as readonly [string, ...string[]]),
-    ReferenceID: Type.Integer({ minimum: 0 }),
-    ThisDN: Type.Optional(Type.String({ minLength: 1 })),
-    OtherDN: Type.Optional(Type.String({ minLength: 1 })),
-    ThirdPartyDN: Type.Optional(Type.String({ minLength: 1 })),
-    ConnID: Type.Optional(Type.String()),
-    Extensions: Type.Optional(KeyValue),
-    UserData: Type.Optional(KeyValue),
-    Reasons: Type.Optional(KeyValue),
-  },
-  { additionalProperties: false },
-);
-export type TRequest = Static<typeof TRequest>;
+export { TRequest } from './requests.js';
 
 export interface TEventBase {
   event: keyof typeof EventIds;

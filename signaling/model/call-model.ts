@@ -7,7 +7,7 @@ import type { MediaCommand } from '../../common/nats/media-contract.js';
 import { errorEvent } from '../../common/tlib/errors.js';
 import { Engine } from './engine.js';
 import { RequestError } from './errors.js';
-import { applyRequest, checkRequest } from './requests.js';
+import { applyRequest, checkRequest, connIdOf } from './requests.js';
 import { applyFact } from './sip-facts.js';
 import { originKey } from './state.js';
 import { Step } from './step.js';
@@ -47,13 +47,7 @@ export class CallModel {
       return this.engine.finish(step);
     } catch (err) {
       if (!(err instanceof RequestError)) throw err;
-      const ref = (request as { ReferenceID?: unknown }).ReferenceID;
-      const about = {
-        ReferenceID: typeof ref === 'number' ? ref : undefined,
-        ThisDN: typeof request.ThisDN === 'string' ? request.ThisDN : undefined,
-        ConnID: typeof request.ConnID === 'string' ? request.ConnID : undefined,
-        Time: time,
-      };
+      const about = { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN, ConnID: connIdOf(request), Time: time };
       return [{ kind: 'tlib.reply', origin, event: errorEvent(err.code, err.message, about) }];
     }
   }

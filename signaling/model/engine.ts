@@ -3,10 +3,10 @@
  * change produces. Request validation lives in requests.ts; this file assumes valid arguments.
  */
 import type { MediaCommand } from '../../common/nats/media-contract.js';
+import { ConnIDPattern } from '../../common/tlib/connid.js';
 import { errorEvent } from '../../common/tlib/errors.js';
 import type { CallState, CallType, DNRole } from '../../common/tlib/enums.js';
 import type { TEvent } from '../../common/tlib/messages.js';
-import { ConnIDRe } from './ids.js';
 import { conferenceMembers, lctExtensions } from './reports.js';
 import { Store, type AppliedMedia, type Call, type Leg, type Party, type PendingReply } from './state.js';
 import type { Step } from './step.js';
@@ -124,7 +124,7 @@ export class Engine {
   private mintConnId(): string {
     const connId = this.env.ids.connId();
     // A broken id source is a programming error of the adapter, not a request to refuse.
-    if (!ConnIDRe.test(connId) || this.store.calls.has(connId)) throw new Error(`id source gave an invalid or duplicate ConnID "${connId}"`);
+    if (!ConnIDPattern.test(connId) || this.store.calls.has(connId)) throw new Error(`id source gave an invalid or duplicate ConnID "${connId}"`);
     return connId;
   }
 

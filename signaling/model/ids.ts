@@ -1,8 +1,6 @@
 /** Id sources. The model never invents ids itself: they come from ModelEnv.ids. */
 import type { IdSource } from './types.js';
 
-export const ConnIDRe = /^[0-9a-f]{16}$/;
-
 /**
  * Deterministic ids from counters: ConnIDs 0000000000000001, 0000000000000002 ...,
  * legs leg-1, leg-2 ..., bridges br-1 ... (tests, and single-process runs that want stable ids).

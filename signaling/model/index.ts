@@ -1,3 +1,3 @@
 export { CallModel } from './call-model.js';
-export { counterIds, ConnIDRe } from './ids.js';
+export { counterIds } from './ids.js';
 export type * from './types.js';

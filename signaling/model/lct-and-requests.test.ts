@@ -58,18 +58,6 @@ describe('request checks', () => {
     refused(h, h.req('RegisterAddress', { ThisDN: '7999' }), 59, 'DN 7999 is not configured');
   });
 
-  it('unknown request, unknown attribute, bad ReferenceID, bad attribute type: 53', () => {
-    const h = new Harness();
-    h.register('7001');
-    refused(h, h.req('Transfer' as never), 53, 'unknown request "Transfer"');
-    refused(h, h.req('RegisterAddress', { ThisDN: '7001', Priority: 3 }), 53, 'RegisterAddress does not take attribute Priority');
-    refused(h, h.req('MakeCall', { ThisDN: '7001', OtherDN: '7002', ConnID: '0000000000000001' }), 53, 'MakeCall does not take attribute ConnID');
-    refused(h, h.req('MakeCall', { ThisDN: '7001', OtherDN: 7002 as unknown as string }), 53, 'OtherDN must be a non-empty string');
-    refused(h, h.req('MakeCall', { ThisDN: '7001', OtherDN: '7002', UserData: 'x' as never }), 53, 'UserData must be an object');
-    const out = h.handle({ kind: 'tlib.request', origin: Desk, request: { request: 'RegisterAddress', ReferenceID: -1, ThisDN: '7001' } });
-    expect(out).toMatchObject([{ kind: 'tlib.reply', event: { ErrorCode: 53, ErrorMessage: 'ReferenceID must be a non-negative integer' } }]);
-  });
-
   it('MakeCall to nowhere or to itself: 71; from a Trunk DN: 51', () => {
     const h = new Harness();
     h.register('7001', '9000');

@@ -1,41 +1,20 @@
 /**
  * T-Library requests: each is checked completely first (a RequestError changes nothing), then
- * applied through the engine's transitions.
+ * applied through the engine's transitions. A request arrives well-formed (the gateway checks it
+ * against its schema, common/tlib/requests.ts): the checks here are those that need the world.
  */
 import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
+import { ConnIDPattern } from '../../common/tlib/connid.js';
 import type { RequestName } from '../../common/tlib/enums.js';
-import type { TEvent, TRequest } from '../../common/tlib/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
+import type { TRequest } from '../../common/tlib/requests.js';
 import { isPhone, type Destination, type Engine, type LeaveCause } from './engine.js';
 import { refuse } from './errors.js';
-import { ConnIDRe } from './ids.js';
 import { lctExtensions } from './reports.js';
 import { originKey, type Call, type Party } from './state.js';
 import type { Step } from './step.js';
 
-type Attr = 'ThisDN' | 'OtherDN' | 'ConnID';
-
-/** Attributes each request must carry; `optional` may also appear. Every request may carry Extensions, UserData, Reasons. */
-const Shape: Record<RequestName, { required: Attr[]; optional?: Attr[] }> = {
-  RegisterAddress: { required: ['ThisDN'] },
-  UnregisterAddress: { required: ['ThisDN'] },
-  MakeCall: { required: ['ThisDN', 'OtherDN'] },
-  AnswerCall: { required: ['ThisDN', 'ConnID'] },
-  ReleaseCall: { required: ['ThisDN', 'ConnID'] },
-  HoldCall: { required: ['ThisDN', 'ConnID'] },
-  RetrieveCall: { required: ['ThisDN', 'ConnID'] },
-  InitiateConference: { required: ['ThisDN', 'ConnID', 'OtherDN'] },
-  CompleteConference: { required: ['ThisDN', 'ConnID'] },
-  DeleteFromConference: { required: ['ThisDN', 'ConnID', 'OtherDN'] },
-  SingleStepConference: { required: ['ThisDN', 'ConnID', 'OtherDN'] },
-  QueryCall: { required: ['ConnID'], optional: ['ThisDN'] },
-  SendUserEvent: { required: ['ThisDN'], optional: ['ConnID'] },
-  ListenDisconnect: { required: ['ThisDN', 'OtherDN', 'ConnID'] },
-  ListenReconnect: { required: ['ThisDN', 'OtherDN', 'ConnID'] },
-};
-
-const AlwaysAllowed = new Set(['request', 'ReferenceID', 'Extensions', 'UserData', 'Reasons']);
-
-/** A request whose shape has been checked: the attributes it needs are present strings. */
+/** A request that may be applied; ThisDN, OtherDN and ConnID are '' when the request carries none. */
 export interface CheckedRequest {
   name: RequestName;
   ref: number;
@@ -46,42 +25,28 @@ export interface CheckedRequest {
   raw: TRequest;
 }
 
-/** Shape checks (53), the ListenDisconnect option gate (51), DN configured (59), DN registered (41). */
+/** The ListenDisconnect option gate (51), DN configured (59), DN registered (41). */
 export function checkRequest(engine: Engine, raw: TRequest, origin: TlibOrigin): CheckedRequest {
-  const fields = raw as unknown as Record<string, unknown>;
-  const name = fields.request;
-  if (typeof name !== 'string' || !Object.hasOwn(Shape, name)) refuse('InvalidAttribute', `unknown request ${JSON.stringify(name)}`);
-  const requestName = name as RequestName;
-  const shape = Shape[requestName];
-  const allowed = new Set<string>([...AlwaysAllowed, ...shape.required, ...(shape.optional ?? [])]);
-  for (const key of Object.keys(fields)) {
-    if (!allowed.has(key)) refuse('InvalidAttribute', `${requestName} does not take attribute ${key}`);
-  }
-  const ref = fields.ReferenceID;
-  if (typeof ref !== 'number' || !Number.isInteger(ref) || ref < 0) refuse('InvalidAttribute', 'ReferenceID must be a non-negative integer');
-  for (const key of ['Extensions', 'UserData', 'Reasons']) {
-    const value = fields[key];
-    if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) refuse('InvalidAttribute', `${key} must be an object`);
-  }
-  for (const key of ['ThisDN', 'OtherDN', 'ConnID'] as const) {
-    const value = fields[key];
-    if (value !== undefined && (typeof value !== 'string' || value.length === 0)) refuse('InvalidAttribute', `${key} must be a non-empty string`);
-  }
-  if (requestName === 'ListenDisconnect' || requestName === 'ListenReconnect') {
+  const name = raw.request;
+  if (name === 'ListenDisconnect' || name === 'ListenReconnect') {
     const options = engine.env.options();
     if (!options['sip-enable-call-info'] || !options['sip-enable-call-info-extended']) {
-      refuse('UnsupportedOperation', `${requestName} needs the options sip-enable-call-info and sip-enable-call-info-extended set to true`);
+      refuse('UnsupportedOperation', `${name} needs the options sip-enable-call-info and sip-enable-call-info-extended set to true`);
     }
-  }
-  for (const key of shape.required) {
-    if (fields[key] === undefined) refuse('InvalidAttribute', `${requestName} needs attribute ${key}`);
   }
   const thisDN = raw.ThisDN ?? '';
   if (raw.ThisDN !== undefined && engine.env.dn(thisDN) === undefined) refuse('DNNotConfigured', `DN ${thisDN} is not configured`);
-  if (raw.ThisDN !== undefined && requestName !== 'RegisterAddress' && engine.store.registrations.get(thisDN)?.has(originKey(origin)) !== true) {
+  if (raw.ThisDN !== undefined && name !== 'RegisterAddress' && engine.store.registrations.get(thisDN)?.has(originKey(origin)) !== true) {
     refuse('NotRegistered', `DN ${thisDN} is not registered by this client`);
   }
-  return { name: requestName, ref, origin, thisDN, otherDN: raw.OtherDN ?? '', connId: raw.ConnID ?? '', raw };
+  const otherDN = 'OtherDN' in raw ? raw.OtherDN : '';
+  const connId = connIdOf(raw) ?? '';
+  return { name, ref: raw.ReferenceID, origin, thisDN, otherDN, connId, raw };
+}
+
+/** The ConnID of a request that names a call. */
+export function connIdOf(raw: TRequest): string | undefined {
+  return 'ConnID' in raw ? raw.ConnID : undefined;
 }
 
 // ------------------------------------------------------------------ shared checks
@@ -91,7 +56,7 @@ function phoneOf(engine: Engine, req: CheckedRequest): void {
 }
 
 function callOf(engine: Engine, connId: string): Call {
-  if (!ConnIDRe.test(connId)) refuse('InvalidConnID', `ConnID ${connId} is not 16 lowercase hexadecimal digits`);
+  if (!ConnIDPattern.test(connId)) refuse('InvalidConnID', `ConnID ${connId} is not 16 lowercase hexadecimal digits`);
   const call = engine.store.calls.get(connId);
   if (call === undefined) refuse('InvalidConnID', `no call with ConnID ${connId}`);
   return call;
@@ -221,15 +186,16 @@ function queryCall(engine: Engine, step: Step, req: CheckedRequest): void {
 }
 
 function sendUserEvent(engine: Engine, step: Step, req: CheckedRequest): void {
+  const connId = connIdOf(req.raw);
   let to: string[] = [req.thisDN];
-  if (req.raw.ConnID !== undefined) {
-    const call = callOf(engine, req.connId);
+  if (connId !== undefined) {
+    const call = callOf(engine, connId);
     requesterIn(engine, call, req.thisDN);
     to = engine.recipients(call, req.thisDN).map((p) => p.dn ?? '');
   }
   for (const dn of to) {
     const event: TEvent = { event: 'EventUserEvent', ThisDN: dn, OtherDN: req.thisDN };
-    if (req.raw.ConnID !== undefined) event.ConnID = req.connId;
+    if (connId !== undefined) event.ConnID = connId;
     if (req.raw.UserData !== undefined) event.UserData = req.raw.UserData;
     if (req.raw.Extensions !== undefined) event.Extensions = req.raw.Extensions;
     step.event(dn, event);

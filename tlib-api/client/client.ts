@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
 import { ErrorCodes } from '../../common/tlib/errors.js';
 import type { RequestName } from '../../common/tlib/enums.js';
-import type { TEvent, TRequest } from '../../common/tlib/messages.js';
+import type { TEvent } from '../../common/tlib/messages.js';
 
 export type KeyValue = Record<string, string | number | boolean>;
 
@@ -91,7 +91,15 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-type RequestAttributes = Omit<TRequest, 'request' | 'ReferenceID'>;
+/** The attributes any request may carry; the gateway refuses (53) those the named request does not take. */
+interface RequestAttributes {
+  ThisDN?: string;
+  OtherDN?: string;
+  ConnID?: string;
+  Extensions?: KeyValue;
+  UserData?: KeyValue;
+  Reasons?: KeyValue;
+}
 
 export class TlibClient extends EventEmitter<TlibClientEvents> {
   private ws: WebSocket | undefined;
