@@ -24,7 +24,7 @@ const processRule = (name) => ({
   message: `${name}/ must not import another process's internals or a harness: share it through common/.`,
 });
 
-/** The call model is a pure state machine: only its own files and T-Library constants at run time. */
+/** The call model is a pure state machine: only its own files and T-Library constants at run time (as purity.test.ts). */
 const modelRules = [
   {
     regex: '^(?!\\./|\\.\\./\\.\\./common/)',
@@ -32,9 +32,9 @@ const modelRules = [
     message: 'signaling/model is pure: no I/O, clock, timer or library at run time (types only).',
   },
   {
-    regex: '^\\.\\./\\.\\./common/(?!tlib/(errors|enums)\\.js$)',
+    regex: '^\\.\\./\\.\\./common/(?!tlib/(errors|enums|connid)\\.js$)',
     allowTypeImports: true,
-    message: 'signaling/model may load only common/tlib/errors.js and common/tlib/enums.js at run time (types only otherwise).',
+    message: 'signaling/model may load only the T-Library constants (common/tlib/errors.js, enums.js, connid.js) at run time (types only otherwise).',
   },
 ];
 
