@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pipelinedMediaRun } from './b2bua.js';
+import { pipelinedMediaRun } from './call-model-shell.js';
 import type { ModelOutput } from './model/index.js';
 
 const media = (command: Extract<ModelOutput, { kind: 'media' }>['command']): ModelOutput => ({ kind: 'media', command });
