@@ -16,7 +16,7 @@ import type { ConferenceEventNotifier } from './conference-events.js';
 const NO_REPLIES: readonly TEvent[] = [];
 
 export interface CallModelShellOptions {
-  model: CallModel;
+  model: Pick<CallModel, 'handle'>;
   media: MediaClient;
   b2bua: Pick<B2bua, 'carryOut' | 'connectFailed' | 'releaseAll'>;
   conferenceEvents: Pick<ConferenceEventNotifier, 'stateChanged' | 'endAll'>;
