@@ -39,6 +39,7 @@ export class CallModelShell implements SipFactQueue {
     void this.enqueue(() => this.input({ kind: 'tlib.gatewayGone', gateway }));
   }
 
+  /** A fact from media-controller: a leg failed, music ended or failed, an rtpengine was lost or is back. */
   mediaEvent(input: Extract<ModelInput, { kind: 'media.event' }>): void {
     void this.enqueue(() => this.input(input));
   }
