@@ -1,46 +1,69 @@
-import { describe, expect, it } from 'vitest';
-import { pipelinedMediaRun } from './b2bua.js';
-import type { ModelOutput } from './model/index.js';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { B2bua, isHoldOffer } from './b2bua.js';
+import type { DnDirectory } from './dn-directory.js';
+import type { MediaClient } from './media-client.js';
+import type { RegistrarService } from './registrar-service.js';
+import { createSipStack, type SipStack } from './sip/index.js';
 
-const media = (command: Extract<ModelOutput, { kind: 'media' }>['command']): ModelOutput => ({ kind: 'media', command });
-const event: ModelOutput = { kind: 'tlib.event', to: '7001', event: { event: 'EventListenDisconnected', ThisDN: '7001' } };
+const stacks: SipStack[] = [];
 
-/** The runs execute() carries out, in order, as op names. */
-function runs(outputs: ModelOutput[]): string[][] {
-  const out: string[][] = [];
-  for (let i = 0; i < outputs.length; ) {
-    const run = pipelinedMediaRun(outputs, i);
-    out.push(run.map((o) => (o.kind === 'media' ? `${o.command.op}@${'bridgeId' in o.command ? o.command.bridgeId : ''}` : o.kind)));
-    i += run.length;
-  }
-  return out;
+afterEach(async () => {
+  await Promise.all(stacks.splice(0).map((s) => s.close(0)));
+});
+
+async function stack(): Promise<SipStack> {
+  const s = await createSipStack({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 } });
+  stacks.push(s);
+  return s;
 }
 
-describe('pipelinedMediaRun: which outputs go out without waiting for each other', () => {
-  it('sends consecutive commands on one bridge together, then waits before the events', () => {
-    const outputs = [
-      media({ op: 'leg.flags', bridgeId: 'b1', legId: 'l3', listen: false, talk: false }),
-      media({ op: 'leg.music.play', bridgeId: 'b1', legId: 'l3', file: '/music/on_hold.wav' }),
-      event,
-      event,
-    ];
-    expect(runs(outputs)).toEqual([['leg.flags@b1', 'leg.music.play@b1'], ['tlib.event'], ['tlib.event']]);
+describe('B2BUA: out-of-dialog requests', () => {
+  it('answers OPTIONS with one Allow (the stack’s) and Accept: application/sdp, other methods 405 with one Allow', async () => {
+    const uas = await stack();
+    const b2bua = new B2bua({
+      stack: uas,
+      // OPTIONS and 405 touch neither media, registrations, DNs, conferences nor the call model.
+      media: {} as MediaClient,
+      registrar: {} as RegistrarService,
+      directory: {} as DnDirectory,
+      conferenceEvents: { onSubscribe: () => undefined },
+      facts: { serially: () => undefined },
+      location: () => 'SiteA',
+      log: pino({ level: 'silent' }),
+    });
+    uas.onRequest((req) => b2bua.onRequest(req));
+    const uac = await stack();
+    const target = `sip:huddle@127.0.0.1:${uas.addresses[0]!.port}`;
+
+    const options = await uac.request('OPTIONS', target);
+    expect(options.status).toBe(200);
+    expect(options.headers.filter((h) => h.key === 'allow')).toHaveLength(1);
+    expect(options.get('accept')).toBe('application/sdp');
+
+    const message = await uac.request('MESSAGE', target, { body: 'hi', contentType: 'text/plain' });
+    expect(message.status).toBe(405);
+    expect(message.headers.filter((h) => h.key === 'allow')).toHaveLength(1);
+  });
+});
+
+describe('isHoldOffer (RFC 3264 §8.4)', () => {
+  const sdp = (audio: string, session = 'c=IN IP4 192.0.2.1'): string =>
+    ['v=0', 'o=- 1 1 IN IP4 192.0.2.1', 's=-', session, 't=0 0', 'm=audio 4000 RTP/AVP 0', ...(audio ? [audio] : []), ''].join('\r\n');
+
+  it('sendonly and inactive hold, at media or session level', () => {
+    expect(isHoldOffer(sdp('a=sendonly'))).toBe(true);
+    expect(isHoldOffer(sdp('a=inactive'))).toBe(true);
+    expect(isHoldOffer(sdp('', 'c=IN IP4 192.0.2.1\r\na=sendonly'))).toBe(true);
   });
 
-  it('keeps commands on different bridges, bridge.create and leg.move apart', () => {
-    const outputs = [
-      media({ op: 'bridge.create', bridgeId: 'b2' }),
-      media({ op: 'leg.move', bridgeId: 'b1', legId: 'l1', toBridgeId: 'b2' }),
-      media({ op: 'leg.flags', bridgeId: 'b2', legId: 'l1', listen: true, talk: true }),
-      media({ op: 'leg.music.stop', bridgeId: 'b2', legId: 'l1' }),
-      media({ op: 'leg.remove', bridgeId: 'b1', legId: 'l2' }),
-      media({ op: 'bridge.destroy', bridgeId: 'b1' }),
-    ];
-    expect(runs(outputs)).toEqual([
-      ['bridge.create@b2'],
-      ['leg.move@b1'],
-      ['leg.flags@b2', 'leg.music.stop@b2'],
-      ['leg.remove@b1', 'bridge.destroy@b1'],
-    ]);
+  it('old style: connection address 0.0.0.0 holds', () => {
+    expect(isHoldOffer(sdp('', 'c=IN IP4 0.0.0.0'))).toBe(true);
+  });
+
+  it('sendrecv, recvonly or no direction do not hold', () => {
+    expect(isHoldOffer(sdp('a=sendrecv'))).toBe(false);
+    expect(isHoldOffer(sdp('a=recvonly'))).toBe(false);
+    expect(isHoldOffer(sdp(''))).toBe(false);
   });
 });

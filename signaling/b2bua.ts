@@ -1,25 +1,37 @@
 /**
- * The B2BUA: the adapter between SIP (our stack), media-controller (NATS) and T-Library (NATS) on
- * one side and the pure call model on the other. Every input to the model runs through one serial
- * queue, and the model's outputs are carried out in the order given, so the model sees a
- * consistent world. SDP never goes phone to phone: each leg's SDP is exchanged with
- * media-controller (one rtpengine leg per party).
+ * The B2BUA: UAS on every inbound leg, UAC on every outbound one. It keeps the SIP legs, routes
+ * outbound legs, watches their dialogs and tells the call model what happened on them (SIP facts);
+ * the model decides which legs meet on a media bridge. SDP never goes phone to phone: each leg's
+ * SDP is exchanged with media-controller (one rtpengine leg per party).
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parse as parseSdp } from 'sdp-transform';
-import type { TlibOrigin } from '../common/nats/tlib-contract.js';
-import type { TEvent, TRequest } from '../common/tlib/messages.js';
-import type { CallModel, ConferenceMember, IncomingFrom, ModelInput, ModelOutput, SipConnect } from './model/index.js';
+import type { IncomingFrom, ModelInput, ModelOutput, SipConnect } from './model/index.js';
 import type { MediaClient } from './media-client.js';
-import type { Dialog, Endpoint, OutgoingInvite, ServerRequest, SipRequest, SipStack } from './sip/index.js';
+import type { Dialog, Endpoint, InviteResult, OutgoingInvite, ServerRequest, SipRequest, SipStack } from './sip/index.js';
 import { uriUser } from './sip/index.js';
-import { CONFERENCE_INFO_CONTENT_TYPE, conferenceInfoXml, type ConferenceInfo } from './conference-info.js';
+import type { ConferenceEventNotifier } from './conference-events.js';
 import type { DnDirectory } from './dn-directory.js';
 import type { RegistrarService } from './registrar-service.js';
 
 /** Headers that carry a party's identity across an inter-trunk between two of our sites. */
 export const InterTrunkHeaders = { alias: 'X-Huddle-Alias', location: 'X-Huddle-Location' } as const;
+
+/** What happened on a leg, for the call model: it arrived, rang, answered, failed, ended, was held or retrieved. */
+export type SipFact = Extract<ModelInput, { kind: `sip.${string}` }>;
+
+/** What the call model asks of a leg: connect, ring, answer, reject, release, remote answer. */
+export type SipAction = Extract<ModelOutput, { kind: `sip.${string}` }>;
+
+/** The call model's serial queue, as the B2BUA reaches it. */
+export interface SipFactQueue {
+  /**
+   * Runs `job` after every model input queued before it, then hands the model the fact `job`
+   * returns, if any; so leg state read or changed in `job` agrees with the outputs before it.
+   */
+  serially(job: () => SipFact | undefined | Promise<SipFact | undefined>): void;
+}
 
 interface Leg {
   legId: string;
@@ -40,70 +52,30 @@ interface Leg {
   released: boolean;
 }
 
-interface Subscription {
-  dialog: Dialog;
-  /** A ConnID, or a DN whose current conference is followed. */
-  key: string;
-  expiresAt: number;
-}
+/** Where an outbound leg goes. */
+type Route = { uri: string; flow?: Endpoint; interTrunk: boolean };
 
 export interface B2buaOptions {
   stack: SipStack;
-  model: CallModel;
   media: MediaClient;
   registrar: RegistrarService;
   directory: DnDirectory;
-  publish: (dn: string, event: TEvent, origin?: TlibOrigin) => void;
+  /** Takes SUBSCRIBEs to the conference event package. */
+  conferenceEvents: Pick<ConferenceEventNotifier, 'onSubscribe'>;
+  facts: SipFactQueue;
   location: () => string;
   log: Logger;
 }
 
 export class B2bua {
-  private queue: Promise<void> = Promise.resolve();
+  /** INVITEs told to the model (sip.incoming) that it has not yet made a leg of or rejected. */
   private readonly pendingIncoming = new Map<string, { invite: ServerRequest; offer: string; trunk?: string }>();
   private readonly legs = new Map<string, Leg>();
-  private readonly subscriptions = new Set<Subscription>();
-  private readonly conferences = new Map<string, Extract<ModelOutput, { kind: 'conference.state' }>>();
-  /** Replies collected for the T-Library request being handled. */
-  private replies: TEvent[] | undefined;
 
   constructor(private readonly o: B2buaOptions) {}
 
-  /** Runs a model input through the serial queue; resolves when its outputs are carried out. */
-  private enqueue<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(job);
-    this.queue = run.then(
-      () => undefined,
-      (err: Error) => this.o.log.error({ err: err.stack }, 'signaling job failed'),
-    );
-    return run;
-  }
-
-  private async input(input: ModelInput): Promise<void> {
-    const outputs = this.o.model.handle(input);
-    await this.execute(outputs);
-  }
-
-  /** A T-Library request from a gateway; resolves with the events answering it at once. */
-  tlibRequest(request: TRequest, origin: TlibOrigin): Promise<TEvent[]> {
-    return this.enqueue(async () => {
-      this.replies = [];
-      try {
-        await this.input({ kind: 'tlib.request', request, origin });
-        return this.replies;
-      } finally {
-        this.replies = undefined;
-      }
-    });
-  }
-
-  /** A gateway stopped or went silent: its clients' registrations end. */
-  gatewayGone(gateway: string): void {
-    void this.enqueue(() => this.input({ kind: 'tlib.gatewayGone', gateway }));
-  }
-
-  mediaEvent(input: Extract<ModelInput, { kind: 'media.event' }>): void {
-    void this.enqueue(() => this.input(input));
+  get activeLegs(): number {
+    return this.legs.size;
   }
 
   /** Out-of-dialog SIP requests other than REGISTER (the registrar service takes those). */
@@ -113,14 +85,62 @@ export class B2bua {
         this.onInvite(req);
         return;
       case 'SUBSCRIBE':
-        this.onSubscribe(req);
+        this.o.conferenceEvents.onSubscribe(req);
         return;
       case 'OPTIONS':
-        req.respond(200, { headers: { Allow: 'INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, INFO, UPDATE', Accept: 'application/sdp' } });
+        // The stack adds Allow to OPTIONS 2xx and to 405.
+        req.respond(200, { headers: { Accept: 'application/sdp' } });
         return;
       default:
-        req.respond(405, { headers: { Allow: 'INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, SUBSCRIBE' } });
+        req.respond(405);
     }
+  }
+
+  /** Carries out a SIP action; resolves with the fact it led to at once (a CANCEL came first, no route), if any. */
+  async carryOut(out: SipAction): Promise<SipFact | undefined> {
+    switch (out.kind) {
+      case 'sip.connect':
+        return out.direction === 'inbound' ? this.connectInbound(out) : this.connectOutbound(out);
+      case 'sip.ringing': {
+        const leg = this.legs.get(out.legId);
+        if (leg?.invite && !leg.invite.answered) leg.invite.respond(180);
+        return undefined;
+      }
+      case 'sip.answer':
+        this.answerInbound(out.legId);
+        return undefined;
+      case 'sip.reject': {
+        const pending = this.pendingIncoming.get(out.sipRef);
+        this.pendingIncoming.delete(out.sipRef);
+        if (pending && !pending.invite.answered) pending.invite.respond(out.status);
+        return undefined;
+      }
+      case 'sip.release':
+        this.release(out.legId, out.status);
+        return undefined;
+      case 'sip.remoteAnswer':
+        await this.remoteAnswer(out.legId);
+        return undefined;
+    }
+  }
+
+  /** A leg whose SIP or media set-up failed: the caller is refused, and the model told it failed or ended. */
+  connectFailed(out: SipConnect, err: Error): SipFact {
+    const leg = this.legs.get(out.legId);
+    if (out.direction === 'inbound') {
+      const pending = this.pendingIncoming.get(out.sipRef);
+      this.pendingIncoming.delete(out.sipRef);
+      if (pending && !pending.invite.answered) pending.invite.respond(488, { reason: `Media refused: ${err.message}`.slice(0, 120) });
+      if (leg) this.ended(leg);
+      return { kind: 'sip.released', legId: out.legId };
+    }
+    if (leg) this.ended(leg);
+    return { kind: 'sip.failed', legId: out.legId, status: 503, reason: err.message };
+  }
+
+  /** Ends every leg (BYE, CANCEL or a final response); used when stopping. */
+  releaseAll(status: number): void {
+    for (const legId of [...this.legs.keys()]) this.release(legId, status);
   }
 
   private onInvite(req: ServerRequest): void {
@@ -143,16 +163,15 @@ export class B2bua {
     const sipRef = randomBytes(6).toString('hex');
     this.pendingIncoming.set(sipRef, { invite: req, offer, ...('trunk' in from ? { trunk: from.trunk } : {}) });
     req.onCancel(() => {
-      void this.enqueue(async () => {
+      this.o.facts.serially(() => {
         const leg = [...this.legs.values()].find((l) => l.invite === req);
         this.pendingIncoming.delete(sipRef);
-        if (leg && !leg.released) {
-          this.ended(leg);
-          await this.input({ kind: 'sip.released', legId: leg.legId });
-        }
+        if (!leg || leg.released) return undefined;
+        this.ended(leg);
+        return { kind: 'sip.released', legId: leg.legId };
       });
     });
-    void this.enqueue(() => this.input({ kind: 'sip.incoming', sipRef, from, to: dialled }));
+    this.o.facts.serially(() => ({ kind: 'sip.incoming', sipRef, from, to: dialled }));
   }
 
   /** A Trunk by where the request came from, else one of our DNs by the From user. */
@@ -175,84 +194,7 @@ export class B2bua {
     return { dn: fromUser };
   }
 
-  private async execute(outputs: ModelOutput[]): Promise<void> {
-    for (let i = 0; i < outputs.length; ) {
-      const run = pipelinedMediaRun(outputs, i);
-      await Promise.all(run.map((out) => this.carryOutOrReport(out)));
-      i += run.length;
-    }
-  }
-
-  private async carryOutOrReport(out: ModelOutput): Promise<void> {
-    try {
-      await this.carryOut(out);
-    } catch (err) {
-      this.o.log.error({ err: (err as Error).message, output: out.kind }, 'output failed');
-      await this.onOutputFailure(out, err as Error);
-    }
-  }
-
-  private async carryOut(out: ModelOutput): Promise<void> {
-    switch (out.kind) {
-      case 'tlib.event':
-        this.o.publish(out.to, out.event, out.origin);
-        return;
-      case 'tlib.reply':
-        if (this.replies) this.replies.push(out.event);
-        return;
-      case 'media':
-        await this.o.media.send(out.command, out.colocateWith);
-        return;
-      case 'sip.connect':
-        if (out.direction === 'inbound') await this.connectInbound(out);
-        else await this.connectOutbound(out);
-        return;
-      case 'sip.ringing': {
-        const leg = this.legs.get(out.legId);
-        if (leg?.invite && !leg.invite.answered) leg.invite.respond(180);
-        return;
-      }
-      case 'sip.answer':
-        this.answerInbound(out.legId);
-        return;
-      case 'sip.reject': {
-        const pending = this.pendingIncoming.get(out.sipRef);
-        this.pendingIncoming.delete(out.sipRef);
-        if (pending && !pending.invite.answered) pending.invite.respond(out.status);
-        return;
-      }
-      case 'sip.release':
-        this.release(out.legId, out.status);
-        return;
-      case 'sip.remoteAnswer':
-        await this.remoteAnswer(out.legId);
-        return;
-      case 'conference.state':
-        this.conferenceChanged(out);
-        return;
-      case 'report':
-        this.o.log[out.level]({ code: out.code, connId: out.connId, legId: out.legId }, out.message);
-        return;
-    }
-  }
-
-  /** A leg whose SIP or media set-up failed is reported to the model as failed or released. */
-  private async onOutputFailure(out: ModelOutput, err: Error): Promise<void> {
-    if (out.kind !== 'sip.connect') return;
-    const leg = this.legs.get(out.legId);
-    if (out.direction === 'inbound') {
-      const pending = this.pendingIncoming.get(out.sipRef);
-      this.pendingIncoming.delete(out.sipRef);
-      if (pending && !pending.invite.answered) pending.invite.respond(488, { reason: `Media refused: ${err.message}`.slice(0, 120) });
-      if (leg) this.ended(leg);
-      await this.input({ kind: 'sip.released', legId: out.legId });
-    } else {
-      if (leg) this.ended(leg);
-      await this.input({ kind: 'sip.failed', legId: out.legId, status: 503, reason: err.message });
-    }
-  }
-
-  private async connectInbound(out: Extract<SipConnect, { direction: 'inbound' }>): Promise<void> {
+  private async connectInbound(out: Extract<SipConnect, { direction: 'inbound' }>): Promise<SipFact | undefined> {
     const pending = this.pendingIncoming.get(out.sipRef);
     if (!pending) throw new Error(`no pending INVITE ${out.sipRef}`);
     this.pendingIncoming.delete(out.sipRef);
@@ -261,11 +203,11 @@ export class B2bua {
     this.legs.set(out.legId, leg);
     if (pending.invite.canceled) {
       this.ended(leg);
-      await this.input({ kind: 'sip.released', legId: out.legId });
-      return;
+      return { kind: 'sip.released', legId: out.legId };
     }
     const reply = await this.o.media.send({ op: 'leg.offer', bridgeId: out.bridgeId, legId: out.legId, sdp: pending.offer, label: uriUser(pending.invite.message.from.uri) ?? 'caller' });
     leg.localSdp = reply.sdp;
+    return undefined;
   }
 
   private answerInbound(legId: string): void {
@@ -281,14 +223,13 @@ export class B2bua {
     this.watchDialog(leg, dialog);
   }
 
-  private async connectOutbound(out: Extract<SipConnect, { direction: 'outbound' }>): Promise<void> {
+  private async connectOutbound(out: Extract<SipConnect, { direction: 'outbound' }>): Promise<SipFact | undefined> {
     const leg: Leg = { legId: out.legId, bridgeId: out.bridgeId, direction: 'outbound', phoneHeld: false, released: false };
     this.legs.set(out.legId, leg);
     const route = this.route(out.target);
     if ('status' in route) {
       this.ended(leg);
-      await this.input({ kind: 'sip.failed', legId: out.legId, status: route.status, reason: route.reason });
-      return;
+      return { kind: 'sip.failed', legId: out.legId, status: route.status, reason: route.reason };
     }
     if ('trunk' in out.target) leg.trunk = out.target.trunk;
     const offer = await this.o.media.send({ op: 'leg.create', bridgeId: out.bridgeId, legId: out.legId, label: 'dn' in out.target ? out.target.dn : out.target.number });
@@ -317,45 +258,43 @@ export class B2bua {
     outgoing.onProvisional((res) => {
       if (rang || res.status === 100 || leg.released) return;
       rang = true;
-      void this.enqueue(() => this.input({ kind: 'sip.ringing', legId: leg.legId }));
+      this.o.facts.serially(() => ({ kind: 'sip.ringing', legId: leg.legId }));
     });
-    void outgoing.result.then((result) =>
-      this.enqueue(async () => {
-        if (leg.released) {
-          if (result.ok) void result.dialog.bye().catch(() => undefined);
-          return;
-        }
-        if (!result.ok) {
-          this.ended(leg);
-          await this.input({ kind: 'sip.failed', legId: leg.legId, status: result.status, reason: result.reason });
-          return;
-        }
-        this.watchDialog(leg, result.dialog);
-        try {
-          await this.o.media.send({ op: 'leg.answer', bridgeId: leg.bridgeId, legId: leg.legId, sdp: result.response.body.toString() });
-        } catch (err) {
-          this.o.log.error({ err: (err as Error).message, legId: leg.legId }, 'media refused the answer');
-          this.ended(leg);
-          void result.dialog.bye().catch(() => undefined);
-          await this.input({ kind: 'sip.released', legId: leg.legId });
-          return;
-        }
-        const remote: { alias?: string; location?: string } = {};
-        if (route.interTrunk) {
-          const alias = result.response.get(InterTrunkHeaders.alias);
-          const location = result.response.get(InterTrunkHeaders.location);
-          if (alias) remote.alias = alias;
-          if (location) remote.location = location;
-        }
-        await this.input({ kind: 'sip.answered', legId: leg.legId, remote });
-      }),
-    );
+    void outgoing.result.then((result) => this.o.facts.serially(() => this.outboundFinal(leg, route, result)));
+    return undefined;
+  }
+
+  /** The final response to an outbound leg's INVITE: a failure, or the answer SDP for media-controller. */
+  private async outboundFinal(leg: Leg, route: Route, result: InviteResult): Promise<SipFact | undefined> {
+    if (leg.released) {
+      if (result.ok) void result.dialog.bye().catch(() => undefined);
+      return undefined;
+    }
+    if (!result.ok) {
+      this.ended(leg);
+      return { kind: 'sip.failed', legId: leg.legId, status: result.status, reason: result.reason };
+    }
+    this.watchDialog(leg, result.dialog);
+    try {
+      await this.o.media.send({ op: 'leg.answer', bridgeId: leg.bridgeId, legId: leg.legId, sdp: result.response.body.toString() });
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message, legId: leg.legId }, 'media refused the answer');
+      this.ended(leg);
+      void result.dialog.bye().catch(() => undefined);
+      return { kind: 'sip.released', legId: leg.legId };
+    }
+    const remote: { alias?: string; location?: string } = {};
+    if (route.interTrunk) {
+      const alias = result.response.get(InterTrunkHeaders.alias);
+      const location = result.response.get(InterTrunkHeaders.location);
+      if (alias) remote.alias = alias;
+      if (location) remote.location = location;
+    }
+    return { kind: 'sip.answered', legId: leg.legId, remote };
   }
 
   /** Where an outbound leg goes: a DN's registered contact (through its flow), or a trunk's peer. */
-  private route(target: { dn: string } | { trunk: string; number: string }):
-    | { uri: string; flow?: Endpoint; interTrunk: boolean }
-    | { status: number; reason: string } {
+  private route(target: { dn: string } | { trunk: string; number: string }): Route | { status: number; reason: string } {
     if ('dn' in target) {
       const dn = this.o.directory.dn(target.dn);
       if (dn?.options.contact) return { uri: dn.options.contact, interTrunk: false };
@@ -375,11 +314,11 @@ export class B2bua {
     dialog.onTerminated((t) => {
       if (leg.released) return;
       this.ended(leg);
-      if (t.cause !== 'local-bye') void this.enqueue(() => this.input({ kind: 'sip.released', legId: leg.legId }));
+      if (t.cause !== 'local-bye') this.o.facts.serially(() => ({ kind: 'sip.released', legId: leg.legId }));
     });
     dialog.onRequest((req) => {
       if (req.method === 'INVITE' || req.method === 'UPDATE') {
-        void this.enqueue(() => this.reoffer(leg, req));
+        this.o.facts.serially(() => this.reoffer(leg, req));
         return;
       }
       req.respond(200);
@@ -387,26 +326,25 @@ export class B2bua {
   }
 
   /** A re-INVITE/UPDATE from the phone: new SDP through media-controller, and hold/retrieve detection. */
-  private async reoffer(leg: Leg, req: ServerRequest): Promise<void> {
+  private async reoffer(leg: Leg, req: ServerRequest): Promise<SipFact | undefined> {
     const offer = req.message.body.toString();
     if (offer.length === 0) {
       req.respond(200, { body: leg.localSdp ?? '' });
-      return;
+      return undefined;
     }
     let answer: string | undefined;
     try {
       answer = (await this.o.media.send({ op: 'leg.reoffer', bridgeId: leg.bridgeId, legId: leg.legId, sdp: offer })).sdp;
     } catch (err) {
       req.respond(488, { reason: `Media refused the offer: ${(err as Error).message}`.slice(0, 120) });
-      return;
+      return undefined;
     }
     leg.localSdp = answer ?? leg.localSdp;
     req.respond(200, { body: leg.localSdp ?? '' });
     const held = isHoldOffer(offer);
-    if (held !== leg.phoneHeld) {
-      leg.phoneHeld = held;
-      await this.input({ kind: held ? 'sip.hold' : 'sip.retrieve', legId: leg.legId });
-    }
+    if (held === leg.phoneHeld) return undefined;
+    leg.phoneHeld = held;
+    return { kind: held ? 'sip.hold' : 'sip.retrieve', legId: leg.legId };
   }
 
   /**
@@ -444,113 +382,6 @@ export class B2bua {
     });
     if (res.status >= 300) this.o.log.warn({ legId, status: res.status, target: invite.uri }, 'phone refused remote answer');
   }
-
-  private onSubscribe(req: ServerRequest): void {
-    const event = (req.message.get('event') ?? '').split(';')[0]?.trim().toLowerCase();
-    if (event !== 'conference') {
-      req.respond(489, { reason: 'Only the conference event package is supported' });
-      return;
-    }
-    const user = uriUser(req.message.requestUri);
-    if (!user) {
-      req.respond(404, { reason: 'No conference in the Request-URI' });
-      return;
-    }
-    const expires = Math.min(3600, Number(req.message.get('expires') ?? 3600));
-    const key = user.startsWith('conf-') ? user.slice(5) : user;
-    const dialog = req.accept({ headers: { Expires: String(expires) } });
-    const sub: Subscription = { dialog, key, expiresAt: Date.now() + expires * 1000 };
-    if (expires > 0) this.subscriptions.add(sub);
-    dialog.onRequest((inDialog) => {
-      if (inDialog.method !== 'SUBSCRIBE') {
-        inDialog.respond(200);
-        return;
-      }
-      const refresh = Number(inDialog.message.get('expires') ?? 3600);
-      inDialog.respond(200, { headers: { Expires: String(refresh) } });
-      sub.expiresAt = Date.now() + refresh * 1000;
-      if (refresh === 0) this.endSubscription(sub);
-    });
-    dialog.onTerminated(() => this.subscriptions.delete(sub));
-    this.notify(sub, expires === 0);
-  }
-
-  private conferenceFor(key: string): Extract<ModelOutput, { kind: 'conference.state' }> | undefined {
-    const byConnId = this.conferences.get(key);
-    if (byConnId) return byConnId;
-    for (const state of this.conferences.values()) if (state.members.some((m) => m.dn === key || m.alias === key)) return state;
-    return undefined;
-  }
-
-  private conferenceChanged(out: Extract<ModelOutput, { kind: 'conference.state' }>): void {
-    const before = this.conferences.get(out.connId);
-    if (out.state === 'deleted') this.conferences.delete(out.connId);
-    else this.conferences.set(out.connId, out);
-    const concerned = new Set<string>([out.connId, ...out.members.flatMap((m) => [m.alias, ...(m.dn ? [m.dn] : [])])]);
-    for (const m of before?.members ?? []) concerned.add(m.alias);
-    for (const sub of this.subscriptions) if (concerned.has(sub.key)) this.notify(sub, false, out);
-  }
-
-  private notify(sub: Subscription, final: boolean, state = this.conferenceFor(sub.key)): void {
-    if (Date.now() > sub.expiresAt) final = true;
-    const location = this.o.location();
-    const info: ConferenceInfo = {
-      entity: `sip:conf-${state?.connId ?? sub.key}@${location}`,
-      version: state?.version ?? 0,
-      state: state?.state === 'full' ? 'full' : 'deleted',
-      members: (state?.state === 'full' ? state.members : []).map((m: ConferenceMember) => ({
-        alias: m.alias,
-        location: m.location,
-        entity: `sip:${m.alias}@${m.location}`,
-        status: m.status,
-        media: m.media,
-      })),
-    };
-    const remaining = Math.max(0, Math.round((sub.expiresAt - Date.now()) / 1000));
-    void sub.dialog
-      .request('NOTIFY', {
-        headers: { Event: 'conference', 'Subscription-State': final ? 'terminated;reason=timeout' : `active;expires=${remaining}` },
-        body: conferenceInfoXml(info),
-        contentType: CONFERENCE_INFO_CONTENT_TYPE,
-      })
-      .catch(() => undefined);
-    if (final) this.subscriptions.delete(sub);
-  }
-
-  private endSubscription(sub: Subscription): void {
-    this.notify(sub, true);
-  }
-
-  /** Ends every call (BYE/CANCEL) and subscription; used when stopping. */
-  async drain(): Promise<void> {
-    await this.enqueue(async () => {
-      for (const legId of [...this.legs.keys()]) this.release(legId, 503);
-      for (const sub of [...this.subscriptions]) this.notify(sub, true);
-    });
-  }
-
-  get activeLegs(): number {
-    return this.legs.size;
-  }
-}
-
-/**
- * The outputs from `start` that may be carried out together: consecutive media commands on one
- * existing bridge. The media-controller queues a bridge's commands in arrival order, and NATS
- * keeps one connection's order, so sending them without waiting for each reply keeps their
- * effect in order and saves a round trip each (ListenDisconnect: leg.flags then leg.music.play).
- * bridge.create (its owner is known only from its reply) and leg.move (it touches a second
- * bridge's queue) go alone; anything else (events, SIP) waits for the commands before it.
- */
-export function pipelinedMediaRun(outputs: readonly ModelOutput[], start: number): ModelOutput[] {
-  const first = outputs[start]!;
-  const bridgeOf = (out: ModelOutput): string | undefined =>
-    out.kind === 'media' && out.command.op !== 'bridge.create' && out.command.op !== 'leg.move' ? out.command.bridgeId : undefined;
-  const bridge = bridgeOf(first);
-  if (bridge === undefined) return [first];
-  let end = start + 1;
-  while (end < outputs.length && bridgeOf(outputs[end]!) === bridge) end++;
-  return outputs.slice(start, end);
 }
 
 /** RFC 3264 §8.4: a phone holds by offering sendonly or inactive (or, old style, c=0.0.0.0). */

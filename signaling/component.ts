@@ -12,6 +12,8 @@ import { musicFileFor, resolveMusic } from '../common/config/load.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
 import type { ComponentFactory } from '../common/process/component.js';
 import { B2bua } from './b2bua.js';
+import { CallModelShell } from './call-model-shell.js';
+import { ConferenceEventNotifier } from './conference-events.js';
 import { DnDirectory } from './dn-directory.js';
 import { MediaClient } from './media-client.js';
 import { CallModel, type ModelEnv } from './model/index.js';
@@ -82,19 +84,29 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     help: 'Parties listen-reconnected',
     registers: [ctx.registry],
   });
+  const conferenceEvents = new ConferenceEventNotifier({ location: () => location });
   const b2bua = new B2bua({
     stack,
-    model,
     media,
     registrar,
     directory,
+    conferenceEvents,
+    // SIP facts go through the call model's queue, which hands its SIP actions back to this B2BUA.
+    facts: { serially: (job) => calls.serially(job) },
+    location: () => location,
+    log: ctx.log,
+  });
+  const calls = new CallModelShell({
+    model,
+    media,
+    b2bua,
+    conferenceEvents,
     publish: (dn, event, origin) => {
       // The requester's copy (it carries the origin) counts the request once.
       if (origin && event.event === 'EventListenDisconnected') listenDisconnects.inc();
       if (origin && event.event === 'EventListenReconnected') listenReconnects.inc();
       tlib.publish(dn, event, origin);
     },
-    location: () => location,
     log: ctx.log,
   });
 
@@ -114,9 +126,9 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     }
     b2bua.onRequest(req);
   });
-  media.onEvents((event) => b2bua.mediaEvent({ kind: 'media.event', event }));
-  tlib.start((request, origin) => b2bua.tlibRequest(request, origin));
-  tlib.watchGateways((gateway) => b2bua.gatewayGone(gateway));
+  media.onEvents((event) => calls.mediaEvent({ kind: 'media.event', event }));
+  tlib.start((request, origin) => calls.tlibRequest(request, origin));
+  tlib.watchGateways((gateway) => calls.gatewayGone(gateway));
 
   let stopping = false;
   ctx.addReadiness('sip', () => (stopping ? 'stopping' : true));
@@ -129,7 +141,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     stop: async () => {
       stopping = true;
       await tlib.drain();
-      await b2bua.drain();
+      await calls.drain();
       media.close();
       await stack.close(1500);
     },

@@ -1,0 +1,148 @@
+/**
+ * The shell around the pure call model. Every input (a T-Library request, a SIP fact, a media
+ * fact) runs through one serial queue, and the model's outputs are carried out in the order given,
+ * so the model sees a consistent world: T-Library events are published, media commands sent to
+ * media-controller, SIP actions handed to the B2BUA, conference states to the RFC 4575 notifier.
+ */
+import type { Logger } from 'pino';
+import type { TlibOrigin } from '../common/nats/tlib-contract.js';
+import type { TEvent, TRequest } from '../common/tlib/messages.js';
+import type { CallModel, ModelInput, ModelOutput } from './model/index.js';
+import type { MediaClient } from './media-client.js';
+import type { B2bua, SipFact, SipFactQueue } from './b2bua.js';
+import type { ConferenceEventNotifier } from './conference-events.js';
+
+/** Most outputs answer nothing; one shared empty list spares an allocation per output. */
+const NO_REPLIES: readonly TEvent[] = [];
+
+export interface CallModelShellOptions {
+  model: Pick<CallModel, 'handle'>;
+  media: MediaClient;
+  b2bua: Pick<B2bua, 'carryOut' | 'connectFailed' | 'releaseAll'>;
+  conferenceEvents: Pick<ConferenceEventNotifier, 'stateChanged' | 'endAll'>;
+  publish: (dn: string, event: TEvent, origin?: TlibOrigin) => void;
+  log: Logger;
+}
+
+export class CallModelShell implements SipFactQueue {
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: CallModelShellOptions) {}
+
+  /** A T-Library request from a gateway; resolves with the events answering it at once. */
+  tlibRequest(request: TRequest, origin: TlibOrigin): Promise<TEvent[]> {
+    return this.enqueue(() => this.input({ kind: 'tlib.request', request, origin }));
+  }
+
+  /** A gateway stopped or went silent: its clients' registrations end. */
+  gatewayGone(gateway: string): void {
+    void this.enqueue(() => this.input({ kind: 'tlib.gatewayGone', gateway }));
+  }
+
+  /** A fact from media-controller: a leg failed, music ended or failed, an rtpengine was lost or is back. */
+  mediaEvent(input: Extract<ModelInput, { kind: 'media.event' }>): void {
+    void this.enqueue(() => this.input(input));
+  }
+
+  serially(job: () => SipFact | undefined | Promise<SipFact | undefined>): void {
+    void this.enqueue(async () => {
+      const fact = await job();
+      if (fact) await this.input(fact);
+    });
+  }
+
+  /** Ends every call (BYE/CANCEL) and conference subscription; used when stopping. */
+  async drain(): Promise<void> {
+    await this.enqueue(async () => {
+      this.o.b2bua.releaseAll(503);
+      this.o.conferenceEvents.endAll();
+    });
+  }
+
+  /** Runs `job` after every job queued before it; a failed job is logged and does not stop the queue. */
+  private enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(job);
+    this.queue = run.then(
+      () => undefined,
+      (err: Error) => this.o.log.error({ err: err.stack }, 'signaling job failed'),
+    );
+    return run;
+  }
+
+  /** Hands the model one input and carries out its outputs; resolves with the replies among them. */
+  private input(input: ModelInput): Promise<TEvent[]> {
+    return this.execute(this.o.model.handle(input));
+  }
+
+  /**
+   * Carries out outputs in order, a pipelined run of media commands at a time; resolves with the
+   * T-Library replies met, also those of the inputs the outputs led to (a SIP fact).
+   */
+  private async execute(outputs: readonly ModelOutput[]): Promise<TEvent[]> {
+    const replies: TEvent[] = [];
+    for (let i = 0; i < outputs.length; ) {
+      const run = pipelinedMediaRun(outputs, i);
+      for (const met of await Promise.all(run.map((out) => this.carryOutOrReport(out)))) replies.push(...met);
+      i += run.length;
+    }
+    return replies;
+  }
+
+  private async carryOutOrReport(out: ModelOutput): Promise<readonly TEvent[]> {
+    try {
+      return await this.carryOut(out);
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message, output: out.kind }, 'output failed');
+      // A leg whose SIP or media set-up failed is reported to the model as failed or released.
+      return out.kind === 'sip.connect' ? this.input(this.o.b2bua.connectFailed(out, err as Error)) : NO_REPLIES;
+    }
+  }
+
+  /** Carries out one output; resolves with the replies it is or led to. */
+  private async carryOut(out: ModelOutput): Promise<readonly TEvent[]> {
+    switch (out.kind) {
+      case 'tlib.event':
+        this.o.publish(out.to, out.event, out.origin);
+        return NO_REPLIES;
+      case 'tlib.reply':
+        return [out.event];
+      case 'media':
+        await this.o.media.send(out.command, out.colocateWith);
+        return NO_REPLIES;
+      case 'sip.connect':
+      case 'sip.ringing':
+      case 'sip.answer':
+      case 'sip.reject':
+      case 'sip.release':
+      case 'sip.remoteAnswer': {
+        const fact = await this.o.b2bua.carryOut(out);
+        return fact ? this.input(fact) : NO_REPLIES;
+      }
+      case 'conference.state':
+        this.o.conferenceEvents.stateChanged(out);
+        return NO_REPLIES;
+      case 'report':
+        this.o.log[out.level]({ code: out.code, connId: out.connId, legId: out.legId }, out.message);
+        return NO_REPLIES;
+    }
+  }
+}
+
+/**
+ * The outputs from `start` that may be carried out together: consecutive media commands on one
+ * existing bridge. The media-controller queues a bridge's commands in arrival order, and NATS
+ * keeps one connection's order, so sending them without waiting for each reply keeps their
+ * effect in order and saves a round trip each (ListenDisconnect: leg.flags then leg.music.play).
+ * bridge.create (its owner is known only from its reply) and leg.move (it touches a second
+ * bridge's queue) go alone; anything else (events, SIP) waits for the commands before it.
+ */
+export function pipelinedMediaRun(outputs: readonly ModelOutput[], start: number): ModelOutput[] {
+  const first = outputs[start]!;
+  const bridgeOf = (out: ModelOutput): string | undefined =>
+    out.kind === 'media' && out.command.op !== 'bridge.create' && out.command.op !== 'leg.move' ? out.command.bridgeId : undefined;
+  const bridge = bridgeOf(first);
+  if (bridge === undefined) return [first];
+  let end = start + 1;
+  while (end < outputs.length && bridgeOf(outputs[end]!) === bridge) end++;
+  return outputs.slice(start, end);
+}
