@@ -191,7 +191,7 @@ export type RpcHandler<C extends RpcContract> = (request: Static<C['request']>) 
 
 /** A served subject. */
 export interface Served {
-  /** Takes no more requests and resolves once every request taken has been answered. */
+  /** Takes no more requests and resolves once every request taken has been answered (again: the same promise). */
   drain(): Promise<void>;
 }
 
@@ -205,6 +205,7 @@ class Server<C extends RpcContract> implements Served {
   private readonly check: Checker<C['request']>;
   private inFlight = 0;
   private idle: (() => void) | undefined;
+  private drained: Promise<void> | undefined;
 
   constructor(
     nc: NatsConnection,
@@ -221,7 +222,11 @@ class Server<C extends RpcContract> implements Served {
     });
   }
 
-  async drain(): Promise<void> {
+  drain(): Promise<void> {
+    return (this.drained ??= this.drainOnce());
+  }
+
+  private async drainOnce(): Promise<void> {
     await this.sub.drain();
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
   }
