@@ -60,7 +60,7 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
     controller,
     pool,
     stop: async () => {
-      await api.close();
+      await api.drain();
       await controller.drain();
       await mixer.stop();
       pool.stop();

@@ -3,15 +3,13 @@
  * a new bridge), every op on this instance's own subject (a bridge lives where it was created),
  * replies as MediaReply, events on media.evt.<kind>.
  */
-import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { checker } from '../common/config/check.js';
-import { decodeJson, encodeJson } from '../common/nats/codec.js';
-import { MediaCommand, type MediaEvent, type MediaReply } from '../common/nats/media-contract.js';
+import { encodeJson } from '../common/nats/codec.js';
+import { MediaRpc, type MediaCommand, type MediaEvent, type MediaReply } from '../common/nats/media-contract.js';
+import { serve, type RpcBadRequest, type Served } from '../common/nats/rpc.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
 import { MediaFailure, type MediaController } from './controller.js';
-
-const checkCommand = checker(MediaCommand);
 
 export interface MediaApiOptions {
   nc: NatsConnection;
@@ -27,53 +25,52 @@ export function publishMediaEvent(nc: NatsConnection, location: string, event: M
 }
 
 export class MediaApi {
-  private readonly subs: Subscription[] = [];
+  private readonly served: Served[];
 
   constructor(private readonly opts: MediaApiOptions) {
-    const { nc, location, instance } = opts;
-    this.subs.push(nc.subscribe(Subjects.mediaCommand(location), { queue: QueueGroups.mediaController, callback: (err, msg) => {
-          if (!err) void this.onMessage(msg, true);
-        },
-      }));
-    this.subs.push(nc.subscribe(Subjects.mediaInstanceCommand(location, instance), { callback: (err, msg) => {
-          if (!err) void this.onMessage(msg, false);
-        },
-      }));
+    const { nc, location, instance, log } = opts;
+    const options = {
+      contract: MediaRpc,
+      badRequest: (error: RpcBadRequest) => this.refuse(error),
+      onError: (err: Error) => log.error({ err: err.stack }, 'media command not answered'),
+    };
+    this.served = [
+      serve(nc, Subjects.mediaCommand(location), { ...options, queue: QueueGroups.mediaController }, (command) => this.execute(command, true)),
+      serve(nc, Subjects.mediaInstanceCommand(location, instance), options, (command) => this.execute(command, false)),
+    ];
   }
 
-  private async onMessage(msg: Msg, viaQueue: boolean): Promise<void> {
-    const { instance, controller, log } = this.opts;
-    let op = 'invalid';
-    let reply: MediaReply;
+  /** Stops taking commands and resolves once those taken are answered. */
+  async drain(): Promise<void> {
+    await Promise.all(this.served.map((s) => s.drain()));
+  }
+
+  private async execute(command: MediaCommand, viaQueue: boolean): Promise<MediaReply> {
+    const { instance, controller } = this.opts;
     try {
-      let body: unknown;
-      try {
-        body = decodeJson(msg.data);
-      } catch (err) {
-        throw new MediaFailure('BadCommand', (err as Error).message);
+      if (viaQueue && command.op !== 'bridge.create') {
+        throw new MediaFailure('BadCommand', `${command.op} goes to the instance that owns the bridge (${Subjects.mediaInstanceCommand(this.opts.location, '<instance>')})`);
       }
-      if (!checkCommand(body)) {
-        const e = checkCommand.error();
-        throw new MediaFailure('BadCommand', `not a media command: ${e ? `${e.instancePath || '(command)'} ${e.message ?? ''}` : 'invalid'}`);
-      }
-      op = body.op;
-      if (viaQueue && body.op !== 'bridge.create') {
-        throw new MediaFailure('BadCommand', `${body.op} goes to the instance that owns the bridge (${Subjects.mediaInstanceCommand(this.opts.location, '<instance>')})`);
-      }
-      const result = await controller.handle(body);
-      reply = { ok: true, instance, ...result };
+      const result = await controller.handle(command);
+      return this.answered(command.op, { ok: true, instance, ...result });
     } catch (err) {
       const failure = err instanceof MediaFailure ? err : new MediaFailure('Internal', (err as Error).message);
-      if (failure.code === 'Internal') log.error({ op, err: (err as Error).stack }, 'media command failed');
-      else log.info({ op, code: failure.code, err: failure.message }, 'media command refused');
-      reply = { ok: false, instance, error: { code: failure.code, message: failure.message } };
+      if (failure.code === 'Internal') this.opts.log.error({ op: command.op, err: (err as Error).stack }, 'media command failed');
+      else this.opts.log.info({ op: command.op, code: failure.code, err: failure.message }, 'media command refused');
+      return this.answered(command.op, { ok: false, instance, error: { code: failure.code, message: failure.message } });
     }
-    this.opts.onCommand?.(op, reply.ok ? 'ok' : reply.error.code);
-    if (msg.reply) msg.respond(encodeJson(reply));
   }
 
-  /** Stops taking commands (in-flight ones still answer). */
-  async close(): Promise<void> {
-    await Promise.all(this.subs.map((s) => s.drain()));
+  /** Not JSON, or not a media command: BadCommand. */
+  private refuse(error: RpcBadRequest): MediaReply {
+    const e = error.schemaError;
+    const message = error.body === undefined ? error.problem : `not a media command: ${e ? `${e.instancePath || '(command)'} ${e.message ?? ''}` : 'invalid'}`;
+    this.opts.log.info({ op: 'invalid', code: 'BadCommand', err: message }, 'media command refused');
+    return this.answered('invalid', { ok: false, instance: this.opts.instance, error: { code: 'BadCommand', message } });
+  }
+
+  private answered(op: string, reply: MediaReply): MediaReply {
+    this.opts.onCommand?.(op, reply.ok ? 'ok' : reply.error.code);
+    return reply;
   }
 }

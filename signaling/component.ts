@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Counter, Gauge } from 'prom-client';
 import { musicFileFor, resolveMusic } from '../common/config/load.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
 import type { ComponentFactory } from '../common/process/component.js';
@@ -16,6 +15,7 @@ import { CallModelShell } from './call-model-shell.js';
 import { ConferenceEventNotifier } from './conference-events.js';
 import { DnDirectory } from './dn-directory.js';
 import { MediaClient } from './media-client.js';
+import { signalingMetrics } from './metrics.js';
 import { CallModel, type ModelEnv } from './model/index.js';
 import { RegistrarService } from './registrar-service.js';
 import { createSipStack } from './sip/index.js';
@@ -72,18 +72,9 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   });
   await registrar.restore();
 
-  const media = new MediaClient({ nc: ctx.nc, location: () => location, log: ctx.log, registry: ctx.registry });
-  const tlib = new TlibService(ctx.nc, location, ctx.log, ctx.registry);
-  const listenDisconnects = new Counter({
-    name: 'huddle_listen_disconnects_total',
-    help: 'Parties listen-disconnected (EventListenDisconnected answering a request)',
-    registers: [ctx.registry],
-  });
-  const listenReconnects = new Counter({
-    name: 'huddle_listen_reconnects_total',
-    help: 'Parties listen-reconnected',
-    registers: [ctx.registry],
-  });
+  const metrics = signalingMetrics(ctx.registry);
+  const media = new MediaClient({ nc: ctx.nc, location: () => location, log: ctx.log, metrics });
+  const tlib = new TlibService(ctx.nc, location, ctx.log, metrics);
   const conferenceEvents = new ConferenceEventNotifier({ location: () => location });
   const b2bua = new B2bua({
     stack,
@@ -103,18 +94,20 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     conferenceEvents,
     publish: (dn, event, origin) => {
       // The requester's copy (it carries the origin) counts the request once.
-      if (origin && event.event === 'EventListenDisconnected') listenDisconnects.inc();
-      if (origin && event.event === 'EventListenReconnected') listenReconnects.inc();
+      if (origin && event.event === 'EventListenDisconnected') metrics.listenDisconnects.inc();
+      if (origin && event.event === 'EventListenReconnected') metrics.listenReconnects.inc();
       tlib.publish(dn, event, origin);
     },
     log: ctx.log,
   });
 
-  new Gauge({ name: 'huddle_sip_registrations', help: 'Live registrar bindings', registers: [ctx.registry], collect() { this.set(registrar.count()); } });
-  new Gauge({ name: 'huddle_calls_active', help: 'Calls in the call model', registers: [ctx.registry], collect() { this.set(model.stats().calls); } });
-  new Gauge({ name: 'huddle_conferences_active', help: 'Calls that are conferences', registers: [ctx.registry], collect() { this.set(model.stats().conferences); } });
-  new Gauge({ name: 'huddle_signaling_registered_dns', help: 'DNs registered by T-Library clients', registers: [ctx.registry], collect() { this.set(model.stats().registeredDns); } });
-  new Gauge({ name: 'huddle_sip_legs_active', help: 'SIP legs the B2BUA holds', registers: [ctx.registry], collect() { this.set(b2bua.activeLegs); } });
+  metrics.watch({
+    registrations: () => registrar.count(),
+    calls: () => model.stats().calls,
+    conferences: () => model.stats().conferences,
+    registeredDns: () => model.stats().registeredDns,
+    legs: () => b2bua.activeLegs,
+  });
 
   stack.onRequest((req) => {
     if (req.method === 'REGISTER') {
@@ -142,7 +135,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       stopping = true;
       await tlib.drain();
       await calls.drain();
-      media.close();
+      await media.drain();
       await stack.close(1500);
     },
   };

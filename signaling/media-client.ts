@@ -4,14 +4,13 @@
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { Counter, Histogram, type Registry } from 'prom-client';
-import { MediaEvent, MediaReply, type MediaCommand, type MediaErrorCode } from '../common/nats/media-contract.js';
+import { MediaEvent, MediaRpc, type MediaCommand, type MediaErrorCode, type MediaReply } from '../common/nats/media-contract.js';
 import { checker } from '../common/config/check.js';
-import { decodeJson, encodeJson } from '../common/nats/codec.js';
+import { decodeChecked } from '../common/nats/codec.js';
+import { RpcBadReply, RpcHandlerFailed, RpcNoResponders, call } from '../common/nats/rpc.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
-import { injectTrace } from '../common/nats/trace.js';
+import type { SignalingMetrics } from './metrics.js';
 
-const isMediaReply = checker(MediaReply);
 const isMediaEvent = checker(MediaEvent);
 
 export class MediaCommandError extends Error {
@@ -19,8 +18,9 @@ export class MediaCommandError extends Error {
     readonly code: MediaErrorCode | 'Timeout' | 'NoMediaController',
     message: string,
     readonly command: MediaCommand['op'],
+    options?: ErrorOptions,
   ) {
-    super(`${command}: ${code}: ${message}`);
+    super(`${command}: ${code}: ${message}`, options);
     this.name = 'MediaCommandError';
   }
 }
@@ -29,7 +29,7 @@ export interface MediaClientOptions {
   nc: NatsConnection;
   location: () => string;
   log: Logger;
-  registry: Registry;
+  metrics: Pick<SignalingMetrics, 'mediaCommands' | 'mediaCommandDuration'>;
   timeoutMs?: number;
 }
 
@@ -37,24 +37,8 @@ export class MediaClient {
   /** bridgeId -> media-controller instance that created it: later commands must reach the same one. */
   private readonly owners = new Map<string, string>();
   private eventSub: Subscription | undefined;
-  private readonly commands: Counter<'op' | 'result'>;
-  private readonly latency: Histogram<'op'>;
 
-  constructor(private readonly opts: MediaClientOptions) {
-    this.commands = new Counter({
-      name: 'huddle_signaling_media_commands_total',
-      help: 'Media commands sent by signaling, by op and result',
-      labelNames: ['op', 'result'],
-      registers: [opts.registry],
-    });
-    this.latency = new Histogram({
-      name: 'huddle_signaling_media_command_duration_seconds',
-      help: 'Time from a media command to its reply',
-      labelNames: ['op'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-      registers: [opts.registry],
-    });
-  }
+  constructor(private readonly opts: MediaClientOptions) {}
 
   /** Sends a command and resolves with the reply's SDP (if any); rejects with MediaCommandError. */
   async send(command: MediaCommand, colocateWith?: string): Promise<MediaReply & { ok: true }> {
@@ -62,33 +46,26 @@ export class MediaClient {
     // A new bridge goes to any instance, unless legs must later move between it and an existing one.
     const owner = this.owners.get(command.op === 'bridge.create' ? (colocateWith ?? '') : command.bridgeId);
     if ((command.op !== 'bridge.create' || colocateWith !== undefined) && !owner) {
-      this.commands.inc({ op: command.op, result: 'BridgeNotFound' });
+      this.opts.metrics.mediaCommands.inc({ op: command.op, result: 'BridgeNotFound' });
       throw new MediaCommandError('BridgeNotFound', `no media-controller owns bridge ${command.bridgeId}`, command.op);
     }
     const subject = owner ? Subjects.mediaInstanceCommand(location, owner) : Subjects.mediaCommand(location);
-    const end = this.latency.startTimer({ op: command.op });
-    let raw: unknown;
+    const end = this.opts.metrics.mediaCommandDuration.startTimer({ op: command.op });
+    let reply: MediaReply;
     try {
-      const msg = await this.opts.nc.request(subject, encodeJson(command), { timeout: this.opts.timeoutMs ?? 5000, headers: injectTrace() });
-      raw = decodeJson(msg.data);
+      reply = await call(this.opts.nc, subject, MediaRpc, command, { timeoutMs: this.opts.timeoutMs ?? 5000 });
     } catch (err) {
-      const text = (err as Error).message;
-      const code = /no responders/i.test(text) ? 'NoMediaController' : 'Timeout';
-      this.commands.inc({ op: command.op, result: code });
-      throw new MediaCommandError(code, text, command.op);
+      const failure = commandFailure(err as Error);
+      this.opts.metrics.mediaCommands.inc({ op: command.op, result: failure.result });
+      throw new MediaCommandError(failure.code, failure.message, command.op, { cause: err });
     } finally {
       end();
     }
-    if (!isMediaReply(raw)) {
-      this.commands.inc({ op: command.op, result: 'BadReply' });
-      throw new MediaCommandError('Internal', `malformed reply ${JSON.stringify(raw).slice(0, 200)}`, command.op);
-    }
-    const reply = raw;
     if (!reply.ok) {
-      this.commands.inc({ op: command.op, result: reply.error.code });
+      this.opts.metrics.mediaCommands.inc({ op: command.op, result: reply.error.code });
       throw new MediaCommandError(reply.error.code, reply.error.message, command.op);
     }
-    this.commands.inc({ op: command.op, result: 'ok' });
+    this.opts.metrics.mediaCommands.inc({ op: command.op, result: 'ok' });
     if (command.op === 'bridge.create') this.owners.set(command.bridgeId, reply.instance);
     if (command.op === 'bridge.destroy') this.owners.delete(command.bridgeId);
     return reply;
@@ -101,9 +78,7 @@ export class MediaClient {
       callback: (err, msg) => {
         if (err) return;
         try {
-          const event = decodeJson(msg.data);
-          if (!isMediaEvent(event)) throw new Error(`does not match the media contract: ${isMediaEvent.problem()}`);
-          handler(event);
+          handler(decodeChecked(msg.data, isMediaEvent));
         } catch (e) {
           this.opts.log.warn({ err: (e as Error).message, subject: msg.subject }, 'media event dropped');
         }
@@ -111,7 +86,17 @@ export class MediaClient {
     });
   }
 
-  close(): void {
-    this.eventSub?.unsubscribe();
+  /** Stops taking media events; those already received are still handled. */
+  async drain(): Promise<void> {
+    await this.eventSub?.drain();
   }
+}
+
+/** How a failed round trip reads for the call model (code) and in the metrics (result). */
+function commandFailure(err: Error): { code: MediaCommandError['code']; result: string; message: string } {
+  if (err instanceof RpcNoResponders) return { code: 'NoMediaController', result: 'NoMediaController', message: err.message };
+  if (err instanceof RpcBadReply) return { code: 'Internal', result: 'BadReply', message: `malformed reply ${JSON.stringify(err.body ?? err.problem).slice(0, 200)}` };
+  if (err instanceof RpcHandlerFailed) return { code: 'Internal', result: 'Internal', message: err.reason };
+  // RpcTimeout, and a request that could not go out (connection closed or draining): no answer in time.
+  return { code: 'Timeout', result: 'Timeout', message: err.message };
 }

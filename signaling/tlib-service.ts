@@ -1,69 +1,52 @@
 /**
- * Signaling's T-Library endpoint on NATS: takes requests from gateways (tlib-contract.ts),
- * validates them, hands them to the call model's adapter, replies with the events that answer at
- * once, and publishes later events to the DNs concerned.
+ * Signaling's T-Library endpoint on NATS: takes requests from gateways (tlib-contract.ts), hands
+ * them to the call model's adapter, replies with the events that answer at once, and publishes
+ * later events to the DNs concerned. Only the envelope is checked here: the gateway checked the
+ * request itself.
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { Counter, Histogram, type Registry } from 'prom-client';
-import { context } from '@opentelemetry/api';
 import { checker } from '../common/config/check.js';
-import { decodeJson, encodeJson } from '../common/nats/codec.js';
+import { decodeChecked, encodeJson } from '../common/nats/codec.js';
+import { serve, type RpcBadRequest, type Served } from '../common/nats/rpc.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
-import type { TlibEventMessage, TlibGatewayAlive, TlibOrigin, TlibReplyMessage } from '../common/nats/tlib-contract.js';
-import { extractTrace, injectTrace } from '../common/nats/trace.js';
+import { TlibGatewayAlive, TlibRpc, type TlibEventMessage, type TlibOrigin, type TlibReplyMessage } from '../common/nats/tlib-contract.js';
+import { injectTrace } from '../common/nats/trace.js';
 import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
-import { TRequest, type TEvent } from '../common/tlib/messages.js';
+import type { TEvent, TRequest } from '../common/tlib/messages.js';
+import type { SignalingMetrics } from './metrics.js';
 
-const isRequest = checker(TRequest);
+const isGatewayAlive = checker(TlibGatewayAlive);
 
 export type TlibRequestHandler = (request: TRequest, origin: TlibOrigin) => Promise<TEvent[]> | TEvent[];
 
 export class TlibService {
-  private sub: Subscription | undefined;
+  private served: Served | undefined;
   private aliveSub: Subscription | undefined;
   private aliveCheck: NodeJS.Timeout | undefined;
   /** Gateways heard from: when last, and how often they promised to speak. */
   private readonly gateways = new Map<string, { lastSeen: number; intervalMs: number }>();
-  private readonly requests: Counter<'request' | 'result'>;
-  private readonly duration: Histogram<'request'>;
-  private inFlight = 0;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly location: string,
     private readonly log: Logger,
-    registry: Registry,
-  ) {
-    this.requests = new Counter({
-      name: 'huddle_signaling_tlib_requests_total',
-      help: 'T-Library requests handled by signaling, by request and result (ok or the EventError code)',
-      labelNames: ['request', 'result'],
-      registers: [registry],
-    });
-    this.duration = new Histogram({
-      name: 'huddle_signaling_tlib_request_duration_seconds',
-      help: 'Time signaling takes to answer a T-Library request',
-      labelNames: ['request'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
-      registers: [registry],
-    });
-  }
+    private readonly metrics: Pick<SignalingMetrics, 'tlibRequests' | 'tlibRequestDuration'>,
+  ) {}
 
   start(handler: TlibRequestHandler): void {
-    this.sub = this.nc.subscribe(Subjects.tlibRequestAll(this.location), {
-      queue: QueueGroups.signaling,
-      callback: (err, msg) => {
-        if (err) return;
-        this.inFlight++;
-        const ctx = extractTrace(msg.headers);
-        context
-          .with(ctx, () => this.handle(msg.data, handler))
-          .then((reply) => msg.respond(encodeJson(reply)))
-          .catch((e: Error) => this.log.error({ err: e.stack }, 'T-Library request failed'))
-          .finally(() => this.inFlight--);
+    this.served = serve(
+      this.nc,
+      Subjects.tlibRequestAll(this.location),
+      {
+        contract: TlibRpc,
+        queue: QueueGroups.signaling,
+        badRequest: (error) => this.refuse(error),
+        onError: (err) => this.log.error({ err: err.stack }, 'T-Library request failed'),
       },
-    });
+      // The gateway checked the request against its T-Library schema before sending it.
+      (message) => this.handle(message.request as TRequest, message.origin, handler),
+    );
   }
 
   /**
@@ -76,11 +59,10 @@ export class TlibService {
         if (err) return;
         let alive: TlibGatewayAlive;
         try {
-          alive = decodeJson(msg.data) as TlibGatewayAlive;
+          alive = decodeChecked(msg.data, isGatewayAlive);
         } catch {
           return;
         }
-        if (typeof alive.gateway !== 'string' || typeof alive.intervalMs !== 'number') return;
         if (alive.gone) {
           this.gateways.delete(alive.gateway);
           onGone(alive.gateway);
@@ -107,42 +89,25 @@ export class TlibService {
     this.nc.publish(Subjects.tlibEvent(this.location, dn), encodeJson(message), { headers: injectTrace() });
   }
 
-  /** Stops taking requests and waits (bounded) for those in flight. */
+  /** Stops taking requests and waits (at most `timeoutMs`) until those taken are answered. */
   async drain(timeoutMs = 2000): Promise<void> {
-    this.sub?.unsubscribe();
     this.aliveSub?.unsubscribe();
     clearInterval(this.aliveCheck);
-    const deadline = Date.now() + timeoutMs;
-    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.served?.drain(), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
   }
 
-  private async handle(data: Uint8Array, handler: TlibRequestHandler): Promise<TlibReplyMessage> {
-    let raw: unknown;
-    try {
-      raw = decodeJson(data);
-    } catch (err) {
-      return { events: [invalid(undefined, (err as Error).message)] };
-    }
-    const message = raw as { request?: unknown; origin?: unknown };
-    const origin = message.origin as TlibOrigin | undefined;
-    if (!origin || typeof origin.gateway !== 'string' || typeof origin.client !== 'string') {
-      return { events: [invalid(referenceOf(message.request), 'origin {gateway, client} is required')] };
-    }
-    if (!isRequest(message.request)) {
-      const name = (message.request as { request?: unknown } | undefined)?.request;
-      this.requests.inc({ request: typeof name === 'string' ? name : 'unknown', result: String(ErrorCodes.InvalidAttribute) });
-      return { events: [invalid(referenceOf(message.request), isRequest.problem())] };
-    }
-    const request = message.request;
-    const end = this.duration.startTimer({ request: request.request });
+  private async handle(request: TRequest, origin: TlibOrigin, handler: TlibRequestHandler): Promise<TlibReplyMessage> {
+    const end = this.metrics.tlibRequestDuration.startTimer({ request: request.request });
     try {
       const events = await handler(request, origin);
       const error = events.find((e) => e.event === 'EventError');
-      this.requests.inc({ request: request.request, result: error ? String(error.ErrorCode) : 'ok' });
+      this.metrics.tlibRequests.inc({ request: request.request, result: error ? String(error.ErrorCode) : 'ok' });
       return { events };
     } catch (err) {
       this.log.error({ err: (err as Error).stack, request: request.request }, 'T-Library handler threw');
-      this.requests.inc({ request: request.request, result: String(ErrorCodes.UnknownError) });
+      this.metrics.tlibRequests.inc({ request: request.request, result: String(ErrorCodes.UnknownError) });
       return {
         events: [errorEvent(ErrorCodes.UnknownError, (err as Error).message, { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN })],
       };
@@ -150,13 +115,13 @@ export class TlibService {
       end();
     }
   }
-}
 
-function referenceOf(request: unknown): number | undefined {
-  const id = (request as { ReferenceID?: unknown } | undefined)?.ReferenceID;
-  return typeof id === 'number' ? id : undefined;
-}
-
-function invalid(referenceId: number | undefined, message: string): TEvent {
-  return errorEvent(ErrorCodes.InvalidAttribute, message, { ReferenceID: referenceId });
+  /** A message that is no T-Library request envelope: EventError 53 naming the problem. */
+  private refuse(error: RpcBadRequest): TlibReplyMessage {
+    const request = (error.body as { request?: { request?: unknown; ReferenceID?: unknown } } | undefined)?.request;
+    const name = typeof request?.request === 'string' ? request.request : 'unknown';
+    this.metrics.tlibRequests.inc({ request: name, result: String(ErrorCodes.InvalidAttribute) });
+    const referenceId = typeof request?.ReferenceID === 'number' ? request.ReferenceID : undefined;
+    return { events: [errorEvent(ErrorCodes.InvalidAttribute, error.problem, { ReferenceID: referenceId })] };
+  }
 }

@@ -145,7 +145,7 @@ async function main(): Promise<void> {
         `machine: ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
       ].join('\n') + '\n',
     );
-    signaling.stop();
+    await signaling.drain();
     await nc.close();
   } finally {
     await Promise.all(clients.map((c) => c.close()));

@@ -5,6 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum } from '../config/schema.js';
+import type { RpcContract } from './rpc.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 128 });
 
@@ -72,6 +73,9 @@ export const MediaReply = Type.Union([
   Type.Object({ ok: Type.Literal(false), instance: Type.String(), error: MediaError }),
 ]);
 export type MediaReply = Static<typeof MediaReply>;
+
+/** A media command and its reply, as `call` and `serve` check them. */
+export const MediaRpc = { request: MediaCommand, reply: MediaReply } satisfies RpcContract;
 
 export const MediaEvent = Type.Union([
   Type.Object({ kind: Type.Literal('leg-failed'), instance: Type.String(), bridgeId: Id, legId: Id, reason: Type.String() }),

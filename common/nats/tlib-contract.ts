@@ -19,13 +19,30 @@
  * A request that signaling does not answer within the gateway's timeout (5 s) becomes
  * EventError 57 for the client.
  */
+import { Type, type Static } from '@sinclair/typebox';
 import type { TEvent, TRequest } from '../tlib/messages.js';
+import type { RpcContract } from './rpc.js';
 
-export interface TlibOrigin {
-  gateway: string;
-  client: string;
-}
+export const TlibOrigin = Type.Object({ gateway: Type.String(), client: Type.String() });
+export type TlibOrigin = Static<typeof TlibOrigin>;
 
+/**
+ * A request on NATS as signaling checks it: the envelope only. The gateway checked the request
+ * itself against its T-Library schema before sending it, so it is not checked twice.
+ */
+export const TlibRequestEnvelope = Type.Object({
+  request: Type.Object({ request: Type.String(), ReferenceID: Type.Integer({ minimum: 0 }) }, { additionalProperties: true }),
+  origin: TlibOrigin,
+});
+
+/** The reply as the gateway checks it: events, each named; signaling built them from the model. */
+export const TlibReplyEnvelope = Type.Object({
+  events: Type.Array(Type.Object({ event: Type.String() }, { additionalProperties: true })),
+});
+
+export const TlibRpc = { request: TlibRequestEnvelope, reply: TlibReplyEnvelope } satisfies RpcContract;
+
+/** What the gateway sends: a request it checked. */
 export interface TlibRequestMessage {
   request: TRequest;
   origin: TlibOrigin;
@@ -34,6 +51,11 @@ export interface TlibRequestMessage {
 export interface TlibReplyMessage {
   events: TEvent[];
 }
+
+export const TlibEventEnvelope = Type.Object({
+  event: Type.Object({ event: Type.String() }, { additionalProperties: true }),
+  origin: Type.Optional(TlibOrigin),
+});
 
 export interface TlibEventMessage {
   event: TEvent;
@@ -45,8 +67,9 @@ export interface TlibEventMessage {
  * once with `gone: true` when it stops. Signaling ends the registrations of a gateway that says it
  * is gone or misses three announcements (a crashed replica).
  */
-export interface TlibGatewayAlive {
-  gateway: string;
-  intervalMs: number;
-  gone?: boolean;
-}
+export const TlibGatewayAlive = Type.Object({
+  gateway: Type.String(),
+  intervalMs: Type.Number(),
+  gone: Type.Optional(Type.Boolean()),
+});
+export type TlibGatewayAlive = Static<typeof TlibGatewayAlive>;

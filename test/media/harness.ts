@@ -7,10 +7,11 @@ import path from 'node:path';
 import { Registry } from 'prom-client';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { loadConfigFile } from '../../common/config/load.js';
-import { decodeJson, encodeJson } from '../../common/nats/codec.js';
+import { decodeJson } from '../../common/nats/codec.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
 import { connectNats } from '../../common/nats/connect.js';
-import type { MediaCommand, MediaEvent, MediaReply } from '../../common/nats/media-contract.js';
+import { MediaRpc, type MediaCommand, type MediaEvent, type MediaReply } from '../../common/nats/media-contract.js';
+import { call } from '../../common/nats/rpc.js';
 import { Subjects } from '../../common/nats/subjects.js';
 import type { ReadinessCheck } from '../../common/process/http.js';
 import { createLogger } from '../../common/process/logger.js';
@@ -75,8 +76,7 @@ export class MediaHarness {
   /** Sends a command as signaling does: bridge.create to the queue subject, the rest to the owning instance. */
   async send(cmd: MediaCommand): Promise<MediaReply> {
     const subject = cmd.op === 'bridge.create' ? Subjects.mediaCommand(this.location) : Subjects.mediaInstanceCommand(this.location, this.instance);
-    const msg = await this.nc.request(subject, encodeJson(cmd), { timeout: 10_000 });
-    return decodeJson(msg.data) as MediaReply;
+    return call(this.nc, subject, MediaRpc, cmd, { timeoutMs: 10_000 });
   }
 
   /** Like send, but fails unless the reply is ok. */

@@ -8,12 +8,13 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { errors as natsErrors, type Msg, type Subscription } from '@nats-io/transport-node';
+import type { Msg, Subscription } from '@nats-io/transport-node';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { decodeJson, encodeJson } from '../../common/nats/codec.js';
+import { checker } from '../../common/config/check.js';
+import { decodeChecked, encodeJson } from '../../common/nats/codec.js';
+import { RpcBadReply, RpcNoResponders, RpcRequestFailed, RpcTimeout, call, notify } from '../../common/nats/rpc.js';
 import { Subjects } from '../../common/nats/subjects.js';
-import { injectTrace } from '../../common/nats/trace.js';
-import type { TlibEventMessage, TlibGatewayAlive, TlibOrigin, TlibReplyMessage, TlibRequestMessage } from '../../common/nats/tlib-contract.js';
+import { TlibEventEnvelope, TlibRpc, type TlibEventMessage, type TlibGatewayAlive, type TlibOrigin, type TlibRequestMessage } from '../../common/nats/tlib-contract.js';
 import type { ComponentContext } from '../../common/process/component.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { parseHostPort } from '../../common/process/http.js';
@@ -23,8 +24,10 @@ import { pageHandler, staticDir } from '../page/serve.js';
 import { TokenFile } from './token-file.js';
 import { authenticate, bearerToken, mayUse, type JwtKeys, type Principal } from './auth.js';
 import { ClientConnection, CloseCodes } from './client-connection.js';
-import { gatewayMetrics } from './metrics.js';
+import { gatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { parseFrame } from './protocol.js';
+
+const isEventMessage = checker(TlibEventEnvelope);
 
 export interface GatewayOptions {
   /** host:port to listen on; default spec.gateway.listen. Port 0 picks a free one. */
@@ -58,33 +61,249 @@ interface DnEntry {
   clients: Set<ClientConnection>;
 }
 
+/** What a request forwarded to signaling came to: the metrics' result and the client's events. */
+interface Outcome {
+  result: string;
+  events: TEvent[];
+}
+
 export async function createGateway(ctx: ComponentContext, options: GatewayOptions = {}): Promise<Gateway> {
-  const requestTimeoutMs = options.requestTimeoutMs ?? 5000;
-  const maxQueuedBytes = options.maxQueuedBytes ?? 1024 * 1024;
-  const heartbeatMs = options.heartbeatMs ?? 15_000;
-  const jwtKeys = options.jwtKeys ?? {};
-  const log = ctx.log;
-  const tokenFile = options.tokenFile ? new TokenFile(options.tokenFile, log) : undefined;
-  const clients = new Set<ClientConnection>();
-  const dns = new Map<string, DnEntry>();
-  const metrics = gatewayMetrics(ctx.registry, { clients: () => clients.size, registeredDns: () => dns.size });
-  let stopping = false;
+  const gateway = new GatewayImpl(ctx, options);
+  await gateway.listen(options.listen ?? ctx.config.cluster.spec.gateway.listen);
+  return gateway;
+}
 
-  const origin = (client: ClientConnection): TlibOrigin => ({ gateway: ctx.instance, client: client.id });
+class GatewayImpl implements Gateway {
+  readonly name = 'tlib-gateway';
+  private readonly requestTimeoutMs: number;
+  private readonly maxQueuedBytes: number;
+  private readonly aliveIntervalMs: number;
+  private readonly jwtKeys: JwtKeys;
+  private readonly tokenFile: TokenFile | undefined;
+  private readonly clients = new Set<ClientConnection>();
+  private readonly dns = new Map<string, DnEntry>();
+  private readonly metrics: GatewayMetrics;
+  private readonly wss: WebSocketServer;
+  private readonly server: http.Server;
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly alive: NodeJS.Timeout;
+  private hostPort = '';
+  private stopping = false;
 
-  const deliver = (dn: string, msg: Msg) => {
-    const entry = dns.get(dn);
+  constructor(
+    private readonly ctx: ComponentContext,
+    options: GatewayOptions,
+  ) {
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? 1024 * 1024;
+    this.aliveIntervalMs = options.aliveIntervalMs ?? 5000;
+    this.jwtKeys = options.jwtKeys ?? {};
+    this.tokenFile = options.tokenFile ? new TokenFile(options.tokenFile, ctx.log) : undefined;
+    this.metrics = gatewayMetrics(ctx.registry, { clients: () => this.clients.size, registeredDns: () => this.dns.size });
+
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
+    const pageDir = staticDir();
+    if (!pageDir) ctx.log.warn('agent page files not found (set HUDDLE_PAGE_DIR); / answers 404');
+    this.server = http.createServer(pageHandler(pageDir));
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+
+    this.heartbeat = setInterval(() => this.beat(), options.heartbeatMs ?? 15_000);
+    this.heartbeat.unref();
+    this.announce(false);
+    this.alive = setInterval(() => this.announce(false), this.aliveIntervalMs);
+    this.alive.unref();
+  }
+
+  get url(): string {
+    return `http://${this.hostPort}`;
+  }
+
+  get wsUrl(): string {
+    return `ws://${this.hostPort}/tlib`;
+  }
+
+  get endpoints(): string[] {
+    return [`T-Library  ws://${this.hostPort}/tlib`, `Agent page http://${this.hostPort}/`];
+  }
+
+  clientCount(): number {
+    return this.clients.size;
+  }
+
+  async listen(listen: string): Promise<void> {
+    const { host, port } = parseHostPort(listen);
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.server.address() as AddressInfo;
+    this.hostPort = `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    this.ctx.addReadiness('listening', () => (this.stopping ? 'stopping' : this.server.listening));
+    this.ctx.log.info({ listen: this.hostPort }, 'T-Library gateway listening');
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.heartbeat);
+    clearInterval(this.alive);
+    const closed = [...this.clients].map((c) => new Promise<void>((resolve) => (c.ws.readyState === c.ws.CLOSED ? resolve() : c.ws.once('close', () => resolve()))));
+    for (const client of this.clients) client.close(CloseCodes.stopping, 'gateway stopping');
+    await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 2000).unref())]);
+    for (const client of this.clients) client.ws.terminate();
+    for (const entry of this.dns.values()) entry.sub.unsubscribe();
+    this.dns.clear();
+    this.announce(true);
+    this.wss.close();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private get location(): string {
+    return this.ctx.config.cluster.spec.location;
+  }
+
+  private origin(client: ClientConnection): TlibOrigin {
+    return { gateway: this.ctx.instance, client: client.id };
+  }
+
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const pathname = new URL(req.url ?? '/', 'http://gateway').pathname;
+    if (pathname !== '/tlib') return refuse(socket, 404, 'Not Found', 'the T-Library endpoint is /tlib');
+    if (this.stopping) return refuse(socket, 503, 'Service Unavailable', 'gateway stopping');
+    authenticate(bearerToken(req), this.ctx.config.cluster.spec.gateway, this.jwtKeys, this.tokenFile?.tokens())
+      .then((auth) => {
+        if (!auth.ok) {
+          this.ctx.log.info({ reason: auth.reason, from: req.socket.remoteAddress }, 'client refused');
+          return refuse(socket, 401, 'Unauthorized', auth.reason);
+        }
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, auth.principal));
+      })
+      .catch((err: Error) => refuse(socket, 500, 'Internal Server Error', err.message));
+  }
+
+  private onConnection(ws: WebSocket, principal: Principal): void {
+    const client = new ClientConnection(ws, principal, this.maxQueuedBytes, (c, reason) => this.ctx.log.warn({ client: c.id, name: c.principal.name, reason }, 'client dropped'));
+    this.clients.add(client);
+    this.ctx.log.debug({ client: client.id, name: principal.name }, 'client connected');
+    ws.on('pong', () => (client.alive = true));
+    ws.on('message', (data, isBinary) => this.onFrame(client, data, isBinary));
+    ws.on('error', (err) => this.ctx.log.debug({ client: client.id, err: err.message }, 'client socket error'));
+    ws.on('close', () => this.onClose(client));
+  }
+
+  private onClose(client: ClientConnection): void {
+    this.clients.delete(client);
+    for (const dn of [...client.registered]) {
+      this.removeRegistration(client, dn);
+      this.forgetRegistration(client, dn);
+    }
+    this.ctx.log.debug({ client: client.id }, 'client disconnected');
+  }
+
+  private onFrame(client: ClientConnection, data: RawData, isBinary: boolean): void {
+    if (isBinary) {
+      this.answer(client, 'invalid', 'invalid', [errorEvent(ErrorCodes.InvalidAttribute, 'malformed frame: binary frames are not accepted, send JSON text')]);
+      return;
+    }
+    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+    const parsed = parseFrame(text);
+    if (!parsed.ok) {
+      this.answer(client, 'invalid', 'invalid', [parsed.error]);
+      return;
+    }
+    this.handleRequest(client, parsed.request).catch((err: Error) => {
+      this.ctx.log.error({ err: err.stack }, 'request handling failed');
+      this.answer(client, parsed.request.request, 'error', [errorEvent(ErrorCodes.UnknownError, `Unknown error: ${err.message}`, { ReferenceID: parsed.request.ReferenceID })]);
+    });
+  }
+
+  /** A checked request: the client's token must allow ThisDN, and (but to register) the client must have registered it. */
+  async handleRequest(client: ClientConnection, request: TRequest): Promise<void> {
+    const started = performance.now();
+    const thisDN = request.ThisDN!;
+    const name = request.request;
+    if (!mayUse(client.principal, thisDN)) {
+      this.answer(client, name, 'forbidden', [errorEvent(ErrorCodes.InvalidAttribute, `ThisDN ${thisDN} is not allowed for this client's token`, { ReferenceID: request.ReferenceID, ThisDN: thisDN })]);
+      return;
+    }
+    if (name === 'RegisterAddress') {
+      const wasRegistered = client.registered.has(thisDN);
+      // Subscribe before asking signaling, so no event between its answer and our subscription is lost.
+      this.addRegistration(client, thisDN);
+      const { result, events } = await this.forward(client, request);
+      if (result !== 'ok' && !wasRegistered && client.registered.has(thisDN)) this.removeRegistration(client, thisDN);
+      this.answer(client, name, result, events, started);
+      return;
+    }
+    if (!client.registered.has(thisDN)) {
+      this.answer(client, name, 'error', [errorEvent(ErrorCodes.NotRegistered, `DN ${thisDN} is not registered by this client: send RegisterAddress first`, { ReferenceID: request.ReferenceID, ThisDN: thisDN })]);
+      return;
+    }
+    if (name === 'UnregisterAddress') this.removeRegistration(client, thisDN);
+    const { result, events } = await this.forward(client, request);
+    this.answer(client, name, result, events, started);
+  }
+
+  /** NATS round trip to signaling; failures become the EventError the client gets. */
+  async forward(client: ClientConnection, request: TRequest): Promise<Outcome> {
+    const message: TlibRequestMessage = { request, origin: this.origin(client) };
+    try {
+      const reply = await call(this.ctx.nc, Subjects.tlibRequest(this.location, request.ThisDN!), TlibRpc, message, { timeoutMs: this.requestTimeoutMs });
+      // Signaling built the events from the model; the envelope check found each one named.
+      const events = reply.events as TEvent[];
+      return { result: events.some((e) => e.event === 'EventError') ? 'error' : 'ok', events };
+    } catch (err) {
+      return this.failed(err as Error, request);
+    }
+  }
+
+  private failed(err: Error, request: TRequest): Outcome {
+    const attributes = { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN };
+    if (err instanceof RpcNoResponders) {
+      return { result: 'unavailable', events: [errorEvent(ErrorCodes.OutOfService, 'Out of service: no signaling service answers for this site', attributes)] };
+    }
+    if (err instanceof RpcTimeout) {
+      return { result: 'timeout', events: [errorEvent(ErrorCodes.Timeout, `Timeout: signaling did not answer ${request.request} within ${err.timeoutMs} ms`, attributes)] };
+    }
+    if (err instanceof RpcBadReply) {
+      this.ctx.log.error({ request: request.request, err: err.problem }, 'malformed reply from signaling');
+      return { result: 'error', events: [errorEvent(ErrorCodes.UnknownError, 'Unknown error: malformed reply from signaling', attributes)] };
+    }
+    // The connection closed or is draining (RpcRequestFailed, said in nats.js's words), or signaling's handler threw.
+    const reason = err instanceof RpcRequestFailed ? (err.cause as Error).message : err.message;
+    this.ctx.log.warn({ request: request.request, err: reason }, 'T-Library request over NATS failed');
+    return { result: 'unavailable', events: [errorEvent(ErrorCodes.OutOfService, `Out of service: ${reason}`, attributes)] };
+  }
+
+  private answer(client: ClientConnection, request: string, result: string, events: TEvent[], started?: number): void {
+    for (const event of events) {
+      if (client.sendEvent(event)) this.metrics.events.inc({ result: 'delivered' });
+      else this.metrics.events.inc({ result: 'dropped' });
+    }
+    this.metrics.requests.inc({ request, result });
+    if (started !== undefined) this.metrics.requestDuration.observe({ request }, (performance.now() - started) / 1000);
+  }
+
+  /** An event from signaling for `dn`, to every client of ours registered on it. */
+  deliver(dn: string, msg: Msg): void {
+    const entry = this.dns.get(dn);
     if (!entry) return;
     let message: TlibEventMessage;
     try {
-      message = decodeJson(msg.data) as TlibEventMessage;
-      if (typeof message?.event?.event !== 'string') throw new Error('no event');
+      // Signaling built the event from the model; the envelope check found it named.
+      message = decodeChecked(msg.data, isEventMessage) as TlibEventMessage;
     } catch (err) {
-      log.warn({ dn, err: (err as Error).message }, 'malformed T-Library event on NATS ignored');
+      this.ctx.log.warn({ dn, err: (err as Error).message }, 'malformed T-Library event on NATS ignored');
       return;
     }
     const { event } = message;
-    const originClient = message.origin?.gateway === ctx.instance ? message.origin.client : undefined;
+    const originClient = message.origin?.gateway === this.ctx.instance ? message.origin.client : undefined;
     const full = Buffer.from(JSON.stringify(event));
     // The ReferenceID belongs to the client that asked; the others get the event without it
     // (encoded only when such a client is there).
@@ -96,241 +315,75 @@ export async function createGateway(ctx: ComponentContext, options: GatewayOptio
       if (client.send(frame)) delivered++;
       else dropped++;
     }
-    if (delivered) metrics.events.inc({ result: 'delivered' }, delivered);
-    if (dropped) metrics.events.inc({ result: 'dropped' }, dropped);
-  };
+    if (delivered) this.metrics.events.inc({ result: 'delivered' }, delivered);
+    if (dropped) this.metrics.events.inc({ result: 'dropped' }, dropped);
+  }
 
-  const addRegistration = (client: ClientConnection, dn: string) => {
+  /** The client registered `dn`: the first client on a DN subscribes this gateway to its events. */
+  addRegistration(client: ClientConnection, dn: string): void {
     client.registered.add(dn);
-    let entry = dns.get(dn);
+    let entry = this.dns.get(dn);
     if (!entry) {
-      const sub = ctx.nc.subscribe(Subjects.tlibEvent(ctx.config.cluster.spec.location, dn), {
+      const sub = this.ctx.nc.subscribe(Subjects.tlibEvent(this.location, dn), {
         callback: (err, msg) => {
-          if (err) log.warn({ dn, err: err.message }, 'event subscription failed');
-          else deliver(dn, msg);
+          if (err) this.ctx.log.warn({ dn, err: err.message }, 'event subscription failed');
+          else this.deliver(dn, msg);
         },
       });
       entry = { sub, clients: new Set() };
-      dns.set(dn, entry);
+      this.dns.set(dn, entry);
     }
     entry.clients.add(client);
-  };
+  }
 
-  const removeRegistration = (client: ClientConnection, dn: string) => {
+  /** The last client on a DN gone, this gateway stops taking its events. */
+  removeRegistration(client: ClientConnection, dn: string): void {
     client.registered.delete(dn);
-    const entry = dns.get(dn);
+    const entry = this.dns.get(dn);
     if (!entry) return;
     entry.clients.delete(client);
     if (entry.clients.size === 0) {
       entry.sub.unsubscribe();
-      dns.delete(dn);
+      this.dns.delete(dn);
     }
-  };
+  }
 
   /**
    * Signaling keeps the registrations of every connection; a closed connection's end there by
    * an UnregisterAddress in its name (fire and forget: nobody is left to read the answer).
    */
-  const forgetRegistration = (client: ClientConnection, dn: string) => {
-    const body: TlibRequestMessage = { request: { request: 'UnregisterAddress', ReferenceID: 0, ThisDN: dn }, origin: origin(client) };
+  private forgetRegistration(client: ClientConnection, dn: string): void {
+    const message: TlibRequestMessage = { request: { request: 'UnregisterAddress', ReferenceID: 0, ThisDN: dn }, origin: this.origin(client) };
     try {
-      ctx.nc.publish(Subjects.tlibRequest(ctx.config.cluster.spec.location, dn), encodeJson(body), { headers: injectTrace() });
+      notify(this.ctx.nc, Subjects.tlibRequest(this.location, dn), TlibRpc, message);
     } catch (err) {
-      log.debug({ dn, err: (err as Error).message }, 'could not tell signaling a client is gone');
+      this.ctx.log.debug({ dn, err: (err as Error).message }, 'could not tell signaling a client is gone');
     }
-  };
+  }
 
-  const answer = (client: ClientConnection, request: string, result: string, events: TEvent[], started?: number) => {
-    for (const event of events) {
-      if (client.sendEvent(event)) metrics.events.inc({ result: 'delivered' });
-      else metrics.events.inc({ result: 'dropped' });
-    }
-    metrics.requests.inc({ request, result });
-    if (started !== undefined) metrics.requestDuration.observe({ request }, (performance.now() - started) / 1000);
-  };
-
-  /** NATS round trip to signaling; failures become the EventError the client gets. */
-  const forward = async (client: ClientConnection, request: TRequest): Promise<{ result: string; events: TEvent[] }> => {
-    const thisDN = request.ThisDN!;
-    const subject = Subjects.tlibRequest(ctx.config.cluster.spec.location, thisDN);
-    const body: TlibRequestMessage = { request, origin: origin(client) };
-    let reply: Msg;
-    try {
-      reply = await ctx.nc.request(subject, encodeJson(body), { timeout: requestTimeoutMs, headers: injectTrace() });
-    } catch (err) {
-      if (err instanceof natsErrors.RequestError && err.isNoResponders()) {
-        return { result: 'unavailable', events: [errorEvent(ErrorCodes.OutOfService, 'Out of service: no signaling service answers for this site', { ReferenceID: request.ReferenceID, ThisDN: thisDN })] };
-      }
-      if (err instanceof natsErrors.TimeoutError) {
-        return { result: 'timeout', events: [errorEvent(ErrorCodes.Timeout, `Timeout: signaling did not answer ${request.request} within ${requestTimeoutMs} ms`, { ReferenceID: request.ReferenceID, ThisDN: thisDN })] };
-      }
-      log.warn({ request: request.request, err: (err as Error).message }, 'T-Library request over NATS failed');
-      return { result: 'unavailable', events: [errorEvent(ErrorCodes.OutOfService, `Out of service: ${(err as Error).message}`, { ReferenceID: request.ReferenceID, ThisDN: thisDN })] };
-    }
-    let message: TlibReplyMessage;
-    try {
-      message = decodeJson(reply.data) as TlibReplyMessage;
-      if (!Array.isArray(message?.events) || !message.events.every((e) => typeof e?.event === 'string')) throw new Error('no events array');
-    } catch (err) {
-      log.error({ request: request.request, err: (err as Error).message }, 'malformed reply from signaling');
-      return { result: 'error', events: [errorEvent(ErrorCodes.UnknownError, 'Unknown error: malformed reply from signaling', { ReferenceID: request.ReferenceID, ThisDN: thisDN })] };
-    }
-    const failed = message.events.some((e) => e.event === 'EventError');
-    return { result: failed ? 'error' : 'ok', events: message.events };
-  };
-
-  const handleRequest = async (client: ClientConnection, request: TRequest) => {
-    const started = performance.now();
-    const thisDN = request.ThisDN!;
-    const name = request.request;
-    if (!mayUse(client.principal, thisDN)) {
-      answer(client, name, 'forbidden', [errorEvent(ErrorCodes.InvalidAttribute, `ThisDN ${thisDN} is not allowed for this client's token`, { ReferenceID: request.ReferenceID, ThisDN: thisDN })]);
-      return;
-    }
-    if (name === 'RegisterAddress') {
-      const wasRegistered = client.registered.has(thisDN);
-      // Subscribe before asking signaling, so no event between its answer and our subscription is lost.
-      addRegistration(client, thisDN);
-      const { result, events } = await forward(client, request);
-      if (result !== 'ok' && !wasRegistered && client.registered.has(thisDN)) removeRegistration(client, thisDN);
-      answer(client, name, result, events, started);
-      return;
-    }
-    if (!client.registered.has(thisDN)) {
-      answer(client, name, 'error', [errorEvent(ErrorCodes.NotRegistered, `DN ${thisDN} is not registered by this client: send RegisterAddress first`, { ReferenceID: request.ReferenceID, ThisDN: thisDN })]);
-      return;
-    }
-    if (name === 'UnregisterAddress') removeRegistration(client, thisDN);
-    const { result, events } = await forward(client, request);
-    answer(client, name, result, events, started);
-  };
-
-  const onFrame = (client: ClientConnection, data: RawData, isBinary: boolean) => {
-    if (isBinary) {
-      answer(client, 'invalid', 'invalid', [errorEvent(ErrorCodes.InvalidAttribute, 'malformed frame: binary frames are not accepted, send JSON text')]);
-      return;
-    }
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
-    const parsed = parseFrame(text);
-    if (!parsed.ok) {
-      answer(client, 'invalid', 'invalid', [parsed.error]);
-      return;
-    }
-    handleRequest(client, parsed.request).catch((err: Error) => {
-      log.error({ err: err.stack }, 'request handling failed');
-      answer(client, parsed.request.request, 'error', [errorEvent(ErrorCodes.UnknownError, `Unknown error: ${err.message}`, { ReferenceID: parsed.request.ReferenceID })]);
-    });
-  };
-
-  const onDrop = (client: ClientConnection, reason: string) => {
-    log.warn({ client: client.id, name: client.principal.name, reason }, 'client dropped');
-  };
-
-  const onConnection = (ws: WebSocket, principal: Principal) => {
-    const client = new ClientConnection(ws, principal, maxQueuedBytes, onDrop);
-    clients.add(client);
-    log.debug({ client: client.id, name: principal.name }, 'client connected');
-    ws.on('pong', () => (client.alive = true));
-    ws.on('message', (data, isBinary) => onFrame(client, data, isBinary));
-    ws.on('error', (err) => log.debug({ client: client.id, err: err.message }, 'client socket error'));
-    ws.on('close', () => {
-      clients.delete(client);
-      for (const dn of [...client.registered]) {
-        removeRegistration(client, dn);
-        forgetRegistration(client, dn);
-      }
-      log.debug({ client: client.id }, 'client disconnected');
-    });
-  };
-
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
-  const pageDir = staticDir();
-  if (!pageDir) log.warn('agent page files not found (set HUDDLE_PAGE_DIR); / answers 404');
-  const page = pageHandler(pageDir);
-  const server = http.createServer(page);
-
-  const refuse = (socket: Duplex, status: number, text: string, reason: string) => {
-    socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\nconnection: close\r\n${status === 401 ? 'www-authenticate: Bearer\r\n' : ''}\r\n${reason}\n`);
-  };
-
-  server.on('upgrade', (req, socket, head) => {
-    socket.on('error', () => socket.destroy());
-    const pathname = new URL(req.url ?? '/', 'http://gateway').pathname;
-    if (pathname !== '/tlib') return refuse(socket, 404, 'Not Found', 'the T-Library endpoint is /tlib');
-    if (stopping) return refuse(socket, 503, 'Service Unavailable', 'gateway stopping');
-    authenticate(bearerToken(req), ctx.config.cluster.spec.gateway, jwtKeys, tokenFile?.tokens())
-      .then((auth) => {
-        if (!auth.ok) {
-          log.info({ reason: auth.reason, from: req.socket.remoteAddress }, 'client refused');
-          return refuse(socket, 401, 'Unauthorized', auth.reason);
-        }
-        wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, auth.principal));
-      })
-      .catch((err: Error) => refuse(socket, 500, 'Internal Server Error', err.message));
-  });
-
-  const heartbeat = setInterval(() => {
-    for (const client of clients) {
+  private beat(): void {
+    for (const client of this.clients) {
       if (!client.alive) {
-        log.info({ client: client.id }, 'client missed a heartbeat; cut off');
+        this.ctx.log.info({ client: client.id }, 'client missed a heartbeat; cut off');
         client.ws.terminate();
         continue;
       }
       client.alive = false;
       client.ws.ping();
     }
-  }, heartbeatMs);
-  heartbeat.unref();
+  }
 
-  const aliveSubject = Subjects.tlibGatewayAlive(ctx.config.cluster.spec.location, ctx.instance);
-  const announce = (gone: boolean) => {
-    const message: TlibGatewayAlive = { gateway: ctx.instance, intervalMs: options.aliveIntervalMs ?? 5000, ...(gone ? { gone } : {}) };
+  private announce(gone: boolean): void {
+    const message: TlibGatewayAlive = { gateway: this.ctx.instance, intervalMs: this.aliveIntervalMs, ...(gone ? { gone } : {}) };
     try {
-      ctx.nc.publish(aliveSubject, encodeJson(message));
+      this.ctx.nc.publish(Subjects.tlibGatewayAlive(this.location, this.ctx.instance), encodeJson(message));
     } catch (err) {
       // A closed connection: signaling forgets this gateway after three missed announcements.
-      log.warn({ err: (err as Error).message }, 'gateway liveness not announced');
+      this.ctx.log.warn({ err: (err as Error).message }, 'gateway liveness not announced');
     }
-  };
-  announce(false);
-  const alive = setInterval(() => announce(false), options.aliveIntervalMs ?? 5000);
-  alive.unref();
+  }
+}
 
-  const { host, port } = parseHostPort(options.listen ?? ctx.config.cluster.spec.gateway.listen);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const hostPort = `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  ctx.addReadiness('listening', () => (stopping ? 'stopping' : server.listening));
-  log.info({ listen: hostPort }, 'T-Library gateway listening');
-
-  return {
-    name: 'tlib-gateway',
-    url: `http://${hostPort}`,
-    wsUrl: `ws://${hostPort}/tlib`,
-    endpoints: [`T-Library  ws://${hostPort}/tlib`, `Agent page http://${hostPort}/`],
-    clientCount: () => clients.size,
-    stop: async () => {
-      stopping = true;
-      clearInterval(heartbeat);
-      clearInterval(alive);
-      const closed = [...clients].map((c) => new Promise<void>((resolve) => (c.ws.readyState === c.ws.CLOSED ? resolve() : c.ws.once('close', () => resolve()))));
-      for (const client of clients) client.close(CloseCodes.stopping, 'gateway stopping');
-      await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 2000).unref())]);
-      for (const client of clients) client.ws.terminate();
-      for (const entry of dns.values()) entry.sub.unsubscribe();
-      dns.clear();
-      announce(true);
-      wss.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    },
-  };
+function refuse(socket: Duplex, status: number, text: string, reason: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\nconnection: close\r\n${status === 401 ? 'www-authenticate: Bearer\r\n' : ''}\r\n${reason}\n`);
 }

@@ -1,0 +1,84 @@
+/**
+ * Prometheus metrics of signaling, on the registry the component is given. The SIP stack keeps
+ * its own (signaling/sip/metrics.ts). Gauges read the live figures at scrape time.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Live figures the gauges read; zero until the component has built what they come from. */
+export interface SignalingView {
+  registrations(): number;
+  calls(): number;
+  conferences(): number;
+  registeredDns(): number;
+  legs(): number;
+}
+
+export interface SignalingMetrics {
+  tlibRequests: Counter<'request' | 'result'>;
+  tlibRequestDuration: Histogram<'request'>;
+  mediaCommands: Counter<'op' | 'result'>;
+  mediaCommandDuration: Histogram<'op'>;
+  listenDisconnects: Counter;
+  listenReconnects: Counter;
+  /** Points the gauges at the running component. */
+  watch(view: SignalingView): void;
+}
+
+export function signalingMetrics(registry: Registry): SignalingMetrics {
+  let view: SignalingView | undefined;
+  const gauge = (name: string, help: string, read: (v: SignalingView) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(view ? read(view) : 0);
+      },
+    });
+  gauge('huddle_sip_registrations', 'Live registrar bindings', (v) => v.registrations());
+  gauge('huddle_calls_active', 'Calls in the call model', (v) => v.calls());
+  gauge('huddle_conferences_active', 'Calls that are conferences', (v) => v.conferences());
+  gauge('huddle_signaling_registered_dns', 'DNs registered by T-Library clients', (v) => v.registeredDns());
+  gauge('huddle_sip_legs_active', 'SIP legs the B2BUA holds', (v) => v.legs());
+  return {
+    tlibRequests: new Counter({
+      name: 'huddle_signaling_tlib_requests_total',
+      help: 'T-Library requests handled by signaling, by request and result (ok or the EventError code)',
+      labelNames: ['request', 'result'],
+      registers: [registry],
+    }),
+    tlibRequestDuration: new Histogram({
+      name: 'huddle_signaling_tlib_request_duration_seconds',
+      help: 'Time signaling takes to answer a T-Library request',
+      labelNames: ['request'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: [registry],
+    }),
+    mediaCommands: new Counter({
+      name: 'huddle_signaling_media_commands_total',
+      help: 'Media commands sent by signaling, by op and result',
+      labelNames: ['op', 'result'],
+      registers: [registry],
+    }),
+    mediaCommandDuration: new Histogram({
+      name: 'huddle_signaling_media_command_duration_seconds',
+      help: 'Time from a media command to its reply',
+      labelNames: ['op'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    listenDisconnects: new Counter({
+      name: 'huddle_listen_disconnects_total',
+      help: 'Parties listen-disconnected (EventListenDisconnected answering a request)',
+      registers: [registry],
+    }),
+    listenReconnects: new Counter({
+      name: 'huddle_listen_reconnects_total',
+      help: 'Parties listen-reconnected',
+      registers: [registry],
+    }),
+    watch: (running) => {
+      view = running;
+    },
+  };
+}
