@@ -73,7 +73,7 @@ describe('examples/', () => {
       expect(trunk.spec.options?.['sip-enable-moh']).toBe(false);
       const peer = trunk.spec.cluster === 'site-a' ? 'site-b' : 'site-a';
       const peerCluster = api.get('sip.huddle.dev/v1alpha1', 'SipCluster', 'telephony', peer) as unknown as SipClusterResource;
-      const sipService = desiredObjects(peerCluster, { defaultNatsUrl: 'nats://unused:4222', serviceMonitor: false }).find((o) => o.kind === 'Service' && o.metadata?.name === `${peer}-sip`);
+      const sipService = desiredObjects(peerCluster, { defaultNatsUrl: 'nats://unused:4222', serviceMonitor: false }, []).find((o) => o.kind === 'Service' && o.metadata?.name === `${peer}-sip`);
       expect(sipService, `${peer}-sip Service`).toBeDefined();
       expect(trunk.spec.options?.contact).toBe(`sip:${peer}-sip.telephony.svc.cluster.local:5060`);
     }
