@@ -315,7 +315,7 @@ describe('huddle operator against the API server emulator', () => {
     await waitFor('two more successful reconciles of each healthy cluster', async () => (await successes()) >= successesBefore + 4, 15_000);
     const since = api.requests.slice(from);
     expect(since.some((r) => r.method === 'GET' && r.path === `/apis/monitoring.coreos.com/v1/namespaces/${NS}/servicemonitors`)).toBe(true);
-    const managed = /\/(configmaps|services|deployments|statefulsets|poddisruptionbudgets|servicemonitors)(\/|$)/;
+    const managed = /\/(configmaps|services|deployments|statefulsets|poddisruptionbudgets|networkpolicies|servicemonitors)(\/|$)/;
     expect(since.filter((r) => r.method !== 'GET' && managed.test(r.path))).toEqual([]);
     expect(api.list('v1', 'Event', NS).filter((e) => e.reason === 'Applied').length).toBe(eventsBefore);
     expect(await deletedCount()).toBe(owned.length);
