@@ -230,6 +230,8 @@ function signaling(cluster: SipClusterResource, hash: string, passwordSecrets: r
           platformContainer(cluster, 'signaling', {
             ports: sipPorts(cluster).map((p) => ({ name: p.name, containerPort: p.port, protocol: p.protocol })),
             metricsPort: METRICS_PORT,
+            // Said explicitly: the mounts above and signaling's reads must agree on this directory.
+            env: [{ name: 'HUDDLE_SECRETS_DIR', value: SECRETS_DIR }],
             mounts,
             resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } },
           }),

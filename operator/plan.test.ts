@@ -250,6 +250,7 @@ describe('SipDN password Secrets', () => {
       expect(mounts.find((m) => m.name === v.name)).toEqual({ name: v.name, mountPath: `${SECRETS_DIR}/${v.secret?.secretName}`, readOnly: true });
     }
     expect(SECRETS_DIR).toBe('/etc/huddle/secrets');
+    expect(pod?.containers[0]?.env).toEqual(expect.arrayContaining([{ name: 'HUDDLE_SECRETS_DIR', value: '/etc/huddle/secrets' }]));
     for (const [name, other] of podSpecs(p.objects).filter(([n]) => n !== 'site-a-signaling'))
       expect(other.volumes?.some((v) => v.secret?.secretName === 'sip-passwords'), name).toBe(false);
     expect(await validateK8sObjects(p.objects)).toEqual([]);

@@ -250,8 +250,8 @@ export const DNOptions = Type.Object(
     password: Type.Optional(
       Type.Object(
         {
-          value: Type.Optional(Type.String({ minLength: 1, description: 'Digest password (local configs only)' })),
-          secretKeyRef: Type.Optional(SecretKeyRef),
+          value: Type.Optional(Type.String({ minLength: 1, description: 'Digest password (local configs only; refused where the SipCluster requires Secret references)' })),
+          secretKeyRef: Type.Optional({ ...SecretKeyRef, description: 'Secret key holding the password; the operator mounts the Secret in signaling pods at /etc/huddle/secrets/<name>' }),
         },
         { additionalProperties: false },
       ),
