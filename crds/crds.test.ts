@@ -58,6 +58,8 @@ describe('CRDs generated from common/config/schema.ts', () => {
       "self.type != 'Trunk' || has(self.options.contact)",
       "self.type == 'Trunk' || !self.options.sip__dash__server__dash__inter__dash__trunk",
     ]);
+    const clusterSpec = cluster?.schema?.openAPIV3Schema?.properties?.spec as { 'x-kubernetes-validations'?: { rule: string; fieldPath?: string }[] } | undefined;
+    expect(clusterSpec?.['x-kubernetes-validations']).toEqual([expect.objectContaining({ rule: '!self.security.requireSecretRefs || size(self.gateway.tokens) == 0', fieldPath: '.gateway.tokens' })]);
     expect(spec?.properties?.options?.properties?.['sip-enable-moh']?.default).toBe(true);
     expect(cluster?.schema?.openAPIV3Schema?.properties?.spec?.properties?.options?.properties?.['music-listen-disconnect']?.default).toBe('music/on_hold');
     expect(cluster?.additionalPrinterColumns?.map((c) => c.name)).toEqual(['Location', 'Ready', 'Signaling', 'Media', 'Gateways', 'DNs', 'Age']);

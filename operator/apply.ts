@@ -5,6 +5,8 @@
  * a field we own is repaired.
  */
 import { PatchStrategy, type KubernetesObject, type KubernetesObjectApi } from '@kubernetes/client-node';
+// Not re-exported by the package index; the same serializer KubernetesObjectApi itself uses.
+import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { FIELD_MANAGER } from './resources.js';
 
 export type ApplyResult = 'created' | 'patched' | 'unchanged';
@@ -60,18 +62,34 @@ export function describeError(err: unknown): string {
   return `HTTP ${code}${message ? `: ${message}` : ''}`;
 }
 
+/** client-node's model name for a kind ("networking.k8s.io/v1" NetworkPolicy: V1NetworkPolicy). */
+function modelType(obj: { apiVersion: string; kind: string }): string {
+  const version = obj.apiVersion.slice(obj.apiVersion.lastIndexOf('/') + 1);
+  return `${version.charAt(0).toUpperCase()}${version.slice(1)}${obj.kind}`;
+}
+
+/**
+ * KubernetesObjectApi writes bodies through client-node's models, which rename some JSON fields
+ * (a NetworkPolicy rule's `from` is `_from`): plain JSON would lose them on the way out (an ingress
+ * rule without `from` admits everyone), and reads come back renamed. Desired objects and patches are
+ * JSON as the API server speaks it, so they cross this boundary converted, both ways.
+ */
+const toModel = <T extends KubernetesObject>(json: T, type: string): T => ObjectSerializer.deserialize(json, type) as T;
+const toJson = (model: KubernetesObject, type: string): KubernetesObject => ObjectSerializer.serialize(model, type) as KubernetesObject;
+
 export async function applyObject(api: KubernetesObjectApi, desired: KubernetesObject): Promise<ApplyResult> {
   const header = { apiVersion: desired.apiVersion ?? 'v1', kind: desired.kind ?? '', metadata: { name: desired.metadata?.name ?? '', namespace: desired.metadata?.namespace ?? '' } };
+  const type = modelType(header);
   let live: KubernetesObject;
   try {
-    live = await api.read(header);
+    live = toJson(await api.read(header), type);
   } catch (err) {
     if (statusCode(err) !== 404) throw err;
-    await api.create(structuredClone(desired), undefined, undefined, FIELD_MANAGER);
+    await api.create(toModel(structuredClone(desired), type), undefined, undefined, FIELD_MANAGER);
     return 'created';
   }
   const patch = mergePatchFor(live, desired);
   if (patch === undefined) return 'unchanged';
-  await api.patch({ ...(patch as object), ...header } as KubernetesObject, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
+  await api.patch(toModel({ ...(patch as object), ...header } as KubernetesObject, type), undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
   return 'patched';
 }

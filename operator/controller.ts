@@ -15,6 +15,7 @@ import {
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
+  type ListPromise,
   type V1Deployment,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
@@ -25,10 +26,10 @@ import type { Condition } from '../common/config/schema.js';
 import { applyObject, describeError, statusCode } from './apply.js';
 import type { ConfigStore } from './config-store.js';
 import { objectName, type OperatorSettings } from './desired.js';
-import { ResilientInformer } from './informer.js';
+import { InformerSet, ResilientInformer, type InformerHandlers } from './informer.js';
 import { LeaderElector } from './leader.js';
 import { operatorMetrics, type OperatorMetrics } from './metrics.js';
-import { planCluster } from './plan.js';
+import { planCluster, type ClusterPlan } from './plan.js';
 import { pruneStale } from './prune.js';
 import { DEFAULT_QUEUE_OPTIONS, WorkQueue, type QueueOptions } from './queue.js';
 import { API_GROUP, CRD_PLURALS, FINALIZER, clusterKey, splitKey, type SipClusterResource, type SipDNResource } from './resources.js';
@@ -49,8 +50,8 @@ export interface ControllerOptions {
   leaseName?: string;
   leaseDurationSeconds?: number;
   leaseRetryMs?: number;
-  /** Watch one namespace; all namespaces when absent. */
-  watchNamespace?: string;
+  /** The namespaces whose SipClusters and SipDNs are reconciled; all namespaces when empty or absent. */
+  watchNamespaces?: string[];
   /** Every cluster is reconciled this often even without events (drift in unwatched kinds). */
   resyncMs?: number;
   queue?: QueueOptions;
@@ -66,11 +67,11 @@ export class Controller {
   private readonly apps: AppsV1Api;
   private readonly elector: LeaderElector;
   private queue: WorkQueue | undefined;
-  private informers: ResilientInformer<KubernetesObject>[] = [];
-  private clusters: ResilientInformer<SipClusterResource & KubernetesObject> | undefined;
-  private dns: ResilientInformer<SipDNResource & KubernetesObject> | undefined;
-  private deployments: ResilientInformer<Workload> | undefined;
-  private statefulSets: ResilientInformer<Workload> | undefined;
+  private informers: InformerSet<KubernetesObject>[] = [];
+  private clusters: InformerSet<SipClusterResource & KubernetesObject> | undefined;
+  private dns: InformerSet<SipDNResource & KubernetesObject> | undefined;
+  private deployments: InformerSet<Workload> | undefined;
+  private statefulSets: InformerSet<Workload> | undefined;
   private workers: Promise<void> | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
 
@@ -119,19 +120,34 @@ export class Controller {
     const queue = new WorkQueue(this.opts.queue ?? DEFAULT_QUEUE_OPTIONS);
     this.queue = queue;
     const kc = this.opts.kubeConfig;
-    const ns = this.opts.watchNamespace;
+    // Namespaced paths when namespaces are given: a namespaced Role allows nothing cluster-wide.
+    const scopes: (string | undefined)[] = this.opts.watchNamespaces?.length ? this.opts.watchNamespaces : [undefined];
     const base = `/apis/${API_GROUP}/${VERSION}`;
-    const crPath = (plural: string) => (ns ? `${base}/namespaces/${ns}/${plural}` : `${base}/${plural}`);
-    const listCr = (plural: string) => () =>
-      (ns
-        ? this.custom.listNamespacedCustomObject({ group: API_GROUP, version: VERSION, namespace: ns, plural })
-        : this.custom.listClusterCustomObject({ group: API_GROUP, version: VERSION, plural })) as Promise<KubernetesListObject<never>>;
     const restart = (resource: string) => () => this.metrics.informerRestarts.inc({ resource });
-    const common = (resource: string) => ({ log: this.opts.log, onRestart: restart(resource) });
+    const watch = <T extends KubernetesObject>(
+      resource: string,
+      path: (ns: string | undefined) => string,
+      list: (ns: string | undefined) => ListPromise<T>,
+      handlers: InformerHandlers<T>,
+      labelSelector?: string,
+    ) =>
+      new InformerSet(
+        scopes.map(
+          (ns) => new ResilientInformer<T>(resource, kc, path(ns), list(ns), handlers, { log: this.opts.log, onRestart: restart(resource), ...(labelSelector ? { labelSelector } : {}) }),
+        ),
+      );
 
     // Both custom resources are watched the same way; a change enqueues the SipCluster concerned.
     const crInformer = <T extends KubernetesObject>(plural: string, enqueue: (obj: T) => void) =>
-      new ResilientInformer<T>(plural, kc, crPath(plural), listCr(plural), { onChange: enqueue, onDelete: enqueue }, common(plural));
+      watch<T>(
+        plural,
+        (ns) => (ns ? `${base}/namespaces/${ns}/${plural}` : `${base}/${plural}`),
+        (ns) => () =>
+          (ns
+            ? this.custom.listNamespacedCustomObject({ group: API_GROUP, version: VERSION, namespace: ns, plural })
+            : this.custom.listClusterCustomObject({ group: API_GROUP, version: VERSION, plural })) as Promise<KubernetesListObject<T>>,
+        { onChange: enqueue, onDelete: enqueue },
+      );
     const enqueueCluster = (c: SipClusterResource) => queue.add(clusterKey(c.metadata.namespace, c.metadata.name));
     this.clusters = crInformer<SipClusterResource & KubernetesObject>(CRD_PLURALS.SipCluster, enqueueCluster);
     this.dns = crInformer<SipDNResource & KubernetesObject>(CRD_PLURALS.SipDN, (dn) => queue.add(clusterKey(dn.metadata.namespace, dn.spec.cluster)));
@@ -140,23 +156,21 @@ export class Controller {
       if (instance && w.metadata?.namespace) queue.add(clusterKey(w.metadata.namespace, instance));
     };
     const handlers = { onChange: enqueueInstance, onDelete: enqueueInstance };
-    this.deployments = new ResilientInformer<Workload>(
+    this.deployments = watch<Workload>(
       'deployments',
-      kc,
-      ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments',
-      () => (ns ? this.apps.listNamespacedDeployment({ namespace: ns, labelSelector: MANAGED }) : this.apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED })),
+      (ns) => (ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments'),
+      (ns) => () => (ns ? this.apps.listNamespacedDeployment({ namespace: ns, labelSelector: MANAGED }) : this.apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED })),
       handlers,
-      { ...common('deployments'), labelSelector: MANAGED },
+      MANAGED,
     );
-    this.statefulSets = new ResilientInformer<Workload>(
+    this.statefulSets = watch<Workload>(
       'statefulsets',
-      kc,
-      ns ? `/apis/apps/v1/namespaces/${ns}/statefulsets` : '/apis/apps/v1/statefulsets',
-      () => (ns ? this.apps.listNamespacedStatefulSet({ namespace: ns, labelSelector: MANAGED }) : this.apps.listStatefulSetForAllNamespaces({ labelSelector: MANAGED })),
+      (ns) => (ns ? `/apis/apps/v1/namespaces/${ns}/statefulsets` : '/apis/apps/v1/statefulsets'),
+      (ns) => () => (ns ? this.apps.listNamespacedStatefulSet({ namespace: ns, labelSelector: MANAGED }) : this.apps.listStatefulSetForAllNamespaces({ labelSelector: MANAGED })),
       handlers,
-      { ...common('statefulsets'), labelSelector: MANAGED },
+      MANAGED,
     );
-    this.informers = [this.clusters, this.dns, this.deployments, this.statefulSets] as ResilientInformer<KubernetesObject>[];
+    this.informers = [this.clusters, this.dns, this.deployments, this.statefulSets] as InformerSet<KubernetesObject>[];
     // DNs and workloads first: a cluster's first reconcile should see them.
     const informers = this.informers;
     for (const i of [this.dns, this.deployments, this.statefulSets, this.clusters]) await i.start();
@@ -270,6 +284,7 @@ export class Controller {
       plan.accepted.length,
       failure,
       new Date(),
+      plan.refused,
     );
     if (!sameStatus(cluster.status, status)) {
       const wasReady = cluster.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
@@ -286,10 +301,10 @@ export class Controller {
     return (await this.custom.replaceNamespacedCustomObject({ group: API_GROUP, version: VERSION, namespace, plural: CRD_PLURALS.SipCluster, name, body: cluster })) as SipClusterResource;
   }
 
-  private async updateDnStatuses(accepted: SipDNResource[], rejected: { dn: SipDNResource; reason: string }[]): Promise<void> {
+  private async updateDnStatuses(accepted: SipDNResource[], rejected: ClusterPlan['rejected']): Promise<void> {
     const wanted: [SipDNResource, Omit<Condition, 'lastTransitionTime'>][] = [
       ...accepted.map((dn): [SipDNResource, Omit<Condition, 'lastTransitionTime'>] => [dn, { type: 'Ready', status: 'True', reason: 'Published', message: 'in the config bucket', observedGeneration: dn.metadata.generation }]),
-      ...rejected.map(({ dn, reason }): [SipDNResource, Omit<Condition, 'lastTransitionTime'>] => [dn, { type: 'Ready', status: 'False', reason: 'DuplicateNumber', message: reason, observedGeneration: dn.metadata.generation }]),
+      ...rejected.map(({ dn, refusal, reason }): [SipDNResource, Omit<Condition, 'lastTransitionTime'>] => [dn, { type: 'Ready', status: 'False', reason: refusal, message: reason, observedGeneration: dn.metadata.generation }]),
     ];
     for (const [dn, cond] of wanted) {
       const before = dn.status?.conditions?.find((c) => c.type === 'Ready');

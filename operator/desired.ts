@@ -5,12 +5,19 @@
  *
  * What goes into a pod template is only what needs a restart to take effect (images, replicas,
  * ports, NATS connection, music volume). TServer options and DNs reach the running processes
- * through the NATS KV config bucket, so editing them never rolls a Deployment.
+ * through the NATS KV config bucket, so editing them never rolls a Deployment. The exception is a
+ * Secret named by a SipDN password for the first time: signaling reads passwords from files, so the
+ * Secret must be mounted (a new key in an already mounted Secret arrives without a restart).
+ *
+ * Network posture: an ingress NetworkPolicy per component. Media pods use the host network, where
+ * most CNIs do not enforce NetworkPolicy: there rtpengine's ng and CLI listen on the node's loopback
+ * only and media-controller's metrics on the node address, never 0.0.0.0.
  */
 import { createHash } from 'node:crypto';
 import type { Deployment, StatefulSet } from 'kubernetes-types/apps/v1.js';
 import type { ConfigMap, Container, EnvVar, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, Volume, VolumeMount } from 'kubernetes-types/core/v1.js';
 import type { OwnerReference } from 'kubernetes-types/meta/v1.js';
+import type { NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer } from 'kubernetes-types/networking/v1.js';
 import type { PodDisruptionBudget } from 'kubernetes-types/policy/v1.js';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { parseHostPort } from '../common/process/http.js';
@@ -21,9 +28,11 @@ export interface OperatorSettings {
   defaultNatsUrl: string;
   /** Render a ServiceMonitor (needs the prometheus-operator CRDs in the cluster). */
   serviceMonitor: boolean;
+  /** Every SipCluster is treated as having spec.security.requireSecretRefs (the chart's policy). */
+  requireSecretRefs?: boolean;
 }
 
-export type DesiredObject = ConfigMap | Service | Deployment | StatefulSet | PodDisruptionBudget | IServiceMonitor;
+export type DesiredObject = ConfigMap | Service | Deployment | StatefulSet | PodDisruptionBudget | NetworkPolicy | IServiceMonitor;
 
 /** Every kind desiredObjects can render: what a reconcile lists to prune what is no longer desired. */
 export const MANAGED_KINDS = [
@@ -32,6 +41,7 @@ export const MANAGED_KINDS = [
   { apiVersion: 'apps/v1', kind: 'Deployment' },
   { apiVersion: 'apps/v1', kind: 'StatefulSet' },
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
   { apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor' },
 ] as const;
 
@@ -45,9 +55,13 @@ export const ENTRY_POINTS = {
 export const METRICS_PORT = 9464;
 /** media-controller's metrics port: media pods use the host network, beside whatever else runs there. */
 export const MEDIA_METRICS_PORT = 9465;
-const RTPENGINE_NG = '127.0.0.1:2223';
-const RTPENGINE_CLI_PORT = 9900;
+// The node's loopback (media pods use the host network): only processes on the node reach these,
+// never other pods. rtpengine has no Unix-socket listener; ng and CLI have no authentication.
+export const RTPENGINE_NG = '127.0.0.1:2223';
+export const RTPENGINE_CLI = '127.0.0.1:9900';
 const MUSIC_ROOT = '/etc/huddle';
+/** Where signaling reads a SipDN password.secretKeyRef: <dir>/<secret name>/<key> (signaling/component.ts, HUDDLE_SECRETS_DIR). */
+export const SECRETS_DIR = '/etc/huddle/secrets';
 /** The platform image's user (node, uid 1000). */
 const RUN_AS = 1000;
 
@@ -134,7 +148,7 @@ function volumesFor(cluster: SipClusterResource): { volumes: Volume[]; mounts: V
 function platformContainer(
   cluster: SipClusterResource,
   name: keyof typeof ENTRY_POINTS,
-  opts: { ports: Container['ports']; metricsPort: number; env?: EnvVar[]; mounts: VolumeMount[]; resources: Container['resources'] },
+  opts: { ports: Container['ports']; metricsPort: number; metricsHost?: string; env?: EnvVar[]; mounts: VolumeMount[]; resources: Container['resources'] },
 ): Container {
   return {
     name,
@@ -143,8 +157,9 @@ function platformContainer(
     envFrom: [{ configMapRef: { name: objectName(cluster, 'env') } }],
     env: [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-      { name: 'HUDDLE_METRICS_LISTEN', value: `0.0.0.0:${opts.metricsPort}` },
       ...(opts.env ?? []),
+      // Last, so that metricsHost may name a variable defined above ($(POD_IP)).
+      { name: 'HUDDLE_METRICS_LISTEN', value: `${opts.metricsHost ?? '0.0.0.0'}:${opts.metricsPort}` },
     ],
     ports: [...(opts.ports ?? []), { name: 'metrics', containerPort: opts.metricsPort, protocol: 'TCP' }],
     readinessProbe: httpProbe('/readyz', 'metrics', 5, 2),
@@ -164,6 +179,8 @@ function podTemplate(cluster: SipClusterResource, component: Component, configHa
       annotations: { [`${API_GROUP}/env-hash`]: configHash },
     },
     spec: {
+      // No platform process calls the Kubernetes API: a mounted token would only serve an intruder.
+      automountServiceAccountToken: false,
       securityContext: { runAsNonRoot: true, runAsUser: RUN_AS, runAsGroup: RUN_AS, fsGroup: RUN_AS, seccompProfile: { type: 'RuntimeDefault' } },
       terminationGracePeriodSeconds: 30,
       ...spec,
@@ -175,8 +192,29 @@ function sipPorts(cluster: SipClusterResource) {
   return cluster.spec.sip.listen.map((l) => ({ name: `sip-${l.transport}`, port: l.port, protocol: l.transport === 'udp' ? ('UDP' as const) : ('TCP' as const) }));
 }
 
-function signaling(cluster: SipClusterResource, hash: string): Deployment {
-  const { volumes, mounts } = volumesFor(cluster);
+/** Volume name of a mounted password Secret: stable and a valid DNS label whatever the Secret is called. */
+function passwordVolumeName(secret: string): string {
+  return `password-${createHash('sha256').update(secret).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * Each Secret named by a SipDN password.secretKeyRef, mounted whole at <SECRETS_DIR>/<name>: a key
+ * added to it later reaches signaling without a restart (the kubelet refreshes the volume). Optional,
+ * so a missing Secret fails only the DNs that use it, not the signaling pod.
+ */
+function passwordVolumes(secrets: readonly string[]): { volumes: Volume[]; mounts: VolumeMount[] } {
+  const names = [...new Set(secrets)].sort();
+  return {
+    volumes: names.map((secretName) => ({ name: passwordVolumeName(secretName), secret: { secretName, optional: true } })),
+    mounts: names.map((secretName) => ({ name: passwordVolumeName(secretName), mountPath: `${SECRETS_DIR}/${secretName}`, readOnly: true })),
+  };
+}
+
+function signaling(cluster: SipClusterResource, hash: string, passwordSecrets: readonly string[]): Deployment {
+  const common = volumesFor(cluster);
+  const passwords = passwordVolumes(passwordSecrets);
+  const volumes = [...common.volumes, ...passwords.volumes];
+  const mounts = [...common.mounts, ...passwords.mounts];
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -192,6 +230,8 @@ function signaling(cluster: SipClusterResource, hash: string): Deployment {
           platformContainer(cluster, 'signaling', {
             ports: sipPorts(cluster).map((p) => ({ name: p.name, containerPort: p.port, protocol: p.protocol })),
             metricsPort: METRICS_PORT,
+            // Said explicitly: the mounts above and signaling's reads must agree on this directory.
+            env: [{ name: 'HUDDLE_SECRETS_DIR', value: SECRETS_DIR }],
             mounts,
             resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } },
           }),
@@ -204,6 +244,7 @@ function signaling(cluster: SipClusterResource, hash: string): Deployment {
 function media(cluster: SipClusterResource, hash: string): StatefulSet {
   const { volumes, mounts } = volumesFor(cluster);
   const { portMin, portMax, rtpengineImage, rtpengineThreads, replicas } = cluster.spec.media;
+  const cliPort = parseHostPort(RTPENGINE_CLI).port;
   const rtpengine: Container = {
     name: 'rtpengine',
     image: rtpengineImage,
@@ -214,7 +255,7 @@ function media(cluster: SipClusterResource, hash: string): StatefulSet {
       '--table=-1',
       '--interface=$(POD_IP)',
       `--listen-ng=${RTPENGINE_NG}`,
-      `--listen-cli=127.0.0.1:${RTPENGINE_CLI_PORT}`,
+      `--listen-cli=${RTPENGINE_CLI}`,
       `--port-min=${portMin}`,
       `--port-max=${portMax}`,
       '--log-stderr',
@@ -224,8 +265,8 @@ function media(cluster: SipClusterResource, hash: string): StatefulSet {
     ],
     env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
     // rtpengine speaks ng over UDP only; its CLI answering proves the daemon is serving.
-    readinessProbe: { exec: { command: ['rtpengine-ctl', '-ip', '127.0.0.1', '-port', String(RTPENGINE_CLI_PORT), 'list', 'numsessions'] }, periodSeconds: 5, timeoutSeconds: 2 },
-    livenessProbe: { exec: { command: ['rtpengine-ctl', '-ip', '127.0.0.1', '-port', String(RTPENGINE_CLI_PORT), 'list', 'numsessions'] }, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+    readinessProbe: { exec: { command: ['rtpengine-ctl', '-ip', '127.0.0.1', '-port', String(cliPort), 'list', 'numsessions'] }, periodSeconds: 5, timeoutSeconds: 2 },
+    livenessProbe: { exec: { command: ['rtpengine-ctl', '-ip', '127.0.0.1', '-port', String(cliPort), 'list', 'numsessions'] }, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
     resources: { requests: { cpu: '500m', memory: '256Mi' }, limits: { memory: '1Gi' } },
     securityContext: containerSecurity,
     volumeMounts: mounts,
@@ -255,6 +296,9 @@ function media(cluster: SipClusterResource, hash: string): StatefulSet {
           platformContainer(cluster, 'media-controller', {
             ports: [],
             metricsPort: MEDIA_METRICS_PORT,
+            // The node's address, not 0.0.0.0: a host-network pod's 0.0.0.0 includes every interface
+            // of the node, public ones too. Probes and Prometheus reach it there.
+            metricsHost: '$(POD_IP)',
             // The bridge binds RTP on the pod address, where the rtpengine beside it sends.
             env: [
               { name: 'HUDDLE_RTPENGINE', value: RTPENGINE_NG },
@@ -350,6 +394,36 @@ function services(cluster: SipClusterResource): Service[] {
   return [sip, tlib, mediaHeadless, metrics];
 }
 
+function networkPolicy(cluster: SipClusterResource, component: Component, ingress: NetworkPolicyIngressRule[]): NetworkPolicy {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: meta(cluster, component, component),
+    spec: { podSelector: { matchLabels: selectorFor(cluster, component) }, policyTypes: ['Ingress'], ingress },
+  };
+}
+
+/**
+ * Ingress per component: SIP, RTP and T-Library from the CIDRs the spec lists (anywhere when it lists
+ * none: phones, trunks and agents must reach the site) and from the site's own pods; metrics from the
+ * monitoring namespaces only. Kubernetes always lets a node reach its own pods, so probes pass.
+ * Nothing listens for NATS here (the platform is its client) and rtpengine's ng stays on loopback.
+ */
+function networkPolicies(cluster: SipClusterResource): NetworkPolicy[] {
+  const { enabled, sipFrom, rtpFrom, tlibFrom, monitoringNamespaceLabels } = cluster.spec.networkPolicy;
+  if (!enabled) return [];
+  const site: NetworkPolicyPeer = { podSelector: { matchLabels: { 'app.kubernetes.io/instance': cluster.metadata.name, 'app.kubernetes.io/managed-by': 'huddle-operator' } } };
+  const from = (cidrs: string[] | undefined): Pick<NetworkPolicyIngressRule, 'from'> => (cidrs ? { from: [...cidrs.map((cidr) => ({ ipBlock: { cidr } })), site] } : {});
+  const metrics = (port: number): NetworkPolicyIngressRule => ({ from: [{ namespaceSelector: { matchLabels: monitoringNamespaceLabels } }], ports: [{ protocol: 'TCP', port }] });
+  const { portMin, portMax } = cluster.spec.media;
+  return [
+    networkPolicy(cluster, 'signaling', [{ ...from(sipFrom), ports: sipPorts(cluster).map((p) => ({ protocol: p.protocol, port: p.port })) }, metrics(METRICS_PORT)]),
+    // Declares the intent; on the host network most CNIs do not enforce it (see the top of this file).
+    networkPolicy(cluster, 'media', [{ ...from(rtpFrom), ports: [{ protocol: 'UDP', port: portMin, endPort: portMax }] }, metrics(MEDIA_METRICS_PORT)]),
+    networkPolicy(cluster, 'gateway', [{ ...from(tlibFrom), ports: [{ protocol: 'TCP', port: parseHostPort(cluster.spec.gateway.listen).port }] }, metrics(METRICS_PORT)]),
+  ];
+}
+
 function pdb(cluster: SipClusterResource, component: Component): PodDisruptionBudget {
   return {
     apiVersion: 'policy/v1',
@@ -384,14 +458,18 @@ export function configHash(cm: ConfigMap): string {
   return createHash('sha256').update(JSON.stringify(cm.data ?? {})).digest('hex').slice(0, 16);
 }
 
-/** Every object the SipCluster owns, in the order they should be applied. */
-export function desiredObjects(cluster: SipClusterResource, settings: OperatorSettings): DesiredObject[] {
+/**
+ * Every object the SipCluster owns, in the order they should be applied (NetworkPolicies before the
+ * pods they protect). `passwordSecrets`: the Secrets its accepted SipDNs name in password.secretKeyRef.
+ */
+export function desiredObjects(cluster: SipClusterResource, settings: OperatorSettings, passwordSecrets: readonly string[]): DesiredObject[] {
   const env = envConfigMap(cluster, settings);
   const hash = configHash(env);
   return [
     env,
     ...services(cluster),
-    signaling(cluster, hash),
+    ...networkPolicies(cluster),
+    signaling(cluster, hash, passwordSecrets),
     media(cluster, hash),
     gateway(cluster, hash),
     pdb(cluster, 'signaling'),

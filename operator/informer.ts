@@ -73,3 +73,35 @@ export class ResilientInformer<T extends KubernetesObject> {
     }, delay);
   }
 }
+
+/**
+ * The informers of one resource over the namespaces the operator watches (one each; a single one
+ * when it watches all namespaces), read as one cache.
+ */
+export class InformerSet<T extends KubernetesObject> {
+  constructor(private readonly members: ResilientInformer<T>[]) {}
+
+  get hasSynced(): boolean {
+    return this.members.every((m) => m.hasSynced);
+  }
+
+  list(namespace?: string): T[] {
+    return this.members.flatMap((m) => m.list(namespace));
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    for (const m of this.members) {
+      const found = m.get(name, namespace);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  async start(): Promise<void> {
+    for (const m of this.members) await m.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.stop()));
+  }
+}

@@ -4,8 +4,9 @@
  *
  * Environment: HUDDLE_NATS_URL (default NATS for clusters without spec.nats.url),
  * POD_NAME / POD_NAMESPACE (Lease identity and namespace, from the downward API),
- * WATCH_NAMESPACE (one namespace; all when empty), HUDDLE_SERVICE_MONITOR ("true" renders
- * ServiceMonitors), HUDDLE_METRICS_LISTEN (default 0.0.0.0:9464), LOG_LEVEL.
+ * WATCH_NAMESPACE (comma-separated namespaces; all when empty), HUDDLE_SERVICE_MONITOR ("true"
+ * renders ServiceMonitors), HUDDLE_REQUIRE_SECRET_REFS ("true": every SipCluster refuses inline
+ * passwords and tokens), HUDDLE_METRICS_LISTEN (default 0.0.0.0:9464), LOG_LEVEL.
  */
 import os from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -27,19 +28,23 @@ async function main(): Promise<void> {
   const registry = newRegistry('operator');
   const ops = await startOpsServer(env.HUDDLE_METRICS_LISTEN ?? '0.0.0.0:9464', registry);
   const store = new NatsConfigStore(log);
+  const watchNamespaces = (env.WATCH_NAMESPACE ?? '')
+    .split(',')
+    .map((ns) => ns.trim())
+    .filter(Boolean);
   const controller = new Controller({
     kubeConfig: kc,
-    settings: { defaultNatsUrl: natsUrl, serviceMonitor: env.HUDDLE_SERVICE_MONITOR === 'true' },
+    settings: { defaultNatsUrl: natsUrl, serviceMonitor: env.HUDDLE_SERVICE_MONITOR === 'true', requireSecretRefs: env.HUDDLE_REQUIRE_SECRET_REFS === 'true' },
     configStore: store,
     registry,
     log,
     identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
     leaseNamespace: env.POD_NAMESPACE ?? 'default',
-    watchNamespace: env.WATCH_NAMESPACE || undefined,
+    watchNamespaces,
   });
   ops.addReadiness('controller', () => controller.readiness());
   controller.start();
-  log.info({ metrics: ops.url, natsUrl, watchNamespace: env.WATCH_NAMESPACE || '(all)' }, 'operator started');
+  log.info({ metrics: ops.url, natsUrl, watchNamespaces: watchNamespaces.length > 0 ? watchNamespaces : '(all)' }, 'operator started');
   stopOnSignals(async () => {
     // Give the Lease up first so a standby replica takes over without waiting for it to expire.
     await controller.stop();

@@ -1,9 +1,10 @@
 import type { Deployment, StatefulSet } from 'kubernetes-types/apps/v1.js';
 import type { ConfigMap, PodSpec, Service } from 'kubernetes-types/core/v1.js';
+import type { NetworkPolicy } from 'kubernetes-types/networking/v1.js';
 import { describe, expect, it } from 'vitest';
 import { validateK8sObjects } from '../test/operator/k8s-models.js';
 import { covers, mergePatchFor } from './apply.js';
-import { MANAGED_KINDS, type DesiredObject, type OperatorSettings } from './desired.js';
+import { MANAGED_KINDS, RTPENGINE_CLI, RTPENGINE_NG, SECRETS_DIR, type DesiredObject, type OperatorSettings } from './desired.js';
 import { testCluster, testDn } from '../test/operator/fixtures.js';
 import { planCluster } from './plan.js';
 
@@ -33,6 +34,9 @@ describe('planCluster (reconcile as a pure function)', () => {
       'Service/site-a-gateway',
       'Service/site-a-media',
       'Service/site-a-metrics',
+      'NetworkPolicy/site-a-signaling',
+      'NetworkPolicy/site-a-media',
+      'NetworkPolicy/site-a-gateway',
       'Deployment/site-a-signaling',
       'StatefulSet/site-a-media',
       'Deployment/site-a-gateway',
@@ -146,6 +150,158 @@ describe('planCluster (reconcile as a pure function)', () => {
     const pod = find<Deployment>(p.objects, 'Deployment', 'site-a-signaling').spec?.template.spec;
     expect(pod?.volumes?.map((v) => v.name)).toEqual(['tmp', 'music', 'nats-creds']);
     expect(pod?.containers[0]?.volumeMounts?.find((m) => m.name === 'music')?.mountPath).toBe('/etc/huddle/music');
+  });
+});
+
+describe('Kubernetes posture of the rendered site', () => {
+  const cluster = testCluster('site-a', 'telephony', {
+    sip: { listen: [{ transport: 'udp', host: '0.0.0.0', port: 5060 }, { transport: 'tcp', host: '0.0.0.0', port: 5070 }] },
+    media: { portMin: 41000, portMax: 41999 },
+    gateway: { listen: '0.0.0.0:7000' },
+  });
+  const objects = planCluster(cluster, [], settings).objects;
+  const policy = (component: string) => find<NetworkPolicy>(objects, 'NetworkPolicy', `site-a-${component}`).spec;
+  const site = { podSelector: { matchLabels: { 'app.kubernetes.io/instance': 'site-a', 'app.kubernetes.io/managed-by': 'huddle-operator' } } };
+  const monitoring = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } };
+
+  it('renders an ingress NetworkPolicy per component: SIP, RTP and T-Library from anywhere by default, metrics from the monitoring namespace only', () => {
+    expect(policy('signaling')).toEqual({
+      podSelector: { matchLabels: { 'app.kubernetes.io/instance': 'site-a', 'app.kubernetes.io/component': 'signaling' } },
+      policyTypes: ['Ingress'],
+      ingress: [
+        { ports: [{ protocol: 'UDP', port: 5060 }, { protocol: 'TCP', port: 5070 }] },
+        { from: [monitoring], ports: [{ protocol: 'TCP', port: 9464 }] },
+      ],
+    });
+    expect(policy('media')?.ingress).toEqual([
+      { ports: [{ protocol: 'UDP', port: 41000, endPort: 41999 }] },
+      { from: [monitoring], ports: [{ protocol: 'TCP', port: 9465 }] },
+    ]);
+    expect(policy('gateway')?.ingress).toEqual([
+      { ports: [{ protocol: 'TCP', port: 7000 }] },
+      { from: [monitoring], ports: [{ protocol: 'TCP', port: 9464 }] },
+    ]);
+    // Every pod of the site is selected by exactly one policy.
+    for (const component of ['signaling', 'media', 'gateway'])
+      expect(policy(component)?.podSelector.matchLabels).toEqual({ 'app.kubernetes.io/instance': 'site-a', 'app.kubernetes.io/component': component });
+  });
+
+  it('narrows SIP, RTP and T-Library to the CIDRs the spec lists (and the site itself), metrics to the namespaces it names; renders none when switched off', async () => {
+    const narrowed = planCluster(
+      testCluster('site-a', 'telephony', {
+        networkPolicy: { sipFrom: ['203.0.113.0/24', '2001:db8::/32'], rtpFrom: ['198.51.100.0/24'], tlibFrom: ['10.20.0.0/16'], monitoringNamespaceLabels: { 'huddle.dev/scrapes': 'true' } },
+      }),
+      [],
+      settings,
+    ).objects;
+    const rules = (component: string) => find<NetworkPolicy>(narrowed, 'NetworkPolicy', `site-a-${component}`).spec?.ingress;
+    expect(rules('signaling')?.[0]?.from).toEqual([{ ipBlock: { cidr: '203.0.113.0/24' } }, { ipBlock: { cidr: '2001:db8::/32' } }, site]);
+    expect(rules('media')?.[0]?.from).toEqual([{ ipBlock: { cidr: '198.51.100.0/24' } }, site]);
+    expect(rules('gateway')?.[0]?.from).toEqual([{ ipBlock: { cidr: '10.20.0.0/16' } }, site]);
+    expect(rules('gateway')?.[1]?.from).toEqual([{ namespaceSelector: { matchLabels: { 'huddle.dev/scrapes': 'true' } } }]);
+    expect(await validateK8sObjects(narrowed)).toEqual([]);
+    const off = planCluster(testCluster('site-a', 'telephony', { networkPolicy: { enabled: false } }), [], settings).objects;
+    expect(off.some((o) => o.kind === 'NetworkPolicy')).toBe(false);
+  });
+
+  it('mounts no service-account token in signaling, media or gateway pods (none of them calls the Kubernetes API)', () => {
+    const specs = podSpecs(objects);
+    expect(specs.map(([name]) => name)).toEqual(['site-a-signaling', 'site-a-media', 'site-a-gateway']);
+    for (const [name, pod] of specs) expect(pod.automountServiceAccountToken, name).toBe(false);
+  });
+
+  it('binds rtpengine ng and CLI to loopback, serves no rtpengine HTTP, and media-controller metrics on the node address, never 0.0.0.0', () => {
+    const pod = find<StatefulSet>(objects, 'StatefulSet', 'site-a-media').spec?.template.spec;
+    expect(pod?.hostNetwork).toBe(true);
+    const [rtpengine, controller] = pod?.containers ?? [];
+    expect(RTPENGINE_NG).toBe('127.0.0.1:2223');
+    expect(RTPENGINE_CLI).toBe('127.0.0.1:9900');
+    expect(rtpengine?.args).toEqual(expect.arrayContaining(['--listen-ng=127.0.0.1:2223', '--listen-cli=127.0.0.1:9900', '--interface=$(POD_IP)']));
+    const listeners = rtpengine?.args?.filter((a) => a.startsWith('--listen')) ?? [];
+    expect(listeners).toEqual(['--listen-ng=127.0.0.1:2223', '--listen-cli=127.0.0.1:9900']);
+    expect(rtpengine?.readinessProbe?.exec?.command).toEqual(['rtpengine-ctl', '-ip', '127.0.0.1', '-port', '9900', 'list', 'numsessions']);
+    const env = controller?.env ?? [];
+    const metrics = env.findIndex((e) => e.name === 'HUDDLE_METRICS_LISTEN');
+    const podIp = env.findIndex((e) => e.name === 'POD_IP');
+    expect(env[metrics]?.value).toBe('$(POD_IP):9465');
+    // Kubernetes expands $(POD_IP) only from a variable defined earlier in the list.
+    expect(podIp).toBeGreaterThanOrEqual(0);
+    expect(podIp).toBeLessThan(metrics);
+    expect(env[podIp]?.valueFrom?.fieldRef?.fieldPath).toBe('status.podIP');
+    for (const c of pod?.containers ?? []) expect(JSON.stringify(c), c.name).not.toContain('0.0.0.0');
+  });
+});
+
+describe('SipDN password Secrets', () => {
+  const cluster = testCluster('site-a', 'telephony');
+  const withSecret = (number: string, name: string, key = number) => testDn('site-a', number, 'telephony', { options: { password: { secretKeyRef: { name, key } } } });
+  const signalingPod = (p: ReturnType<typeof planCluster>) => find<Deployment>(p.objects, 'Deployment', 'site-a-signaling').spec?.template.spec;
+
+  it('mounts each Secret a SipDN password names, read-only, where signaling reads <dir>/<name>/<key>', async () => {
+    const p = planCluster(cluster, [withSecret('7001', 'sip-passwords'), withSecret('7002', 'sip-passwords'), withSecret('7003', 'branch-passwords'), testDn('site-a', '7004')], settings);
+    const pod = signalingPod(p);
+    const secretVolumes = pod?.volumes?.filter((v) => v.secret) ?? [];
+    expect(secretVolumes.map((v) => v.secret)).toEqual([
+      { secretName: 'branch-passwords', optional: true },
+      { secretName: 'sip-passwords', optional: true },
+    ]);
+    const mounts = pod?.containers[0]?.volumeMounts ?? [];
+    for (const v of secretVolumes) {
+      expect(mounts.find((m) => m.name === v.name)).toEqual({ name: v.name, mountPath: `${SECRETS_DIR}/${v.secret?.secretName}`, readOnly: true });
+    }
+    expect(SECRETS_DIR).toBe('/etc/huddle/secrets');
+    expect(pod?.containers[0]?.env).toEqual(expect.arrayContaining([{ name: 'HUDDLE_SECRETS_DIR', value: '/etc/huddle/secrets' }]));
+    for (const [name, other] of podSpecs(p.objects).filter(([n]) => n !== 'site-a-signaling'))
+      expect(other.volumes?.some((v) => v.secret?.secretName === 'sip-passwords'), name).toBe(false);
+    expect(await validateK8sObjects(p.objects)).toEqual([]);
+  });
+
+  it('a SipDN naming a new Secret changes the signaling pod template (a new volume); a new key of a mounted Secret changes nothing', () => {
+    const before = planCluster(cluster, [withSecret('7001', 'sip-passwords')], settings);
+    const newKey = planCluster(cluster, [withSecret('7001', 'sip-passwords'), withSecret('7002', 'sip-passwords')], settings);
+    expect(newKey.objects).toEqual(before.objects);
+    const newSecret = planCluster(cluster, [withSecret('7001', 'sip-passwords'), withSecret('7005', 'more-passwords')], settings);
+    expect(signalingPod(newSecret)).not.toEqual(signalingPod(before));
+    expect(signalingPod(newSecret)?.volumes?.some((v) => v.secret?.secretName === 'more-passwords')).toBe(true);
+  });
+
+  it('does not mount a Secret named only by a refused SipDN', () => {
+    const older = { ...withSecret('7001', 'sip-passwords'), metadata: { ...withSecret('7001', 'sip-passwords').metadata, name: 'a-older', creationTimestamp: '2026-01-01T00:00:00Z' } };
+    const dup = { ...withSecret('7001', 'stolen'), metadata: { ...withSecret('7001', 'stolen').metadata, name: 'b-dup', creationTimestamp: '2026-02-01T00:00:00Z' } };
+    const p = planCluster(cluster, [older, dup], settings);
+    expect(p.rejected.map((r) => r.refusal)).toEqual(['DuplicateNumber']);
+    expect(signalingPod(p)?.volumes?.some((v) => v.secret?.secretName === 'stolen')).toBe(false);
+  });
+});
+
+describe('Secret references required', () => {
+  const inline = testDn('site-a', '7001', 'telephony', { options: { password: { value: 'in-plain-sight' } } });
+  const byRef = testDn('site-a', '7002', 'telephony', { options: { password: { secretKeyRef: { name: 'sip-passwords', key: '7002' } } } });
+  const tokens = [{ name: 'agent', token: 'agent-token-1', dns: ['7001'] }];
+
+  it('refuses a SipDN with an inline password (InlineSecretRefused) and never publishes it, when the SipCluster requires Secret references', () => {
+    const p = planCluster(testCluster('site-a', 'telephony', { security: { requireSecretRefs: true } }), [inline, byRef], settings);
+    expect(p.rejected.map((r) => [r.dn.metadata.name, r.refusal])).toEqual([['site-a-7001', 'InlineSecretRefused']]);
+    expect(p.rejected[0]?.reason).toMatch(/secretKeyRef/);
+    expect(p.accepted.map((d) => d.spec.number)).toEqual(['7002']);
+    expect(JSON.stringify(p.config)).not.toContain('in-plain-sight');
+  });
+
+  it('holds every SipCluster to it when the operator is told to (the chart default), inline agent tokens included', () => {
+    const cluster = testCluster('site-a', 'telephony', { gateway: { tokens } });
+    const p = planCluster(cluster, [inline, byRef], { ...settings, requireSecretRefs: true });
+    expect(p.rejected.map((r) => r.refusal)).toEqual(['InlineSecretRefused']);
+    expect(p.config.cluster.spec.gateway.tokens).toEqual([]);
+    expect(cluster.spec.gateway.tokens).toEqual(tokens);
+    expect(p.refused).toMatch(/tokensSecret/);
+    expect(JSON.stringify(p.config)).not.toContain('agent-token-1');
+  });
+
+  it('accepts inline secrets when nothing requires references (local configs)', () => {
+    const p = planCluster(testCluster('site-a', 'telephony', { gateway: { tokens } }), [inline, byRef], settings);
+    expect(p.rejected).toEqual([]);
+    expect(p.refused).toBeUndefined();
+    expect(p.config.cluster.spec.gateway.tokens).toEqual(tokens);
   });
 });
 

@@ -32,6 +32,13 @@ describe('clusterStatus', () => {
     expect(failed.conditions?.[2]).toMatchObject({ status: 'True', message: 'applying Service/x failed: HTTP 403' });
   });
 
+  it('is not Ready, reason InlineSecretRefused, while the Secret-reference policy refuses part of the spec', () => {
+    const refused = clusterStatus(cluster, { signaling: ready(1), media: ready(1), gateway: ready(1) }, 0, undefined, t0, 'inline spec.gateway.tokens are not published');
+    expect(refused.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'InlineSecretRefused', message: 'inline spec.gateway.tokens are not published' });
+    const failedToo = clusterStatus(cluster, { signaling: ready(1), media: ready(1), gateway: ready(1) }, 0, 'applying Service/x failed: HTTP 403', t0, 'inline tokens');
+    expect(failedToo.conditions?.[0]).toMatchObject({ status: 'False', reason: 'ReconcileFailed' });
+  });
+
   it('moves lastTransitionTime only when a condition flips', () => {
     const first = clusterStatus(cluster, { signaling: ready(1), media: ready(1), gateway: ready(1) }, 1, undefined, t0);
     const again = clusterStatus({ ...cluster, status: first }, { signaling: ready(1), media: ready(1), gateway: ready(1) }, 1, undefined, t1);

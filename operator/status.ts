@@ -40,7 +40,8 @@ function condition(type: string, status: boolean, reason: string, message: strin
   };
 }
 
-export function clusterStatus(cluster: SipClusterResource, observed: ObservedWorkloads, dnCount: number, failure: string | undefined, now: Date): SipClusterStatus {
+/** `refused`: what the Secret-reference policy kept from being published (operator/plan.ts); the site is then not Ready. */
+export function clusterStatus(cluster: SipClusterResource, observed: ObservedWorkloads, dnCount: number, failure: string | undefined, now: Date, refused?: string): SipClusterStatus {
   const spec = cluster.spec;
   const generation = cluster.metadata.generation;
   const previous = cluster.status?.conditions;
@@ -51,10 +52,11 @@ export function clusterStatus(cluster: SipClusterResource, observed: ObservedWor
   ];
   const notReady = workloads.filter((w) => w.ready < w.wanted);
   const rolling = workloads.filter((w) => !w.settled);
-  const ready = notReady.length === 0 && failure === undefined;
+  const ready = notReady.length === 0 && failure === undefined && refused === undefined;
   const readyMessage = ready
     ? `signaling ${workloads[0]?.ready}, media ${workloads[1]?.ready}, gateway ${workloads[2]?.ready} ready; ${dnCount} DNs`
-    : (failure ?? `waiting for ${notReady.map((w) => `${w.name} ${w.ready}/${w.wanted}`).join(', ')}`);
+    : (failure ?? refused ?? `waiting for ${notReady.map((w) => `${w.name} ${w.ready}/${w.wanted}`).join(', ')}`);
+  const notReadyReason = failure ? 'ReconcileFailed' : refused ? 'InlineSecretRefused' : 'WorkloadsNotReady';
   return {
     observedGeneration: generation,
     readySignaling: workloads[0]?.ready ?? 0,
@@ -62,7 +64,7 @@ export function clusterStatus(cluster: SipClusterResource, observed: ObservedWor
     readyGateways: workloads[2]?.ready ?? 0,
     dnCount,
     conditions: [
-      condition('Ready', ready, ready ? 'AllReady' : failure ? 'ReconcileFailed' : 'WorkloadsNotReady', readyMessage, generation, previous, now),
+      condition('Ready', ready, ready ? 'AllReady' : notReadyReason, readyMessage, generation, previous, now),
       condition(
         'Progressing',
         rolling.length > 0 || notReady.length > 0,

@@ -65,6 +65,11 @@ describe('configuration', () => {
     expect(problemsOf(cluster + dn('a', '{cluster: other, number: "7001", type: Extension}'))).toEqual([
       'SipDN a: spec.cluster: "other" is not the SipCluster "s"',
     ]);
+    const tokens = 'gateway: {tokens: [{name: a, token: agent-token, dns: ["*"]}]}';
+    expect(problemsOf(`apiVersion: sip.huddle.dev/v1alpha1\nkind: SipCluster\nmetadata: {name: s}\nspec: {location: L, security: {requireSecretRefs: true}, ${tokens}}\n`)).toEqual([
+      'document 1 (SipCluster s): spec.gateway.tokens: security.requireSecretRefs: give agent tokens in gateway.tokensSecret, not inline in gateway.tokens',
+    ]);
+    expect(problemsOf(`apiVersion: sip.huddle.dev/v1alpha1\nkind: SipCluster\nmetadata: {name: s}\nspec: {location: L, ${tokens}}\n`)).toEqual([]);
     expect(problemsOf('kind: Pod\n')).toEqual(['document 1: kind: must be "SipCluster" or "SipDN" (got "Pod")']);
     expect(problemsOf('')).toEqual(['no SipCluster document']);
   });

@@ -77,7 +77,13 @@ export const SecretKeyRef = Type.Object(
   { additionalProperties: false },
 );
 
-export const SipClusterSpec = Type.Object(
+/** An IPv4 or IPv6 CIDR, as a NetworkPolicy ipBlock takes it. */
+const Cidr = Type.String({ pattern: '^[0-9A-Fa-f:.]+/[0-9]{1,3}$', description: 'CIDR (10.0.0.0/8, 2001:db8::/32)' });
+
+const AllowedSources = (what: string) =>
+  Type.Optional(Type.Array(Cidr, { description: `CIDRs ${what} may come from (besides the site's own pods); unset: anywhere` }));
+
+const SipClusterFields = Type.Object(
   {
     location: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', description: 'Site (location) name reported in LCTParty<n>_location' }),
     sip: Type.Object(
@@ -168,9 +174,40 @@ export const SipClusterSpec = Type.Object(
     ),
     image: Type.String({ minLength: 1, default: 'ghcr.io/huddle-sip/huddle:0.1.0', description: 'Platform image (signaling, media-controller, gateway)' }),
     dataDir: Type.String({ minLength: 1, default: '.data', description: 'State of embedded processes (local runs)' }),
+    security: Type.Object(
+      {
+        requireSecretRefs: Type.Boolean({
+          default: false,
+          description: 'Refuse secrets written into the resources: inline spec.gateway.tokens (rejected on admission) and SipDN password.value (the operator marks the SipDN not Ready and never publishes it)',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    networkPolicy: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'The operator renders an ingress NetworkPolicy per component' }),
+        sipFrom: AllowedSources('SIP'),
+        rtpFrom: AllowedSources('RTP'),
+        tlibFrom: AllowedSources('T-Library clients'),
+        monitoringNamespaceLabels: Type.Record(Type.String(), Type.String(), {
+          default: { 'kubernetes.io/metadata.name': 'monitoring' },
+          description: 'Labels of the namespaces allowed to scrape metrics',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
   },
   { additionalProperties: false },
 );
+
+export const SipClusterSpec = withRules(SipClusterFields, [
+  {
+    // CEL here cannot see SipDNs: their inline passwords are refused by the operator (operator/plan.ts).
+    rule: '!self.security.requireSecretRefs || size(self.gateway.tokens) == 0',
+    message: 'security.requireSecretRefs: give agent tokens in gateway.tokensSecret, not inline in gateway.tokens',
+    fieldPath: '.gateway.tokens',
+  },
+]);
 export type SipClusterSpec = Static<typeof SipClusterSpec>;
 
 export const Condition = Type.Object(
@@ -213,8 +250,8 @@ export const DNOptions = Type.Object(
     password: Type.Optional(
       Type.Object(
         {
-          value: Type.Optional(Type.String({ minLength: 1, description: 'Digest password (local configs only)' })),
-          secretKeyRef: Type.Optional(SecretKeyRef),
+          value: Type.Optional(Type.String({ minLength: 1, description: 'Digest password (local configs only; refused where the SipCluster requires Secret references)' })),
+          secretKeyRef: Type.Optional({ ...SecretKeyRef, description: 'Secret key holding the password; the operator mounts the Secret in signaling pods at /etc/huddle/secrets/<name>' }),
         },
         { additionalProperties: false },
       ),

@@ -3,7 +3,7 @@
  * Errors name the field path (spec.options.music-listen-disconnect) and the reason.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { SipCluster, SipDN, type SipDNSpec } from './schema.js';
+import { SipCluster, SipDN, type SipClusterSpec, type SipDNSpec } from './schema.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -56,7 +56,15 @@ export function validateDocument(kind: 'SipCluster' | 'SipDN', doc: unknown): st
     return problems;
   }
   if (kind === 'SipDN') problems.push(...dnRules((doc as SipDN).spec));
+  else problems.push(...clusterRules((doc as SipCluster).spec));
   return problems;
+}
+
+/** The x-kubernetes-validations rule of SipClusterSpec, evaluated here so local configs get it too. */
+export function clusterRules(spec: SipClusterSpec): string[] {
+  if (spec.security.requireSecretRefs && spec.gateway.tokens.length > 0)
+    return ['spec.gateway.tokens: security.requireSecretRefs: give agent tokens in gateway.tokensSecret, not inline in gateway.tokens'];
+  return [];
 }
 
 /** The x-kubernetes-validations rules of SipDNSpec, evaluated here so local configs get them too. */

@@ -90,6 +90,25 @@ describe('Kubernetes API server emulator', () => {
     });
   });
 
+  it('refuses inline agent tokens on a SipCluster that requires Secret references (the CRD CEL rule)', async () => {
+    const site = (name: string, spec: object) => ({ ...cluster(name), spec: { location: 'Lab', ...spec } });
+    const tokens = [{ name: 'agent', token: 'agent-token-1', dns: ['*'] }];
+    await expect(
+      custom.createNamespacedCustomObject({ ...cr, plural: 'sipclusters', body: site('inline', { security: { requireSecretRefs: true }, gateway: { tokens } }) }),
+    ).rejects.toMatchObject({ code: 422, body: expect.stringMatching(/spec\.gateway\.tokens: Invalid value: security\.requireSecretRefs: give agent tokens in gateway\.tokensSecret/) });
+    expect(api.get('sip.huddle.dev/v1alpha1', 'SipCluster', NS, 'inline')).toBeUndefined();
+    await custom.createNamespacedCustomObject({ ...cr, plural: 'sipclusters', body: site('by-ref', { security: { requireSecretRefs: true }, gateway: { tokensSecret: 'agent-tokens' } }) });
+    // Without the policy (local-style configs) inline tokens stay allowed.
+    await custom.createNamespacedCustomObject({ ...cr, plural: 'sipclusters', body: site('inline-allowed', { gateway: { tokens } }) });
+    // Turning the policy on later is refused too while inline tokens remain.
+    await expect(api.mergePatch(`/apis/sip.huddle.dev/v1alpha1/namespaces/${NS}/sipclusters/inline-allowed`, { spec: { security: { requireSecretRefs: true } } })).rejects.toThrow(
+      /422 .*spec\.gateway\.tokens/,
+    );
+    const stored = api.get('sip.huddle.dev/v1alpha1', 'SipCluster', NS, 'by-ref') as { spec: { security: { requireSecretRefs: boolean }; networkPolicy: { enabled: boolean } } } | undefined;
+    expect(stored?.spec.security.requireSecretRefs).toBe(true);
+    expect(stored?.spec.networkPolicy).toEqual({ enabled: true, monitoringNamespaceLabels: { 'kubernetes.io/metadata.name': 'monitoring' } });
+  });
+
   it('serves list/watch to client-node informers: re-list after 410 Gone, an error on a dropped watch', async () => {
     const kc = api.kubeConfig(NS);
     const seen = new Set<string>();
@@ -135,6 +154,12 @@ describe('CEL subset', () => {
     const interTrunk = parseCel("self.type == 'Trunk' || !self.options.sip__dash__server__dash__inter__dash__trunk");
     expect(evalCel(interTrunk, { type: 'Extension', options: { 'sip-server-inter-trunk': true } })).toBe(false);
     expect(evalCel(interTrunk, { type: 'Extension', options: { 'sip-server-inter-trunk': false } })).toBe(true);
+    const tokensRule = parseCel('!self.security.requireSecretRefs || size(self.gateway.tokens) == 0');
+    expect(evalCel(tokensRule, { security: { requireSecretRefs: true }, gateway: { tokens: [{ name: 'a' }] } })).toBe(false);
+    expect(evalCel(tokensRule, { security: { requireSecretRefs: true }, gateway: { tokens: [] } })).toBe(true);
+    expect(evalCel(tokensRule, { security: { requireSecretRefs: false }, gateway: { tokens: [{ name: 'a' }] } })).toBe(true);
+    expect(evalCel(parseCel("size(self.a) == 2 && size(self.s) == 3 && size(self.m) == 1"), { a: [1, 2], s: 'abc', m: { k: 'v' } })).toBe(true);
+    expect(() => evalCel(parseCel('size(self.n) == 0'), { n: true })).toThrow(/size/);
     expect(() => parseCel('self.items.all(x, x > 1)')).toThrow(/CEL subset/);
     // The API server refuses index syntax on object properties; so does the emulator.
     expect(() => parseCel("!self.options['sip-server-inter-trunk']")).toThrow(/CEL subset/);

@@ -1,6 +1,7 @@
 /**
  * The subset of CEL our CRDs' x-kubernetes-validations use: `self` field paths, `has()`,
- * string/boolean literals, `==`, `!=`, `!`, `&&`, `||` and parentheses. A rule outside the subset
+ * `size()` of a list, string or map, string/boolean/integer literals, `==`, `!=`, `!`, `&&`, `||`
+ * and parentheses. A rule outside the subset
  * throws when the emulator loads the CRD, so the subset cannot silently pass rules.
  *
  * As in the API server, object properties are reached as fields only (`self.a.b`, never
@@ -12,10 +13,11 @@ type Node =
   | { op: 'or' | 'and' | 'eq' | 'ne'; left: Node; right: Node }
   | { op: 'not'; arg: Node }
   | { op: 'has'; path: string[] }
+  | { op: 'size'; arg: Node }
   | { op: 'path'; path: string[] }
   | { op: 'lit'; value: Value };
 
-const TOKEN = /\s*(\|\||&&|==|!=|!|\(|\)|\.|'[^']*'|"[^"]*"|[A-Za-z_][A-Za-z0-9_]*)/y;
+const TOKEN = /\s*(\|\||&&|==|!=|!|\(|\)|\.|'[^']*'|"[^"]*"|[0-9]+|[A-Za-z_][A-Za-z0-9_]*)/y;
 
 /** Kubernetes' CEL property-name escaping, undone. */
 export function unescapeProperty(name: string): string {
@@ -61,6 +63,13 @@ export function parseCel(src: string): Node {
       take(')');
       return { op: 'has', path: p };
     }
+    if (t === 'size') {
+      take();
+      take('(');
+      const arg = or();
+      take(')');
+      return { op: 'size', arg };
+    }
     if (t === '(') {
       take();
       const e = or();
@@ -71,6 +80,10 @@ export function parseCel(src: string): Node {
     if (t === 'true' || t === 'false' || (t && /^['"]/.test(t))) {
       take();
       return { op: 'lit', value: t === 'true' ? true : t === 'false' ? false : t.slice(1, -1) };
+    }
+    if (t && /^[0-9]+$/.test(t)) {
+      take();
+      return { op: 'lit', value: Number(t) };
     }
     throw new Error(`CEL subset: unexpected ${t ?? 'end'} in ${src}`);
   };
@@ -118,6 +131,12 @@ export function evalCel(node: Node, self: Value): Value {
       return evalCel(node.arg, self) !== true;
     case 'has':
       return lookup(self, node.path).found;
+    case 'size': {
+      const v = evalCel(node.arg, self);
+      if (Array.isArray(v) || typeof v === 'string') return v.length;
+      if (typeof v === 'object' && v !== null) return Object.keys(v).length;
+      throw new Error('size() of a value that is neither a list, a string nor a map');
+    }
     case 'path': {
       const r = lookup(self, node.path);
       if (!r.found) throw new Error(`no such key: ${node.path.join('.')}`);

@@ -217,6 +217,46 @@ describe('huddle operator against the API server emulator', () => {
     expect(api.list('v1', 'Event', NS).some((e) => e.reason === 'ConfigRemoved')).toBe(true);
   });
 
+  it('a site requiring Secret references: a NetworkPolicy per component, password Secrets mounted in signaling (a new one rolls it), an inline password refused and never published', async () => {
+    const manifest = clusterManifest('site-s', 'SiteS');
+    await cr.create('sipclusters', { ...manifest, spec: { ...manifest.spec, security: { requireSecretRefs: true }, networkPolicy: { sipFrom: ['203.0.113.0/24'] } } });
+    await cr.create('sipdns', dnManifest('site-s', '6001', { options: { password: { secretKeyRef: { name: 'site-s-passwords', key: '6001' } } } }));
+    await cr.create('sipdns', dnManifest('site-s', '6002', { options: { password: { value: 'in-plain-sight' } } }));
+
+    for (const component of ['signaling', 'media', 'gateway']) await waitFor(`NetworkPolicy site-s-${component}`, () => api.get('networking.k8s.io/v1', 'NetworkPolicy', NS, `site-s-${component}`));
+    const sipPolicy = api.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'site-s-signaling')?.spec as { podSelector: unknown; ingress: { from?: unknown[]; ports: unknown[] }[] };
+    expect(sipPolicy.podSelector).toEqual({ matchLabels: { 'app.kubernetes.io/instance': 'site-s', 'app.kubernetes.io/component': 'signaling' } });
+    expect(sipPolicy.ingress[0]?.from?.[0]).toEqual({ ipBlock: { cidr: '203.0.113.0/24' } });
+    expect(sipPolicy.ingress[0]?.ports).toEqual([{ protocol: 'UDP', port: 5060 }, { protocol: 'TCP', port: 5060 }]);
+
+    type Pod = { automountServiceAccountToken?: boolean; volumes?: { name: string; secret?: { secretName: string } }[]; containers: { volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[] }[] };
+    const signalingPod = () => (deployment('site-s-signaling')?.spec as { template: { spec: Pod } } | undefined)?.template.spec;
+    const mountOf = (secret: string) => {
+      const pod = signalingPod();
+      const volume = pod?.volumes?.find((v) => v.secret?.secretName === secret);
+      return volume && pod?.containers[0]?.volumeMounts?.find((m) => m.name === volume.name);
+    };
+    expect(await waitFor('the password Secret mounted in signaling', () => mountOf('site-s-passwords'))).toMatchObject({ mountPath: '/etc/huddle/secrets/site-s-passwords', readOnly: true });
+    expect(signalingPod()?.automountServiceAccountToken).toBe(false);
+
+    const refused = await waitFor('SipDN 6002 refused', async () => condition(await cr.get('sipdns', 'site-s-6002'), 'Ready'));
+    expect(refused).toMatchObject({ status: 'False', reason: 'InlineSecretRefused' });
+    await waitFor('DN 6001 in KV', () => kvDoc<SipDN>(ConfigKeys.dn('site-s', '6001')));
+    expect(await kvDoc(ConfigKeys.dn('site-s', '6002'))).toBeUndefined();
+    expect(condition(await cr.get('sipdns', 'site-s-6001'), 'Ready')?.status).toBe('True');
+
+    const generation = deployment('site-s-signaling')?.metadata.generation ?? 0;
+    await cr.create('sipdns', dnManifest('site-s', '6003', { options: { password: { secretKeyRef: { name: 'site-s-branch', key: '6003' } } } }));
+    expect(await waitFor('the new Secret mounted too', () => mountOf('site-s-branch'))).toMatchObject({ mountPath: '/etc/huddle/secrets/site-s-branch', readOnly: true });
+    expect(deployment('site-s-signaling')?.metadata.generation).toBeGreaterThan(generation);
+    expect(mountOf('site-s-passwords')).toBeDefined();
+
+    // Later tests count the sites' ServiceMonitors: this one goes again.
+    await cr.delete('sipclusters', 'site-s');
+    await waitFor('site-s gone', () => !api.get('sip.huddle.dev/v1alpha1', 'SipCluster', NS, 'site-s'));
+    expect(api.get('networking.k8s.io/v1', 'NetworkPolicy', NS, 'site-s-signaling')).toBeUndefined();
+  });
+
   it('two replicas: one leader; the standby takes over when the leader stops', async () => {
     b = startController(api, nats.url, 'operator-b');
     await new Promise((r) => setTimeout(r, 1000));
@@ -275,7 +315,7 @@ describe('huddle operator against the API server emulator', () => {
     await waitFor('two more successful reconciles of each healthy cluster', async () => (await successes()) >= successesBefore + 4, 15_000);
     const since = api.requests.slice(from);
     expect(since.some((r) => r.method === 'GET' && r.path === `/apis/monitoring.coreos.com/v1/namespaces/${NS}/servicemonitors`)).toBe(true);
-    const managed = /\/(configmaps|services|deployments|statefulsets|poddisruptionbudgets|servicemonitors)(\/|$)/;
+    const managed = /\/(configmaps|services|deployments|statefulsets|poddisruptionbudgets|networkpolicies|servicemonitors)(\/|$)/;
     expect(since.filter((r) => r.method !== 'GET' && managed.test(r.path))).toEqual([]);
     expect(api.list('v1', 'Event', NS).filter((e) => e.reason === 'Applied').length).toBe(eventsBefore);
     expect(await deletedCount()).toBe(owned.length);

@@ -62,6 +62,21 @@ describe('examples/', () => {
     });
   }
 
+  it('keeps every secret in a Secret: each site requires references, DN passwords and agent tokens are references', () => {
+    for (const file of ['one-site.yaml', 'two-sites.yaml']) {
+      const all = docs(file);
+      for (const cluster of all.filter((d) => d.kind === 'SipCluster')) {
+        expect(cluster.spec.security, `${file} ${cluster.metadata.name}`).toEqual({ requireSecretRefs: true });
+        expect((cluster.spec.gateway as { tokens?: unknown; tokensSecret?: string }).tokens, file).toBeUndefined();
+        expect((cluster.spec.gateway as { tokensSecret?: string }).tokensSecret, file).toMatch(/-agent-tokens$/);
+      }
+      const extensions = all.filter((d) => d.kind === 'SipDN' && d.spec.type === 'Extension');
+      expect(extensions.length, file).toBeGreaterThan(0);
+      for (const dn of extensions) expect(dn.spec.options?.password, `${file} ${dn.metadata.name}`).toEqual({ secretKeyRef: { name: expect.stringMatching(/-sip-passwords$/), key: dn.spec.number } });
+      expect(readFileSync(path.join(dir, file), 'utf8')).not.toMatch(/password:\s*\{\s*value|-secret\b/);
+    }
+  });
+
   it('two-sites.yaml joins the sites with inter-trunk DNs without music, each pointing at the other site’s SIP Service', async () => {
     const all = docs('two-sites.yaml');
     const api = await emulator();
@@ -73,7 +88,7 @@ describe('examples/', () => {
       expect(trunk.spec.options?.['sip-enable-moh']).toBe(false);
       const peer = trunk.spec.cluster === 'site-a' ? 'site-b' : 'site-a';
       const peerCluster = api.get('sip.huddle.dev/v1alpha1', 'SipCluster', 'telephony', peer) as unknown as SipClusterResource;
-      const sipService = desiredObjects(peerCluster, { defaultNatsUrl: 'nats://unused:4222', serviceMonitor: false }).find((o) => o.kind === 'Service' && o.metadata?.name === `${peer}-sip`);
+      const sipService = desiredObjects(peerCluster, { defaultNatsUrl: 'nats://unused:4222', serviceMonitor: false }, []).find((o) => o.kind === 'Service' && o.metadata?.name === `${peer}-sip`);
       expect(sipService, `${peer}-sip Service`).toBeDefined();
       expect(trunk.spec.options?.contact).toBe(`sip:${peer}-sip.telephony.svc.cluster.local:5060`);
     }

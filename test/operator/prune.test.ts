@@ -15,7 +15,7 @@ describe('pruneStale', () => {
   let objects: KubernetesObjectApi;
   const cluster = testCluster('site-a', NS);
   const other = testCluster('site-b', NS);
-  const desired = desiredObjects(cluster, { defaultNatsUrl: 'nats://127.0.0.1:4222', serviceMonitor: false });
+  const desired = desiredObjects(cluster, { defaultNatsUrl: 'nats://127.0.0.1:4222', serviceMonitor: false }, []);
 
   const create = (apiVersion: string, kind: string, name: string, metadata: KubernetesObject['metadata'], spec?: object) =>
     objects.create({ apiVersion, kind, metadata: { name, namespace: NS, ...metadata }, ...(spec ? { spec } : { data: {} }) } as KubernetesObject);

@@ -19,20 +19,36 @@ app.kubernetes.io/part-of: huddle
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
-{{/* Rules for what the operator owns; bound cluster-wide or in watchNamespace only. */}}
+{{/* The namespaces the operator reconciles, comma-separated (WATCH_NAMESPACE); empty when clusterWide. */}}
+{{- define "huddle-operator.watchNamespaces" -}}
+{{- if .Values.clusterWide -}}
+{{- if .Values.watchNamespaces }}{{ fail "watchNamespaces must be empty with clusterWide: true" }}{{ end -}}
+{{- else -}}
+{{- .Values.watchNamespaces | default (list .Release.Namespace) | join "," -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Rules for what the operator does, bound in each watched namespace (or cluster-wide): exactly the
+calls of operator/ (informers list+watch; apply.ts get, create, patch; prune.ts list, delete;
+the finalizer and status writes are updates). No secrets: pods mount them, the operator never reads them.
+*/}}
 {{- define "huddle-operator.rules" -}}
 - apiGroups: ["sip.huddle.dev"]
-  resources: ["sipclusters", "sipdns"]
-  verbs: ["get", "list", "watch", "update"]
+  resources: ["sipclusters"]
+  verbs: ["list", "watch", "update"]
+- apiGroups: ["sip.huddle.dev"]
+  resources: ["sipdns"]
+  verbs: ["list", "watch"]
 - apiGroups: ["sip.huddle.dev"]
   resources: ["sipclusters/status", "sipdns/status"]
-  verbs: ["get", "update"]
+  verbs: ["update"]
 # ownerReferences with blockOwnerDeletion need update on the owner's finalizers subresource.
 - apiGroups: ["sip.huddle.dev"]
   resources: ["sipclusters/finalizers"]
   verbs: ["update"]
 # delete (and list, to find them) on the kinds it renders only: owned objects a SipCluster no
-# longer wants are pruned.
+# longer wants are pruned. Only the workloads are watched (their status is the SipCluster's).
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -41,6 +57,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
   verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
