@@ -9,7 +9,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { musicFileFor, resolveMusic } from '../common/config/load.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
-import type { ComponentFactory } from '../common/process/component.js';
+import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
 import { B2bua } from './b2bua.js';
 import { CallModelShell } from './call-model-shell.js';
 import { ConferenceEventNotifier } from './conference-events.js';
@@ -27,23 +27,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   const location = spec.location;
   const directory = new DnDirectory(ctx.config);
 
-  const env: ModelEnv = {
-    location,
-    options: () => {
-      const music = { musicRoot: ctx.musicRoot, options: ctx.config.cluster.spec.options };
-      return { ...music.options, 'music-listen-disconnect': musicFileFor(music, 'music-listen-disconnect'), 'default-music': musicFileFor(music, 'default-music') };
-    },
-    dn: (number) => directory.dn(number),
-    trunks: () => directory.trunks(),
-    resolveMusic: (value) => resolveMusic(ctx.musicRoot, value),
-    ids: {
-      connId: () => randomBytes(8).toString('hex'),
-      legId: () => `leg-${randomBytes(6).toString('hex')}`,
-      bridgeId: () => `br-${randomBytes(6).toString('hex')}`,
-    },
-    clock: () => Date.now(),
-  };
-  const model = new CallModel(env);
+  const model = new CallModel(modelEnv(ctx, directory));
 
   const stack = await createSipStack({
     listen: spec.sip.listen,
@@ -56,18 +40,12 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   });
 
   const kv = await new Kvm(jetstream(ctx.nc)).create(RegistrationKeys.bucket, { history: 1 });
-  const secretsDir = process.env.HUDDLE_SECRETS_DIR ?? '/etc/huddle/secrets';
   const registrar = new RegistrarService({
     directory,
     kv,
     clusterName: cluster.metadata.name,
     realm: location,
-    password: (dn) => {
-      const password = directory.dn(dn)?.options.password;
-      if (password?.value) return password.value;
-      if (password?.secretKeyRef) return readFileSync(path.join(secretsDir, password.secretKeyRef.name, password.secretKeyRef.key), 'utf8').trim();
-      return undefined;
-    },
+    password: (dn) => digestPassword(directory, dn),
     log: ctx.log,
   });
   await registrar.restore();
@@ -140,3 +118,32 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     },
   };
 };
+
+/** What the pure call model may know of the world: options, DNs, music files, ids and the time. */
+function modelEnv(ctx: ComponentContext, directory: DnDirectory): ModelEnv {
+  return {
+    location: ctx.config.cluster.spec.location,
+    options: () => {
+      const music = { musicRoot: ctx.musicRoot, options: ctx.config.cluster.spec.options };
+      return { ...music.options, 'music-listen-disconnect': musicFileFor(music, 'music-listen-disconnect'), 'default-music': musicFileFor(music, 'default-music') };
+    },
+    dn: (number) => directory.dn(number),
+    trunks: () => directory.trunks(),
+    resolveMusic: (value) => resolveMusic(ctx.musicRoot, value),
+    ids: {
+      connId: () => randomBytes(8).toString('hex'),
+      legId: () => `leg-${randomBytes(6).toString('hex')}`,
+      bridgeId: () => `br-${randomBytes(6).toString('hex')}`,
+    },
+    clock: () => Date.now(),
+  };
+}
+
+/** A DN's digest password: inline, or the Secret key mounted under HUDDLE_SECRETS_DIR (read at each use, so a rotated Secret applies). */
+function digestPassword(directory: DnDirectory, dn: string): string | undefined {
+  const password = directory.dn(dn)?.options.password;
+  if (password?.value) return password.value;
+  if (!password?.secretKeyRef) return undefined;
+  const secretsDir = process.env.HUDDLE_SECRETS_DIR ?? '/etc/huddle/secrets';
+  return readFileSync(path.join(secretsDir, password.secretKeyRef.name, password.secretKeyRef.key), 'utf8').trim();
+}
