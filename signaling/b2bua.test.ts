@@ -4,19 +4,11 @@ import { B2bua, isHoldOffer } from './b2bua.js';
 import type { DnDirectory } from './dn-directory.js';
 import type { MediaClient } from './media-client.js';
 import type { RegistrarService } from './registrar-service.js';
-import { createSipStack, type SipStack } from './sip/index.js';
+import { loopbackStacks } from '../test/support/sip-stacks.js';
 
-const stacks: SipStack[] = [];
+const { stack, closeAll } = loopbackStacks();
 
-afterEach(async () => {
-  await Promise.all(stacks.splice(0).map((s) => s.close(0)));
-});
-
-async function stack(): Promise<SipStack> {
-  const s = await createSipStack({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 } });
-  stacks.push(s);
-  return s;
-}
+afterEach(closeAll);
 
 describe('B2BUA: out-of-dialog requests', () => {
   it('answers OPTIONS with one Allow (the stack’s) and Accept: application/sdp, other methods 405 with one Allow', async () => {

@@ -1,18 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConferenceEventNotifier, type ConferenceState } from './conference-events.js';
-import { createSipStack, type SipRequest, type SipStack } from './sip/index.js';
+import type { SipRequest } from './sip/index.js';
+import { loopbackStacks } from '../test/support/sip-stacks.js';
 
-const stacks: SipStack[] = [];
+const { stack, closeAll } = loopbackStacks();
 
-afterEach(async () => {
-  await Promise.all(stacks.splice(0).map((s) => s.close(0)));
-});
-
-async function stack(): Promise<SipStack> {
-  const s = await createSipStack({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 } });
-  stacks.push(s);
-  return s;
-}
+afterEach(closeAll);
 
 async function until(cond: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 5000;

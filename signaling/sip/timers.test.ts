@@ -3,18 +3,9 @@ import { FakeClock, systemClock } from './clock.js';
 import { SipRequest } from './message.js';
 import { firstRetransmit, nextTimerA, nextTimerE, nextTimerG, sixtyFourT1, timerB, timerConfig, timerD, timerF, timerH, timerI, timerJ, timerK, timerL, timerM } from './timers.js';
 import { ClientTransaction, type TransactionContext } from './transaction.js';
-import type { Transport } from './transport/transport.js';
+import { fakeTransport } from '../../test/support/sip-stacks.js';
 
-const udp: Transport = {
-  protocol: 'udp',
-  reliable: false,
-  host: '127.0.0.1',
-  port: 5060,
-  setHandler: () => undefined,
-  listen: async () => undefined,
-  send: () => undefined,
-  close: async () => undefined,
-};
+const udp = fakeTransport(false);
 
 describe('timers table (RFC 3261 Table 4, RFC 6026)', () => {
   it('defaults to T1 500 ms, T2 4 s, T4 5 s and derives Table 4 from them', () => {

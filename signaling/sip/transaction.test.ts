@@ -3,24 +3,12 @@ import { FakeClock } from './clock.js';
 import { SipRequest, SipResponse } from './message.js';
 import { parseMessage } from './parser.js';
 import { ClientTransaction, ServerTransaction, type TransactionContext } from './transaction.js';
-import type { Endpoint, Transport } from './transport/transport.js';
+import type { Endpoint } from './transport/transport.js';
+import { fakeTransport } from '../../test/support/sip-stacks.js';
 
 const T1 = 500;
 const T2 = 4000;
 const T4 = 5000;
-
-function fakeTransport(reliable: boolean): Transport {
-  return {
-    protocol: reliable ? 'tcp' : 'udp',
-    reliable,
-    host: '127.0.0.1',
-    port: 5060,
-    setHandler: () => undefined,
-    listen: async () => undefined,
-    send: () => undefined,
-    close: async () => undefined,
-  };
-}
 
 interface Sent {
   at: number;
