@@ -155,7 +155,7 @@ describe('call control from desktops', () => {
   });
 
   it('huddle_sip_registrations follows a phone that registers and unregisters (Expires: 0)', async () => {
-    const phone = await SipPhone.start({ user: '7005' });
+    const phone = await SipPhone.start({ user: '7005', password: site.password('7005') });
     onTestFinished(() => phone.close());
     const registrar = `sip:127.0.0.1:${site.sipPort}`;
     const registers = await metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'REGISTER' });
