@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { B2bua, isHoldOffer } from './b2bua.js';
+import type { DnAuthenticator } from './dn-auth.js';
 import type { DnDirectory } from './dn-directory.js';
 import type { MediaClient } from './media-client.js';
 import type { RegistrarService } from './registrar-service.js';
@@ -15,10 +16,11 @@ describe('B2BUA: out-of-dialog requests', () => {
     const uas = await stack();
     const b2bua = new B2bua({
       stack: uas,
-      // OPTIONS and 405 touch neither media, registrations, DNs, conferences nor the call model.
+      // OPTIONS and 405 touch neither media, registrations, DNs, credentials, conferences nor the call model.
       media: {} as MediaClient,
       registrar: {} as RegistrarService,
       directory: {} as DnDirectory,
+      auth: {} as DnAuthenticator,
       conferenceEvents: { onSubscribe: () => undefined },
       facts: { serially: () => undefined },
       location: () => 'SiteA',

@@ -12,6 +12,7 @@ import type { MediaClient } from './media-client.js';
 import type { Dialog, Endpoint, InviteResult, OutgoingInvite, ServerRequest, SipRequest, SipStack } from './sip/index.js';
 import { uriUser } from './sip/index.js';
 import type { ConferenceEventNotifier } from './conference-events.js';
+import type { AuthVerdict, DnAuthenticator } from './dn-auth.js';
 import type { DnDirectory } from './dn-directory.js';
 import type { RegistrarService } from './registrar-service.js';
 
@@ -60,6 +61,8 @@ export interface B2buaOptions {
   media: MediaClient;
   registrar: RegistrarService;
   directory: DnDirectory;
+  /** Proves that an INVITE or SUBSCRIBE naming one of our DNs in From comes from that DN. */
+  auth: DnAuthenticator;
   /** Takes SUBSCRIBEs to the conference event package. */
   conferenceEvents: Pick<ConferenceEventNotifier, 'onSubscribe'>;
   facts: SipFactQueue;
@@ -82,13 +85,15 @@ export class B2bua {
   onRequest(req: ServerRequest): void {
     switch (req.method) {
       case 'INVITE':
-        this.onInvite(req);
+        this.onInvite(req).catch((err: Error) => this.failed(req, err));
         return;
       case 'SUBSCRIBE':
-        this.o.conferenceEvents.onSubscribe(req);
+        this.onSubscribe(req).catch((err: Error) => this.failed(req, err));
         return;
       case 'OPTIONS':
-        // The stack adds Allow to OPTIONS 2xx and to 405.
+        // Answered without a challenge, as registrars usually do: phones and trunks use OPTIONS as a
+        // keepalive, and the answer tells nothing but what the stack supports. The stack adds Allow
+        // to OPTIONS 2xx and to 405.
         req.respond(200, { headers: { Accept: 'application/sdp' } });
         return;
       default:
@@ -112,7 +117,7 @@ export class B2bua {
       case 'sip.reject': {
         const pending = this.pendingIncoming.get(out.sipRef);
         this.pendingIncoming.delete(out.sipRef);
-        if (pending && !pending.invite.answered) pending.invite.respond(out.status);
+        if (pending && !pending.invite.answered) pending.invite.respond(out.status, out.reason ? { reason: out.reason } : {});
         return undefined;
       }
       case 'sip.release':
@@ -143,7 +148,21 @@ export class B2bua {
     for (const legId of [...this.legs.keys()]) this.release(legId, status);
   }
 
-  private onInvite(req: ServerRequest): void {
+  private failed(req: ServerRequest, err: Error): void {
+    this.o.log.error({ err: err.stack, method: req.method }, 'request failed');
+    if (!req.answered) req.respond(500, { reason: 'Server error' });
+  }
+
+  private async onSubscribe(req: ServerRequest): Promise<void> {
+    const from = await this.identifyCaller(req.message, req.source);
+    if ('status' in from) {
+      req.respond(from.status, { reason: from.reason, ...(from.headers ? { headers: from.headers } : {}) });
+      return;
+    }
+    this.o.conferenceEvents.onSubscribe(req);
+  }
+
+  private async onInvite(req: ServerRequest): Promise<void> {
     const msg = req.message;
     const offer = msg.body.toString();
     if (offer.length === 0) {
@@ -155,11 +174,12 @@ export class B2bua {
       req.respond(404, { reason: 'No number in the Request-URI' });
       return;
     }
-    const from = this.identifyCaller(msg, req.source);
-    if ('error' in from) {
-      req.respond(403, { reason: from.error });
+    const from = await this.identifyCaller(msg, req.source);
+    if ('status' in from) {
+      req.respond(from.status, { reason: from.reason, ...(from.headers ? { headers: from.headers } : {}) });
       return;
     }
+    if (req.canceled) return;
     const sipRef = randomBytes(6).toString('hex');
     this.pendingIncoming.set(sipRef, { invite: req, offer, ...('trunk' in from ? { trunk: from.trunk } : {}) });
     req.onCancel(() => {
@@ -174,9 +194,12 @@ export class B2bua {
     this.o.facts.serially(() => ({ kind: 'sip.incoming', sipRef, from, to: dialled }));
   }
 
-  /** A Trunk by where the request came from, else one of our DNs by the From user. */
-  private identifyCaller(msg: SipRequest, source: Endpoint): IncomingFrom | { error: string } {
-    const trunk = this.o.directory.trunkAt(source.host, source.port) ?? this.o.directory.trunkAt(msg.via.host, msg.via.port ?? 5060);
+  /**
+   * A Trunk by the address the packet came from (never by Via or any other header), else one of
+   * our DNs by the From user, once its digest credentials check out.
+   */
+  private async identifyCaller(msg: SipRequest, source: Endpoint): Promise<IncomingFrom | Exclude<AuthVerdict, { ok: true }>> {
+    const trunk = this.o.directory.trunkFrom(source.host, source.port);
     const fromUser = uriUser(msg.from.uri);
     if (trunk) {
       const from: IncomingFrom = { trunk: trunk.number, number: fromUser ?? 'anonymous' };
@@ -188,10 +211,11 @@ export class B2bua {
       }
       return from;
     }
-    if (!fromUser) return { error: 'Caller has no user part' };
+    if (!fromUser) return { ok: false, status: 403, reason: 'Caller has no user part' };
     const dn = this.o.directory.dn(fromUser);
-    if (!dn || dn.type === 'Trunk') return { error: `DN ${fromUser} is not configured` };
-    return { dn: fromUser };
+    if (!dn || dn.type === 'Trunk') return { ok: false, status: 403, reason: `DN ${fromUser} is not configured` };
+    const verdict = await this.o.auth.check(msg, fromUser, true);
+    return verdict.ok ? { dn: fromUser } : verdict;
   }
 
   private async connectInbound(out: Extract<SipConnect, { direction: 'inbound' }>): Promise<SipFact | undefined> {

@@ -13,12 +13,13 @@ import type { ComponentContext, ComponentFactory } from '../common/process/compo
 import { B2bua } from './b2bua.js';
 import { CallModelShell } from './call-model-shell.js';
 import { ConferenceEventNotifier } from './conference-events.js';
+import { DnAuthenticator } from './dn-auth.js';
 import { DnDirectory } from './dn-directory.js';
 import { MediaClient } from './media-client.js';
 import { signalingMetrics } from './metrics.js';
 import { CallModel, type ModelEnv } from './model/index.js';
 import { RegistrarService } from './registrar-service.js';
-import { createSipStack } from './sip/index.js';
+import { createSipStack, type DigestSecret } from './sip/index.js';
 import { TlibService } from './tlib-service.js';
 
 export const startSignaling: ComponentFactory = async (ctx) => {
@@ -40,12 +41,13 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   });
 
   const kv = await new Kvm(jetstream(ctx.nc)).create(RegistrationKeys.bucket, { history: 1 });
+  const auth = new DnAuthenticator({ directory, realm: location, secretOf: (dn) => digestSecret(directory, dn, location, ctx) });
+  warnUnauthenticated(ctx);
   const registrar = new RegistrarService({
     directory,
     kv,
     clusterName: cluster.metadata.name,
-    realm: location,
-    password: (dn) => digestPassword(directory, dn),
+    auth,
     log: ctx.log,
   });
   await registrar.restore();
@@ -59,6 +61,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     media,
     registrar,
     directory,
+    auth,
     conferenceEvents,
     // SIP facts go through the call model's queue, which hands its SIP actions back to this B2BUA.
     facts: { serially: (job) => calls.serially(job) },
@@ -139,11 +142,29 @@ function modelEnv(ctx: ComponentContext, directory: DnDirectory): ModelEnv {
   };
 }
 
-/** A DN's digest password: inline, or the Secret key mounted under HUDDLE_SECRETS_DIR (read at each use, so a rotated Secret applies). */
-function digestPassword(directory: DnDirectory, dn: string): string | undefined {
+/**
+ * What signaling knows of a DN's password: the HA1 verifiers the config bucket carries (npm start
+ * and the operator publish those instead of an inline password), or the Secret key mounted under
+ * HUDDLE_SECRETS_DIR, read at each use so that a rotated Secret applies.
+ */
+function digestSecret(directory: DnDirectory, dn: string, realm: string, ctx: ComponentContext): DigestSecret | undefined {
   const password = directory.dn(dn)?.options.password;
+  if (password?.ha1) {
+    if (password.ha1.realm === realm) return { ha1: { md5: password.ha1.md5, sha256: password.ha1.sha256 } };
+    ctx.log.error({ dn, realm: password.ha1.realm }, 'password verifier of another realm than this site location; republish the DN');
+    return undefined;
+  }
   if (password?.value) return password.value;
   if (!password?.secretKeyRef) return undefined;
   const secretsDir = process.env.HUDDLE_SECRETS_DIR ?? '/etc/huddle/secrets';
   return readFileSync(path.join(secretsDir, password.secretKeyRef.name, password.secretKeyRef.key), 'utf8').trim();
+}
+
+/** One warning per DN that registers and calls without credentials, so nobody runs one unknowingly. */
+function warnUnauthenticated(ctx: ComponentContext): void {
+  for (const dn of ctx.config.dns) {
+    if (dn.spec.options['sip-allow-unauthenticated-insecure'] === true) {
+      ctx.log.warn({ dn: dn.spec.number }, `INSECURE: DN ${dn.spec.number} registers and calls without credentials (sip-allow-unauthenticated-insecure: true)`);
+    }
+  }
 }

@@ -2,6 +2,7 @@
  * The DNs of this site as signaling needs them, read from the live configuration at the moment of
  * use (a SipDN edit applies to the next call without a restart).
  */
+import { BlockList, isIP } from 'node:net';
 import type { LiveConfig } from '../common/nats/config-kv.js';
 import type { DnConfig } from './model/index.js';
 import { parseUri, type SipUri } from './sip/index.js';
@@ -18,12 +19,14 @@ export class DnDirectory {
     return this.config.dns.filter((d) => d.spec.type === 'Trunk').map((d) => ({ number: d.spec.number, type: d.spec.type, options: d.spec.options }));
   }
 
-  /** The Trunk whose peer (options.contact) is host:port, if any. */
-  trunkAt(host: string, port: number): DnConfig | undefined {
-    return this.trunks().find((t) => {
-      const peer = peerOf(t.options.contact);
-      return peer !== undefined && peer.host === host && (peer.port ?? 5060) === port;
-    });
+  /**
+   * The Trunk a packet from host:port belongs to, if any: by its options['sip-trunk-sources']
+   * (IP, IPv4:port or CIDR), else by the host and port of its contact. Only the packet's source
+   * decides; headers (Via, From) are the sender's word and never make anyone a trunk.
+   */
+  trunkFrom(host: string, port: number): DnConfig | undefined {
+    const address = host.startsWith('::ffff:') && isIP(host.slice(7)) === 4 ? host.slice(7) : host;
+    return this.trunks().find((t) => sourcesOf(t).some((s) => s.matches(address, port)));
   }
 
   /** A DN's options.contact as a SIP URI ("host:port" is taken as sip:host:port); undefined if absent or not SIP. */
@@ -40,4 +43,34 @@ function peerOf(contact: string | undefined): SipUri | undefined {
   } catch {
     return undefined;
   }
+}
+
+interface TrunkSource {
+  matches(address: string, port: number): boolean;
+}
+
+function sourcesOf(trunk: DnConfig): TrunkSource[] {
+  const listed = trunk.options['sip-trunk-sources'];
+  if (listed) return listed.map(parseSource).filter((s): s is TrunkSource => s !== undefined);
+  const peer = peerOf(trunk.options.contact);
+  if (!peer) return [];
+  const port = peer.port ?? 5060;
+  return [{ matches: (address, p) => address === peer.host && p === port }];
+}
+
+function parseSource(entry: string): TrunkSource | undefined {
+  const slash = entry.indexOf('/');
+  if (slash >= 0) {
+    const network = entry.slice(0, slash);
+    const family = isIP(network);
+    const bits = Number(entry.slice(slash + 1));
+    if (family === 0) return undefined;
+    const list = new BlockList();
+    list.addSubnet(network, bits, family === 4 ? 'ipv4' : 'ipv6');
+    return { matches: (address) => isIP(address) !== 0 && list.check(address, isIP(address) === 4 ? 'ipv4' : 'ipv6') };
+  }
+  if (isIP(entry) !== 0) return { matches: (address) => address === entry };
+  const withPort = /^([0-9.]+):([0-9]{1,5})$/.exec(entry);
+  if (withPort && isIP(withPort[1]!) === 4) return { matches: (address, port) => address === withPort[1] && port === Number(withPort[2]) };
+  return undefined;
 }

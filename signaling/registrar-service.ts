@@ -1,32 +1,29 @@
 /**
- * REGISTER over SIP (RFC 3261 §10): bindings per DN with expiry, optional digest authentication
- * per DN, and persistence in a KV bucket so that a signaling restart keeps every phone reachable.
+ * REGISTER over SIP (RFC 3261 §10): bindings per DN with expiry, digest authentication per DN,
+ * and persistence in a KV bucket so that a signaling restart keeps every phone reachable.
  */
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { decodeJson, encodeJson } from '../common/nats/codec.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
+import type { DnAuthenticator } from './dn-auth.js';
 import type { DnDirectory } from './dn-directory.js';
 import { Registrar, type Binding } from './registrar.js';
-import { DigestChallenger, parseNameAddr, uriUser, type ServerRequest } from './sip/index.js';
+import { parseNameAddr, uriUser, type ServerRequest } from './sip/index.js';
 
 export class RegistrarService {
   private readonly registrar = new Registrar();
-  private readonly challenger: DigestChallenger;
 
   constructor(
     private readonly opts: {
       directory: DnDirectory;
       kv: KV;
       clusterName: string;
-      realm: string;
-      /** A DN's digest password (options.password.value, or its Secret mounted as a file). */
-      password: (dn: string) => string | undefined;
+      /** Every REGISTER, removals (Contact: *, Expires: 0) included, proves it comes from the DN. */
+      auth: DnAuthenticator;
       log: Logger;
     },
-  ) {
-    this.challenger = new DigestChallenger({ realm: opts.realm });
-  }
+  ) {}
 
   /** Loads the bindings persisted by an earlier run. */
   async restore(): Promise<void> {
@@ -69,13 +66,10 @@ export class RegistrarService {
       req.respond(404, { reason: `DN ${dn} is not configured` });
       return;
     }
-    const password = this.opts.password(dn);
-    if (password !== undefined) {
-      const verdict = await this.challenger.verify(msg, () => password);
-      if (!verdict.ok) {
-        req.respond(401, { headers: { 'WWW-Authenticate': this.challenger.challenge({ stale: verdict.stale }) } });
-        return;
-      }
+    const verdict = await this.opts.auth.check(msg, dn, false);
+    if (!verdict.ok) {
+      req.respond(verdict.status, { reason: verdict.reason, ...(verdict.headers ? { headers: verdict.headers } : {}) });
+      return;
     }
     const contactValues = msg.getAll('contact');
     const expiresHeader = msg.get('expires');

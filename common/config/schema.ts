@@ -239,6 +239,16 @@ export type SipClusterStatus = Static<typeof SipClusterStatus>;
 export const DNTypes = ['Extension', 'ACDPosition', 'ACDQueue', 'RoutingPoint', 'Trunk', 'VoIPService'] as const;
 export type DNType = (typeof DNTypes)[number];
 
+/** What the config bucket carries instead of a DN's password: H(number:realm:password) per algorithm (RFC 7616 §3.4.2). */
+export const DigestVerifier = Type.Object(
+  {
+    realm: Type.String({ minLength: 1, description: 'The realm hashed in: the SipCluster location' }),
+    md5: Type.String({ pattern: '^[0-9a-f]{32}$' }),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  },
+  { additionalProperties: false, description: 'Digest HA1 verifiers, written by npm start and the operator in place of password.value' },
+);
+
 export const DNOptions = Type.Object(
   {
     'sip-enable-moh': Type.Boolean({ default: true, description: 'Play music to a party reached through this DN; false: silence' }),
@@ -252,9 +262,32 @@ export const DNOptions = Type.Object(
         {
           value: Type.Optional(Type.String({ minLength: 1, description: 'Digest password (local configs only; refused where the SipCluster requires Secret references)' })),
           secretKeyRef: Type.Optional({ ...SecretKeyRef, description: 'Secret key holding the password; the operator mounts the Secret in signaling pods at /etc/huddle/secrets/<name>' }),
+          ha1: Type.Optional(DigestVerifier),
         },
         { additionalProperties: false },
       ),
+    ),
+    'sip-allow-unauthenticated-insecure': Type.Optional(
+      Type.Boolean({
+        description: 'INSECURE: this Extension/ACDPosition registers and calls without digest credentials (anyone on the network can take its calls); signaling logs a warning naming it',
+      }),
+    ),
+    'sip-digest-algorithms': Type.Optional(
+      Type.Array(StringEnum(['MD5', 'SHA-256'] as const), {
+        minItems: 1,
+        description: 'Digest challenges offered to this DN, in order; unset: MD5 then SHA-256 (sipp and older phones answer only the first one and only MD5); ["SHA-256"] refuses MD5',
+      }),
+    ),
+    'sip-trunk-sources': Type.Optional(
+      Type.Array(Type.String({ pattern: '^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$' }), {
+        minItems: 1,
+        description: 'A Trunk: the source addresses its requests come from (IP, IP:port or CIDR); only the packet source counts, never Via/From. Unset: the host and port of contact',
+      }),
+    ),
+    'sip-trunk-access': Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        description: 'Trunks (DN numbers) this DN may call out through; unset: none. Inter-trunks to our other sites are open to every DN',
+      }),
     ),
     'music-on-hold': Type.Optional(Type.String({ minLength: 1 })),
     'remote-answer': Type.Boolean({ default: false, description: 'The phone accepts a remote answer (TAnswerCall)' }),

@@ -3,6 +3,7 @@
  * the SipCluster / SipDN resources) writes it; running processes watch it, so an option change
  * reaches them without a restart.
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
@@ -25,12 +26,24 @@ export async function publishConfig(kv: KV, cluster: SipCluster, dns: SipDN[]): 
   for (const dn of dns) {
     const key = ConfigKeys.dn(name, dn.spec.number);
     wanted.add(key);
-    await putIfChanged(kv, key, { ...dn, status: undefined });
+    await putIfChanged(kv, key, { ...withoutClearPassword(dn, cluster.spec.location), status: undefined });
   }
   const keys = await kv.keys(`${ConfigKeys.dnPrefix(name)}>`);
   for await (const key of keys) {
     if (!wanted.has(key)) await kv.delete(key);
   }
+}
+
+/**
+ * The bucket is readable by every component: a DN's inline password is replaced by its digest HA1
+ * verifiers (user = DN number, realm = the site's location), all signaling needs to check a response.
+ */
+function withoutClearPassword(dn: SipDN, realm: string): SipDN {
+  const value = dn.spec.options.password?.value;
+  if (value === undefined) return dn;
+  const { value: _clear, ...password } = dn.spec.options.password!;
+  const ha1 = (algorithm: 'md5' | 'sha256') => createHash(algorithm).update(`${dn.spec.number}:${realm}:${value}`).digest('hex');
+  return { ...dn, spec: { ...dn.spec, options: { ...dn.spec.options, password: { ...password, ha1: { realm, md5: ha1('md5'), sha256: ha1('sha256') } } } } };
 }
 
 async function putIfChanged(kv: KV, key: string, value: unknown): Promise<void> {

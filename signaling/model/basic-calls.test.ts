@@ -218,6 +218,16 @@ describe('two-party calls', () => {
     expect(summary(h.incoming({ dn: '7999' }, '7001'))).toEqual(['sip.reject in-4 403']);
     expect(summary(h.incoming({ trunk: '9000', number: '0611' }, '0622'))).toEqual(['sip.reject in-5 404']);
   });
+
+  it('a DN without sip-trunk-access to a carrier trunk cannot call out through it, from its phone or its desktop; an inter-trunk is open', () => {
+    const h = new Harness();
+    expect(summary(h.incoming({ dn: '7003' }, '0145678900'))).toEqual(['sip.reject in-1 403 DN 7003 may not call out through Trunk 9000']);
+    h.register('7003');
+    const make = h.req('MakeCall', { ThisDN: '7003', OtherDN: '0611' });
+    expect(summary(make)).toEqual(['reply EventError 71']);
+    expect(make[0]).toMatchObject({ event: { ErrorCode: 71, ErrorMessage: 'DN 7003 may not call out through Trunk 9000 (SipDN option sip-trunk-access)' } });
+    expect(summary(h.incoming({ dn: '7003' }, '8001'))).toContain('sip.connect out leg-2 br-1 9100:8001');
+  });
 });
 
 describe('hold and retrieve', () => {

@@ -73,6 +73,12 @@ export class Engine {
     return best === undefined ? undefined : { alias: number, trunk: best.trunk, number, location: this.env.location };
   }
 
+  /** DN `dn` may call out through `trunk`: the DN's sip-trunk-access lists it, or it is an inter-trunk to our other sites. */
+  mayUseTrunk(dn: string, trunk: string): boolean {
+    if (this.env.dn(trunk)?.options['sip-server-inter-trunk'] === true) return true;
+    return this.env.dn(dn)?.options['sip-trunk-access']?.includes(trunk) === true;
+  }
+
   /** sip-enable-moh of the DN through which the party is reached (its own DN, or its trunk). */
   mohEnabled(party: Party): boolean {
     const via = party.dn ?? party.trunk;

@@ -79,6 +79,9 @@ function destinationFor(engine: Engine, req: CheckedRequest, call?: Call): Desti
   const dest = engine.route(req.otherDN);
   if (dest === undefined) refuse('InvalidCalledDN', `${req.otherDN} is neither a DN of this site nor a number matching a Trunk prefix`);
   if (dest.dn === req.thisDN) refuse('InvalidCalledDN', `DN ${req.thisDN} cannot call itself`);
+  if (dest.trunk !== undefined && !engine.mayUseTrunk(req.thisDN, dest.trunk)) {
+    refuse('InvalidCalledDN', `DN ${req.thisDN} may not call out through Trunk ${dest.trunk} (SipDN option sip-trunk-access)`);
+  }
   if (call !== undefined && call.parties.some((p) => p.alias === dest.alias)) refuse('InvalidAttribute', `${req.otherDN} is already a party of call ${call.connId}`);
   return dest;
 }

@@ -28,6 +28,9 @@ export function incoming(engine: Engine, step: Step, sipRef: string, from: Incom
   if (dest === undefined || (caller.trunk !== undefined && dest.dn === undefined) || (dest.dn !== undefined && dest.dn === caller.dn)) {
     return step.sipOut({ kind: 'sip.reject', sipRef, status: 404 });
   }
+  if (dest.trunk !== undefined && caller.dn !== undefined && !engine.mayUseTrunk(caller.dn, dest.trunk)) {
+    return step.sipOut({ kind: 'sip.reject', sipRef, status: 403, reason: `DN ${caller.dn} may not call out through Trunk ${dest.trunk}` });
+  }
   const call = engine.newCall(step, caller.trunk !== undefined ? 'Inbound' : dest.trunk !== undefined ? 'Outbound' : 'Internal');
   const leg = engine.newLeg(call.bridgeId, 'inbound');
   step.sipOut({ kind: 'sip.connect', direction: 'inbound', sipRef, legId: leg.id, bridgeId: call.bridgeId });

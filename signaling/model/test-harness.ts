@@ -17,11 +17,11 @@ function dn(number: string, type: DnConfig['type'], options: Partial<DnConfig['o
   return { number, type, options: { 'sip-enable-moh': true, 'sip-server-inter-trunk': false, 'remote-answer': false, ...options } };
 }
 
-/** Site A: 7001-7005, Trunk 9000 (prefix 0), inter-trunk 9100 (prefix 8, no music). */
+/** Site A: 7001-7005 (7001 and 7002 may call out through 9000), Trunk 9000 (prefix 0), inter-trunk 9100 (prefix 8, no music). */
 export function siteA(): DnConfig[] {
   return [
-    dn('7001', 'Extension'),
-    dn('7002', 'Extension'),
+    dn('7001', 'Extension', { 'sip-trunk-access': ['9000'] }),
+    dn('7002', 'Extension', { 'sip-trunk-access': ['9000'] }),
     dn('7003', 'Extension'),
     dn('7004', 'Extension'),
     dn('7005', 'Extension', { 'sip-enable-moh': false, 'remote-answer': true }),
@@ -194,7 +194,7 @@ export function summary(outputs: ModelOutput[]): string[] {
       case 'sip.release':
         return `sip.release ${o.legId}${o.status === undefined ? '' : ` ${o.status}`}`;
       case 'sip.reject':
-        return `sip.reject ${o.sipRef} ${o.status}`;
+        return `sip.reject ${o.sipRef} ${o.status}${o.reason ? ` ${o.reason}` : ''}`;
       case 'sip.ringing':
       case 'sip.answer':
       case 'sip.remoteAnswer':

@@ -129,7 +129,7 @@ export type ModelOutput =
   /** 200 to the caller on an inbound leg (answer SDP from the leg.offer reply). */
   | { kind: 'sip.answer'; legId: string }
   /** An incoming INVITE refused before any leg was made for it. */
-  | { kind: 'sip.reject'; sipRef: string; status: number }
+  | { kind: 'sip.reject'; sipRef: string; status: number; reason?: string }
   /** End a leg: BYE when established, CANCEL for an unanswered outbound, a final response (status) for an unanswered inbound. */
   | { kind: 'sip.release'; legId: string; status?: number }
   /** Ask a ringing phone to answer (TAnswerCall on a DN with remote-answer true). */

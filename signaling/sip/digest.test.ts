@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { authorize, digestResponse, DigestChallenger, parseChallenge } from './digest.js';
+import { authorize, digestHa1, digestResponse, DigestChallenger, parseChallenge } from './digest.js';
 import { SipRequest, SipResponse } from './message.js';
 
 function register(): SipRequest {
@@ -69,4 +69,70 @@ describe('digest', () => {
     });
     expect(parseChallenge('Basic realm="x"')).toBeNull();
   });
+
+  it('offers MD5 first by default (sipp and older phones answer the first challenge only), SHA-256 first on request', () => {
+    const ch = new DigestChallenger({ realm: 'r' });
+    expect(ch.challenge().map((c) => parseChallenge(c)?.algorithm)).toEqual(['MD5', 'SHA-256']);
+    expect(ch.challenge({ algorithms: ['SHA-256'] }).map((c) => parseChallenge(c)?.algorithm)).toEqual(['SHA-256']);
+  });
+
+  it('verifies from the HA1 verifiers alone, for MD5 and SHA-256; an algorithm the DN does not allow is refused', async () => {
+    for (const alg of ['MD5', 'SHA-256'] as const) {
+      const ch = new DigestChallenger({ realm: 'SiteA', algorithms: [alg] });
+      const req = answered(ch, { username: '7001', password: 'pw' });
+      const verifier = { ha1: { md5: digestHa1('MD5', '7001', 'SiteA', 'pw'), sha256: digestHa1('SHA-256', '7001', 'SiteA', 'pw') } };
+      expect(await ch.verify(req, () => verifier)).toEqual({ ok: true, username: '7001' });
+      const other = alg === 'MD5' ? 'SHA-256' : 'MD5';
+      expect(await ch.verify(answered(ch, { username: '7001', password: 'pw' }), () => verifier, false, [other])).toMatchObject({ ok: false, reason: 'incomplete credentials' });
+    }
+  });
+
+  it('refuses a replay: the same nonce and nonce-count twice; a higher nc on the same nonce passes', async () => {
+    let now = 1_000_000;
+    const ch = new DigestChallenger({ realm: 'r', now: () => now });
+    const req = answered(ch, { username: 'u', password: 'p' });
+    expect(await ch.verify(req, () => 'p')).toEqual({ ok: true, username: 'u' });
+    now += 1000;
+    expect(await ch.verify(req, () => 'p')).toMatchObject({ ok: false, stale: false, reason: 'replayed nonce-count' });
+    const next = register();
+    next.append('Authorization', req.get('authorization')!.replace(/response="[0-9a-f]+"/, `response="${responseFor(req, 'p', '00000002')}"`).replace('nc=00000001', 'nc=00000002'));
+    expect(await ch.verify(next, () => 'p')).toEqual({ ok: true, username: 'u' });
+    expect(await ch.verify(next, () => 'p')).toMatchObject({ ok: false, reason: 'replayed nonce-count' });
+  });
+
+  it('an answer without qop=auth is refused (no nonce-count, no replay protection)', async () => {
+    const ch = new DigestChallenger({ realm: 'r' });
+    const nonce = parseChallenge(ch.challenge()[0]!)!.nonce;
+    const req = register();
+    const response = digestResponse({ algorithm: 'MD5', username: 'u', realm: 'r', password: 'p', method: 'REGISTER', uri: req.uri, nonce });
+    req.append('Authorization', `Digest username="u", realm="r", nonce="${nonce}", uri="${req.uri}", response="${response}", algorithm=MD5`);
+    expect(await ch.verify(req, () => 'p')).toMatchObject({ ok: false, reason: 'qop=auth with nc and cnonce required' });
+  });
+
+  it('keeps a bounded nonce table; a live nonce pushed out of it is answered stale, never accepted again', async () => {
+    let now = 1_000_000;
+    const ch = new DigestChallenger({ realm: 'r', maxTrackedNonces: 2, now: () => now });
+    const first = answered(ch, { username: 'u', password: 'p' });
+    now += 1;
+    const later = [answered(ch, { username: 'u', password: 'p' }), answered(ch, { username: 'u', password: 'p' })];
+    expect(await ch.verify(first, () => 'p')).toMatchObject({ ok: true });
+    for (const r of later) expect(await ch.verify(r, () => 'p')).toMatchObject({ ok: true });
+    expect(await ch.verify(first, () => 'p')).toMatchObject({ ok: false, stale: true, reason: 'nonce no longer tracked' });
+    expect(await ch.verify(later[1]!, () => 'p')).toMatchObject({ ok: false, reason: 'replayed nonce-count' });
+  });
 });
+
+/** A REGISTER carrying authorize()'s answer to a fresh challenge of `ch`. */
+function answered(ch: DigestChallenger, creds: { username: string; password: string }): SipRequest {
+  const req = register();
+  const res = new SipResponse(401, 'Unauthorized');
+  for (const c of ch.challenge()) res.append('WWW-Authenticate', c);
+  req.append('Authorization', authorize(req, res, creds)!.value);
+  return req;
+}
+
+/** The response of `req`'s Authorization recomputed for another nonce-count. */
+function responseFor(req: SipRequest, password: string, nc: string): string {
+  const p = /username="([^"]+)".*realm="([^"]+)".*nonce="([^"]+)".*uri="([^"]+)".*algorithm=([A-Z0-9-]+).*cnonce="([^"]+)"/.exec(req.get('authorization')!)!;
+  return digestResponse({ algorithm: p[5] as 'MD5', username: p[1]!, realm: p[2]!, password, method: req.method, uri: p[4]!, nonce: p[3]!, cnonce: p[6]!, nc, qop: 'auth' });
+}

@@ -82,6 +82,11 @@ function hash(alg: DigestAlgorithm, s: string): string {
   return createHash(alg.startsWith('SHA-256') ? 'sha256' : 'md5').update(s).digest('hex');
 }
 
+/** H(username:realm:password): what a server may store instead of the password (RFC 7616 §3.4.2). */
+export function digestHa1(algorithm: 'MD5' | 'SHA-256', username: string, realm: string, password: string): string {
+  return hash(algorithm, `${username}:${realm}:${password}`);
+}
+
 export function digestResponse(a: {
   algorithm: DigestAlgorithm;
   username: string;
@@ -94,8 +99,11 @@ export function digestResponse(a: {
   nc?: string;
   qop?: string;
 }): string {
-  let ha1 = hash(a.algorithm, `${a.username}:${a.realm}:${a.password}`);
-  if (a.algorithm.endsWith('-sess')) ha1 = hash(a.algorithm, `${ha1}:${a.nonce}:${a.cnonce ?? ''}`);
+  return responseFromHa1({ ...a, ha1: hash(a.algorithm, `${a.username}:${a.realm}:${a.password}`) });
+}
+
+function responseFromHa1(a: { algorithm: DigestAlgorithm; ha1: string; method: string; uri: string; nonce: string; cnonce?: string; nc?: string; qop?: string }): string {
+  const ha1 = a.algorithm.endsWith('-sess') ? hash(a.algorithm, `${a.ha1}:${a.nonce}:${a.cnonce ?? ''}`) : a.ha1;
   const ha2 = hash(a.algorithm, `${a.method}:${a.uri}`);
   return a.qop
     ? hash(a.algorithm, `${ha1}:${a.nonce}:${a.nc ?? ''}:${a.cnonce ?? ''}:${a.qop}:${ha2}`)
@@ -124,32 +132,53 @@ export function authorize(req: SipRequest, res: SipResponse, creds: Credentials)
 
 export interface ChallengerOptions {
   realm: string;
-  /** Offered algorithms, in preference order (default SHA-256 then MD5, as RFC 8760 advises). */
+  /**
+   * Offered algorithms, in order (default MD5 then SHA-256): sipp and older phones answer only the
+   * first challenge and only with MD5, while RFC 8760 clients pick SHA-256 wherever it is offered.
+   */
   algorithms?: DigestAlgorithm[];
   /** Nonce lifetime; older nonces are answered with stale=true (default 5 min). */
   nonceTtlMs?: number;
   /** HMAC key for stateless nonces (random when absent: nonces then die with the process). */
   secret?: Buffer;
+  /** Nonces whose nonce-counts are remembered for replay protection (default 10,000). */
+  maxTrackedNonces?: number;
   now?: () => number;
 }
+
+/** What the server knows of a user: the password, or only its HA1 per algorithm (a verifier). */
+export type DigestSecret = string | { ha1: { md5?: string | undefined; sha256?: string | undefined } };
 
 export type VerifyResult = { ok: true; username: string } | { ok: false; stale: boolean; reason: string };
 
 /**
- * Registrar/server side. Nonces are self-validating (timestamp + HMAC), so any replica holding
- * the secret can verify them without shared state. nc replay tracking is not done.
+ * Server side. Nonces are self-validating (timestamp + HMAC), so any replica holding the secret can
+ * verify them without shared state. Replays are refused: per nonce, the highest nonce-count
+ * accepted is remembered (RFC 7616 §3.4: nc must grow), in a table of bounded size; a nonce
+ * pushed out of the table (or issued before one that was) is answered stale, so the client takes a
+ * fresh nonce rather than replaying an old one.
  */
 export class DigestChallenger {
   private readonly secret: Buffer;
   private readonly algorithms: DigestAlgorithm[];
   private readonly ttl: number;
   private readonly now: () => number;
+  private readonly maxTracked: number;
+  /** nonce → highest nc accepted; insertion order is the order of first use. */
+  private readonly counts = new Map<string, number>();
+  /** Nonces issued at or before this time and not in `counts` are no longer tracked: stale. */
+  private forgottenUpTo = -1;
 
   constructor(private readonly opts: ChallengerOptions) {
     this.secret = opts.secret ?? randomBytes(32);
-    this.algorithms = opts.algorithms ?? ['SHA-256', 'MD5'];
+    this.algorithms = opts.algorithms ?? ['MD5', 'SHA-256'];
     this.ttl = opts.nonceTtlMs ?? 300_000;
     this.now = opts.now ?? Date.now;
+    this.maxTracked = opts.maxTrackedNonces ?? 10_000;
+  }
+
+  get realm(): string {
+    return this.opts.realm;
   }
 
   private nonce(): string {
@@ -158,44 +187,83 @@ export class DigestChallenger {
     return body + '.' + mac;
   }
 
-  private nonceState(nonce: string): 'ok' | 'stale' | 'bad' {
+  private nonceState(nonce: string): { state: 'ok' | 'stale'; issued: number } | { state: 'bad' } {
     const parts = nonce.split('.');
-    if (parts.length !== 3) return 'bad';
+    if (parts.length !== 3) return { state: 'bad' };
     const body = parts[0] + '.' + parts[1];
     const mac = Buffer.from(createHmac('sha256', this.secret).update(body).digest('hex').slice(0, 32));
     const given = Buffer.from(parts[2]!);
-    if (given.length !== mac.length || !timingSafeEqual(given, mac)) return 'bad';
-    return this.now() - parseInt(parts[0]!, 16) > this.ttl ? 'stale' : 'ok';
+    if (given.length !== mac.length || !timingSafeEqual(given, mac)) return { state: 'bad' };
+    const issued = parseInt(parts[0]!, 16);
+    return { state: this.now() - issued > this.ttl ? 'stale' : 'ok', issued };
   }
 
-  /** Header values for a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate), one per algorithm. */
-  challenge(opts: { stale?: boolean } = {}): string[] {
+  /** Header values for a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate), one per algorithm, in `algorithms` order. */
+  challenge(opts: { stale?: boolean; algorithms?: readonly DigestAlgorithm[] } = {}): string[] {
     const nonce = this.nonce();
-    return this.algorithms.map((alg) => `Digest realm="${this.opts.realm}", nonce="${nonce}", algorithm=${alg}, qop="auth"${opts.stale ? ', stale=true' : ''}`);
+    return (opts.algorithms ?? this.algorithms).map((alg) => `Digest realm="${this.opts.realm}", nonce="${nonce}", algorithm=${alg}, qop="auth"${opts.stale ? ', stale=true' : ''}`);
   }
 
-  /** Checks the request's Authorization (or Proxy-Authorization) against the user's password. */
-  async verify(req: SipRequest, password: (username: string, realm: string) => string | undefined | Promise<string | undefined>, proxy = false): Promise<VerifyResult> {
+  /**
+   * Checks the request's Authorization (or Proxy-Authorization) against what is known of the user.
+   * qop=auth is required: without a nonce-count a replay could not be told apart.
+   */
+  async verify(
+    req: SipRequest,
+    secretOf: (username: string, realm: string) => DigestSecret | undefined | Promise<DigestSecret | undefined>,
+    proxy = false,
+    algorithms: readonly DigestAlgorithm[] = this.algorithms,
+  ): Promise<VerifyResult> {
     const values = req.getAll(proxy ? 'proxy-authorization' : 'authorization');
     for (const v of values) {
       const p = parseAuthParams(v);
       if (!p || p.scheme.toLowerCase() !== 'digest' || p.params.realm !== this.opts.realm) continue;
       const { username, nonce, uri, response, cnonce, nc, qop } = p.params;
       const algorithm = ALGORITHMS[(p.params.algorithm ?? 'MD5').toLowerCase()];
-      if (!username || !nonce || !uri || !response || !algorithm || !this.algorithms.includes(algorithm)) {
+      if (!username || !nonce || !uri || !response || !algorithm || !algorithms.includes(algorithm)) {
         return { ok: false, stale: false, reason: 'incomplete credentials' };
       }
-      const state = this.nonceState(nonce);
-      if (state === 'bad') return { ok: false, stale: false, reason: 'unknown nonce' };
-      const pw = await password(username, this.opts.realm);
-      if (pw === undefined) return { ok: false, stale: false, reason: 'unknown user' };
-      const expected = digestResponse({ algorithm, username, realm: this.opts.realm, password: pw, method: req.method, uri, nonce, ...(cnonce !== undefined ? { cnonce } : {}), ...(nc !== undefined ? { nc } : {}), ...(qop !== undefined ? { qop } : {}) });
+      if (qop?.toLowerCase() !== 'auth' || !cnonce || !nc || !/^[0-9a-fA-F]{8}$/.test(nc)) return { ok: false, stale: false, reason: 'qop=auth with nc and cnonce required' };
+      const nonceState = this.nonceState(nonce);
+      if (nonceState.state === 'bad') return { ok: false, stale: false, reason: 'unknown nonce' };
+      const secret = await secretOf(username, this.opts.realm);
+      const ha1 = secret === undefined ? undefined : ha1For(secret, algorithm, username, this.opts.realm);
+      if (ha1 === undefined) return { ok: false, stale: false, reason: 'unknown user' };
+      const expected = responseFromHa1({ algorithm, ha1, method: req.method, uri, nonce, cnonce, nc, qop: 'auth' });
       const a = Buffer.from(expected);
       const b = Buffer.from(response.toLowerCase());
       if (a.length !== b.length || !timingSafeEqual(a, b)) return { ok: false, stale: false, reason: 'wrong password' };
-      if (state === 'stale') return { ok: false, stale: true, reason: 'stale nonce' };
-      return { ok: true, username };
+      if (nonceState.state === 'stale') return { ok: false, stale: true, reason: 'stale nonce' };
+      return this.countOnce(nonce, nonceState.issued, parseInt(nc, 16), username);
     }
     return { ok: false, stale: false, reason: 'no credentials' };
   }
+
+  /** Accepts each (nonce, nc) once, with nc growing; bounded memory. */
+  private countOnce(nonce: string, issued: number, nc: number, username: string): VerifyResult {
+    const last = this.counts.get(nonce);
+    if (last === undefined && issued <= this.forgottenUpTo) return { ok: false, stale: true, reason: 'nonce no longer tracked' };
+    if (last !== undefined && nc <= last) return { ok: false, stale: false, reason: 'replayed nonce-count' };
+    this.counts.delete(nonce);
+    this.counts.set(nonce, nc);
+    this.forget();
+    return { ok: true, username };
+  }
+
+  private forget(): void {
+    const oldestLive = this.now() - this.ttl;
+    for (const nonce of this.counts.keys()) {
+      const issued = parseInt(nonce.slice(0, nonce.indexOf('.')), 16);
+      if (this.counts.size <= this.maxTracked && issued >= oldestLive) break;
+      this.counts.delete(nonce);
+      // An expired nonce is stale anyway; only a live one pushed out must be refused from now on.
+      if (issued >= oldestLive) this.forgottenUpTo = Math.max(this.forgottenUpTo, issued);
+    }
+  }
+}
+
+function ha1For(secret: DigestSecret, algorithm: DigestAlgorithm, username: string, realm: string): string | undefined {
+  const sha = algorithm.startsWith('SHA-256');
+  if (typeof secret === 'string') return digestHa1(sha ? 'SHA-256' : 'MD5', username, realm, secret);
+  return (sha ? secret.ha1.sha256 : secret.ha1.md5)?.toLowerCase();
 }

@@ -155,7 +155,7 @@ describe('call control from desktops', () => {
   });
 
   it('huddle_sip_registrations follows a phone that registers and unregisters (Expires: 0)', async () => {
-    const phone = await SipPhone.start({ user: '7005' });
+    const phone = await SipPhone.start({ user: '7005', password: site.password('7005') });
     onTestFinished(() => phone.close());
     const registrar = `sip:127.0.0.1:${site.sipPort}`;
     const registers = await metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'REGISTER' });
@@ -163,7 +163,9 @@ describe('call control from desktops', () => {
     expect(await metric(site, 'huddle_sip_registrations')).toBe(3);
     expect((await phone.register(registrar, 'sip:7005@127.0.0.1', phone.contact, { expires: 0 })).status).toBe(200);
     expect(await metric(site, 'huddle_sip_registrations')).toBe(2);
-    expect(await metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'REGISTER' })).toBe(registers + 2);
+    // Each REGISTER is digest-challenged first: the 401'd request and its authenticated retry.
+    expect(await metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'REGISTER' })).toBe(registers + 4);
+    expect(await metric(site, 'huddle_sip_responses_total', { direction: 'out', method: 'REGISTER', code: '401' })).toBeGreaterThanOrEqual(2);
     expect(await metric(site, 'huddle_sip_responses_total', { direction: 'out', method: 'REGISTER', code: '200' })).toBeGreaterThanOrEqual(4);
   });
 

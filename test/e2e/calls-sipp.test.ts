@@ -23,7 +23,7 @@ describe('calls with sipp as trunk peer and as phone', () => {
       edit: (yaml) =>
         yaml
           .replace('contact: sip:127.0.0.1:5090', `contact: sip:127.0.0.1:${trunkPort}`)
-          .replace('number: "7003", type: Extension }', 'number: "7003", type: Extension, options: { remote-answer: true } }'),
+          .replace('number: "7003", type: Extension, options: {', 'number: "7003", type: Extension, options: { remote-answer: true,'),
     });
     a = await site.agent('7001', 0);
     b = await site.agent('7002', 1);
@@ -115,7 +115,7 @@ describe('calls with sipp as trunk peer and as phone', () => {
 
   it('a sipp phone registers 7004 and answers a MakeCall from 7001 with SDP', async () => {
     const registrations = await metric(site, 'huddle_sip_registrations');
-    const phone = await sippPhone(site.sipPort, '7004');
+    const phone = await sippPhone(site.sipPort, '7004', site.password('7004'));
     expect(await metric(site, 'huddle_sip_registrations')).toBe(registrations + 1);
     const dialing = await a.desktop!.client.makeCall({ thisDN: '7001', otherDN: '7004' });
     expect(dialing).toMatchObject({ event: 'EventDialing', ThisDN: '7001', OtherDN: '7004' });
@@ -129,7 +129,7 @@ describe('calls with sipp as trunk peer and as phone', () => {
   });
 
   it('7002 dials 7005, a sipp phone: it answers with SDP and gets the BYE when 7002 hangs up', async () => {
-    const phone = await sippPhone(site.sipPort, '7005');
+    const phone = await sippPhone(site.sipPort, '7005', site.password('7005'));
     const since = b.desktop!.events.length;
     await b.dial('7005');
     await b.hears(exactly([b.tone]));
@@ -144,7 +144,7 @@ describe('calls with sipp as trunk peer and as phone', () => {
   });
 
   it('AnswerCall for a sipp phone that accepts a remote answer (7003): NOTIFY talk, it answers, EventEstablished answers the request', async () => {
-    const phone = await sippPhone(site.sipPort, '7003', { remoteAnswer: true });
+    const phone = await sippPhone(site.sipPort, '7003', site.password('7003'), { remoteAnswer: true });
     const desk = await site.desktop('7003');
     onTestFinished(() => desk.close());
     const dialing = await a.desktop!.client.makeCall({ thisDN: '7001', otherDN: '7003' });

@@ -20,6 +20,7 @@ export interface SippPeerOptions {
   /** Duration of a bare <pause/> (-d). */
   pauseMs?: number;
   timeoutS?: number;
+  auth?: { username: string; password: string };
 }
 
 /** One call's sipp on `port`, echoing the RTP it gets. */
@@ -29,13 +30,13 @@ export function sippPeer(o: SippPeerOptions): Promise<SippProcess> {
 }
 
 /**
- * Registers `dn` from sipp, then leaves a uas on that same port to answer the DN's next call: by
+ * Registers `dn` from sipp with its digest password, then leaves a uas on that same port to answer the DN's next call: by
  * itself (uas-answer.xml: 180, 200 with SDP, ACK, waits for BYE), or only after a remote answer
  * (remote-answer-uas.xml).
  */
-export async function sippPhone(sipPort: number, dn: string, o: { remoteAnswer?: boolean } = {}): Promise<SippProcess> {
+export async function sippPhone(sipPort: number, dn: string, password: string, o: { remoteAnswer?: boolean } = {}): Promise<SippProcess> {
   const phonePort = await freePort();
-  const reg = await sippPeer({ scenario: path.join(E2E_SCENARIOS, 'register.xml'), port: phonePort, remote: `127.0.0.1:${sipPort}`, service: dn, timeoutS: 10 });
+  const reg = await sippPeer({ scenario: path.join(E2E_SCENARIOS, 'register.xml'), port: phonePort, remote: `127.0.0.1:${sipPort}`, service: dn, timeoutS: 10, auth: { username: dn, password } });
   const registered = await reg.done;
   if (registered.code !== 0) throw new Error(`sipp REGISTER ${dn} failed (${registered.code}):\n${registered.output}`);
   return sippPeer({ scenario: o.remoteAnswer ? path.join(E2E_SCENARIOS, 'remote-answer-uas.xml') : path.join(SIP_SCENARIOS, 'uas-answer.xml'), port: phonePort });

@@ -41,6 +41,20 @@ export interface SiteOptions {
 export interface AgentSite {
   readonly sipPort: number;
   desktop(dn: string): Promise<Desktop>;
+  /** A DN's digest password; default: the one in the repo's config files (configuredPassword). */
+  password?(dn: string): string;
+}
+
+const ConfigFiles = ['config/local.yaml', 'config/two-site-b.yaml'];
+
+/** A DN's password.value in config/local.yaml or config/two-site-b.yaml, which every site under test starts from. */
+export function configuredPassword(dn: string): string {
+  for (const file of ConfigFiles) {
+    const config = parseConfig(readFileSync(path.join(ROOT, file), 'utf8'), file, path.join(ROOT, 'config'));
+    const value = config.dns.find((d) => d.spec.number === dn)?.spec.options.password?.value;
+    if (value !== undefined) return value;
+  }
+  throw new Error(`DN ${dn} has no password in ${ConfigFiles.join(' or ')}`);
 }
 
 export class Site implements AgentSite {
@@ -180,6 +194,13 @@ export class Site implements AgentSite {
     return this.config.cluster.spec.location;
   }
 
+  /** A DN's digest password as this site's configuration gives it (before it is published as a verifier). */
+  password(dn: string): string {
+    const value = this.config.dns.find((d) => d.spec.number === dn)?.spec.options.password?.value;
+    if (value === undefined) throw new Error(`DN ${dn} has no password.value in this site's configuration`);
+    return value;
+  }
+
   /** A registered phone sending tone k, and a desktop registered on the same DN. */
   async agent(dn: string, tone: number, opts: { desktop?: boolean; transport?: 'udp' | 'tcp' } = {}): Promise<Agent> {
     const agent = await Agent.start(this, dn, toneFrequency(tone), opts);
@@ -263,7 +284,8 @@ export class Agent {
   ) {}
 
   static async start(site: AgentSite, dn: string, frequency: number, opts: { desktop?: boolean; transport?: 'udp' | 'tcp' }): Promise<Agent> {
-    const phone = await SipPhone.start({ user: dn, transport: opts.transport ?? 'udp' });
+    const password = site.password ? site.password(dn) : configuredPassword(dn);
+    const phone = await SipPhone.start({ user: dn, transport: opts.transport ?? 'udp', password });
     const media = await TonePhone.start({ frequency });
     const agent = new Agent(site, dn, phone, media);
     phone.onIncoming((offer) => media.answer(offer));

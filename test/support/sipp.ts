@@ -29,6 +29,8 @@ export interface SippOptions {
   localPort?: number;
   /** Duration of a bare <pause/> (-d). */
   pauseMs?: number;
+  /** Digest credentials (-au/-ap) for the scenario's [authentication]; sipp answers MD5 only. */
+  auth?: { username: string; password: string };
   /** Echo received RTP back (-rtp_echo), so the party talking to sipp hears its own tone. */
   rtpEcho?: boolean;
   timeoutS?: number;
@@ -56,6 +58,7 @@ export async function startSipp(o: SippOptions): Promise<SippProcess> {
     // sipp binds the media port and the ones above it (RTCP, video): reserve a block.
     '-mp', String((await freePortRange(4)).min),
     ...(o.rtpEcho ? ['-rtp_echo'] : []),
+    ...(o.auth ? ['-au', o.auth.username, '-ap', o.auth.password] : []),
     '-t', transport === 'udp' ? 'u1' : 't1',
     '-m', String(o.calls ?? 1),
     '-r', String(o.rate ?? 10),
