@@ -84,7 +84,9 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits, stream: boolean): ParseRe
     if (version.toUpperCase() !== 'SIP/2.0') return fail(505, 'Version Not Supported', true);
     const codeText = first.slice(sp1 + 1, sp1 + 4);
     const status = Number(codeText);
-    if (!/^\d{3}$/.test(codeText) || status < 100 || status > 699) return fail(400, 'Malformed status line', true);
+    // Status-Code is 3DIGIT followed by SP (§25): "2000" is not a status.
+    const codeEnds = sp1 + 4 >= first.length || first.charCodeAt(sp1 + 4) === 32;
+    if (!/^\d{3}$/.test(codeText) || status < 100 || status > 699 || !codeEnds) return fail(400, 'Malformed status line', true);
     const res = new SipResponse(status, first.slice(sp1 + 4).trim(), headers);
     const bodyErr = attachBody(res, buf, headEnd + sepLen, stream);
     if (bodyErr) return fail(400, bodyErr, true);
@@ -194,8 +196,16 @@ function parseRequestLine(line: string): { method: string; uri: string; version:
   if (!method || !version) return 'Malformed Request-Line';
   if (!isToken(method)) return 'Malformed method in Request-Line';
   method = KNOWN_METHODS.get(method) ?? method;
-  if (!version.toUpperCase().startsWith('SIP/')) return 'Malformed Request-Line';
-  return { method, uri, version: version.toUpperCase() };
+  version = version.toUpperCase();
+  if (!isSipVersion(version)) return 'Malformed Request-Line';
+  return { method, uri, version };
+}
+
+/** `SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT` (§25), upper-cased already. */
+const SIP_VERSION = /^SIP\/\d+\.\d+$/;
+
+function isSipVersion(v: string): boolean {
+  return SIP_VERSION.test(v);
 }
 
 function attachBody(msg: SipRequest | SipResponse, buf: Buffer, bodyStart: number, stream: boolean): string | undefined {
