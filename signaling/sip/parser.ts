@@ -178,22 +178,17 @@ function readHeaders(head: string, from: number, headers: RawHeader[], limits: P
 const KNOWN_METHODS = new Map(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'INFO', 'UPDATE', 'MESSAGE', 'PRACK', 'PUBLISH'].map((m) => [m, m]));
 
 function parseRequestLine(line: string): { method: string; uri: string; version: string } | string {
+  // Request-Line = Method SP Request-URI SP SIP-Version (§25): one space each. Trailing
+  // whitespace is forgiven (Kamailio does too); a doubled space is not.
+  let end = line.length;
+  while (end > 0 && isWs(line.charCodeAt(end - 1))) end--;
   const sp1 = line.indexOf(' ');
   const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
-  let method: string;
-  let uri: string;
-  let version: string;
-  if (sp2 > sp1 + 1 && line.indexOf(' ', sp2 + 1) < 0) {
-    method = line.slice(0, sp1);
-    uri = line.slice(sp1 + 1, sp2);
-    version = line.slice(sp2 + 1);
-  } else {
-    // Odd spacing: the slow path.
-    const parts = line.split(' ').filter((p) => p.length > 0);
-    if (parts.length !== 3) return 'Malformed Request-Line';
-    [method, uri, version] = parts as [string, string, string];
-  }
-  if (!method || !version) return 'Malformed Request-Line';
+  const sp3 = sp2 < 0 ? -1 : line.indexOf(' ', sp2 + 1);
+  if (sp1 <= 0 || sp2 <= sp1 + 1 || sp2 + 1 >= end || (sp3 >= 0 && sp3 < end)) return 'Malformed Request-Line';
+  let method = line.slice(0, sp1);
+  const uri = line.slice(sp1 + 1, sp2);
+  let version = line.slice(sp2 + 1, end);
   if (!isToken(method)) return 'Malformed method in Request-Line';
   method = KNOWN_METHODS.get(method) ?? method;
   version = version.toUpperCase();
