@@ -15,6 +15,7 @@ REQUIRED=(
   "sox:sox"
   "baresip:baresip"
   "chromium:chromium"
+  "kamailio:kamailio"
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
@@ -41,6 +42,11 @@ fi
 # The Debian rtpengine package enables a system service; the platform runs its own instances.
 if [ "$(id -u)" = "0" ] && command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet rtpengine-daemon 2>/dev/null; then
   systemctl stop rtpengine-daemon || true
+fi
+
+# Likewise Kamailio: the grammar differential test starts its own on a free loopback port.
+if [ "$(id -u)" = "0" ] && command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; then
+  systemctl stop kamailio || true
 fi
 
 if [ "${1:-}" = "--system" ]; then exit 0; fi
