@@ -51,6 +51,9 @@ fi
 
 if [ "${1:-}" = "--system" ]; then exit 0; fi
 
+# A symlinked node_modules (a git worktree sharing another checkout's) is that checkout's to install:
+# npm ci here would empty the target through the link.
+if [ -L node_modules ]; then exit 0; fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies (npm ci)" >&2
   npm ci --no-audit --no-fund >/dev/null
