@@ -15,6 +15,7 @@ REQUIRED=(
   "sox:sox"
   "baresip:baresip"
   "chromium:chromium"
+  "kamailio:kamailio"
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
@@ -43,8 +44,16 @@ if [ "$(id -u)" = "0" ] && command -v systemctl >/dev/null 2>&1 && systemctl is-
   systemctl stop rtpengine-daemon || true
 fi
 
+# Likewise Kamailio: the grammar differential test starts its own on a free loopback port.
+if [ "$(id -u)" = "0" ] && command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; then
+  systemctl stop kamailio || true
+fi
+
 if [ "${1:-}" = "--system" ]; then exit 0; fi
 
+# A symlinked node_modules (a git worktree sharing another checkout's) is that checkout's to install:
+# npm ci here would empty the target through the link.
+if [ -L node_modules ]; then exit 0; fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies (npm ci)" >&2
   npm ci --no-audit --no-fund >/dev/null

@@ -65,6 +65,54 @@ export function isToken(s: string): boolean {
   return true;
 }
 
+/** Saturation point of parseDigits: every range a caller checks (CSeq < 2^31, sizes) lies below it. */
+export const DIGITS_CAP = 2 ** 32;
+
+/**
+ * `1*DIGIT` (RFC 3261 §25: CSeq, Max-Forwards, Content-Length, Expires) between optional
+ * whitespace: its value, or -1 when the text is not digits. The grammar bounds the value, not
+ * the number of digits, so leading zeros are legal ("0001" is 1); values saturate at DIGITS_CAP.
+ */
+export function parseDigits(s: string, from = 0, to = s.length): number {
+  while (from < to && isWs(s.charCodeAt(from))) from++;
+  while (to > from && isWs(s.charCodeAt(to - 1))) to--;
+  if (from === to) return -1;
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    value = Math.min(DIGITS_CAP, value * 10 + (c - 48));
+  }
+  return value;
+}
+
+/**
+ * Headers that are not comma-separated lists (RFC 3261 §7.3.1, §20; RFC 6665 for Event and
+ * Subscription-State), each with a bit: a message carrying one of them twice is malformed.
+ */
+const SINGLE_INSTANCE = new Map<string, number>(
+  ['call-id', 'cseq', 'from', 'to', 'max-forwards', 'content-length', 'content-type', 'expires', 'min-expires', 'event', 'subscription-state'].map((k, i) => [k, 1 << i]),
+);
+
+/** The bit of a single-instance header key (see SINGLE_INSTANCE), 0 for the others. */
+export function singleInstanceBit(key: string): number {
+  return SINGLE_INSTANCE.get(key) ?? 0;
+}
+
+/** `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (§25) over `s[from, to)`. */
+export function isScheme(s: string, from: number, to: number): boolean {
+  if (from >= to || !isAlpha(s.charCodeAt(from))) return false;
+  for (let i = from + 1; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (!isAlpha(c) && !(c >= 48 && c <= 57) && c !== 43 && c !== 45 && c !== 46) return false;
+  }
+  return true;
+}
+
+function isAlpha(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
 /** Splits a list header value on commas outside quoted strings and <...>. */
 export function splitList(value: string): string[] {
   const out: string[] = [];

@@ -1,5 +1,5 @@
 /** Structured header values: name-addr (From/To/Contact/Route), Via, CSeq (RFC 3261 §20). */
-import { formatParams, isToken, isWs, parseParams, quote, readQuoted, type Params } from './grammar.js';
+import { formatParams, isScheme, isToken, isWs, parseDigits, parseParams, quote, readQuoted, type Params } from './grammar.js';
 
 export class HeaderError extends Error {}
 
@@ -43,7 +43,10 @@ export function parseNameAddr(value: string): NameAddr {
     uri = value.slice(i, end);
     paramsFrom = end;
   }
-  if (!uri || uri.indexOf(':') <= 0) throw new HeaderError('missing URI');
+  const colon = uri.indexOf(':');
+  if (colon <= 0) throw new HeaderError('missing URI');
+  // addr-spec is a SIP, SIPS or absolute URI (§25): `<foo>` or `<a b:c>` is not one.
+  if (!isScheme(uri, 0, colon)) throw new HeaderError('malformed URI scheme');
   const params = parseParams(value, paramsFrom);
   if (!params) throw new HeaderError('malformed parameters');
   const na: NameAddr = { uri, params };
@@ -134,10 +137,13 @@ export function parseCSeq(value: string): CSeq {
   while (i < n && isWs(value.charCodeAt(i))) i++;
   const s = i;
   while (i < n && value.charCodeAt(i) >= 48 && value.charCodeAt(i) <= 57) i++;
-  if (i === s || i - s > 10) throw new HeaderError('malformed sequence number');
-  const seq = Number(value.slice(s, i));
+  // 1*DIGIT (§25): leading zeros are legal, so the value is bounded, not the digits.
+  const seq = i === s ? -1 : parseDigits(value, s, i);
+  if (seq < 0) throw new HeaderError('malformed sequence number');
   // §8.1.1.5: the sequence number MUST be less than 2**31.
   if (seq >= 2 ** 31) throw new HeaderError('sequence number out of range');
+  // CSeq = 1*DIGIT LWS Method: "1INVITE" is not a CSeq.
+  if (i < n && !isWs(value.charCodeAt(i))) throw new HeaderError('malformed sequence number');
   const method = value.slice(i).trim();
   if (!isToken(method)) throw new HeaderError('malformed method');
   return { seq, method };

@@ -36,6 +36,10 @@ const CANONICAL: Record<string, string> = {
   route: 'Route',
   'user-agent': 'User-Agent',
   'retry-after': 'Retry-After',
+  expires: 'Expires',
+  'min-expires': 'Min-Expires',
+  event: 'Event',
+  'subscription-state': 'Subscription-State',
 };
 
 export function canonicalName(name: string): string {

@@ -130,6 +130,75 @@ describe('parser: rejections carry a status and a reason', () => {
   });
 });
 
+describe('parser: RFC 3261 §25 grammar corners', () => {
+  const base = (lines: string[]) => lines.join('\r\n') + '\r\n\r\n';
+  const good = ['Via: SIP/2.0/UDP h;branch=z9hG4bKq', 'From: <sip:a@h>;tag=1', 'To: <sip:b@h>', 'Call-ID: c', 'CSeq: 1 OPTIONS', 'Content-Length: 0'];
+  const options = (extra: string[], uri = 'sip:x@h') => base([`OPTIONS ${uri} SIP/2.0`, ...good, ...extra]);
+  const replaced = (from: string, to: string) => base(['OPTIONS sip:x@h SIP/2.0', ...good.map((l) => (l.startsWith(from) ? to : l))]);
+
+  it.each([
+    ['Call-ID', 'Call-ID: c'],
+    ['Call-ID in compact form', 'i: other'],
+    ['CSeq', 'CSeq: 1 OPTIONS'],
+    ['From', 'From: <sip:z@h>;tag=2'],
+    ['To', 't: <sip:b@h>'],
+    ['Content-Length', 'Content-Length: 0'],
+    ['Max-Forwards', 'Max-Forwards: 70\r\nMax-Forwards: 69'],
+    ['Expires', 'Expires: 60\r\nExpires: 60'],
+  ])('§7.3.1: a single-instance header given twice is a 400 (%s)', (name, extra) => {
+    const r = rejected(options([extra]));
+    expect(r.status).toBe(400);
+    expect(r.reason).toMatch(/^Duplicate .+ header$/);
+    expect(r.reason).toBe(`Duplicate ${name === 'Call-ID in compact form' ? 'Call-ID' : name} header`);
+  });
+
+  it('keeps list headers given several times (Via, Contact, Route)', () => {
+    const m = req(options(['Via: SIP/2.0/UDP p;branch=z9hG4bKr', 'Contact: <sip:a@h>', 'Contact: <sip:b@h>', 'Route: <sip:p;lr>', 'Route: <sip:q;lr>']));
+    expect(m.getAll('via')).toHaveLength(2);
+    expect(m.getAll('contact')).toHaveLength(2);
+  });
+
+  it('1*DIGIT allows leading zeros: CSeq, Max-Forwards, Content-Length, Expires', () => {
+    const m = req(base(['OPTIONS sip:x@h SIP/2.0', ...good.slice(0, 4), 'CSeq: 000000000007 OPTIONS', 'Max-Forwards: 0070', 'Expires: 000003600', 'Content-Length: 00000000000002']) + 'ab');
+    expect(m.cseq.seq).toBe(7);
+    expect(m.body.toString()).toBe('ab');
+  });
+
+  it.each([
+    ['CSeq without LWS before the method', replaced('CSeq', 'CSeq: 1OPTIONS'), 'Malformed CSeq header: malformed sequence number'],
+    ['CSeq of 2^31 with leading zeros', replaced('CSeq', 'CSeq: 0002147483648 OPTIONS'), 'Malformed CSeq header: sequence number out of range'],
+    ['Expires not a number', options(['Expires: soon']), 'Malformed Expires'],
+    ['Expires negative', options(['Expires: -1']), 'Malformed Expires'],
+    ['Max-Forwards negative', options(['Max-Forwards: -1']), 'Malformed Max-Forwards'],
+    ['Content-Length signed', replaced('Content-Length', 'Content-Length: +0'), 'Malformed Content-Length'],
+    ['From naming no URI', replaced('From', 'From: <a b:c>;tag=1'), 'Malformed From header: malformed URI scheme'],
+  ])('refuses %s', (_name, text, reason) => {
+    expect(rejected(text)).toMatchObject({ status: 400, reason });
+  });
+
+  it.each([
+    ['<sip:x@h>', 'Malformed Request-URI: Malformed URI scheme'],
+    ['*', 'Malformed Request-URI: Malformed URI'],
+    ['1:2', 'Malformed Request-URI: Malformed URI scheme'],
+    ['sip:"x"@h', 'Malformed Request-URI: Malformed URI user part'],
+    ['sip:a%zz@h', 'Malformed Request-URI: Malformed URI user part'],
+    ['sip:a:p<w@h', 'Malformed Request-URI: Malformed URI password'],
+  ])('a Request-URI that is not a URI (%s) is a 400, not a 416', (uri, reason) => {
+    expect(rejected(options([], uri))).toMatchObject({ status: 400, reason });
+  });
+
+  it('accepts the Request-URI forms of the grammar: escaped and user-unreserved characters, other schemes get 416', () => {
+    expect(req(options([], 'sip:%41+1;x=y&z$,?/@h')).requestUri).toMatchObject({ user: '%41+1;x=y&z$,?/' });
+    expect(rejected(options([], 'mailto:a@h'))).toMatchObject({ status: 416 });
+  });
+
+  it('§18.3: over a stream Content-Length is mandatory; over UDP the datagram gives the body', () => {
+    const text = base(['OPTIONS sip:x@h SIP/2.0', ...good.slice(0, 5)]);
+    expect(parseMessage(Buffer.from(text), undefined, true)).toMatchObject({ ok: false, status: 400, reason: 'Missing Content-Length header' });
+    expect(parseMessage(Buffer.from(text + 'xy')).ok).toBe(true);
+  });
+});
+
 describe('parser: responses', () => {
   it('parses a status line and keeps the reason phrase', () => {
     const m = ok(parseMessage(Buffer.from('SIP/2.0 180 Ringing Now\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKq\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n')));
@@ -212,6 +281,19 @@ describe('TCP framing', () => {
     const evs = f.push(Buffer.concat([msg, Buffer.from('\r\n\r\n'), msg, msg.subarray(0, 10)]));
     expect(evs.map((e) => e.kind)).toEqual(['message', 'ping', 'message']);
     expect(f.buffered).toBe(10);
+  });
+
+  it('fails a stream whose Content-Length is given twice: the boundary cannot be trusted', () => {
+    const f = new StreamFramer();
+    const evs = f.push(Buffer.from(INVITE.replace('Content-Length: 4', 'Content-Length: 4\r\nl: 40')));
+    expect(evs).toMatchObject([{ kind: 'error', status: 400, reason: 'Duplicate Content-Length header' }]);
+  });
+
+  it('frames a Content-Length with leading zeros by its value', () => {
+    const f = new StreamFramer();
+    const evs = f.push(Buffer.from(INVITE.replace('Content-Length: 4', 'Content-Length: 0000000000004') + 'NEXT'));
+    expect(evs.map((e) => e.kind)).toEqual(['message']);
+    expect(f.buffered).toBe(4);
   });
 
   it('fails a stream whose head exceeds the size limit, with 513', () => {

@@ -3,9 +3,9 @@
  * names, bare LF), strict about what a request must carry. Every failure on a request yields a
  * status and reason phrase to answer with, plus whatever headers could be read to address it.
  */
-import { headerKey, isToken, isWs } from './grammar.js';
+import { headerKey, isToken, isWs, parseDigits, singleInstanceBit } from './grammar.js';
 import { HeaderError } from './headers.js';
-import { SipRequest, SipResponse, type RawHeader } from './message.js';
+import { canonicalName, SipRequest, SipResponse, type RawHeader } from './message.js';
 import { UnsupportedSchemeError, UriError } from './uri.js';
 
 export interface ParseLimits {
@@ -84,7 +84,9 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits, stream: boolean): ParseRe
     if (version.toUpperCase() !== 'SIP/2.0') return fail(505, 'Version Not Supported', true);
     const codeText = first.slice(sp1 + 1, sp1 + 4);
     const status = Number(codeText);
-    if (!/^\d{3}$/.test(codeText) || status < 100 || status > 699) return fail(400, 'Malformed status line', true);
+    // Status-Code is 3DIGIT followed by SP (§25): "2000" is not a status.
+    const codeEnds = sp1 + 4 >= first.length || first.charCodeAt(sp1 + 4) === 32;
+    if (!/^\d{3}$/.test(codeText) || status < 100 || status > 699 || !codeEnds) return fail(400, 'Malformed status line', true);
     const res = new SipResponse(status, first.slice(sp1 + 4).trim(), headers);
     const bodyErr = attachBody(res, buf, headEnd + sepLen, stream);
     if (bodyErr) return fail(400, bodyErr, true);
@@ -104,8 +106,11 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits, stream: boolean): ParseRe
   const err = checkCommon(req);
   if (err) return fail(400, err, false, req);
   if (req.cseq.method !== req.method) return fail(400, 'CSeq method does not match request method', false, req);
+  // Max-Forwards and Expires are 1*DIGIT (§25): leading zeros are legal, words are not.
   const mf = req.get('max-forwards');
-  if (mf !== undefined && !/^\s*\d{1,3}\s*$/.test(mf)) return fail(400, 'Malformed Max-Forwards', false, req);
+  if (mf !== undefined && parseDigits(mf) < 0) return fail(400, 'Malformed Max-Forwards', false, req);
+  const expires = req.get('expires');
+  if (expires !== undefined && parseDigits(expires) < 0) return fail(400, 'Malformed Expires', false, req);
   try {
     void req.requestUri;
   } catch (e) {
@@ -142,6 +147,8 @@ function trimmedSlice(head: string, s: number, e: number): string {
  * undefined. Unfolds continuation lines (§7.3.1). Scans by index: no per-line strings.
  */
 function readHeaders(head: string, from: number, headers: RawHeader[], limits: ParseLimits): string | undefined {
+  // Bits of the single-instance headers seen so far (§7.3.1): a second one is malformed.
+  let seen = 0;
   for (let s = from; s < head.length; ) {
     const [end, next] = lineEnd(head, s);
     if (end > s) {
@@ -155,7 +162,11 @@ function readHeaders(head: string, from: number, headers: RawHeader[], limits: P
         const name = trimmedSlice(head, s, colon);
         if (!isToken(name)) return 'Malformed header name';
         if (headers.length >= limits.maxHeaders) return 'Too Many Headers';
-        headers.push({ name, key: headerKey(name), value: trimmedSlice(head, colon + 1, end) });
+        const key = headerKey(name);
+        const bit = singleInstanceBit(key);
+        if ((seen & bit) !== 0) return 'Duplicate ' + canonicalName(name) + ' header';
+        seen |= bit;
+        headers.push({ name, key, value: trimmedSlice(head, colon + 1, end) });
       }
     }
     s = next;
@@ -167,37 +178,43 @@ function readHeaders(head: string, from: number, headers: RawHeader[], limits: P
 const KNOWN_METHODS = new Map(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'INFO', 'UPDATE', 'MESSAGE', 'PRACK', 'PUBLISH'].map((m) => [m, m]));
 
 function parseRequestLine(line: string): { method: string; uri: string; version: string } | string {
+  // Request-Line = Method SP Request-URI SP SIP-Version (§25): one space each. Trailing
+  // whitespace is forgiven (Kamailio does too); a doubled space is not.
+  let end = line.length;
+  while (end > 0 && isWs(line.charCodeAt(end - 1))) end--;
   const sp1 = line.indexOf(' ');
   const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
-  let method: string;
-  let uri: string;
-  let version: string;
-  if (sp2 > sp1 + 1 && line.indexOf(' ', sp2 + 1) < 0) {
-    method = line.slice(0, sp1);
-    uri = line.slice(sp1 + 1, sp2);
-    version = line.slice(sp2 + 1);
-  } else {
-    // Odd spacing: the slow path.
-    const parts = line.split(' ').filter((p) => p.length > 0);
-    if (parts.length !== 3) return 'Malformed Request-Line';
-    [method, uri, version] = parts as [string, string, string];
-  }
-  if (!method || !version) return 'Malformed Request-Line';
+  const sp3 = sp2 < 0 ? -1 : line.indexOf(' ', sp2 + 1);
+  if (sp1 <= 0 || sp2 <= sp1 + 1 || sp2 + 1 >= end || (sp3 >= 0 && sp3 < end)) return 'Malformed Request-Line';
+  let method = line.slice(0, sp1);
+  const uri = line.slice(sp1 + 1, sp2);
+  let version = line.slice(sp2 + 1, end);
   if (!isToken(method)) return 'Malformed method in Request-Line';
   method = KNOWN_METHODS.get(method) ?? method;
-  if (!version.toUpperCase().startsWith('SIP/')) return 'Malformed Request-Line';
-  return { method, uri, version: version.toUpperCase() };
+  version = version.toUpperCase();
+  if (!isSipVersion(version)) return 'Malformed Request-Line';
+  return { method, uri, version };
+}
+
+/** `SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT` (§25), upper-cased already. */
+const SIP_VERSION = /^SIP\/\d+\.\d+$/;
+
+function isSipVersion(v: string): boolean {
+  return SIP_VERSION.test(v);
 }
 
 function attachBody(msg: SipRequest | SipResponse, buf: Buffer, bodyStart: number, stream: boolean): string | undefined {
   const clText = msg.get('content-length');
   const available = Math.max(0, buf.length - bodyStart);
   if (clText === undefined) {
-    msg.body = stream ? Buffer.alloc(0) : buf.subarray(bodyStart);
+    // RFC 3261 §18.3: "The Content-Length header field MUST be used with stream oriented transports."
+    if (stream) return 'Missing Content-Length header';
+    msg.body = buf.subarray(bodyStart);
     return undefined;
   }
-  if (!/^\s*\d{1,9}\s*$/.test(clText)) return 'Malformed Content-Length';
-  const cl = Number(clText);
+  const cl = parseDigits(clText);
+  if (cl < 0) return 'Malformed Content-Length';
+  // §18.3: a datagram shorter than its Content-Length is malformed (never padded or waited for).
   if (cl > available) return 'Content-Length larger than body';
   // §18.3: bytes past Content-Length in a datagram are discarded.
   msg.body = buf.subarray(bodyStart, bodyStart + cl);
@@ -287,7 +304,8 @@ export class StreamFramer {
           break;
         }
         const cl = contentLength(this.buf.toString('latin1', 0, headEnd));
-        if (cl === null) return this.error(out, 400, 'Malformed Content-Length');
+        if (cl === MALFORMED) return this.error(out, 400, 'Malformed Content-Length');
+        if (cl === DUPLICATE) return this.error(out, 400, 'Duplicate Content-Length header');
         total = headEnd + sepLen + cl;
         if (total > this.limits.maxMessageBytes) return this.error(out, 513, 'Message Too Large');
       }
@@ -313,23 +331,38 @@ export class StreamFramer {
   }
 }
 
-/** Content-Length from a head (absent = 0 on streams is wrong per §18.3 but common; we treat it as 0). */
-function contentLength(head: string): number | null {
-  let s = 0;
-  for (;;) {
+/**
+ * Content-Length from a head, for framing: MALFORMED, or DUPLICATE when given twice (the two
+ * may disagree, and then no boundary can be trusted). Absent is framed as 0; parseMessage then
+ * refuses the message (§18.3: mandatory on streams) without losing the stream.
+ */
+function contentLength(head: string): number {
+  let found = -1;
+  for (let s = 0; ; ) {
     const nl = head.indexOf('\n', s);
-    const lineStart = s;
     const lineEnd = nl < 0 ? head.length : nl;
-    const colon = head.indexOf(':', lineStart);
-    if (colon > lineStart && colon < lineEnd) {
-      const name = head.slice(lineStart, colon).trim().toLowerCase();
-      if (name === 'content-length' || name === 'l') {
-        const v = head.slice(colon + 1, lineEnd).trim();
-        if (!/^\d{1,9}$/.test(v)) return null;
-        return Number(v);
-      }
+    const colon = head.indexOf(':', s);
+    if (colon > s && colon < lineEnd && isContentLengthName(head, s, colon)) {
+      if (found >= 0) return DUPLICATE;
+      found = parseDigits(head, colon + 1, lineEnd > colon && head.charCodeAt(lineEnd - 1) === 13 ? lineEnd - 1 : lineEnd);
+      if (found < 0) return MALFORMED;
     }
-    if (nl < 0) return 0;
+    if (nl < 0) return found < 0 ? 0 : found;
     s = nl + 1;
   }
 }
+
+/** Whether `head[s, colon)` is "Content-Length" or "l" in any case, around optional whitespace. */
+function isContentLengthName(head: string, s: number, colon: number): boolean {
+  while (s < colon && isWs(head.charCodeAt(s))) s++;
+  while (colon > s && isWs(head.charCodeAt(colon - 1))) colon--;
+  const n = colon - s;
+  if (n === 1) return (head.charCodeAt(s) | 0x20) === 108;
+  if (n !== 14) return false;
+  for (let i = 0; i < 14; i++) if ((head.charCodeAt(s + i) | 0x20) !== CONTENT_LENGTH.charCodeAt(i)) return false;
+  return true;
+}
+
+const CONTENT_LENGTH = 'content-length';
+const MALFORMED = -1;
+const DUPLICATE = -2;

@@ -1,5 +1,5 @@
 /** SIP, SIPS (RFC 3261 §19.1) and tel (RFC 3966) URIs. */
-import { formatParams, parseParams, type Params } from './grammar.js';
+import { formatParams, isScheme, parseParams, type Params } from './grammar.js';
 
 export interface SipUri {
   scheme: 'sip' | 'sips';
@@ -26,6 +26,8 @@ export class UriError extends Error {}
 export function parseUri(text: string): Uri {
   const colon = text.indexOf(':');
   if (colon <= 0) throw new UriError('Malformed URI');
+  // Not a URI at all (`<sip:x>`, `a b:c`) is a 400; a URI of another scheme is a 416.
+  if (!isScheme(text, 0, colon)) throw new UriError('Malformed URI scheme');
   const scheme = text.slice(0, colon).toLowerCase();
   if (scheme === 'tel') return parseTel(text, colon + 1);
   if (scheme !== 'sip' && scheme !== 'sips') throw new UnsupportedSchemeError(`Unsupported URI scheme ${scheme}`);
@@ -43,7 +45,8 @@ export function parseUri(text: string): Uri {
     } else {
       user = userinfo;
     }
-    if (!user) throw new UriError('Malformed URI user part');
+    if (!user || !isUserText(user, USER_EXTRA)) throw new UriError('Malformed URI user part');
+    if (password !== undefined && !isUserText(password, PASSWORD_EXTRA)) throw new UriError('Malformed URI password');
     hostStart = at + 1;
   }
   let i = hostStart;
@@ -105,6 +108,30 @@ function parseTel(text: string, from: number): TelUri {
   const params = semi >= 0 ? parseParams(text, semi) : {};
   if (!params) throw new UriError('Malformed tel URI parameters');
   return { scheme: 'tel', number, params };
+}
+
+/** user-unreserved and password's extra characters (§25), beyond unreserved and escaped. */
+const USER_EXTRA = '&=+$,;?/';
+const PASSWORD_EXTRA = '&=+$,';
+const MARK = "-_.!~*'()";
+
+/** `*( unreserved / escaped / extra )` (§25), as in the user and password of a SIP URI. */
+function isUserText(s: string, extra: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)) continue;
+    if (c === 37 /* % */) {
+      if (!isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) return false;
+      i += 2;
+      continue;
+    }
+    if (c >= 128 || (MARK.indexOf(s[i]!) < 0 && extra.indexOf(s[i]!) < 0)) return false;
+  }
+  return true;
+}
+
+function isHex(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 }
 
 function isHostChar(c: number): boolean {
