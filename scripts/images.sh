@@ -70,12 +70,18 @@ debian_mirror() {
 }
 
 build_base() {
-  local mirror ctr mnt
+  local mirror ctr mnt attempt
   mirror=$(debian_mirror)
-  ctr=$(bah from scratch)
-  mnt=$(bah mount "$ctr")
-  echo >&2 "+ debootstrap --variant=minbase bookworm <rootfs> <this machine's Debian mirror>"
-  debootstrap --variant=minbase bookworm "$mnt" "$mirror" > "$STORE/debootstrap.log" 2>&1 || { tail -20 "$STORE/debootstrap.log"; die "debootstrap failed"; }
+  # A second try: one dropped download from the mirror must not fail CI.
+  for attempt in 1 2; do
+    ctr=$(bah from scratch)
+    mnt=$(bah mount "$ctr")
+    echo >&2 "+ debootstrap --variant=minbase bookworm <rootfs> <this machine's Debian mirror>"
+    debootstrap --variant=minbase bookworm "$mnt" "$mirror" > "$STORE/debootstrap.log" 2>&1 && break
+    tail -20 "$STORE/debootstrap.log"
+    bah rm "$ctr" > /dev/null
+    [ "$attempt" = 1 ] || die "debootstrap failed"
+  done
   # Like the public slim images: no documentation, manual pages or translations.
   printf 'path-exclude %s\n' '/usr/share/doc/*' '/usr/share/man/*' '/usr/share/info/*' '/usr/share/locale/*' > "$mnt/etc/dpkg/dpkg.cfg.d/excludes"
   echo 'path-include /usr/share/doc/*/copyright' >> "$mnt/etc/dpkg/dpkg.cfg.d/excludes"
@@ -85,6 +91,8 @@ build_base() {
   if [ -f /etc/apt/sources.list.d/debian.sources ]; then
     cp /etc/apt/sources.list.d/debian.sources "$mnt/etc/apt/sources.list.d/"
     rm -f "$mnt/etc/apt/sources.list"
+  elif [ -f /etc/apt/sources.list ]; then
+    cp /etc/apt/sources.list "$mnt/etc/apt/sources.list"
   fi
   rm -rf "$mnt"/var/cache/apt/archives/*.deb "$mnt"/var/lib/apt/lists/*
   bah umount "$ctr" >/dev/null
@@ -132,6 +140,7 @@ build() {
   timed "huddle image" bud huddle "$STORE/context/huddle" -t "$HUDDLE_IMAGE"
   say "built"
   bah images --format '{{.Name}}:{{.Tag}}  {{.Size}}' | grep -v '<none>'
+  bah inspect --type image --format '{{.OCIv1.Config.Labels}}' "$HUDDLE_IMAGE" | sed 's/^/   huddle labels: /'
   printf '   %s\n' "${TIMES[@]}"
 }
 
