@@ -140,7 +140,7 @@ build() {
   timed "huddle image" bud huddle "$STORE/context/huddle" -t "$HUDDLE_IMAGE"
   say "built"
   bah images --format '{{.Name}}:{{.Tag}}  {{.Size}}' | grep -v '<none>'
-  bah inspect --type image --format '{{.OCIv1.Config.Labels}}' "$HUDDLE_IMAGE" | sed 's/^/   huddle labels: /'
+  echo "   huddle labels: $(bah inspect --type image --format '{{.OCIv1.Config.Labels}}' "$HUDDLE_IMAGE")"
   printf '   %s\n' "${TIMES[@]}"
 }
 

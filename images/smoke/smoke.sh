@@ -51,7 +51,9 @@ fail() {
   exit 1
 }
 
-# until_ok SECONDS WHAT CMD...: runs CMD every 0.25 s until it succeeds, for at most SECONDS.
+# until_ok SECONDS WHAT CMD...: runs CMD every 0.25 s until it succeeds, for at most SECONDS (each
+# CMD bounds its own time: fetch and rtpengine-ctl run with a timeout). The bounds leave room for a
+# machine busy with other work; on an idle one each start takes a few seconds.
 until_ok() {
   local seconds=$1 what=$2 deadline=$((SECONDS + $1))
   shift 2
@@ -61,7 +63,7 @@ until_ok() {
   done
 }
 
-http_body() { node -e 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))' "$1"; }
+http_body() { node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(5000) }).then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))' "$1"; }
 ready() { [ "$(http_body "http://127.0.0.1:$1/readyz")" = ready ]; }
 tcp_open() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
 
@@ -116,7 +118,7 @@ smoke() {
   local rtp_entry app_entry
   read -r -a rtp_entry <<< "$(entrypoint "$RTPENGINE_IMAGE")"
   read -r -a app_entry <<< "$(entrypoint "$HUDDLE_IMAGE")"
-  local ctl=(bah run --isolation chroot "$rtp" -- rtpengine-ctl -ip 127.0.0.1 -port "$cli")
+  local ctl=(timeout 20 "${BAH[@]}" run --isolation chroot "$rtp" -- rtpengine-ctl -ip 127.0.0.1 -port "$cli")
   non_root "$rtp" "$RTPENGINE_IMAGE"
   non_root "$app" "$HUDDLE_IMAGE"
 
@@ -125,7 +127,7 @@ smoke() {
     --interface=127.0.0.1 "--listen-ng=127.0.0.1:$ng" "--listen-cli=127.0.0.1:$cli" \
     "--port-min=$rtp_min" "--port-max=$rtp_max" --log-stderr --log-level=6 --delete-delay=0 --num-threads=1
   # The media pod's readiness probe.
-  until_ok 60 "rtpengine answering rtpengine-ctl" "${ctl[@]}" list numsessions
+  until_ok 90 "rtpengine answering rtpengine-ctl" "${ctl[@]}" list numsessions
 
   # Pod environment (operator/desired.ts). media-controller also publishes the site to the config
   # bucket (HUDDLE_CONFIG), as the operator would; the others read it from there.
@@ -134,13 +136,13 @@ smoke() {
     -e "HUDDLE_RTPENGINE=127.0.0.1:$ng" -e "HUDDLE_METRICS_LISTEN=127.0.0.1:$m_media" \
     -e HUDDLE_CONFIG=/etc/huddle/smoke/site.yaml -v "$SMOKE_DIR/conf:/etc/huddle/smoke:ro" \
     "$app" -- "${app_entry[@]}" dist/bin/media-controller.js
-  until_ok 90 "media-controller ready" ready "$m_media"
+  until_ok 150 "media-controller ready" ready "$m_media"
   bg signaling "${BAH[@]}" run --isolation chroot "${env[@]}" -e POD_NAME=signaling-0 -e "HUDDLE_METRICS_LISTEN=127.0.0.1:$m_sig" \
     "$app" -- "${app_entry[@]}" dist/bin/signaling.js
   bg gateway "${BAH[@]}" run --isolation chroot "${env[@]}" -e POD_NAME=gateway-0 -e "HUDDLE_METRICS_LISTEN=127.0.0.1:$m_gw" \
     "$app" -- "${app_entry[@]}" dist/bin/tlib-gateway.js
-  until_ok 90 "signaling ready" ready "$m_sig"
-  until_ok 90 "gateway ready" ready "$m_gw"
+  until_ok 150 "signaling ready" ready "$m_sig"
+  until_ok 150 "gateway ready" ready "$m_gw"
   say "smoke: rtpengine, media-controller, signaling and gateway ready after $((SECONDS - start)) s"
 
   bg tlib "${BAH[@]}" run --isolation chroot "$app" -- "${app_entry[@]}" dist/tlib-api/cli/main.js watch 7004 --json \
