@@ -265,11 +265,6 @@ export const SipClusterSpec = withRules(SipClusterFields, [
     message: 'security.requireSecretRefs: give agent tokens in gateway.tokensSecret, not inline in gateway.tokens',
     fieldPath: '.gateway.tokens',
   },
-  {
-    rule: "!self.sip.listen.exists(l, l.transport == 'tls') || has(self.sip.tls)",
-    message: 'sip.tls: a tls listen address needs a certificate (sip.tls.secret, or sip.tls.certFile and keyFile)',
-    fieldPath: '.sip.tls',
-  },
 ]);
 export type SipClusterSpec = Static<typeof SipClusterSpec>;
 
