@@ -20,6 +20,7 @@ import type { OwnerReference } from 'kubernetes-types/meta/v1.js';
 import type { NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer } from 'kubernetes-types/networking/v1.js';
 import type { PodDisruptionBudget } from 'kubernetes-types/policy/v1.js';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import { GATEWAY_TLS_DIR, SIP_TLS_DIR, sipListenAddresses } from '../common/config/schema.js';
 import { parseHostPort } from '../common/process/http.js';
 import { API_GROUP, API_GROUP_VERSION, type SipClusterResource } from './resources.js';
 
@@ -188,8 +189,26 @@ function podTemplate(cluster: SipClusterResource, component: Component, configHa
   };
 }
 
+/** SIP ports of the pod and the Service: udp/tcp on spec.sip.service.port, TLS on its own (5061 by default). */
 function sipPorts(cluster: SipClusterResource) {
-  return cluster.spec.sip.listen.map((l) => ({ name: `sip-${l.transport}`, port: l.port, protocol: l.transport === 'udp' ? ('UDP' as const) : ('TCP' as const) }));
+  return sipListenAddresses(cluster.spec.sip).map((l) => ({
+    name: `sip-${l.transport}`,
+    port: l.port,
+    servicePort: l.transport === 'tls' ? l.port : cluster.spec.sip.service.port,
+    protocol: l.transport === 'udp' ? ('UDP' as const) : ('TCP' as const),
+  }));
+}
+
+/**
+ * A TLS Secret (tls.crt, tls.key; cert-manager writes one per Certificate) mounted whole at `dir`:
+ * no subPath, so the kubelet swaps in a renewed certificate and the process re-reads it.
+ */
+function tlsVolume(name: string, secretName: string | undefined, dir: string): { volumes: Volume[]; mounts: VolumeMount[] } {
+  if (!secretName) return { volumes: [], mounts: [] };
+  return {
+    volumes: [{ name, secret: { secretName, items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] } }],
+    mounts: [{ name, mountPath: dir, readOnly: true }],
+  };
 }
 
 /** Volume name of a mounted password Secret: stable and a valid DNS label whatever the Secret is called. */
@@ -213,8 +232,9 @@ function passwordVolumes(secrets: readonly string[]): { volumes: Volume[]; mount
 function signaling(cluster: SipClusterResource, hash: string, passwordSecrets: readonly string[]): Deployment {
   const common = volumesFor(cluster);
   const passwords = passwordVolumes(passwordSecrets);
-  const volumes = [...common.volumes, ...passwords.volumes];
-  const mounts = [...common.mounts, ...passwords.mounts];
+  const certificate = tlsVolume('sip-tls', cluster.spec.sip.tls?.secret, SIP_TLS_DIR);
+  const volumes = [...common.volumes, ...passwords.volumes, ...certificate.volumes];
+  const mounts = [...common.mounts, ...passwords.mounts, ...certificate.mounts];
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -334,6 +354,9 @@ function gateway(cluster: SipClusterResource, hash: string): Deployment {
     mounts.push({ name: 'agent-tokens', mountPath: GATEWAY_TOKENS_DIR, readOnly: true });
     env.push({ name: 'HUDDLE_GATEWAY_TOKENS_FILE', value: `${GATEWAY_TOKENS_DIR}/tokens.yaml` });
   }
+  const certificate = tlsVolume('gateway-tls', cluster.spec.gateway.tls?.secret, GATEWAY_TLS_DIR);
+  volumes.push(...certificate.volumes);
+  mounts.push(...certificate.mounts);
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -365,7 +388,7 @@ function services(cluster: SipClusterResource): Service[] {
     spec: {
       type: cluster.spec.sip.service.type,
       selector: selectorFor(cluster, 'signaling'),
-      ports: sipPorts(cluster).map((p): ServicePort => ({ name: p.name, protocol: p.protocol, port: cluster.spec.sip.service.port, targetPort: p.name })),
+      ports: sipPorts(cluster).map((p): ServicePort => ({ name: p.name, protocol: p.protocol, port: p.servicePort, targetPort: p.name })),
     },
   };
   const tlib: Service = {

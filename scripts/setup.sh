@@ -14,6 +14,7 @@ REQUIRED=(
   "sipp:sip-tester"
   "sox:sox"
   "baresip:baresip"
+  "openssl:openssl"
   "chromium:chromium"
   "kamailio:kamailio"
 )

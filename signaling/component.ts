@@ -8,6 +8,7 @@ import path from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { musicFileFor, resolveMusic } from '../common/config/load.js';
+import { SIP_TLS_DIR, sipListenAddresses, tlsFiles, type SipClusterSpec } from '../common/config/schema.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
 import { B2bua } from './b2bua.js';
@@ -19,8 +20,17 @@ import { MediaClient } from './media-client.js';
 import { signalingMetrics } from './metrics.js';
 import { CallModel, type ModelEnv } from './model/index.js';
 import { RegistrarService } from './registrar-service.js';
-import { createSipStack, type DigestSecret } from './sip/index.js';
+import { createSipStack, type DigestSecret, type SipStackOptions } from './sip/index.js';
 import { TlibService } from './tlib-service.js';
+
+/** The certificate of spec.sip.tls and the connection limits of spec.sip.connections, as the stack takes them. */
+function sipTlsOptions(sip: SipClusterSpec['sip']): Pick<SipStackOptions, 'tls' | 'connections'> {
+  const { max, maxPerSource, headTimeoutSeconds } = sip.connections;
+  const connections = { max, maxPerSource, headTimeoutMs: headTimeoutSeconds * 1000 };
+  if (sip.listen.some((l) => l.transport === 'tls') && !sip.tls) throw new Error('spec.sip.tls: a tls listen address needs a certificate (sip.tls.secret, or sip.tls.certFile and keyFile)');
+  if (!sip.tls) return { connections };
+  return { connections, tls: { ...tlsFiles(sip.tls, SIP_TLS_DIR), ...(sip.tls.caFile ? { ca: readFileSync(sip.tls.caFile) } : {}) } };
+}
 
 export const startSignaling: ComponentFactory = async (ctx) => {
   const cluster = ctx.config.cluster;
@@ -31,7 +41,8 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   const model = new CallModel(modelEnv(ctx, directory));
 
   const stack = await createSipStack({
-    listen: spec.sip.listen,
+    listen: sipListenAddresses(spec.sip),
+    ...sipTlsOptions(spec.sip),
     ...(spec.sip.advertisedHost ? { advertisedHost: spec.sip.advertisedHost } : {}),
     recvBufferSize: spec.sip.udpReceiveBufferBytes,
     timers: spec.sip.timers,

@@ -92,7 +92,7 @@ export class RegistrarService {
       req.respond(400, { reason: `Bad Contact: ${(err as Error).message}`.slice(0, 100) });
       return;
     }
-    const source = { transport: req.source.protocol === 'tcp' ? ('tcp' as const) : ('udp' as const), host: req.source.host, port: req.source.port };
+    const source = { transport: req.source.protocol === 'tcp' || req.source.protocol === 'tls' ? req.source.protocol : ('udp' as const), host: req.source.host, port: req.source.port };
     const now = Date.now();
     const result =
       contacts !== '*' && contacts.length === 0

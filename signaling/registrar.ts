@@ -8,7 +8,7 @@ export interface Binding {
   /** The Contact URI, as the phone sent it. */
   contact: string;
   /** Where the REGISTER really came from (RFC 3581), used to reach phones behind NAT. */
-  source: { transport: 'udp' | 'tcp'; host: string; port: number };
+  source: { transport: 'udp' | 'tcp' | 'tls'; host: string; port: number };
   callId: string;
   cseq: number;
   /** Epoch ms. */

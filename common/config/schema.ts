@@ -27,7 +27,7 @@ const HostPort = Type.String({
   description: 'host:port',
 });
 
-export const SipTransports = ['udp', 'tcp'] as const;
+export const SipTransports = ['udp', 'tcp', 'tls'] as const;
 export type SipTransport = (typeof SipTransports)[number];
 
 export const SipListen = Type.Object(
@@ -83,6 +83,61 @@ const Cidr = Type.String({ pattern: '^[0-9A-Fa-f:.]+/[0-9]{1,3}$', description: 
 const AllowedSources = (what: string) =>
   Type.Optional(Type.Array(Cidr, { description: `CIDRs ${what} may come from (besides the site's own pods); unset: anywhere` }));
 
+// ---- TLS and connection limits (issue 15 point 3 and 5) ----------------------------------------
+
+/** Where the operator mounts the TLS Secrets named by spec.sip.tls.secret and spec.gateway.tls.secret. */
+export const SIP_TLS_DIR = '/etc/huddle/sip-tls';
+export const GATEWAY_TLS_DIR = '/etc/huddle/gateway-tls';
+
+const TlsFiles = (what: string, dir: string) => ({
+  secret: Type.Optional(Type.String({ minLength: 1, description: `TLS Secret (tls.crt, tls.key; a cert-manager Certificate's secretName) the operator mounts at ${dir} for ${what}` })),
+  certFile: Type.Optional(Type.String({ minLength: 1, description: `PEM certificate chain file; default ${dir}/tls.crt. Read again when it changes` })),
+  keyFile: Type.Optional(Type.String({ minLength: 1, description: `PEM key file; default ${dir}/tls.key` })),
+});
+
+export const SipTls = Type.Object(
+  {
+    ...TlsFiles('signaling', SIP_TLS_DIR),
+    caFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM CAs trusted for TLS connections signaling opens (trunks), besides the system CAs' })),
+    port: Type.Integer({ minimum: 1, maximum: 65535, default: 5061, description: 'TLS listen port added when sip.listen has no tls entry' }),
+  },
+  { additionalProperties: false, description: 'SIP over TLS: with it, signaling listens for TLS too' },
+);
+export type SipTls = Static<typeof SipTls>;
+
+export const GatewayTls = Type.Object(TlsFiles('the gateway', GATEWAY_TLS_DIR), {
+  additionalProperties: false,
+  description: 'The gateway serves https and wss only (T-Library clients connect with wss://)',
+});
+export type GatewayTls = Static<typeof GatewayTls>;
+
+export const SipConnectionLimits = Type.Object(
+  {
+    max: Type.Integer({ minimum: 1, default: 10000, description: 'Accepted TCP/TLS connections open at once' }),
+    maxPerSource: Type.Integer({ minimum: 1, default: 500, description: 'Accepted TCP/TLS connections open at once from one address' }),
+    headTimeoutSeconds: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 60,
+      default: 5,
+      description: 'A TLS handshake, and each message from its first byte, must complete within this time, else the connection is closed',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/** Certificate and key files: the ones named, else the mounted Secret's. */
+export function tlsFiles(tls: { certFile?: string; keyFile?: string }, dir: string): { certFile: string; keyFile: string } {
+  return { certFile: tls.certFile ?? `${dir}/tls.crt`, keyFile: tls.keyFile ?? `${dir}/tls.key` };
+}
+
+/** spec.sip.listen, plus TLS on spec.sip.tls.port (the first listen host) when a certificate is given and no tls entry is listed. */
+export function sipListenAddresses(sip: { listen: Static<typeof SipListen>[]; tls?: SipTls | undefined }): Static<typeof SipListen>[] {
+  if (!sip.tls || sip.listen.some((l) => l.transport === 'tls')) return sip.listen;
+  return [...sip.listen, { transport: 'tls', host: sip.listen[0]!.host, port: sip.tls.port }];
+}
+
+// ---- end TLS -----------------------------------------------------------------------------------
+
 const SipClusterFields = Type.Object(
   {
     location: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', description: 'Site (location) name reported in LCTParty<n>_location' }),
@@ -97,6 +152,8 @@ const SipClusterFields = Type.Object(
         }),
         advertisedHost: Type.Optional(Type.String({ minLength: 1, description: 'Host put in Via/Contact when it differs from the listen host' })),
         udpReceiveBufferBytes: Type.Integer({ minimum: 65536, default: 4194304 }),
+        tls: Type.Optional(SipTls),
+        connections: SipConnectionLimits,
         timers: SipTimers,
         replicas: Type.Integer({ minimum: 1, maximum: 1, default: 1, description: 'Signaling replicas (one active per site in this version)' }),
         service: Type.Object(
@@ -154,6 +211,7 @@ const SipClusterFields = Type.Object(
         listen: Type.String({ pattern: '^[^\\s:]+:[0-9]{1,5}$', default: '127.0.0.1:7000' }),
         replicas: Type.Integer({ minimum: 1, default: 1 }),
         tokens: Type.Array(AgentToken, { default: [] }),
+        tls: Type.Optional(GatewayTls),
         tokensSecret: Type.Optional(Type.String({ minLength: 1, description: 'Secret whose key "tokens.yaml" lists more agent tokens (a YAML list of {name, token, dns}), read again when it changes' })),
         jwt: Type.Optional(
           Type.Object(

@@ -20,6 +20,7 @@ export async function createSipStack(options: SipStackOptions): Promise<SipStack
 export type * from './types.js';
 export { ALLOWED_METHODS } from './user-agent-core.js';
 export type { Endpoint, Transport, TransportHandler, TransportProtocol } from './transport/transport.js';
+export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './transport/connection-limits.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { FakeClock, systemClock } from './clock.js';
 export { SipMessage, SipRequest, SipResponse, reasonPhrase, type RawHeader } from './message.js';

@@ -1,5 +1,5 @@
 /**
- * The transport layer (RFC 3261 §18): binds the UDP/TCP transports, parses what they receive and
+ * The transport layer (RFC 3261 §18): binds the UDP/TCP/TLS transports, parses what they receive and
  * hands it up, answers what cannot be parsed, stamps where a request really came from, and puts
  * messages on the wire. It also names us (Via, Contact) and picks the next hop of a request.
  */
@@ -12,7 +12,9 @@ import { formatVia, parseNameAddr } from './headers.js';
 import { localResponse, SipRequest, type SipResponse } from './message.js';
 import type { SipMetrics } from './metrics.js';
 import { DEFAULT_LIMITS, parseMessage, type ParseLimits, type ParseResult } from './parser.js';
+import { ConnectionMetrics } from './transport/connection-limits.js';
 import { TcpTransport } from './transport/tcp.js';
+import { TlsTransport } from './transport/tls.js';
 import type { Endpoint, Transport, TransportHandler, TransportProtocol } from './transport/transport.js';
 import { UdpTransport } from './transport/udp.js';
 import type { ListenAddress, SipStackOptions } from './types.js';
@@ -59,17 +61,34 @@ export class TransportLayer implements TransportHandler {
   /** Binds every listen address; from then on messages go to `user`. */
   async listen(user: TransportUser): Promise<void> {
     this.user = user;
+    const connectionMetrics = new ConnectionMetrics(this.metrics.registry);
     for (const l of this.opts.listen) {
-      let t: Transport =
-        l.transport === 'udp'
-          ? new UdpTransport({ host: l.host, port: l.port, ...(this.opts.recvBufferSize ? { recvBufferSize: this.opts.recvBufferSize } : {}) })
-          : new TcpTransport({ host: l.host, port: l.port, limits: this.limits, ...(this.opts.tcpIdleTimeoutMs ? { idleTimeoutMs: this.opts.tcpIdleTimeoutMs } : {}) });
+      let t = this.createTransport(l, connectionMetrics);
       if (this.opts.wrapTransport) t = this.opts.wrapTransport(t);
       t.setHandler(this);
       await t.listen();
       this.transports.push(t);
     }
-    this.bound = this.transports.map((t) => ({ transport: t.protocol as 'udp' | 'tcp', host: t.host, port: t.port }));
+    this.bound = this.transports.map((t) => ({ transport: t.protocol as ListenAddress['transport'], host: t.host, port: t.port }));
+  }
+
+  private createTransport(l: ListenAddress, metrics: ConnectionMetrics): Transport {
+    if (l.transport === 'udp') return new UdpTransport({ host: l.host, port: l.port, ...(this.opts.recvBufferSize ? { recvBufferSize: this.opts.recvBufferSize } : {}) });
+    const stream = {
+      host: l.host,
+      port: l.port,
+      limits: this.limits,
+      metrics,
+      connectionLimits: { ...this.opts.connections, ...(this.opts.tcpIdleTimeoutMs ? { idleTimeoutMs: this.opts.tcpIdleTimeoutMs } : {}) },
+    };
+    if (l.transport === 'tcp') return new TcpTransport(stream);
+    const tls = this.opts.tls;
+    if (!tls) throw new Error(`listen ${l.host}:${l.port} is tls but no certificate is configured (tls.certFile, tls.keyFile)`);
+    return new TlsTransport({
+      ...stream,
+      ...tls,
+      onCertificateError: (err) => this.log?.error({ err: err.message }, 'rotated TLS certificate not loaded; the previous one stays in use'),
+    });
   }
 
   get addresses(): readonly ListenAddress[] {
@@ -124,7 +143,8 @@ export class TransportLayer implements TransportHandler {
     const hop = routing.routeSet.length > 0 ? parseNameAddr(routing.routeSet[0]!).uri : routing.uri;
     const uri = parseUri(hop);
     if (uri.scheme === 'tel') throw new Error('a tel: URI needs an explicit destination');
-    const protocol = (uri.params.transport?.toLowerCase() ?? routing.transport?.protocol ?? 'udp') as TransportProtocol;
+    // RFC 3261 §26.2.2: a sips: URI is reached over TLS (RFC 5630: hop by hop, as every proxy does).
+    const protocol = (uri.params.transport?.toLowerCase() ?? (uri.scheme === 'sips' ? 'tls' : undefined) ?? routing.transport?.protocol ?? 'udp') as TransportProtocol;
     const transport = this.transportFor(protocol);
     const host = socketHost(uri.host);
     // dns.lookup follows /etc/hosts and the system resolver; SRV/NAPTR (RFC 3263) is not done.

@@ -5,10 +5,11 @@ import type { Clock } from './clock.js';
 import type { Credentials } from './digest.js';
 import type { SipRequest, SipResponse } from './message.js';
 import type { ParseLimits } from './parser.js';
+import type { ConnectionLimits } from './transport/connection-limits.js';
 import type { Endpoint, Transport, TransportProtocol } from './transport/transport.js';
 
 export interface ListenAddress {
-  transport: 'udp' | 'tcp';
+  transport: 'udp' | 'tcp' | 'tls';
   host: string;
   /** 0 picks a free port; read the bound one from SipStack.addresses. */
   port: number;
@@ -29,9 +30,24 @@ export interface SipStackOptions {
   /** User-Agent / Server header value; none when absent. */
   userAgent?: string;
   limits?: Partial<ParseLimits>;
+  /** Idle timeout of TCP/TLS connections, counted from the last complete message (default 10 min). */
   tcpIdleTimeoutMs?: number;
+  /** Caps and deadlines of accepted TCP/TLS connections (defaults in DEFAULT_CONNECTION_LIMITS). */
+  connections?: Partial<Omit<ConnectionLimits, 'idleTimeoutMs'>>;
+  /** Our certificate for `tls` listen addresses, and the CAs we trust when we open TLS connections. */
+  tls?: TlsOptions;
   /** Wraps each transport after creation (tests use it to drop packets). */
   wrapTransport?: (t: Transport) => Transport;
+}
+
+export interface TlsOptions {
+  /** PEM certificate (chain) and key files, e.g. a Kubernetes TLS Secret's tls.crt and tls.key. */
+  certFile: string;
+  keyFile: string;
+  /** How often the files are checked for a rotation (default 10 s). */
+  reloadMs?: number;
+  /** PEM CAs trusted for connections we open, besides the system's. */
+  ca?: string | Buffer;
 }
 
 /** Extra headers: a record (array value = several header lines) or ordered pairs. */

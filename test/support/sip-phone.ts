@@ -17,13 +17,16 @@ import {
   type SipRequest,
   type SipResponse,
   type SipStack,
+  type TlsOptions,
 } from '../../signaling/sip/index.js';
 
 export interface SipPhoneOptions {
   /** User part of the phone's Contact and default From. */
   user: string;
   /** Preferred transport (Contact, outgoing requests); default udp. */
-  transport?: 'udp' | 'tcp';
+  transport?: 'udp' | 'tcp' | 'tls';
+  /** For tls: the phone's certificate and the CA it trusts (the test CA). */
+  tls?: TlsOptions;
   host?: string;
   /** Port of the preferred transport; 0 (default) picks a free one. The other transport always gets a free port. */
   port?: number;
@@ -79,6 +82,7 @@ export class SipPhone {
         { transport, host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 },
         { transport: transport === 'udp' ? 'tcp' : 'udp', host: opts.host ?? '127.0.0.1', port: 0 },
       ],
+      ...(opts.tls ? { tls: opts.tls } : {}),
       userAgent: `huddle-test-phone/${opts.user}`,
       ...(opts.registry ? { registry: opts.registry } : {}),
       ...(opts.timers ? { timers: opts.timers } : {}),
@@ -86,7 +90,7 @@ export class SipPhone {
     return new SipPhone(stack, opts);
   }
 
-  get transport(): 'udp' | 'tcp' {
+  get transport(): 'udp' | 'tcp' | 'tls' {
     return this.opts.transport ?? 'udp';
   }
 
@@ -104,7 +108,7 @@ export class SipPhone {
   }
 
   private withTransport(uri: string): string {
-    return this.transport === 'tcp' && !/;transport=/i.test(uri) ? uri + ';transport=tcp' : uri;
+    return this.transport !== 'udp' && !/;transport=/i.test(uri) ? uri + ';transport=' + this.transport : uri;
   }
 
   /** REGISTER `aor` at `registrar` with `contact` (default the phone's own); answers a digest challenge with the password. */

@@ -3,6 +3,7 @@
  * for, sends one request and prints the answering event (`watch` keeps printing until stopped).
  * Exit status: 0 answered, 1 EventError, 2 usage, 3 gateway unreachable or token refused.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { TlibClient, TlibConnectError, TlibError, type KeyValue } from '../client/index.js';
 import type { TEvent } from '../../common/tlib/messages.js';
@@ -24,7 +25,8 @@ const USAGE = `usage: tlib <command> [options]
   watch <dn> [<dn> ...]                       print events as they come (Ctrl-C stops)
 
 options:
-  --url <ws-url>     gateway (env TLIB_URL, default ws://127.0.0.1:7000/tlib)
+  --url <ws-url>     gateway, wss:// where it has a certificate (env TLIB_URL, default ws://127.0.0.1:7000/tlib)
+  --ca <file>        PEM CA to trust for wss:// besides the system's (env TLIB_CA)
   --token <token>    bearer token (env TLIB_TOKEN)
   --json             print events as JSON, one per line
   --timeout <ms>     how long to wait for an answer (default 10000)
@@ -113,6 +115,7 @@ async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         url: { type: 'string' },
+        ca: { type: 'string' },
         token: { type: 'string' },
         json: { type: 'boolean', default: false },
         timeout: { type: 'string' },
@@ -149,8 +152,10 @@ async function main(argv: string[]): Promise<number> {
   const print = (event: TEvent) => process.stdout.write(`${formatEvent(event, json)}\n`);
   const watching = positionals[0] === 'watch';
   let client: TlibClient;
+  const caFile = values.ca ?? process.env.TLIB_CA;
   try {
     client = await TlibClient.connect({
+      ...(caFile ? { ca: readFileSync(caFile) } : {}),
       url: values.url ?? process.env.TLIB_URL ?? 'ws://127.0.0.1:7000/tlib',
       token: values.token ?? process.env.TLIB_TOKEN,
       requestTimeoutMs: timeout,

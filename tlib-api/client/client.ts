@@ -14,8 +14,10 @@ import type { TEvent } from '../../common/tlib/messages.js';
 export type KeyValue = Record<string, string | number | boolean>;
 
 export interface TlibClientOptions {
-  /** ws://host:port/tlib */
+  /** wss://host:port/tlib (ws:// where the gateway has no certificate, e.g. npm start on loopback) */
   url: string;
+  /** PEM CAs trusted for wss://, besides the system's (a private CA, tests). */
+  ca?: string | Buffer;
   /** Bearer token (a configured agent token or a JWT). */
   token?: string;
   /** How long to wait for the answer to a request (the gateway answers EventError 57 after 5 s). */
@@ -109,7 +111,7 @@ export class TlibClient extends EventEmitter<TlibClientEvents> {
   private readonly wanted = new Set<string>();
   private closedByUser = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private readonly options: Required<TlibClientOptions>;
+  private readonly options: Required<Omit<TlibClientOptions, 'ca'>> & Pick<TlibClientOptions, 'ca'>;
 
   constructor(options: TlibClientOptions) {
     super();
@@ -274,7 +276,7 @@ export class TlibClient extends EventEmitter<TlibClientEvents> {
 
   private dial(): Promise<WebSocket> {
     const headers: Record<string, string> = this.options.token ? { authorization: `Bearer ${this.options.token}` } : {};
-    const ws = new WebSocket(this.options.url, { headers, handshakeTimeout: this.options.connectTimeoutMs });
+    const ws = new WebSocket(this.options.url, { headers, handshakeTimeout: this.options.connectTimeoutMs, ...(this.options.ca ? { ca: this.options.ca } : {}) });
     return new Promise<WebSocket>((resolve, reject) => {
       const fail = (err: Error) => {
         ws.removeAllListeners();

@@ -6,11 +6,13 @@
  *   signaling --NATS tlib.evt.<dn>--> every gateway with a client on <dn> --ws--> those clients
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { checker } from '../../common/config/check.js';
+import { GATEWAY_TLS_DIR, tlsFiles } from '../../common/config/schema.js';
 import { decodeChecked, encodeJson } from '../../common/nats/codec.js';
 import { RpcBadReply, RpcNoResponders, RpcRequestFailed, RpcTimeout, call, notify } from '../../common/nats/rpc.js';
 import { Subjects } from '../../common/nats/subjects.js';
@@ -19,6 +21,7 @@ import type { ComponentContext } from '../../common/process/component.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { parseHostPort } from '../../common/process/http.js';
 import { ErrorCodes, errorEvent } from '../../common/tlib/errors.js';
+import { CertificateFiles } from '../../common/tls/certificate-files.js';
 import type { TEvent, TRequest } from '../../common/tlib/messages.js';
 import { pageHandler, staticDir } from '../page/serve.js';
 import { TokenFile } from './token-file.js';
@@ -45,10 +48,12 @@ export interface GatewayOptions {
   aliveIntervalMs?: number;
   /** A YAML file of agent tokens (the Secret of spec.gateway.tokensSecret), besides spec.gateway.tokens. */
   tokenFile?: string;
+  /** Serve https and wss only, with this certificate (re-read when the files change); default spec.gateway.tls. */
+  tls?: { certFile: string; keyFile: string; reloadMs?: number };
 }
 
 export interface Gateway extends Component {
-  /** http://host:port (the agent page); the WebSocket endpoint is `${url}/tlib` with ws:. */
+  /** http(s)://host:port (the agent page); the WebSocket endpoint is `${url}/tlib` with ws: (wss: with TLS). */
   readonly url: string;
   readonly wsUrl: string;
   readonly endpoints: string[];
@@ -68,7 +73,8 @@ interface Outcome {
 }
 
 export async function createGateway(ctx: ComponentContext, options: GatewayOptions = {}): Promise<Gateway> {
-  const gateway = new GatewayImpl(ctx, options);
+  const tls = ctx.config.cluster.spec.gateway.tls;
+  const gateway = new GatewayImpl(ctx, { ...(tls ? { tls: tlsFiles(tls, GATEWAY_TLS_DIR) } : {}), ...options });
   await gateway.listen(options.listen ?? ctx.config.cluster.spec.gateway.listen);
   return gateway;
 }
@@ -84,7 +90,9 @@ class GatewayImpl implements Gateway {
   private readonly dns = new Map<string, DnEntry>();
   private readonly metrics: GatewayMetrics;
   private readonly wss: WebSocketServer;
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
+  /** Set when the gateway serves TLS only. */
+  private readonly certificate: CertificateFiles | undefined;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly alive: NodeJS.Timeout;
   private hostPort = '';
@@ -104,7 +112,22 @@ class GatewayImpl implements Gateway {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
     const pageDir = staticDir();
     if (!pageDir) ctx.log.warn('agent page files not found (set HUDDLE_PAGE_DIR); / answers 404');
-    this.server = http.createServer(pageHandler(pageDir));
+    const handler = pageHandler(pageDir);
+    if (options.tls) {
+      const certificate = new CertificateFiles({
+        ...options.tls,
+        ...(options.tls.reloadMs ? { pollMs: options.tls.reloadMs } : {}),
+        onError: (err) => ctx.log.error({ err: err.message }, 'rotated TLS certificate not loaded; the previous one stays in use'),
+      });
+      // A stranger's half-open handshake must not hold a socket for Node's default 120 s.
+      const server = https.createServer({ ...certificate.pem, handshakeTimeout: 10_000 }, handler);
+      // Connections accepted from now on get the new certificate; open ones keep their session.
+      certificate.onChange((files) => server.setSecureContext(files.pem));
+      this.certificate = certificate;
+      this.server = server;
+    } else {
+      this.server = http.createServer(handler);
+    }
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
 
     this.heartbeat = setInterval(() => this.beat(), options.heartbeatMs ?? 15_000);
@@ -115,15 +138,15 @@ class GatewayImpl implements Gateway {
   }
 
   get url(): string {
-    return `http://${this.hostPort}`;
+    return `${this.certificate ? 'https' : 'http'}://${this.hostPort}`;
   }
 
   get wsUrl(): string {
-    return `ws://${this.hostPort}/tlib`;
+    return `${this.certificate ? 'wss' : 'ws'}://${this.hostPort}/tlib`;
   }
 
   get endpoints(): string[] {
-    return [`T-Library  ws://${this.hostPort}/tlib`, `Agent page http://${this.hostPort}/`];
+    return [`T-Library  ${this.wsUrl}`, `Agent page ${this.url}/`];
   }
 
   clientCount(): number {
@@ -157,6 +180,7 @@ class GatewayImpl implements Gateway {
     this.dns.clear();
     this.announce(true);
     this.wss.close();
+    this.certificate?.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();

@@ -1,0 +1,74 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { TransportProtocol } from './transport.js';
+
+/** Caps and deadlines of accepted TCP/TLS connections (issue 15: a stranger must not hold them all). */
+export interface ConnectionLimits {
+  /** Accepted connections open at once, all sources together (default 10,000). */
+  max: number;
+  /** Accepted connections open at once from one address (default 500: a NATed office shares one). */
+  maxPerSource: number;
+  /**
+   * A message must arrive whole within this time of its first byte, and a new connection must
+   * complete its TLS handshake and first message within it (default 5 s). Bytes trickling in do not
+   * extend it, unlike an idle timer.
+   */
+  headTimeoutMs: number;
+  /** A connection is closed after this long without a complete message either way (default 10 min). */
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { max: 10_000, maxPerSource: 500, headTimeoutMs: 5_000, idleTimeoutMs: 600_000 };
+
+export type RefusalReason = 'max' | 'max-per-source';
+export type TimeoutPhase = 'handshake' | 'head' | 'idle';
+
+/** What a stream transport reports; counts are folded in at scrape time. */
+export interface ConnectionGauge {
+  readonly protocol: TransportProtocol;
+  readonly connectionCount: number;
+}
+
+/** huddle_sip_connections and the counters of connections refused or closed by a deadline. */
+export class ConnectionMetrics {
+  private readonly transports: ConnectionGauge[] = [];
+  private readonly refusedCounter: Counter<'transport' | 'reason'>;
+  private readonly timedOutCounter: Counter<'transport' | 'phase'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    const transports = this.transports;
+    new Gauge({
+      name: 'huddle_sip_connections',
+      help: 'Open SIP connections (TCP, TLS) by transport',
+      labelNames: ['transport'],
+      registers,
+      collect() {
+        for (const t of transports) this.set({ transport: t.protocol }, t.connectionCount);
+      },
+    });
+    this.refusedCounter = new Counter({
+      name: 'huddle_sip_connections_refused_total',
+      help: 'Accepted SIP connections closed at once because a cap was reached (max, max-per-source)',
+      labelNames: ['transport', 'reason'],
+      registers,
+    });
+    this.timedOutCounter = new Counter({
+      name: 'huddle_sip_connections_timed_out_total',
+      help: 'SIP connections closed by a deadline: TLS handshake, message head, idle',
+      labelNames: ['transport', 'phase'],
+      registers,
+    });
+  }
+
+  track(transport: ConnectionGauge): void {
+    this.transports.push(transport);
+  }
+
+  refused(transport: TransportProtocol, reason: RefusalReason): void {
+    this.refusedCounter.inc({ transport, reason });
+  }
+
+  timedOut(transport: TransportProtocol, phase: TimeoutPhase): void {
+    this.timedOutCounter.inc({ transport, phase });
+  }
+}
