@@ -106,6 +106,21 @@ const SipClusterFields = Type.Object(
           },
           { additionalProperties: false, default: {} },
         ),
+        rateLimit: Type.Object(
+          {
+            enabled: Type.Boolean({ default: true, description: 'Limit the SIP request rate of each source address (after Kamailio pike)' }),
+            requestsPerWindow: Type.Integer({ minimum: 1, default: 200, description: 'Requests one source address may send per window before it is blocked' }),
+            windowMs: Type.Integer({ minimum: 100, maximum: 60000, default: 2000, description: 'Sampling window of the rate' }),
+            banMs: Type.Integer({ minimum: 1000, maximum: 86400000, default: 60000, description: 'How long a source over the rate stays blocked' }),
+            action: StringEnum(['drop', 'reject'] as const, {
+              default: 'drop',
+              description: 'What a blocked source gets: nothing (drop), or 503 with Retry-After (reject; it can reflect traffic to a spoofed UDP source)',
+            }),
+            exemptSources: Type.Array(Cidr, { default: [], description: 'Source CIDRs never limited: trunks, SBCs and proxies in front of the site' }),
+            tableSize: Type.Integer({ minimum: 64, maximum: 1048576, default: 16384, description: 'Source addresses tracked at once (fixed memory; the oldest are evicted)' }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -5,6 +5,7 @@ import type { Clock } from './clock.js';
 import type { Credentials } from './digest.js';
 import type { SipRequest, SipResponse } from './message.js';
 import type { ParseLimits } from './parser.js';
+import type { RateLimitOptions } from './rate-limit.js';
 import type { Endpoint, Transport, TransportProtocol } from './transport/transport.js';
 
 export interface ListenAddress {
@@ -30,6 +31,8 @@ export interface SipStackOptions {
   userAgent?: string;
   limits?: Partial<ParseLimits>;
   tcpIdleTimeoutMs?: number;
+  /** Per-source request rate limit (pike); none when absent. */
+  rateLimit?: RateLimitOptions;
   /** Wraps each transport after creation (tests use it to drop packets). */
   wrapTransport?: (t: Transport) => Transport;
 }
