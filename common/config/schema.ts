@@ -68,6 +68,7 @@ export const AgentToken = Type.Object(
     name: Type.String({ minLength: 1, description: 'Who holds the token (for logs)' }),
     token: Type.String({ minLength: 8 }),
     dns: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'DNs the holder may register; "*" for all' }),
+    supervisor: Type.Optional(Type.Boolean({ description: 'The holder may query any call of the site (QueryCall), not only calls its DNs are in' })),
   },
   { additionalProperties: false },
 );
@@ -179,6 +180,15 @@ const SipClusterFields = Type.Object(
             },
             { additionalProperties: false },
           ),
+        ),
+        clientLimits: Type.Object(
+          {
+            maxInFlight: Type.Integer({ minimum: 1, maximum: 10000, default: 16, description: 'Requests of one client being answered at once; more get EventError 1429, never queued' }),
+            requestsPerSecond: Type.Integer({ minimum: 1, maximum: 100000, default: 50, description: 'Sustained request rate of one client (token bucket); more get EventError 1429' }),
+            burst: Type.Integer({ minimum: 1, maximum: 100000, default: 100, description: 'Requests one client may send at once above its rate (the bucket size)' }),
+            maxFrameBytes: Type.Integer({ minimum: 1024, maximum: 16777216, default: 65536, description: 'Largest WebSocket frame accepted from a client; a larger one closes the connection (1009)' }),
+          },
+          { additionalProperties: false, default: {} },
         ),
       },
       { additionalProperties: false, default: {} },
