@@ -1,4 +1,6 @@
+import dgram from 'node:dgram';
 import { describe, expect, it } from 'vitest';
+import { createSipStack } from './index.js';
 import { DEFAULT_RATE_LIMIT, SourceRateLimiter, type RateLimitOptions } from './rate-limit.js';
 
 const limits = (o: Partial<RateLimitOptions> = {}): RateLimitOptions => ({ ...DEFAULT_RATE_LIMIT, requestsPerWindow: 10, windowMs: 1000, banMs: 5000, ...o });
@@ -64,5 +66,58 @@ describe('SourceRateLimiter (pike)', () => {
     for (const s of ['a', 'b', 'c']) limiter.admit(s, true, 0);
     for (const s of ['d', 'e', 'f']) limiter.admit(s, true, 1500);
     expect(limiter.admit('flooder', true, 1600).blocked).toBe(true);
+  });
+});
+
+describe('the limiter in front of the stack (UDP on loopback)', () => {
+  /** OPTIONS number `i` from `socket` to `port`; resolves with the answer's first lines, or 'nothing' after 300 ms. */
+  function options(socket: dgram.Socket, port: number, i: number): Promise<string> {
+    const { port: local } = socket.address();
+    const request = [
+      `OPTIONS sip:huddle@127.0.0.1:${port} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.4:${local};branch=z9hG4bK-pike-${i}`,
+      `From: <sip:probe@127.0.0.4>;tag=p${i}`,
+      'To: <sip:huddle@127.0.0.1>',
+      `Call-ID: pike-${i}@127.0.0.4`,
+      `CSeq: ${i} OPTIONS`,
+      'Max-Forwards: 70',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        socket.off('message', onMessage);
+        resolve('nothing');
+      }, 300);
+      const onMessage = (msg: Buffer) => {
+        clearTimeout(timer);
+        socket.off('message', onMessage);
+        resolve(msg.toString('latin1'));
+      };
+      socket.on('message', onMessage);
+      socket.send(request, port, '127.0.0.1');
+    });
+  }
+
+  it.each(['drop', 'reject'] as const)('action %s: a source over its rate gets nothing, or 503 with Retry-After and a Reason', async (action) => {
+    const stack = await createSipStack({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], rateLimit: limits({ requestsPerWindow: 3, banMs: 30_000, action }) });
+    stack.onRequest((req) => req.respond(200));
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.4', resolve));
+    try {
+      const port = stack.addresses[0]!.port;
+      for (let i = 1; i <= 3; i++) expect(await options(socket, port, i)).toMatch(/^SIP\/2.0 200 /);
+      const over = await options(socket, port, 4);
+      if (action === 'drop') expect(over).toBe('nothing');
+      else {
+        expect(over).toMatch(/^SIP\/2.0 503 Service Unavailable\r\n/);
+        expect(over).toMatch(/\r\nRetry-After: 30\r\n/);
+        expect(over).toMatch(/\r\nReason: SIP;cause=503;text="request rate of this source over the limit"\r\n/);
+      }
+    } finally {
+      socket.close();
+      await stack.close(0);
+    }
   });
 });
