@@ -46,6 +46,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     ...(spec.sip.advertisedHost ? { advertisedHost: spec.sip.advertisedHost } : {}),
     recvBufferSize: spec.sip.udpReceiveBufferBytes,
     timers: spec.sip.timers,
+    ...(spec.sip.rateLimit.enabled ? { rateLimit: spec.sip.rateLimit } : {}),
     registry: ctx.registry,
     logger: ctx.log.child({ layer: 'sip' }),
     userAgent: 'huddle-sip-server',

@@ -3,6 +3,14 @@
  * its own (signaling/sip/metrics.ts). Gauges read the live figures at scrape time.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { RequestNames } from '../common/tlib/enums.js';
+
+const KNOWN_REQUESTS: ReadonlySet<string> = new Set(RequestNames);
+
+/** The request label: a T-Library request name, or `other` for any name that is none (so a forged envelope cannot create series). */
+export function tlibRequestLabel(name: string): string {
+  return KNOWN_REQUESTS.has(name) ? name : 'other';
+}
 
 /** Live figures the gauges read; zero until the component has built what they come from. */
 export interface SignalingView {

@@ -14,7 +14,7 @@ import { TlibGatewayAlive, TlibRpc, type TlibEventMessage, type TlibOrigin, type
 import { injectTrace } from '../common/nats/trace.js';
 import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
 import type { TEvent, TRequest } from '../common/tlib/messages.js';
-import type { SignalingMetrics } from './metrics.js';
+import { tlibRequestLabel, type SignalingMetrics } from './metrics.js';
 
 const isGatewayAlive = checker(TlibGatewayAlive);
 
@@ -99,15 +99,16 @@ export class TlibService {
   }
 
   private async handle(request: TRequest, origin: TlibOrigin, handler: TlibRequestHandler): Promise<TlibReplyMessage> {
-    const end = this.metrics.tlibRequestDuration.startTimer({ request: request.request });
+    const label = tlibRequestLabel(request.request);
+    const end = this.metrics.tlibRequestDuration.startTimer({ request: label });
     try {
       const events = await handler(request, origin);
       const error = events.find((e) => e.event === 'EventError');
-      this.metrics.tlibRequests.inc({ request: request.request, result: error ? String(error.ErrorCode) : 'ok' });
+      this.metrics.tlibRequests.inc({ request: label, result: error ? String(error.ErrorCode) : 'ok' });
       return { events };
     } catch (err) {
       this.log.error({ err: (err as Error).stack, request: request.request }, 'T-Library handler threw');
-      this.metrics.tlibRequests.inc({ request: request.request, result: String(ErrorCodes.UnknownError) });
+      this.metrics.tlibRequests.inc({ request: label, result: String(ErrorCodes.UnknownError) });
       return {
         events: [errorEvent(ErrorCodes.UnknownError, (err as Error).message, { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN })],
       };
@@ -119,7 +120,7 @@ export class TlibService {
   /** A message that is no T-Library request envelope: EventError 53 naming the problem. */
   private refuse(error: RpcBadRequest): TlibReplyMessage {
     const request = (error.body as { request?: { request?: unknown; ReferenceID?: unknown } } | undefined)?.request;
-    const name = typeof request?.request === 'string' ? request.request : 'unknown';
+    const name = typeof request?.request === 'string' ? tlibRequestLabel(request.request) : 'invalid';
     this.metrics.tlibRequests.inc({ request: name, result: String(ErrorCodes.InvalidAttribute) });
     const referenceId = typeof request?.ReferenceID === 'number' ? request.ReferenceID : undefined;
     return { events: [errorEvent(ErrorCodes.InvalidAttribute, error.problem, { ReferenceID: referenceId })] };

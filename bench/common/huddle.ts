@@ -53,7 +53,8 @@ export async function startHuddle(opts: HuddleOptions): Promise<Huddle> {
     metadata: { name: 'bench' },
     spec: {
       location: 'Bench',
-      sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: sipPort }] },
+      // The load generators all send from loopback: exempt from the per-source rate limit, as trunks are.
+      sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: sipPort }], rateLimit: { exemptSources: ['127.0.0.0/8'] } },
       options: { 'sip-enable-call-info': true, 'sip-enable-call-info-extended': true, 'music-listen-disconnect': 'music/on_hold', 'default-music': 'music/on_hold' },
       media: { portMin: media.min, portMax: media.max, rtpengineThreads: 1 },
       gateway: { listen: `127.0.0.1:${gatewayPort}`, tokens: [{ name: 'supervisor', token: SUPERVISOR_TOKEN, dns: ['*'] }] },

@@ -43,6 +43,14 @@ describe('configuration', () => {
     expect(problems[0]).toMatch(/SipDN site-a-7002.*spec\.type: must be one of "Extension", "ACDPosition"/);
   });
 
+  it('names the field of a rate-limit exemption that is no CIDR', () => {
+    const problems = problemsOf(localYaml.replace('  sip:\n', '  sip:\n    rateLimit: { exemptSources: [10.0.0.0/8, 300.1.2.3/8, "2001:db8::/129"] }\n'));
+    expect(problems).toEqual([
+      'SipCluster site-a: spec.sip.rateLimit.exemptSources.1: "300.1.2.3/8" is not an IPv4 or IPv6 CIDR',
+      'SipCluster site-a: spec.sip.rateLimit.exemptSources.2: "2001:db8::/129" is not an IPv4 or IPv6 CIDR',
+    ]);
+  });
+
   it('names the field of an empty music-listen-disconnect', () => {
     const problems = problemsOf(localYaml.replace('music-listen-disconnect: music/on_hold', 'music-listen-disconnect: ""'));
     expect(problems).toEqual(['document 1 (SipCluster site-a): spec.options.music-listen-disconnect: must not be empty']);

@@ -68,6 +68,7 @@ export const AgentToken = Type.Object(
     name: Type.String({ minLength: 1, description: 'Who holds the token (for logs)' }),
     token: Type.String({ minLength: 8 }),
     dns: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'DNs the holder may register; "*" for all' }),
+    supervisor: Type.Optional(Type.Boolean({ description: 'The holder may query any call of the site (QueryCall), not only calls its DNs are in' })),
   },
   { additionalProperties: false },
 );
@@ -163,6 +164,21 @@ const SipClusterFields = Type.Object(
           },
           { additionalProperties: false, default: {} },
         ),
+        rateLimit: Type.Object(
+          {
+            enabled: Type.Boolean({ default: true, description: 'Limit the SIP request rate of each source address (after Kamailio pike)' }),
+            requestsPerWindow: Type.Integer({ minimum: 1, default: 200, description: 'Requests one source address may send per window before it is blocked' }),
+            windowMs: Type.Integer({ minimum: 100, maximum: 60000, default: 2000, description: 'Sampling window of the rate' }),
+            banMs: Type.Integer({ minimum: 1000, maximum: 86400000, default: 60000, description: 'How long a source over the rate stays blocked' }),
+            action: StringEnum(['drop', 'reject'] as const, {
+              default: 'drop',
+              description: 'What a blocked source gets: nothing (drop), or 503 with Retry-After (reject; it can reflect traffic to a spoofed UDP source)',
+            }),
+            exemptSources: Type.Array(Cidr, { default: [], description: 'Source CIDRs never limited: trunks, SBCs and proxies in front of the site' }),
+            tableSize: Type.Integer({ minimum: 64, maximum: 1048576, default: 16384, description: 'Source addresses tracked at once (fixed memory; the oldest are evicted)' }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -222,6 +238,15 @@ const SipClusterFields = Type.Object(
             },
             { additionalProperties: false },
           ),
+        ),
+        clientLimits: Type.Object(
+          {
+            maxInFlight: Type.Integer({ minimum: 1, maximum: 10000, default: 16, description: 'Requests of one client being answered at once; more get EventError 1429, never queued' }),
+            requestsPerSecond: Type.Integer({ minimum: 1, maximum: 100000, default: 50, description: 'Sustained request rate of one client (token bucket); more get EventError 1429' }),
+            burst: Type.Integer({ minimum: 1, maximum: 100000, default: 100, description: 'Requests one client may send at once above its rate (the bucket size)' }),
+            maxFrameBytes: Type.Integer({ minimum: 1024, maximum: 16777216, default: 65536, description: 'Largest WebSocket frame accepted from a client; a larger one closes the connection (1009)' }),
+          },
+          { additionalProperties: false, default: {} },
         ),
       },
       { additionalProperties: false, default: {} },

@@ -23,7 +23,12 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { TEvent, TRequest } from '../tlib/messages.js';
 import type { RpcContract } from './rpc.js';
 
-export const TlibOrigin = Type.Object({ gateway: Type.String(), client: Type.String() });
+/**
+ * Who sent a request: the gateway and its client. `supervisor` is set by the gateway from the
+ * client's authenticated token (never from the client's frame): such a client may query any call
+ * of its site. Signaling trusts it because only gateways may publish T-Library requests.
+ */
+export const TlibOrigin = Type.Object({ gateway: Type.String(), client: Type.String(), supervisor: Type.Optional(Type.Boolean()) });
 export type TlibOrigin = Static<typeof TlibOrigin>;
 
 /**

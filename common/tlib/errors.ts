@@ -14,6 +14,8 @@ export const ErrorCodes = {
   InvalidCalledDN: 71,
   InvalidState: 565,
   BadDeviceState: 566,
+  /** huddle's own, outside the public header: a client over its request rate or in-flight cap (tlib-api/README.md). */
+  TooManyRequests: 1429,
 } as const;
 export type ErrorCodeName = keyof typeof ErrorCodes;
 export type ErrorCode = (typeof ErrorCodes)[ErrorCodeName];
@@ -31,6 +33,7 @@ export const DefaultErrorMessages: Record<ErrorCode, string> = {
   71: 'Invalid called DN',
   565: 'Invalid state',
   566: 'Bad device state',
+  1429: 'Too many requests',
 };
 
 /** What an EventError is about: the request it answers and the call and DNs it names. */

@@ -138,7 +138,9 @@ describe('every request', () => {
           }
           const outputs = h.handle({ kind: 'tlib.request', request: request as TRequest, origin: Desk });
           const code = refusal(outputs);
-          if (present.length === 0) expect(code, `${name} refused in its world`).toBeUndefined();
+          // Without ThisDN the request names no DN in the call: only a supervisor's client may query it.
+          if (request.ThisDN === undefined) expect(code, `${name} without ThisDN`).toBe(ErrorCodes.InvalidConnID);
+          else if (present.length === 0) expect(code, `${name} refused in its world`).toBeUndefined();
           else if (code !== undefined) expect(documented.has(code), `${name} refused with ${code}`).toBe(true);
         });
       }

@@ -77,6 +77,17 @@ describe('request checks', () => {
     refused(h, h.req('QueryCall', { ConnID: 'abcdefabcdefabcd' }), 56, 'no call with ConnID abcdefabcdefabcd');
   });
 
+  it('QueryCall on a call the DN is not in: 56; a supervisor client may query any call', () => {
+    const h = new Harness();
+    h.register('7003');
+    const connId = h.phoneCall('7001', '7002');
+    refused(h, h.req('QueryCall', { ThisDN: '7003', ConnID: connId }), 56, `DN 7003 is not a party of call ${connId}`);
+    const supervisor = { gateway: 'gw-1', client: 'supervisor', supervisor: true };
+    h.req('RegisterAddress', { ThisDN: '7003' }, supervisor);
+    const out = h.req('QueryCall', { ThisDN: '7003', ConnID: connId }, supervisor);
+    expect(out).toMatchObject([{ kind: 'tlib.reply', origin: supervisor, event: { event: 'EventPartyInfo', ConnID: connId, Parties: [{ DN: '7001' }, { DN: '7002' }] } }]);
+  });
+
   it('AnswerCall by the caller: 565', () => {
     const h = new Harness();
     h.register('7005');

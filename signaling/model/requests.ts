@@ -183,8 +183,13 @@ function unregister(engine: Engine, step: Step, req: CheckedRequest): void {
   step.reply(req.origin, { event: 'EventUnregistered', ReferenceID: req.ref, ThisDN: req.thisDN });
 }
 
+/** A call's parties are told only to a DN in it, or to a supervisor (a flag only the gateway's envelope carries). */
 function queryCall(engine: Engine, step: Step, req: CheckedRequest): void {
   const call = callOf(engine, req.connId);
+  if (req.origin.supervisor !== true) {
+    if (req.thisDN === '') refuse('InvalidConnID', `QueryCall without ThisDN: only a supervisor may query call ${call.connId}`);
+    requesterIn(engine, call, req.thisDN);
+  }
   step.reply(req.origin, partyInfo(call, req.ref, req.raw.ThisDN !== undefined ? req.thisDN : undefined));
 }
 

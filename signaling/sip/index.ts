@@ -22,6 +22,7 @@ export { ALLOWED_METHODS } from './user-agent-core.js';
 export type { Endpoint, Transport, TransportHandler, TransportProtocol } from './transport/transport.js';
 export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './transport/connection-limits.js';
 export type { Clock, TimerHandle } from './clock.js';
+export { DEFAULT_RATE_LIMIT, SourceRateLimiter, type RateLimitAction, type RateLimitOptions } from './rate-limit.js';
 export { FakeClock, systemClock } from './clock.js';
 export { SipMessage, SipRequest, SipResponse, reasonPhrase, type RawHeader } from './message.js';
 export { parseMessage, StreamFramer, DEFAULT_LIMITS, type ParseLimits, type ParseResult } from './parser.js';

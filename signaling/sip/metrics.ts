@@ -1,4 +1,15 @@
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { SourceRateLimiter } from './rate-limit.js';
+
+/**
+ * The SIP methods of the IANA registry: the only method label values. Any other name a peer sends
+ * counts as `other`, so strangers cannot create metric series (one per made-up method).
+ */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(['ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER', 'REGISTER', 'SUBSCRIBE', 'UPDATE']);
+
+export function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'other';
+}
 
 /**
  * SIP stack metrics. Per-message counts and live totals are plain integers folded into
@@ -12,6 +23,7 @@ export class SipMetrics {
   private readonly responses = new Map<string, number>();
   private readonly retransmissions = new Map<string, number>();
   private readonly parseErrors = new Map<string, number>();
+  private rateLimiter: SourceRateLimiter | undefined;
 
   constructor(registry?: Registry) {
     this.registry = registry ?? new Registry();
@@ -45,6 +57,24 @@ export class SipMetrics {
         for (const kind of ['ict', 'nict', 'ist', 'nist'] as const) this.set({ kind }, live[kind]);
       },
     });
+    const limiter = () => this.rateLimiter;
+    new Gauge({
+      name: 'huddle_sip_rate_limited_sources',
+      help: 'Source addresses blocked now for sending requests over the per-source rate (spec.sip.rateLimit)',
+      registers,
+      collect() {
+        this.set(limiter()?.blockedSources(Date.now()) ?? 0);
+      },
+    });
+    new Counter({
+      name: 'huddle_sip_rate_limited_messages_total',
+      help: 'Messages refused (dropped, or answered 503 when spec.sip.rateLimit.action is reject) because their source was blocked',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(limiter()?.dropped ?? 0);
+      },
+    });
     new Gauge({
       name: 'huddle_sip_dialogs_active',
       help: 'Confirmed SIP dialogs',
@@ -55,20 +85,25 @@ export class SipMetrics {
     });
   }
 
+  /** The per-source limiter whose figures the rate-limit metrics read at scrape time. */
+  watchRateLimiter(limiter: SourceRateLimiter): void {
+    this.rateLimiter = limiter;
+  }
+
   private static add(map: Map<string, number>, key: string): void {
     map.set(key, (map.get(key) ?? 0) + 1);
   }
 
   request(direction: 'in' | 'out', method: string): void {
-    SipMetrics.add(this.requests, direction + '\u0000' + method);
+    SipMetrics.add(this.requests, direction + '\u0000' + methodLabel(method));
   }
 
   response(direction: 'in' | 'out', method: string, code: number): void {
-    SipMetrics.add(this.responses, direction + '\u0000' + method + '\u0000' + code);
+    SipMetrics.add(this.responses, direction + '\u0000' + methodLabel(method) + '\u0000' + code);
   }
 
   retransmission(direction: 'in' | 'out', method: string): void {
-    SipMetrics.add(this.retransmissions, direction + '\u0000' + method);
+    SipMetrics.add(this.retransmissions, direction + '\u0000' + methodLabel(method));
   }
 
   parseError(transport: string): void {

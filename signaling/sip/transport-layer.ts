@@ -13,6 +13,7 @@ import { localResponse, SipRequest, type SipResponse } from './message.js';
 import type { SipMetrics } from './metrics.js';
 import { DEFAULT_LIMITS, parseMessage, type ParseLimits, type ParseResult } from './parser.js';
 import { ConnectionMetrics } from './transport/connection-limits.js';
+import { SourceRateLimiter } from './rate-limit.js';
 import { TcpTransport } from './transport/tcp.js';
 import { TlsTransport } from './transport/tls.js';
 import type { Endpoint, Transport, TransportHandler, TransportProtocol } from './transport/transport.js';
@@ -47,6 +48,7 @@ export class TransportLayer implements TransportHandler {
   private readonly limits: ParseLimits;
   private readonly advertisedHosts = new Map<Transport, string>();
   private bound: ListenAddress[] = [];
+  private readonly rateLimiter: SourceRateLimiter | undefined;
   /** Set by listen(), before any transport can deliver a message. */
   private user!: TransportUser;
 
@@ -56,6 +58,10 @@ export class TransportLayer implements TransportHandler {
     private readonly log: Logger | undefined,
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    if (opts.rateLimit) {
+      this.rateLimiter = new SourceRateLimiter(opts.rateLimit);
+      metrics.watchRateLimiter(this.rateLimiter);
+    }
   }
 
   /** Binds every listen address; from then on messages go to `user`. */
@@ -173,6 +179,7 @@ export class TransportLayer implements TransportHandler {
   // ---- receiving -----------------------------------------------------------------------------
 
   onMessage(data: Buffer, source: Endpoint, transport: Transport): void {
+    if (this.rateLimiter && this.refusedByRate(this.rateLimiter, data, source, transport)) return;
     const r = parseMessage(data, this.limits, transport.reliable);
     if (!r.ok) {
       this.metrics.parseError(transport.protocol);
@@ -191,6 +198,29 @@ export class TransportLayer implements TransportHandler {
       this.log?.error({ err }, 'error handling SIP message');
       if (msg instanceof SipRequest && msg.method !== 'ACK') transport.send(localResponse(500, 'Server Internal Error', msg).toBuffer(), source);
     }
+  }
+
+  /** The pike check, before any parsing: a blocked source costs a table lookup. */
+  private refusedByRate(limiter: SourceRateLimiter, data: Buffer, source: Endpoint, transport: Transport): boolean {
+    // A response starts with "SIP/" (RFC 3261 §7.2); anything else is counted as a request.
+    const isRequest = !(data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f);
+    const verdict = limiter.admit(source.host, isRequest, Date.now());
+    if (!verdict.blocked) return false;
+    if (verdict.banStarted) this.log?.warn({ source: source.host, banMs: verdict.retryAfterMs }, 'SIP source over its request rate: blocked');
+    if (this.opts.rateLimit?.action === 'reject' && isRequest) this.answerRateLimited(data, verdict.retryAfterMs, source, transport);
+    return true;
+  }
+
+  /** 503 with Retry-After (RFC 3261 §21.5.4) and a Reason (RFC 3326) saying why; never to an ACK. */
+  private answerRateLimited(data: Buffer, retryAfterMs: number, source: Endpoint, transport: Transport): void {
+    const r = parseMessage(data, this.limits, transport.reliable);
+    const req = r.ok ? (r.message instanceof SipRequest ? r.message : undefined) : r.request;
+    if (!req || req.method === 'ACK') return;
+    const res = localResponse(503, 'Service Unavailable', req);
+    res.set('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
+    res.set('Reason', 'SIP;cause=503;text="request rate of this source over the limit"');
+    this.metrics.response('out', req.method, 503);
+    transport.send(res.toBuffer(), source);
   }
 
   onFramingError(status: number, reason: string, head: Buffer, source: Endpoint, transport: Transport): void {

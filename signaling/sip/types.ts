@@ -6,6 +6,7 @@ import type { Credentials } from './digest.js';
 import type { SipRequest, SipResponse } from './message.js';
 import type { ParseLimits } from './parser.js';
 import type { ConnectionLimits } from './transport/connection-limits.js';
+import type { RateLimitOptions } from './rate-limit.js';
 import type { Endpoint, Transport, TransportProtocol } from './transport/transport.js';
 
 export interface ListenAddress {
@@ -36,6 +37,8 @@ export interface SipStackOptions {
   connections?: Partial<Omit<ConnectionLimits, 'idleTimeoutMs'>>;
   /** Our certificate for `tls` listen addresses, and the CAs we trust when we open TLS connections. */
   tls?: TlsOptions;
+  /** Per-source request rate limit (pike); none when absent. */
+  rateLimit?: RateLimitOptions;
   /** Wraps each transport after creation (tests use it to drop packets). */
   wrapTransport?: (t: Transport) => Transport;
 }

@@ -27,6 +27,8 @@ export interface SippOptions {
   service?: string;
   /** SIP port sipp uses (a trunk's contact port, or a phone's registered address). */
   localPort?: number;
+  /** Loopback address sipp sends from (default 127.0.0.1): another 127.0.0.x is another source. */
+  localHost?: string;
   /** Duration of a bare <pause/> (-d). */
   pauseMs?: number;
   /** Digest credentials (-au/-ap) for the scenario's [authentication]; sipp answers MD5 only. */
@@ -53,7 +55,7 @@ export async function startSipp(o: SippOptions): Promise<SippProcess> {
   const args = [
     ...(o.remote ? [o.remote] : []),
     '-sf', path.resolve(SIP_SCENARIOS, o.scenario),
-    '-i', '127.0.0.1',
+    '-i', o.localHost ?? '127.0.0.1',
     '-p', String(port),
     // sipp binds the media port and the ones above it (RTCP, video): reserve a block.
     '-mp', String((await freePortRange(4)).min),

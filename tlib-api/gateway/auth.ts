@@ -13,6 +13,8 @@ export interface Principal {
   name: string;
   /** DNs this client may register and control; '*' allows all. */
   dns: readonly string[];
+  /** May query any call of the site (spec.gateway.tokens `supervisor`). */
+  supervisor?: boolean;
 }
 
 export interface JwtKeys {
@@ -51,7 +53,7 @@ export async function authenticate(
 ): Promise<AuthResult> {
   if (!token) return { ok: false, reason: 'no bearer token (Authorization header or ?token=)' };
   const configured = [...gateway.tokens, ...fileTokens].find((t) => sameToken(t.token, token));
-  if (configured) return { ok: true, principal: { name: configured.name, dns: configured.dns } };
+  if (configured) return { ok: true, principal: { name: configured.name, dns: configured.dns, ...(configured.supervisor === true ? { supervisor: true } : {}) } };
   if (!JWT_SHAPE.test(token)) return { ok: false, reason: 'unknown token' };
   if (!keys.hs256Secret && !keys.rs256PublicKey) return { ok: false, reason: 'JWTs are not accepted: no JWT key configured' };
   const claim = gateway.jwt?.dnsClaim ?? 'dns';

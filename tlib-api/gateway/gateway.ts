@@ -23,10 +23,11 @@ import { parseHostPort } from '../../common/process/http.js';
 import { ErrorCodes, errorEvent } from '../../common/tlib/errors.js';
 import { CertificateFiles } from '../../common/tls/certificate-files.js';
 import type { TEvent, TRequest } from '../../common/tlib/messages.js';
+import { RequestSchemas } from '../../common/tlib/requests.js';
 import { pageHandler, staticDir } from '../page/serve.js';
 import { TokenFile } from './token-file.js';
 import { authenticate, bearerToken, mayUse, type JwtKeys, type Principal } from './auth.js';
-import { ClientConnection, CloseCodes } from './client-connection.js';
+import { ClientConnection, CloseCodes, type ClientLimits } from './client-connection.js';
 import { gatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { parseFrame } from './protocol.js';
 
@@ -42,8 +43,10 @@ export interface GatewayOptions {
   maxQueuedBytes?: number;
   /** WebSocket ping interval; a client that missed one pong is cut off. */
   heartbeatMs?: number;
-  /** Largest frame accepted from a client. */
+  /** Largest frame accepted from a client; default spec.gateway.clientLimits.maxFrameBytes. */
   maxFrameBytes?: number;
+  /** Per-client request limits; default spec.gateway.clientLimits. */
+  clientLimits?: Partial<ClientLimits>;
   /** How often the gateway tells signaling it is alive (signaling forgets a gateway silent for three). */
   aliveIntervalMs?: number;
   /** A YAML file of agent tokens (the Secret of spec.gateway.tokensSecret), besides spec.gateway.tokens. */
@@ -83,6 +86,7 @@ class GatewayImpl implements Gateway {
   readonly name = 'tlib-gateway';
   private readonly requestTimeoutMs: number;
   private readonly maxQueuedBytes: number;
+  private readonly clientLimits: ClientLimits;
   private readonly aliveIntervalMs: number;
   private readonly jwtKeys: JwtKeys;
   private readonly tokenFile: TokenFile | undefined;
@@ -109,7 +113,10 @@ class GatewayImpl implements Gateway {
     this.tokenFile = options.tokenFile ? new TokenFile(options.tokenFile, ctx.log) : undefined;
     this.metrics = gatewayMetrics(ctx.registry, { clients: () => this.clients.size, registeredDns: () => this.dns.size });
 
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
+    const { maxFrameBytes, ...clientLimits } = ctx.config.cluster.spec.gateway.clientLimits;
+    this.clientLimits = { ...clientLimits, ...options.clientLimits };
+    // ws closes a connection whose frame is larger with 1009 (message too big), before buffering it.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? maxFrameBytes });
     const pageDir = staticDir();
     if (!pageDir) ctx.log.warn('agent page files not found (set HUDDLE_PAGE_DIR); / answers 404');
     const handler = pageHandler(pageDir);
@@ -191,8 +198,9 @@ class GatewayImpl implements Gateway {
     return this.ctx.config.cluster.spec.location;
   }
 
+  /** The envelope's origin: `supervisor` comes from the client's authenticated token only. */
   private origin(client: ClientConnection): TlibOrigin {
-    return { gateway: this.ctx.instance, client: client.id };
+    return client.principal.supervisor === true ? { gateway: this.ctx.instance, client: client.id, supervisor: true } : { gateway: this.ctx.instance, client: client.id };
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -212,7 +220,14 @@ class GatewayImpl implements Gateway {
   }
 
   private onConnection(ws: WebSocket, principal: Principal): void {
-    const client = new ClientConnection(ws, principal, this.maxQueuedBytes, (c, reason) => this.ctx.log.warn({ client: c.id, name: c.principal.name, reason }, 'client dropped'));
+    const client = new ClientConnection(
+      ws,
+      principal,
+      this.maxQueuedBytes,
+      this.clientLimits,
+      (c, reason) => this.ctx.log.warn({ client: c.id, name: c.principal.name, reason }, 'client dropped'),
+      performance.now(),
+    );
     this.clients.add(client);
     this.ctx.log.debug({ client: client.id, name: principal.name }, 'client connected');
     ws.on('pong', () => (client.alive = true));
@@ -231,20 +246,37 @@ class GatewayImpl implements Gateway {
   }
 
   private onFrame(client: ClientConnection, data: RawData, isBinary: boolean): void {
-    if (isBinary) {
+    // A client being dropped (too slow) gets nothing more; what it still sends is not worked on.
+    if (client.gone) return;
+    const text = isBinary ? undefined : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+    const overRate = client.spend(performance.now());
+    if (overRate !== undefined) {
+      // Refused before the schema check: the excess costs a JSON parse, no more.
+      const { name, ReferenceID } = peek(text);
+      this.answer(client, name, 'limited', [errorEvent(ErrorCodes.TooManyRequests, overRate, { ReferenceID })]);
+      return;
+    }
+    const parsed = text === undefined ? undefined : parseFrame(text);
+    if (parsed === undefined) {
       this.answer(client, 'invalid', 'invalid', [errorEvent(ErrorCodes.InvalidAttribute, 'malformed frame: binary frames are not accepted, send JSON text')]);
       return;
     }
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
-    const parsed = parseFrame(text);
     if (!parsed.ok) {
       this.answer(client, 'invalid', 'invalid', [parsed.error]);
       return;
     }
-    this.handleRequest(client, parsed.request).catch((err: Error) => {
-      this.ctx.log.error({ err: err.stack }, 'request handling failed');
-      this.answer(client, parsed.request.request, 'error', [errorEvent(ErrorCodes.UnknownError, `Unknown error: ${err.message}`, { ReferenceID: parsed.request.ReferenceID })]);
-    });
+    const { request } = parsed;
+    const overFlight = client.enter();
+    if (overFlight !== undefined) {
+      this.answer(client, request.request, 'limited', [errorEvent(ErrorCodes.TooManyRequests, overFlight, { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN })]);
+      return;
+    }
+    this.handleRequest(client, request)
+      .catch((err: Error) => {
+        this.ctx.log.error({ err: err.stack }, 'request handling failed');
+        this.answer(client, request.request, 'error', [errorEvent(ErrorCodes.UnknownError, `Unknown error: ${err.message}`, { ReferenceID: request.ReferenceID })]);
+      })
+      .finally(() => client.requestDone());
   }
 
   /** A checked request: the client's token must allow ThisDN, and (but to register) the client must have registered it. */
@@ -406,6 +438,22 @@ class GatewayImpl implements Gateway {
       this.ctx.log.warn({ err: (err as Error).message }, 'gateway liveness not announced');
     }
   }
+}
+
+/** A refused frame's request name (a known one, else `invalid`: it becomes a metric label) and ReferenceID, without checking it. */
+function peek(text: string | undefined): { name: string; ReferenceID: number | undefined } {
+  let frame: unknown;
+  try {
+    frame = text === undefined ? undefined : JSON.parse(text);
+  } catch {
+    return { name: 'invalid', ReferenceID: undefined };
+  }
+  if (typeof frame !== 'object' || frame === null) return { name: 'invalid', ReferenceID: undefined };
+  const { request, ReferenceID } = frame as { request?: unknown; ReferenceID?: unknown };
+  return {
+    name: typeof request === 'string' && Object.hasOwn(RequestSchemas, request) ? request : 'invalid',
+    ReferenceID: Number.isSafeInteger(ReferenceID) && (ReferenceID as number) >= 0 ? (ReferenceID as number) : undefined,
+  };
 }
 
 function refuse(socket: Duplex, status: number, text: string, reason: string): void {

@@ -43,7 +43,7 @@ export function gatewayMetrics(registry: Registry, sizes: { clients: () => numbe
     }),
     requests: new Counter({
       name: 'huddle_tlib_requests_total',
-      help: 'T-Library requests received by the gateway, by name and result (ok, error, invalid, forbidden, timeout, unavailable)',
+      help: 'T-Library requests received by the gateway, by name and result (ok, error, invalid, forbidden, limited, timeout, unavailable)',
       labelNames: ['request', 'result'],
       registers: [registry],
     }),
