@@ -150,7 +150,7 @@ smoke() {
   until_ok 60 "T-Library client registered 7004 at the gateway" grep -q EventRegistered "$SMOKE_DIR/tlib.log"
 
   local sipp_common=(-i 127.0.0.1 -t u1 -m 1 -nostdin -timeout 30s -timeout_error)
-  run timeout 20 sipp "127.0.0.1:$sip" -sf test/e2e/scenarios/register.xml -p "$phone" -s 7004 "${sipp_common[@]}" \
+  run timeout 20 sipp "127.0.0.1:$sip" -sf test/e2e/scenarios/register.xml -p "$phone" -s 7004 -au 7004 -ap smoke-7004-secret "${sipp_common[@]}" \
     > "$SMOKE_DIR/sipp-register.log" || fail "sipp could not register 7004"
   local phone_pid caller_pid
   bg phone timeout 40 sipp -sf images/smoke/answer.xml -p "$phone" -mp "$phone_mp" -rtp_echo "${sipp_common[@]}"
