@@ -39,7 +39,7 @@ export async function connectNats(url: string, name: string, log?: Logger, clien
     options.user = client.user;
     options.pass = client.password;
   }
-  if (client.tls) options.tls = { ...client.tls };
+  if (client.tls) options.tls = client.tls;
   else if (url.startsWith('tls://')) options.tls = {};
   if (client.role) options.inboxPrefix = inboxPrefix(client.role);
   const nc = await connect(options);
@@ -67,11 +67,17 @@ export interface NatsClientEnv {
 
 export function natsClientFromEnv(env: NatsClientEnv, role: NatsRole): NatsClientOptions {
   const password = env.HUDDLE_NATS_PASSWORD_FILE ? readFileSync(env.HUDDLE_NATS_PASSWORD_FILE, 'utf8').trim() : env.HUDDLE_NATS_PASSWORD;
-  const tls = env.HUDDLE_NATS_CA || env.HUDDLE_NATS_CERT ? { caFile: env.HUDDLE_NATS_CA, certFile: env.HUDDLE_NATS_CERT, keyFile: env.HUDDLE_NATS_KEY } : undefined;
+  const tls = tlsFiles({ caFile: env.HUDDLE_NATS_CA, certFile: env.HUDDLE_NATS_CERT, keyFile: env.HUDDLE_NATS_KEY });
   return {
     role,
     ...(env.HUDDLE_NATS_USER ? { user: env.HUDDLE_NATS_USER, password } : {}),
     ...(env.HUDDLE_NATS_CREDS ? { credsFile: env.HUDDLE_NATS_CREDS } : {}),
     ...(tls ? { tls } : {}),
   };
+}
+
+/** The TLS files that are given; none given: undefined (a tls:// URL then trusts the system's CAs). */
+export function tlsFiles(files: { caFile?: string; certFile?: string; keyFile?: string }): NatsClientOptions['tls'] {
+  const given = Object.fromEntries(Object.entries(files).filter(([, v]) => v !== undefined && v !== ''));
+  return Object.keys(given).length > 0 ? given : undefined;
 }

@@ -8,6 +8,7 @@
  * and may subscribe only under it. Servers (signaling, media-controller) answer requests through
  * `allow_responses`, never by a publish permission on other roles' inboxes.
  */
+import { randomBytes } from 'node:crypto';
 import { ConfigKeys, RegistrationKeys, Subjects } from './subjects.js';
 
 export const NatsRoles = ['signaling', 'media-controller', 'gateway', 'config-publisher'] as const;
@@ -53,8 +54,18 @@ function kvWrite(bucket: string): string[] {
   return [...kvRead(bucket), `$JS.API.STREAM.CREATE.KV_${bucket}`, `$KV.${bucket}.>`];
 }
 
-/** The permissions of `role` on `site`. */
-export function permissionsFor(role: NatsRole, site: NatsSite): SubjectPermissions {
+/** The permissions of `role` on each of `sites` (one NATS may carry several sites). */
+export function permissionsFor(role: NatsRole, ...sites: NatsSite[]): SubjectPermissions {
+  const each = sites.map((site) => sitePermissions(role, site));
+  const union = (lists: string[][]) => [...new Set(lists.flat())];
+  return {
+    publish: { allow: union(each.map((p) => p.publish.allow)) },
+    subscribe: { allow: union(each.map((p) => p.subscribe.allow)) },
+    ...(each.some((p) => p.allow_responses) ? { allow_responses: true } : {}),
+  };
+}
+
+function sitePermissions(role: NatsRole, site: NatsSite): SubjectPermissions {
   const { location } = site;
   const config = kvRead(site.configBucket ?? ConfigKeys.defaultBucket);
   const inbox = `${inboxPrefix(role)}.>`;
@@ -96,6 +107,11 @@ export interface NatsUser {
   user: string;
   password: string;
   permissions: SubjectPermissions;
+}
+
+/** One user per role, named after it, with a fresh random password (the embedded server's, a test's). */
+export function newUsers(...sites: NatsSite[]): NatsUser[] {
+  return NatsRoles.map((role) => ({ user: role, password: randomBytes(24).toString('base64url'), permissions: permissionsFor(role, ...sites) }));
 }
 
 /**

@@ -7,11 +7,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import type { SipCluster, SipDN } from '../../common/config/schema.js';
 import { parseConfig, type PlatformConfig } from '../../common/config/load.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
 import { connectNats } from '../../common/nats/connect.js';
+import { NatsRoles, type NatsRole } from '../../common/nats/permissions.js';
 import type { ComponentContext } from '../../common/process/component.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { createLogger } from '../../common/process/logger.js';
@@ -66,8 +68,6 @@ export class Site implements AgentSite {
   static async start(opts: SiteOptions = {}): Promise<Site> {
     const sipPort = opts.sipPort ?? (await freePort());
     const gatewayPort = await freePort();
-    const nats = opts.nats ?? (await startTestNats());
-    const rtpengine = await startTestRtpengine(200);
     const media = await freePortRange(40);
     let yaml = readFileSync(path.join(ROOT, opts.base ?? 'config/local.yaml'), 'utf8');
     yaml = yaml
@@ -77,8 +77,14 @@ export class Site implements AgentSite {
       .replace(/portMax: \d+/, `portMax: ${media.max}`);
     if (opts.edit) yaml = opts.edit(yaml);
     const config = parseConfig(yaml, 'test-site.yaml', path.join(ROOT, 'config'));
-    const nc = await connectNats(nats.url, 'e2e-site');
-    const kv = await openConfigBucket(nc, `cfg-${config.cluster.metadata.name}`);
+    const configBucket = `cfg-${config.cluster.metadata.name}`;
+    // NATS as npm start runs it: every component its own user, allowed only what it needs.
+    const nats = opts.nats ?? (await startTestNats({ sites: [{ location: config.cluster.spec.location, configBucket }] }));
+    const rtpengine = await startTestRtpengine(200);
+    const connections = new Map<NatsRole, NatsConnection>();
+    for (const role of NatsRoles) connections.set(role, await connectNats(nats.url, `e2e-site-${role}`, undefined, nats.client(role)));
+    const nc = connections.get('config-publisher')!;
+    const kv = await openConfigBucket(nc, configBucket);
     await publishConfig(kv, config.cluster, config.dns);
     const live = await LiveConfig.watch(kv, config.cluster.metadata.name);
     const registry = new Registry();
@@ -86,7 +92,7 @@ export class Site implements AgentSite {
     const context = (name: string, reg: Registry): ComponentContext => ({
       config: live,
       musicRoot: config.musicRoot,
-      nc,
+      nc: connections.get(roleOf(name))!,
       registry: reg,
       log: createLogger(`${config.cluster.spec.location}-${name}`, process.env.TEST_LOG_LEVEL ?? 'silent'),
       addReadiness: () => undefined,
@@ -100,7 +106,7 @@ export class Site implements AgentSite {
       components.push(await startGateway(ctx('gateway')));
     } catch (err) {
       for (const c of components.reverse()) await c.stop();
-      await nc.close();
+      for (const c of connections.values()) await c.close();
       await rtpengine.stop();
       if (!opts.nats) await nats.stop();
       throw err;
@@ -118,7 +124,7 @@ export class Site implements AgentSite {
         kv,
         close: async () => {
           live.stop();
-          await nc.drain();
+          for (const c of connections.values()) await c.drain();
         },
         context,
       },
@@ -201,6 +207,13 @@ export class Site implements AgentSite {
 }
 
 /** A desktop on the gateway at `url`, registered on `dn`. */
+/** The NATS role of a component of a site, by the name its context is asked for. */
+function roleOf(component: string): NatsRole {
+  if (component.includes('media')) return 'media-controller';
+  if (component.includes('signaling')) return 'signaling';
+  return 'gateway';
+}
+
 export async function openDesktop(url: string, token: string, dn: string): Promise<Desktop> {
   const client = new TlibClient({ url, token, reconnect: false });
   await client.open();
