@@ -137,7 +137,8 @@ const SipClusterFields = Type.Object(
         tls: Type.Optional(
           Type.Object(
             {
-              secret: Type.Optional(Type.String({ minLength: 1, description: 'Secret with "ca.crt" (and "tls.crt", "tls.key" when NATS asks for a client certificate), mounted in every pod' })),
+              caSecret: Type.Optional(Type.String({ minLength: 1, description: 'Secret whose "ca.crt" signed the NATS server certificate, mounted in every pod' })),
+              clientSecret: Type.Optional(Type.String({ minLength: 1, description: 'kubernetes.io/tls Secret ("tls.crt", "tls.key") for NATS servers that ask for a client certificate' })),
               caFile: Type.Optional(Type.String({ minLength: 1, description: 'npm start: CA file that signed the NATS server certificate' })),
               certFile: Type.Optional(Type.String({ minLength: 1, description: 'npm start: client certificate file' })),
               keyFile: Type.Optional(Type.String({ minLength: 1, description: 'npm start: client key file' })),
