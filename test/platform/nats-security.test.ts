@@ -20,6 +20,25 @@ import { openDesktop } from '../e2e/site.js';
 import { startTestNats, type TestNats } from '../support/infra.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
+
+/** nats-server on a free port with a configuration file of ours (the supervisor writes its own otherwise). */
+async function startNatsServerWithConfig(dir: string, configFile: string): Promise<{ url: string }> {
+  const port = await freePort();
+  const child = spawn(findBinary('nats-server', 'nats-server'), ['-c', configFile, '-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  children.push(child);
+  const url = `nats://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    // Refused credentials mean it is up (nobody may connect without a user).
+    const up = await connectNats(url, 'probe').then(
+      (nc) => nc.close().then(() => true),
+      (err: Error) => /Authorization Violation/.test(err.message),
+    );
+    if (up) return { url };
+    if (Date.now() > deadline) throw new Error(`nats-server with ${configFile} not up in ${dir}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'huddle-nats-security-'));
 const children: ChildProcess[] = [];
 const connections: NatsConnection[] = [];
@@ -168,6 +187,32 @@ describe('subject permissions per component', () => {
     const kv = await openConfigBucket(await as(nats, 'gateway'));
     expect((await kv.get(ConfigKeys.cluster('site-a')))?.operation).toBe('PUT');
     await expect(kv.put(ConfigKeys.cluster('site-a'), '{}')).rejects.toThrow(/Permissions Violation|timeout/i);
+  });
+});
+
+describe('npm run nats-config', () => {
+  it("prints users a real nats-server takes: each site's gateway reaches only its own site's signaling, the operator writes the config buckets", async () => {
+    const out = execFileSync(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(root, 'bin/nats-config.ts'), path.join(root, 'examples/two-sites.yaml')], { encoding: 'utf8' });
+    const block = /^authorization (\{[\s\S]*?\n\})$/m.exec(out)?.[1];
+    expect(block, out).toBeDefined();
+    const { users } = JSON.parse(block!) as { users: { user: string; password: string }[] };
+    expect(users.map((u) => u.user)).toEqual(['site-a-signaling', 'site-a-media-controller', 'site-a-gateway', 'site-b-signaling', 'site-b-media-controller', 'site-b-gateway', 'huddle-operator']);
+    for (const u of users) expect(out).toContain(`--from-literal=user=${u.user} --from-literal=password=${u.password}`);
+
+    const dataDir = mkdtempSync(path.join(tmp, 'nats-config-'));
+    writeFileSync(path.join(dataDir, 'users.conf'), `authorization ${block!}\njetstream { store_dir: ${JSON.stringify(path.join(dataDir, 'js'))} }\n`);
+    const nats = await startNatsServerWithConfig(dataDir, path.join(dataDir, 'users.conf'));
+    const login = (user: string, role: NatsRole) => connect(nats, user, { role, user, password: users.find((u) => u.user === user)!.password });
+    const operator = await login('huddle-operator', 'config-publisher');
+    const config = parseConfig(localYaml, 'local.yaml', path.join(root, 'config'));
+    await publishConfig(await openConfigBucket(operator), config.cluster, config.dns);
+    const [gatewayB, signalingA] = [await login('site-b-gateway', 'gateway'), await login('site-a-signaling', 'signaling')];
+    const requests = signalingA.subscribe(Subjects.tlibRequestAll('SiteA'));
+    await signalingA.flush();
+    const refused = violation(gatewayB);
+    gatewayB.publish(Subjects.tlibRequest('SiteA', '7001'), 'RequestReleaseCall');
+    expect(await refused).toMatch(/Permissions Violation for Publish to "huddle\.SiteA\.tlib\.req\.7001"/);
+    expect(await received(requests)).toEqual([]);
   });
 });
 
