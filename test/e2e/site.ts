@@ -11,6 +11,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import type { SipCluster, SipDN } from '../../common/config/schema.js';
 import { parseConfig, type PlatformConfig } from '../../common/config/load.js';
+import { tokenVerifier } from '../../common/config/token-verifier.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
 import { connectNats } from '../../common/nats/connect.js';
 import { NatsRoles, type NatsRole } from '../../common/nats/permissions.js';
@@ -166,7 +167,9 @@ export class Site implements AgentSite {
     const dns = structuredClone(this.parts.live.dns);
     change(cluster, dns);
     await publishConfig(this.parts.kv, cluster, dns);
-    const want = JSON.stringify({ cluster: cluster.spec, dns: dns.map((d) => d.spec) });
+    // The bucket holds agent tokens as verifiers only.
+    const stored = { ...cluster.spec, gateway: { ...cluster.spec.gateway, tokens: cluster.spec.gateway.tokens.map((t) => ({ ...t, token: tokenVerifier(t.token) })) } };
+    const want = JSON.stringify({ cluster: stored, dns: dns.map((d) => d.spec) });
     const deadline = Date.now() + 5000;
     const seen = () => JSON.stringify({ cluster: this.parts.live.cluster.spec, dns: this.parts.live.dns.map((d) => d.spec) });
     while (seen() !== want) {
