@@ -59,7 +59,10 @@ async function main(): Promise<void> {
     let embeddedNats: EmbeddedNats | undefined;
     // Each component connects as its own NATS user: the embedded server's are generated afresh at
     // every start; an external NATS gets the ones the environment names (HUDDLE_NATS_USER ...).
-    let natsClient = (role: NatsRole): NatsClientOptions => ({ ...natsClientFromEnv(process.env, role), tls: tlsFiles(spec.nats.tls ?? {}) });
+    let natsClient = (role: NatsRole): NatsClientOptions => {
+      const fromEnv = natsClientFromEnv(process.env, role);
+      return { ...fromEnv, tls: tlsFiles(spec.nats.tls ?? {}) ?? fromEnv.tls };
+    };
     if (!natsUrl) {
       const users = newUsers({ location: spec.location, configBucket: spec.nats.configBucket });
       embeddedNats = await onPreferredPort(4222, (port) => startNatsServer({ port, dataDir, log, users }));

@@ -77,7 +77,7 @@ export function natsClientFromEnv(env: NatsClientEnv, role: NatsRole): NatsClien
 }
 
 /** The TLS files that are given; none given: undefined (a tls:// URL then trusts the system's CAs). */
-export function tlsFiles(files: { caFile?: string; certFile?: string; keyFile?: string }): NatsClientOptions['tls'] {
-  const given = Object.fromEntries(Object.entries(files).filter(([, v]) => v !== undefined && v !== ''));
+export function tlsFiles({ caFile, certFile, keyFile }: { caFile?: string; certFile?: string; keyFile?: string }): NatsClientOptions['tls'] {
+  const given = Object.fromEntries(Object.entries({ caFile, certFile, keyFile }).filter(([, v]) => v !== undefined && v !== ''));
   return Object.keys(given).length > 0 ? given : undefined;
 }

@@ -1,7 +1,9 @@
 /**
  * Runs one component as its own process (a pod's container). Configuration comes from the config
  * bucket (HUDDLE_NATS_URL + HUDDLE_CLUSTER, as the operator sets it up) or from a file
- * (HUDDLE_CONFIG, for running a component alone on a workstation).
+ * (HUDDLE_CONFIG, for running a component alone on a workstation). The component connects as its
+ * own NATS user (HUDDLE_NATS_USER + HUDDLE_NATS_PASSWORD_FILE, or HUDDLE_NATS_CREDS; TLS files in
+ * HUDDLE_NATS_CA / _CERT / _KEY, see common/nats/connect.ts).
  */
 import os from 'node:os';
 import { loadConfigFile } from '../config/load.js';
