@@ -1,4 +1,4 @@
 import { runComponent } from '../common/process/run-component.js';
 import { startSignaling } from '../signaling/component.js';
 
-await runComponent('signaling', startSignaling);
+await runComponent('signaling', 'signaling', startSignaling);

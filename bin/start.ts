@@ -12,7 +12,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { loadConfigFile, type PlatformConfig } from '../common/config/load.js';
 import { ConfigError } from '../common/config/validate.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../common/nats/config-kv.js';
-import { connectNats } from '../common/nats/connect.js';
+import { connectNats, natsClientFromEnv, tlsFiles, type NatsClientOptions } from '../common/nats/connect.js';
+import { newUsers, type NatsRole } from '../common/nats/permissions.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
 import { newRegistry, startOpsServer, type OpsServer } from '../common/process/http.js';
 import { stopOnSignals, type Component } from '../common/process/lifecycle.js';
@@ -56,10 +57,18 @@ async function main(): Promise<void> {
   try {
     let natsUrl = spec.nats.url;
     let embeddedNats: EmbeddedNats | undefined;
+    // Each component connects as its own NATS user: the embedded server's are generated afresh at
+    // every start; an external NATS gets the ones the environment names (HUDDLE_NATS_USER ...).
+    let natsClient = (role: NatsRole): NatsClientOptions => {
+      const fromEnv = natsClientFromEnv(process.env, role);
+      return { ...fromEnv, tls: tlsFiles(spec.nats.tls ?? {}) ?? fromEnv.tls };
+    };
     if (!natsUrl) {
-      embeddedNats = await onPreferredPort(4222, (port) => startNatsServer({ port, dataDir, log }));
+      const users = newUsers({ location: spec.location, configBucket: spec.nats.configBucket });
+      embeddedNats = await onPreferredPort(4222, (port) => startNatsServer({ port, dataDir, log, users }));
       stops.push(() => embeddedNats!.process.stop());
       natsUrl = embeddedNats.url;
+      natsClient = (role) => ({ role, user: role, password: users.find((u) => u.user === role)!.password });
     }
     let rtpengines = spec.media.rtpengine.map((r) => r.ng);
     if (rtpengines.length === 0) {
@@ -77,7 +86,7 @@ async function main(): Promise<void> {
       rtpengines = [rtp.ng];
     }
 
-    const nc: NatsConnection = await connectNats(natsUrl, `huddle-launcher-${config.cluster.metadata.name}`, log);
+    const nc: NatsConnection = await connectNats(natsUrl, `huddle-launcher-${config.cluster.metadata.name}`, log, natsClient('config-publisher'));
     stops.push(() => nc.drain());
     const kv = await openConfigBucket(nc, spec.nats.configBucket);
     await publishConfig(kv, config.cluster, config.dns);
@@ -93,25 +102,29 @@ async function main(): Promise<void> {
     ops.addReadiness('started', () => started || 'starting');
     stops.push(() => ops.close());
 
-    const ctx = (component: string): ComponentContext => ({
-      config: live,
-      musicRoot: config.musicRoot,
-      nc,
-      registry,
-      log: createLogger(component),
-      addReadiness: (name, check) => ops.addReadiness(`${component}/${name}`, check),
-      rtpengines,
-      instance: `${os.hostname()}-${process.pid}-${component}`,
-    });
+    const ctx = async (component: string, role: NatsRole): Promise<ComponentContext> => {
+      const own = await connectNats(natsUrl, `huddle-${component}-${config.cluster.metadata.name}`, log, natsClient(role));
+      stops.push(() => own.drain());
+      return {
+        config: live,
+        musicRoot: config.musicRoot,
+        nc: own,
+        registry,
+        log: createLogger(component),
+        addReadiness: (name, check) => ops.addReadiness(`${component}/${name}`, check),
+        rtpengines,
+        instance: `${os.hostname()}-${process.pid}-${component}`,
+      };
+    };
     const endpoints: string[] = [];
     // Loaded only once the configuration is known to be good: a config error answers at once.
-    const factories: [string, ComponentFactory][] = [
-      ['media-controller', (await import('../media-controller/component.js')).startMediaController],
-      ['signaling', (await import('../signaling/component.js')).startSignaling],
-      ['tlib-gateway', (await import('../tlib-api/gateway/component.js')).startGateway],
+    const factories: [string, NatsRole, ComponentFactory][] = [
+      ['media-controller', 'media-controller', (await import('../media-controller/component.js')).startMediaController],
+      ['signaling', 'signaling', (await import('../signaling/component.js')).startSignaling],
+      ['tlib-gateway', 'gateway', (await import('../tlib-api/gateway/component.js')).startGateway],
     ];
-    for (const [name, factory] of factories) {
-      const component: Component & { endpoints?: string[] } = await factory(ctx(name));
+    for (const [name, role, factory] of factories) {
+      const component: Component & { endpoints?: string[] } = await factory(await ctx(name, role));
       stops.push(() => component.stop());
       endpoints.push(...(component.endpoints ?? []));
     }

@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { SipCluster, SipDN } from '../common/config/schema.js';
 import { openConfigBucket, publishConfig } from '../common/nats/config-kv.js';
-import { connectNats } from '../common/nats/connect.js';
+import { connectNats, type NatsClientOptions } from '../common/nats/connect.js';
 import { ConfigKeys } from '../common/nats/subjects.js';
 
 export interface ConfigStore {
@@ -21,7 +21,11 @@ export class NatsConfigStore implements ConfigStore {
   private readonly connections = new Map<string, Promise<NatsConnection>>();
   private readonly buckets = new Map<string, Promise<KV>>();
 
-  constructor(private readonly log: Logger) {}
+  /** `client`: the operator's own NATS user (role config-publisher) and TLS files. */
+  constructor(
+    private readonly log: Logger,
+    private readonly client: NatsClientOptions = { role: 'config-publisher' },
+  ) {}
 
   async publish(natsUrl: string, bucket: string, cluster: SipCluster, dns: SipDN[]): Promise<void> {
     await publishConfig(await this.bucket(natsUrl, bucket), cluster, dns);
@@ -56,7 +60,7 @@ export class NatsConfigStore implements ConfigStore {
   private connection(natsUrl: string): Promise<NatsConnection> {
     let nc = this.connections.get(natsUrl);
     if (!nc) {
-      nc = connectNats(natsUrl, 'huddle-operator', this.log);
+      nc = connectNats(natsUrl, 'huddle-operator', this.log, this.client);
       nc.catch(() => this.connections.delete(natsUrl));
       this.connections.set(natsUrl, nc);
     }

@@ -132,7 +132,7 @@ function httpProbe(path: string, port: string, periodSeconds: number, failureThr
   return { httpGet: { path, port }, periodSeconds, failureThreshold, timeoutSeconds: 2 };
 }
 
-function volumesFor(cluster: SipClusterResource): { volumes: Volume[]; mounts: VolumeMount[] } {
+function volumesFor(cluster: SipClusterResource, component: Component): { volumes: Volume[]; mounts: VolumeMount[] } {
   const { music, nats } = cluster.spec;
   const volumes: Volume[] = [{ name: 'tmp', emptyDir: {} }];
   const mounts: VolumeMount[] = [{ name: 'tmp', mountPath: '/tmp' }];
@@ -143,7 +143,47 @@ function volumesFor(cluster: SipClusterResource): { volumes: Volume[]; mounts: V
     volumes.push({ name: 'nats-creds', secret: { secretName: nats.credentialsSecret, items: [{ key: 'creds', path: 'creds' }] } });
     mounts.push({ name: 'nats-creds', mountPath: '/etc/huddle/nats', readOnly: true });
   }
+  const user = nats.users?.[NATS_USER_OF[component]];
+  if (user) {
+    volumes.push({ name: 'nats-user', secret: { secretName: user, items: [{ key: 'password', path: 'password' }] } });
+    mounts.push({ name: 'nats-user', mountPath: NATS_USER_DIR, readOnly: true });
+  }
+  if (nats.tls?.caSecret) {
+    volumes.push({ name: 'nats-ca', secret: { secretName: nats.tls.caSecret, items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+    mounts.push({ name: 'nats-ca', mountPath: NATS_CA_DIR, readOnly: true });
+  }
+  if (nats.tls?.clientSecret) {
+    volumes.push({ name: 'nats-client-cert', secret: { secretName: nats.tls.clientSecret } });
+    mounts.push({ name: 'nats-client-cert', mountPath: NATS_CLIENT_CERT_DIR, readOnly: true });
+  }
   return { volumes, mounts };
+}
+
+/** Which of spec.nats.users a workload connects as. */
+const NATS_USER_OF = { signaling: 'signaling', media: 'mediaController', gateway: 'gateway' } as const;
+const NATS_USER_DIR = '/etc/huddle/nats-user';
+const NATS_CA_DIR = '/etc/huddle/nats-ca';
+const NATS_CLIENT_CERT_DIR = '/etc/huddle/nats-client';
+
+/** A workload's own NATS user (its Secret's "user"; the password as a file) and the TLS files, as common/nats/connect.ts reads them. */
+function natsEnv(cluster: SipClusterResource, component: Component): EnvVar[] {
+  const { users, tls } = cluster.spec.nats;
+  const user = users?.[NATS_USER_OF[component]];
+  return [
+    ...(user
+      ? [
+          { name: 'HUDDLE_NATS_USER', valueFrom: { secretKeyRef: { name: user, key: 'user' } } },
+          { name: 'HUDDLE_NATS_PASSWORD_FILE', value: `${NATS_USER_DIR}/password` },
+        ]
+      : []),
+    ...(tls?.caSecret ? [{ name: 'HUDDLE_NATS_CA', value: `${NATS_CA_DIR}/ca.crt` }] : []),
+    ...(tls?.clientSecret
+      ? [
+          { name: 'HUDDLE_NATS_CERT', value: `${NATS_CLIENT_CERT_DIR}/tls.crt` },
+          { name: 'HUDDLE_NATS_KEY', value: `${NATS_CLIENT_CERT_DIR}/tls.key` },
+        ]
+      : []),
+  ];
 }
 
 function platformContainer(
@@ -158,6 +198,7 @@ function platformContainer(
     envFrom: [{ configMapRef: { name: objectName(cluster, 'env') } }],
     env: [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      ...natsEnv(cluster, name === 'media-controller' ? 'media' : name),
       ...(opts.env ?? []),
       // Last, so that metricsHost may name a variable defined above ($(POD_IP)).
       { name: 'HUDDLE_METRICS_LISTEN', value: `${opts.metricsHost ?? '0.0.0.0'}:${opts.metricsPort}` },
@@ -230,7 +271,7 @@ function passwordVolumes(secrets: readonly string[]): { volumes: Volume[]; mount
 }
 
 function signaling(cluster: SipClusterResource, hash: string, passwordSecrets: readonly string[]): Deployment {
-  const common = volumesFor(cluster);
+  const common = volumesFor(cluster, 'signaling');
   const passwords = passwordVolumes(passwordSecrets);
   const certificate = tlsVolume('sip-tls', cluster.spec.sip.tls?.secret, SIP_TLS_DIR);
   const volumes = [...common.volumes, ...passwords.volumes, ...certificate.volumes];
@@ -262,7 +303,7 @@ function signaling(cluster: SipClusterResource, hash: string, passwordSecrets: r
 }
 
 function media(cluster: SipClusterResource, hash: string): StatefulSet {
-  const { volumes, mounts } = volumesFor(cluster);
+  const { volumes, mounts } = volumesFor(cluster, 'media');
   const { portMin, portMax, rtpengineImage, rtpengineThreads, replicas } = cluster.spec.media;
   const cliPort = parseHostPort(RTPENGINE_CLI).port;
   const rtpengine: Container = {
@@ -346,7 +387,7 @@ function jwtEnv(cluster: SipClusterResource): EnvVar[] {
 export const GATEWAY_TOKENS_DIR = '/etc/huddle/gateway-tokens';
 
 function gateway(cluster: SipClusterResource, hash: string): Deployment {
-  const { volumes, mounts } = volumesFor(cluster);
+  const { volumes, mounts } = volumesFor(cluster, 'gateway');
   const env = jwtEnv(cluster);
   const tokensSecret = cluster.spec.gateway.tokensSecret;
   if (tokensSecret) {

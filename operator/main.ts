@@ -2,7 +2,9 @@
  * The operator's entry point (one container of the huddle-operator Deployment): in-cluster
  * kubeconfig, NATS URL from the environment, /metrics /healthz /readyz, SIGTERM drain.
  *
- * Environment: HUDDLE_NATS_URL (default NATS for clusters without spec.nats.url),
+ * Environment: HUDDLE_NATS_URL (default NATS for clusters without spec.nats.url), the operator's
+ * own NATS user HUDDLE_NATS_USER + HUDDLE_NATS_PASSWORD_FILE (or HUDDLE_NATS_CREDS) and TLS files
+ * HUDDLE_NATS_CA / HUDDLE_NATS_CERT / HUDDLE_NATS_KEY (common/nats/connect.ts),
  * POD_NAME / POD_NAMESPACE (Lease identity and namespace, from the downward API),
  * WATCH_NAMESPACE (comma-separated namespaces; all when empty), HUDDLE_SERVICE_MONITOR ("true"
  * renders ServiceMonitors), HUDDLE_REQUIRE_SECRET_REFS ("true": every SipCluster refuses inline
@@ -12,6 +14,7 @@ import os from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { newRegistry, startOpsServer } from '../common/process/http.js';
 import { stopOnSignals } from '../common/process/lifecycle.js';
+import { natsClientFromEnv } from '../common/nats/connect.js';
 import { createLogger } from '../common/process/logger.js';
 import { NatsConfigStore } from './config-store.js';
 import { Controller } from './controller.js';
@@ -27,7 +30,7 @@ async function main(): Promise<void> {
   else kc.loadFromDefault();
   const registry = newRegistry('operator');
   const ops = await startOpsServer(env.HUDDLE_METRICS_LISTEN ?? '0.0.0.0:9464', registry);
-  const store = new NatsConfigStore(log);
+  const store = new NatsConfigStore(log, natsClientFromEnv(env, 'config-publisher'));
   const watchNamespaces = (env.WATCH_NAMESPACE ?? '')
     .split(',')
     .map((ns) => ns.trim())

@@ -66,7 +66,7 @@ export type TServerOptions = Static<typeof TServerOptions>;
 export const AgentToken = Type.Object(
   {
     name: Type.String({ minLength: 1, description: 'Who holds the token (for logs)' }),
-    token: Type.String({ minLength: 8 }),
+    token: Type.String({ minLength: 8, description: 'The token, or its verifier sha256:<64 hex> (all the config bucket holds)' }),
     dns: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'DNs the holder may register; "*" for all' }),
     supervisor: Type.Optional(Type.Boolean({ description: 'The holder may query any call of the site (QueryCall), not only calls its DNs are in' })),
   },
@@ -195,8 +195,30 @@ const SipClusterFields = Type.Object(
     ),
     nats: Type.Object(
       {
-        url: Type.Optional(Type.String({ pattern: '^nats://', description: 'External NATS; when absent npm start runs an embedded nats-server' })),
+        url: Type.Optional(Type.String({ pattern: '^(nats|tls)://', description: 'External NATS (tls:// for TLS); when absent npm start runs an embedded nats-server that requires the credentials it generates' })),
         credentialsSecret: Type.Optional(Type.String({ minLength: 1, description: 'Secret holding a NATS creds file (key "creds")' })),
+        users: Type.Optional(
+          Type.Object(
+            {
+              signaling: Type.String({ minLength: 1 }),
+              mediaController: Type.String({ minLength: 1 }),
+              gateway: Type.String({ minLength: 1 }),
+            },
+            { additionalProperties: false, description: 'Per component, a Secret with keys "user" and "password": its own NATS user (npm run nats-config prints the users and their permissions)' },
+          ),
+        ),
+        tls: Type.Optional(
+          Type.Object(
+            {
+              caSecret: Type.Optional(Type.String({ minLength: 1, description: 'Secret whose "ca.crt" signed the NATS server certificate, mounted in every pod' })),
+              clientSecret: Type.Optional(Type.String({ minLength: 1, description: 'kubernetes.io/tls Secret ("tls.crt", "tls.key") for NATS servers that ask for a client certificate' })),
+              caFile: Type.Optional(Type.String({ minLength: 1, description: 'npm start: CA file that signed the NATS server certificate' })),
+              certFile: Type.Optional(Type.String({ minLength: 1, description: 'npm start: client certificate file' })),
+              keyFile: Type.Optional(Type.String({ minLength: 1, description: 'npm start: client key file' })),
+            },
+            { additionalProperties: false },
+          ),
+        ),
         configBucket: Type.String({ pattern: '^[A-Za-z0-9_-]+$', default: 'huddle-config' }),
       },
       { additionalProperties: false, default: {} },

@@ -10,6 +10,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { SipCluster, SipDN } from '../config/schema.js';
+import { tokenVerifier } from '../config/token-verifier.js';
 import { validateDocument } from '../config/validate.js';
 import { ConfigKeys } from './subjects.js';
 import { decodeJson, encodeJson } from './codec.js';
@@ -21,7 +22,7 @@ export async function openConfigBucket(nc: NatsConnection, bucket: string = Conf
 /** Writes a cluster and its DNs; DNs no longer present are deleted. Unchanged values are not rewritten. */
 export async function publishConfig(kv: KV, cluster: SipCluster, dns: SipDN[]): Promise<void> {
   const name = cluster.metadata.name;
-  await putIfChanged(kv, ConfigKeys.cluster(name), { ...cluster, status: undefined });
+  await putIfChanged(kv, ConfigKeys.cluster(name), withTokenVerifiers({ ...cluster, status: undefined }));
   const wanted = new Set<string>();
   for (const dn of dns) {
     const key = ConfigKeys.dn(name, dn.spec.number);
@@ -44,6 +45,12 @@ function withoutClearPassword(dn: SipDN, realm: string): SipDN {
   const { value: _clear, ...password } = dn.spec.options.password!;
   const ha1 = (algorithm: 'md5' | 'sha256') => createHash(algorithm).update(`${dn.spec.number}:${realm}:${value}`).digest('hex');
   return { ...dn, spec: { ...dn.spec, options: { ...dn.spec.options, password: { ...password, ha1: { realm, md5: ha1('md5'), sha256: ha1('sha256') } } } } };
+}
+
+/** Every process may read the bucket: agent tokens go there as verifiers only. */
+function withTokenVerifiers(cluster: SipCluster): SipCluster {
+  const gateway = cluster.spec.gateway;
+  return { ...cluster, spec: { ...cluster.spec, gateway: { ...gateway, tokens: gateway.tokens.map((t) => ({ ...t, token: tokenVerifier(t.token) })) } } };
 }
 
 async function putIfChanged(kv: KV, key: string, value: unknown): Promise<void> {

@@ -45,6 +45,7 @@ export const Subjects = {
 
   mediaCommand: (location: string) => `${site(location)}.media.cmd`,
   mediaInstanceCommand: (location: string, instance: string) => `${site(location)}.media.cmd.${subjectToken(instance)}`,
+  mediaInstanceCommandAll: (location: string) => `${site(location)}.media.cmd.*`,
   mediaEvent: (location: string, kind: MediaEventKind) => `${site(location)}.media.evt.${kind}`,
   mediaEventAll: (location: string) => `${site(location)}.media.evt.*`,
 } as const;

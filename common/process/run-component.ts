@@ -1,23 +1,25 @@
 /**
  * Runs one component as its own process (a pod's container). Configuration comes from the config
  * bucket (HUDDLE_NATS_URL + HUDDLE_CLUSTER, as the operator sets it up) or from a file
- * (HUDDLE_CONFIG, for running a component alone on a workstation).
+ * (HUDDLE_CONFIG, for running a component alone on a workstation). The component connects as its
+ * own NATS user (HUDDLE_NATS_USER + HUDDLE_NATS_PASSWORD_FILE, or HUDDLE_NATS_CREDS; TLS files in
+ * HUDDLE_NATS_CA / _CERT / _KEY, see common/nats/connect.ts).
  */
 import os from 'node:os';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError } from '../config/validate.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../nats/config-kv.js';
-import { connectNats } from '../nats/connect.js';
+import { connectNats, natsClientFromEnv, tlsFiles, type NatsClientEnv } from '../nats/connect.js';
+import type { NatsRole } from '../nats/permissions.js';
 import { newRegistry, startOpsServer } from './http.js';
 import { stopOnSignals } from './lifecycle.js';
 import { createLogger } from './logger.js';
 import { initTracing } from './tracing.js';
 import type { ComponentFactory } from './component.js';
 
-export interface ComponentEnv {
+export interface ComponentEnv extends NatsClientEnv {
   HUDDLE_CONFIG?: string;
   HUDDLE_NATS_URL?: string;
-  HUDDLE_NATS_CREDS?: string;
   HUDDLE_CLUSTER?: string;
   HUDDLE_CONFIG_BUCKET?: string;
   HUDDLE_MUSIC_ROOT?: string;
@@ -26,7 +28,8 @@ export interface ComponentEnv {
   POD_NAME?: string;
 }
 
-export async function runComponent(name: string, factory: ComponentFactory, env: ComponentEnv = process.env): Promise<void> {
+/** `role`: the NATS user's role, for the component's own reply subjects. */
+export async function runComponent(name: string, role: NatsRole, factory: ComponentFactory, env: ComponentEnv = process.env): Promise<void> {
   const log = createLogger(name);
   const stopTracing = await initTracing(`huddle-${name}`);
   try {
@@ -34,7 +37,8 @@ export async function runComponent(name: string, factory: ComponentFactory, env:
     const natsUrl = env.HUDDLE_NATS_URL ?? file?.cluster.spec.nats.url;
     const clusterName = env.HUDDLE_CLUSTER ?? file?.cluster.metadata.name;
     if (!natsUrl || !clusterName) throw new ConfigError(['set HUDDLE_NATS_URL and HUDDLE_CLUSTER, or HUDDLE_CONFIG with spec.nats.url'], 'environment');
-    const nc = await connectNats(natsUrl, `huddle-${name}-${env.POD_NAME ?? os.hostname()}`, log, env.HUDDLE_NATS_CREDS);
+    const client = natsClientFromEnv(env, role);
+    const nc = await connectNats(natsUrl, `huddle-${name}-${env.POD_NAME ?? os.hostname()}`, log, { ...client, tls: client.tls ?? tlsFiles(file?.cluster.spec.nats.tls ?? {}) });
     const kv = await openConfigBucket(nc, env.HUDDLE_CONFIG_BUCKET ?? file?.cluster.spec.nats.configBucket);
     if (file) await publishConfig(kv, file.cluster, file.dns);
     const live = await LiveConfig.watch(kv, clusterName, log);

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { authorizationBlock, type NatsUser } from '../nats/permissions.js';
 import { findBinary, SupervisedProcess } from './child.js';
 import { freePort, onFreshPorts } from './ports.js';
 
@@ -17,6 +19,10 @@ export interface NatsServerOptions {
   dataDir: string;
   log: Logger;
   host?: string;
+  /** The only users the server accepts; left out, it accepts anybody (tests of other things only). */
+  users?: NatsUser[];
+  /** Serve TLS only (URL tls://); `ca` also requires a client certificate signed by it. */
+  tls?: { cert: string; key: string; ca?: string };
 }
 
 export async function startNatsServer(opts: NatsServerOptions): Promise<EmbeddedNats> {
@@ -30,16 +36,33 @@ async function startOn(opts: NatsServerOptions, host: string, port: number): Pro
   const storeDir = path.join(opts.dataDir, 'nats');
   // A name of its own: readiness is this server answering, not whichever one holds the port.
   const name = `huddle-${randomBytes(6).toString('hex')}`;
+  const args = ['-js', '-a', host, '-p', String(port), '-sd', storeDir, '-n', name];
+  if (opts.users || opts.tls) args.push('-c', writeServerConfig(opts));
   const proc = new SupervisedProcess({
     name: 'nats-server',
     binary,
-    args: ['-js', '-a', host, '-p', String(port), '-sd', storeDir, '-n', name],
+    args,
     stateDir: opts.dataDir,
     log: opts.log,
     ready: () => waitForNatsServer(host, port, name, 10_000),
   });
   await proc.start();
-  return { url: `nats://${host}:${port}`, process: proc };
+  return { url: `${opts.tls ? 'tls' : 'nats'}://${host}:${port}`, process: proc };
+}
+
+/** The parts the command line cannot say (users, TLS), in a file only we can read: it holds the passwords. */
+function writeServerConfig(opts: NatsServerOptions): string {
+  let text = '';
+  if (opts.users) text += authorizationBlock(opts.users);
+  if (opts.tls) {
+    const { cert, key, ca } = opts.tls;
+    text += `tls ${JSON.stringify({ cert_file: cert, key_file: key, ...(ca ? { ca_file: ca, verify: true } : {}) })}\n`;
+  }
+  mkdirSync(opts.dataDir, { recursive: true });
+  const file = path.join(opts.dataDir, 'nats-server.conf');
+  writeFileSync(file, text, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return file;
 }
 
 /** Until the server on host:port greets with INFO naming `name` (a NATS server sends INFO first on every connection). */

@@ -18,7 +18,7 @@ describe('gateway liveness', () => {
   });
 
   async function replicaWithDesktop(name: string, dn: string) {
-    const nc = await connectNats(site.nats.url, name);
+    const nc = await connectNats(site.nats.url, name, undefined, site.nats.client('gateway'));
     const gateway = await createGateway({ ...site.context(name), nc }, { listen: '127.0.0.1:0', aliveIntervalMs: 300 });
     const client = new TlibClient({ url: gateway.wsUrl, token: site.supervisorToken, reconnect: false });
     await client.open();

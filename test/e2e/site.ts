@@ -7,11 +7,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import type { SipCluster, SipDN } from '../../common/config/schema.js';
 import { parseConfig, type PlatformConfig } from '../../common/config/load.js';
+import { tokenVerifier } from '../../common/config/token-verifier.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
 import { connectNats } from '../../common/nats/connect.js';
+import { NatsRoles, type NatsRole } from '../../common/nats/permissions.js';
 import type { ComponentContext } from '../../common/process/component.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { createLogger } from '../../common/process/logger.js';
@@ -80,8 +83,6 @@ export class Site implements AgentSite {
   static async start(opts: SiteOptions = {}): Promise<Site> {
     const sipPort = opts.sipPort ?? (await freePort());
     const gatewayPort = await freePort();
-    const nats = opts.nats ?? (await startTestNats());
-    const rtpengine = await startTestRtpengine(200);
     const media = await freePortRange(40);
     let yaml = readFileSync(path.join(ROOT, opts.base ?? 'config/local.yaml'), 'utf8');
     yaml = yaml
@@ -91,8 +92,14 @@ export class Site implements AgentSite {
       .replace(/portMax: \d+/, `portMax: ${media.max}`);
     if (opts.edit) yaml = opts.edit(yaml);
     const config = parseConfig(yaml, 'test-site.yaml', path.join(ROOT, 'config'));
-    const nc = await connectNats(nats.url, 'e2e-site');
-    const kv = await openConfigBucket(nc, `cfg-${config.cluster.metadata.name}`);
+    const configBucket = `cfg-${config.cluster.metadata.name}`;
+    // NATS as npm start runs it: every component its own user, allowed only what it needs.
+    const nats = opts.nats ?? (await startTestNats({ sites: [{ location: config.cluster.spec.location, configBucket }] }));
+    const rtpengine = await startTestRtpengine(200);
+    const connections = new Map<NatsRole, NatsConnection>();
+    for (const role of NatsRoles) connections.set(role, await connectNats(nats.url, `e2e-site-${role}`, undefined, nats.client(role)));
+    const nc = connections.get('config-publisher')!;
+    const kv = await openConfigBucket(nc, configBucket);
     await publishConfig(kv, config.cluster, config.dns);
     const live = await LiveConfig.watch(kv, config.cluster.metadata.name);
     const registry = new Registry();
@@ -100,7 +107,7 @@ export class Site implements AgentSite {
     const context = (name: string, reg: Registry): ComponentContext => ({
       config: live,
       musicRoot: config.musicRoot,
-      nc,
+      nc: connections.get(roleOf(name))!,
       registry: reg,
       log: createLogger(`${config.cluster.spec.location}-${name}`, process.env.TEST_LOG_LEVEL ?? 'silent'),
       addReadiness: () => undefined,
@@ -114,7 +121,7 @@ export class Site implements AgentSite {
       components.push(await startGateway(ctx('gateway')));
     } catch (err) {
       for (const c of components.reverse()) await c.stop();
-      await nc.close();
+      for (const c of connections.values()) await c.close();
       await rtpengine.stop();
       if (!opts.nats) await nats.stop();
       throw err;
@@ -132,7 +139,7 @@ export class Site implements AgentSite {
         kv,
         close: async () => {
           live.stop();
-          await nc.drain();
+          for (const c of connections.values()) await c.drain();
         },
         context,
       },
@@ -174,7 +181,9 @@ export class Site implements AgentSite {
     const dns = structuredClone(this.parts.live.dns);
     change(cluster, dns);
     await publishConfig(this.parts.kv, cluster, dns);
-    const want = JSON.stringify({ cluster: cluster.spec, dns: dns.map((d) => d.spec) });
+    // The bucket holds agent tokens as verifiers only.
+    const stored = { ...cluster.spec, gateway: { ...cluster.spec.gateway, tokens: cluster.spec.gateway.tokens.map((t) => ({ ...t, token: tokenVerifier(t.token) })) } };
+    const want = JSON.stringify({ cluster: stored, dns: dns.map((d) => d.spec) });
     const deadline = Date.now() + 5000;
     const seen = () => JSON.stringify({ cluster: this.parts.live.cluster.spec, dns: this.parts.live.dns.map((d) => d.spec) });
     while (seen() !== want) {
@@ -222,6 +231,13 @@ export class Site implements AgentSite {
 }
 
 /** A desktop on the gateway at `url`, registered on `dn`. */
+/** The NATS role of a component of a site, by the name its context is asked for. */
+function roleOf(component: string): NatsRole {
+  if (component.includes('media')) return 'media-controller';
+  if (component.includes('signaling')) return 'signaling';
+  return 'gateway';
+}
+
 export async function openDesktop(url: string, token: string, dn: string): Promise<Desktop> {
   const client = new TlibClient({ url, token, reconnect: false });
   await client.open();

@@ -5,6 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openConfigBucket } from '../../common/nats/config-kv.js';
+import { connectNats } from '../../common/nats/connect.js';
+import { ConfigKeys } from '../../common/nats/subjects.js';
 import { freePort } from '../../common/supervisor/ports.js';
 import { startTestNats, type TestNats } from '../support/infra.js';
 import { FakeApiServer } from './apiserver.js';
@@ -20,7 +23,8 @@ describe('operator/main.ts', () => {
   let stderr = '';
 
   beforeAll(async () => {
-    nats = await startTestNats();
+    // The operator's own NATS connection takes credentials (a user of role config-publisher).
+    nats = await startTestNats({ sites: [{ location: 'SiteM' }] });
     api = await new FakeApiServer().start();
     dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-operator-main-'));
   });
@@ -39,10 +43,14 @@ describe('operator/main.ts', () => {
     const kubeconfig = path.join(dir, 'kubeconfig');
     writeFileSync(kubeconfig, api.kubeConfig(NS).exportConfig());
     const metricsPort = await freePort();
+    const passwordFile = path.join(dir, 'nats-password');
+    writeFileSync(passwordFile, nats.client('config-publisher').password!, { mode: 0o600 });
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       KUBECONFIG: kubeconfig,
       HUDDLE_NATS_URL: nats.url,
+      HUDDLE_NATS_USER: 'config-publisher',
+      HUDDLE_NATS_PASSWORD_FILE: passwordFile,
       POD_NAME: 'operator-main',
       POD_NAMESPACE: NS,
       WATCH_NAMESPACE: NS,
@@ -63,6 +71,9 @@ describe('operator/main.ts', () => {
       return /huddle_operator_reconciles_total\{result="success",component="operator"\} [1-9]/.test(text) && text;
     });
     expect(metrics).toMatch(/huddle_operator_leader\{component="operator"\} 1/);
+    const reader = await connectNats(nats.url, 'reader', undefined, nats.client('gateway'));
+    expect((await (await openConfigBucket(reader)).get(ConfigKeys.cluster('site-m')))?.operation).toBe('PUT');
+    await reader.close();
 
     const exited = new Promise<number | null>((resolve) => child?.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');

@@ -21,12 +21,13 @@ describe('component entry points', () => {
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
-    [nats, rtp] = await Promise.all([startTestNats(), startTestRtpengine(40)]);
+    // Each entry point as its own NATS user, as the operator gives them.
+    [nats, rtp] = await Promise.all([startTestNats({ sites: [{ location: 'SiteA' }] }), startTestRtpengine(40)]);
     const sip = await freePort();
     const gateway = await freePort();
     const yaml = readFileSync(path.join(root, 'config/local.yaml'), 'utf8').replaceAll('port: 5060', `port: ${sip}`).replace('listen: 127.0.0.1:7000', `listen: 127.0.0.1:${gateway}`);
     const config = parseConfig(yaml, 'pods.yaml', path.join(root, 'config'));
-    const nc = await connectNats(nats.url, 'pods-test');
+    const nc = await connectNats(nats.url, 'pods-test', undefined, nats.client('config-publisher'));
     await publishConfig(await openConfigBucket(nc), config.cluster, config.dns);
     await nc.close();
   });
@@ -35,7 +36,11 @@ describe('component entry points', () => {
     await Promise.all([nats?.stop(), rtp?.stop()]);
   });
 
-  for (const component of ['media-controller', 'signaling', 'tlib-gateway']) {
+  for (const [component, role] of [
+    ['media-controller', 'media-controller'],
+    ['signaling', 'signaling'],
+    ['tlib-gateway', 'gateway'],
+  ] as const) {
     it(`${component} reads the config bucket, serves /readyz and /metrics, and exits 0 on SIGTERM`, async () => {
       const metricsPort = await freePort();
       const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(root, `bin/${component}.ts`)], {
@@ -43,6 +48,8 @@ describe('component entry points', () => {
           ...process.env,
           LOG_LEVEL: 'warn',
           HUDDLE_NATS_URL: nats.url,
+          HUDDLE_NATS_USER: nats.client(role).user,
+          HUDDLE_NATS_PASSWORD: nats.client(role).password,
           HUDDLE_CLUSTER: 'site-a',
           HUDDLE_RTPENGINE: rtp.ng,
           HUDDLE_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,

@@ -15,6 +15,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { loadConfigFile } from '../../common/config/load.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
 import { connectNats } from '../../common/nats/connect.js';
+import type { NatsRole } from '../../common/nats/permissions.js';
 import { Subjects } from '../../common/nats/subjects.js';
 import { createLogger } from '../../common/process/logger.js';
 import { MediaController } from '../../media-controller/controller.js';
@@ -49,18 +50,18 @@ beforeAll(async () => {
   expect(propagation.setGlobalPropagator(new W3CTraceContextPropagator())).toBe(true);
   expect(trace.setGlobalTracerProvider(provider)).toBe(true);
 
-  nats = await startTestNats();
-  const connection = async (name: string) => {
-    const nc = await connectNats(nats.url, name);
+  const config = loadConfigFile(path.resolve(import.meta.dirname, '../../config/local.yaml'));
+  location = config.cluster.spec.location;
+  nats = await startTestNats({ sites: [{ location }] });
+  // Each component as its own NATS user, as npm start runs them.
+  const connection = async (role: NatsRole) => {
+    const nc = await connectNats(nats.url, role, undefined, nats.client(role));
     connections.push(nc);
     return nc;
   };
-  const config = loadConfigFile(path.resolve(import.meta.dirname, '../../config/local.yaml'));
-  location = config.cluster.spec.location;
+  await publishConfig(await openConfigBucket(await connection('config-publisher')), config.cluster, config.dns);
   const gatewayNc = await connection('gateway');
-  const kv = await openConfigBucket(gatewayNc);
-  await publishConfig(kv, config.cluster, config.dns);
-  live = await LiveConfig.watch(kv, config.cluster.metadata.name);
+  live = await LiveConfig.watch(await openConfigBucket(gatewayNc), config.cluster.metadata.name);
 
   const mediaNc = await connection('media-controller');
   mixer = new TsMixer({ host: '127.0.0.1' });

@@ -1,12 +1,14 @@
 /**
  * Who a WebSocket client is and which DNs it may register and control. A bearer token is either
- * one of spec.gateway.tokens (read at every connect, so config changes apply to the next client)
- * or a JWT (HS256 or RS256) whose `dnsClaim` lists the DNs.
+ * one of spec.gateway.tokens (read at every connect, so config changes apply to the next client;
+ * the config bucket holds only their verifiers, common/config/token-verifier.ts) or a JWT (HS256
+ * or RS256) whose `dnsClaim` lists the DNs.
  */
-import { createHash, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { errors as joseErrors, jwtVerify } from 'jose';
 import type { SipClusterSpec } from '../../common/config/schema.js';
+import { presentedDigest, tokenDigest } from '../../common/config/token-verifier.js';
 
 export interface Principal {
   /** For logs: the token's name or the JWT's subject. */
@@ -52,7 +54,8 @@ export async function authenticate(
   fileTokens: SipClusterSpec['gateway']['tokens'] = [],
 ): Promise<AuthResult> {
   if (!token) return { ok: false, reason: 'no bearer token (Authorization header or ?token=)' };
-  const configured = [...gateway.tokens, ...fileTokens].find((t) => sameToken(t.token, token));
+  const presented = presentedDigest(token);
+  const configured = [...gateway.tokens, ...fileTokens].find((t) => timingSafeEqual(tokenDigest(t.token), presented));
   if (configured) return { ok: true, principal: { name: configured.name, dns: configured.dns, ...(configured.supervisor === true ? { supervisor: true } : {}) } };
   if (!JWT_SHAPE.test(token)) return { ok: false, reason: 'unknown token' };
   if (!keys.hs256Secret && !keys.rs256PublicKey) return { ok: false, reason: 'JWTs are not accepted: no JWT key configured' };
@@ -76,11 +79,6 @@ export async function authenticate(
   } catch (err) {
     return { ok: false, reason: `invalid JWT: ${(err as Error).message}` };
   }
-}
-
-/** Constant-time comparison, so response timing does not reveal how much of a token matched. */
-function sameToken(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 }
 
 export function mayUse(principal: Principal, dn: string): boolean {
