@@ -380,7 +380,7 @@ export const DNOptions = Type.Object(
     'sip-digest-algorithms': Type.Optional(
       Type.Array(StringEnum(['MD5', 'SHA-256'] as const), {
         minItems: 1,
-        description: 'Digest challenges offered to this DN, in order; unset: MD5 then SHA-256 (sipp and older phones answer only the first one and only MD5); ["SHA-256"] refuses MD5',
+        description: 'Digest challenges offered to this DN, in order; unset: MD5 alone (sipp answers only the first challenge, baresip refuses any list naming another algorithm); ["SHA-256", "MD5"] offers both, ["SHA-256"] refuses MD5',
       }),
     ),
     'sip-trunk-sources': Type.Optional(

@@ -37,7 +37,7 @@ describe('digest', () => {
   });
 
   it('prefers SHA-256 when both are offered; answers 407 with Proxy-Authorization', () => {
-    const ch = new DigestChallenger({ realm: 'r' });
+    const ch = new DigestChallenger({ realm: 'r', algorithms: ['MD5', 'SHA-256'] });
     const res = new SipResponse(407, 'Proxy Authentication Required');
     for (const c of ch.challenge()) res.append('Proxy-Authenticate', c);
     const cred = authorize(register(), res, { username: 'u', password: 'p' });
@@ -70,9 +70,10 @@ describe('digest', () => {
     expect(parseChallenge('Basic realm="x"')).toBeNull();
   });
 
-  it('offers MD5 first by default (sipp and older phones answer the first challenge only), SHA-256 first on request', () => {
+  it('offers MD5 alone by default (sipp answers the first challenge only, baresip refuses a list naming another algorithm), SHA-256 on request', () => {
     const ch = new DigestChallenger({ realm: 'r' });
-    expect(ch.challenge().map((c) => parseChallenge(c)?.algorithm)).toEqual(['MD5', 'SHA-256']);
+    expect(ch.challenge().map((c) => parseChallenge(c)?.algorithm)).toEqual(['MD5']);
+    expect(ch.challenge({ algorithms: ['SHA-256', 'MD5'] }).map((c) => parseChallenge(c)?.algorithm)).toEqual(['SHA-256', 'MD5']);
     expect(ch.challenge({ algorithms: ['SHA-256'] }).map((c) => parseChallenge(c)?.algorithm)).toEqual(['SHA-256']);
   });
 

@@ -133,8 +133,9 @@ export function authorize(req: SipRequest, res: SipResponse, creds: Credentials)
 export interface ChallengerOptions {
   realm: string;
   /**
-   * Offered algorithms, in order (default MD5 then SHA-256): sipp and older phones answer only the
-   * first challenge and only with MD5, while RFC 8760 clients pick SHA-256 wherever it is offered.
+   * Offered algorithms, in order (default MD5 alone): sipp answers only the first challenge and only
+   * with MD5, and baresip's libre refuses a 401 that offers any other algorithm at all; RFC 8760
+   * clients pick SHA-256 wherever it is offered, so a DN whose phones can opts in to it.
    */
   algorithms?: DigestAlgorithm[];
   /** Nonce lifetime; older nonces are answered with stale=true (default 5 min). */
@@ -171,7 +172,7 @@ export class DigestChallenger {
 
   constructor(private readonly opts: ChallengerOptions) {
     this.secret = opts.secret ?? randomBytes(32);
-    this.algorithms = opts.algorithms ?? ['MD5', 'SHA-256'];
+    this.algorithms = opts.algorithms ?? ['MD5'];
     this.ttl = opts.nonceTtlMs ?? 300_000;
     this.now = opts.now ?? Date.now;
     this.maxTracked = opts.maxTrackedNonces ?? 10_000;

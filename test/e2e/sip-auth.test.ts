@@ -28,6 +28,11 @@ apiVersion: sip.huddle.dev/v1alpha1
 kind: SipDN
 metadata: { name: site-a-7008 }
 spec: { cluster: site-a, number: "7008", type: Extension }
+---
+apiVersion: sip.huddle.dev/v1alpha1
+kind: SipDN
+metadata: { name: site-a-7009 }
+spec: { cluster: site-a, number: "7009", type: Extension, options: { password: { value: secret-7009 }, sip-digest-algorithms: [SHA-256] } }
 `;
 
 /** What a carrier on the trunk's address receives: every datagram, kept. */
@@ -78,15 +83,26 @@ describe('SIP authentication by default', () => {
     const res = await bare.register(registrar, 'sip:7006@127.0.0.1');
     expect(res.status).toBe(401);
     const challenges = res.getAll('www-authenticate');
-    // MD5 first, for sipp and older phones that answer only the first challenge; then SHA-256.
-    expect(challenges.map((c) => /algorithm=([\w-]+)/.exec(c)?.[1])).toEqual(['MD5', 'SHA-256']);
+    // MD5 alone by default: sipp answers only the first challenge, and baresip (libre) refuses a
+    // 401 that offers any algorithm but MD5 ("Function not implemented"); SHA-256 is per DN.
+    expect(challenges.map((c) => /algorithm=([\w-]+)/.exec(c)?.[1])).toEqual(['MD5']);
     expect(challenges[0]).toMatch(/realm="SiteA".*qop="auth"/);
     expect((await bare.register(registrar, 'sip:7006@127.0.0.1', bare.contact, { password: 'guess' })).status).toBe(401);
     expect(await metric(site, 'huddle_sip_registrations')).toBe(before);
-    // The owner, with the password of the configuration, registers (SHA-256: our phone picks the strongest).
+    // The owner, with the password of the configuration, registers.
     const real = await stranger('7006', { password: site.password('7006') });
     expect((await real.register(registrar, 'sip:7006@127.0.0.1')).status).toBe(200);
     expect(await metric(site, 'huddle_sip_registrations')).toBe(before + 1);
+  });
+
+  it('a DN configured for SHA-256 is challenged with SHA-256 only, and its owner registers with it', async () => {
+    const registrar = `sip:127.0.0.1:${site.sipPort}`;
+    const bare = await stranger('7009');
+    const res = await bare.register(registrar, 'sip:7009@127.0.0.1');
+    expect(res.status).toBe(401);
+    expect(res.getAll('www-authenticate').map((c) => /algorithm=([\w-]+)/.exec(c)?.[1])).toEqual(['SHA-256']);
+    const real = await stranger('7009', { password: site.password('7009') });
+    expect((await real.register(registrar, 'sip:7009@127.0.0.1')).status).toBe(200);
   });
 
   it('REGISTER Contact: * / Expires: 0 without credentials gets 401 and the owner keeps its binding', async () => {
@@ -185,7 +201,8 @@ describe('SIP authentication by default', () => {
   });
 
   it('the config bucket holds each DN password as digest HA1 verifiers, never in clear text', async () => {
-    const nc = await connectNats(site.nats.url, 'bucket-reader');
+    // What any component may read: signaling's user, as the other processes can too.
+    const nc = await connectNats(site.nats.url, 'bucket-reader', undefined, site.nats.client('signaling'));
     onTestFinished(() => nc.close());
     const kv = await openConfigBucket(nc, `cfg-${site.config.cluster.metadata.name}`);
     const entry = await kv.get(ConfigKeys.dn(site.config.cluster.metadata.name, '7001'));

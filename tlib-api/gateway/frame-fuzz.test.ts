@@ -104,7 +104,8 @@ describe('T-Library frames fuzzing through a real gateway', () => {
   let client: RawClient;
 
   beforeAll(async () => {
-    h = await startTlibSite();
+    // This test is about frames, not rates: the per-client limits (tested in limits.test.ts) are lifted.
+    h = await startTlibSite({ edit: (yaml) => yaml.replace('  gateway:\n', '  gateway:\n    clientLimits: { requestsPerSecond: 100000, burst: 100000, maxInFlight: 10000 }\n') });
     client = await openOk(h.wsUrl, 'agent-7001-secret');
   }, 60_000);
   afterAll(async () => {
