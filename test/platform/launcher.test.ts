@@ -105,6 +105,22 @@ describe('npm start', () => {
     expect(run.output()).toMatch(/spec\.options\.music-listen-disconnect: must not be empty/);
   });
 
+  it('warns at start naming each DN that may register and call without credentials', async () => {
+    const optedOut = (text: string) =>
+      text.replace('number: "7005", type: Extension, options: { password: { value: secret-7005 } }', 'number: "7005", type: Extension, options: { sip-allow-unauthenticated-insecure: true }');
+    const file = await configOnFreePorts(LOCAL, { edit: optedOut });
+    expect(readFileSync(file, 'utf8')).toContain('sip-allow-unauthenticated-insecure: true');
+    const run = launch(file);
+    try {
+      await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), 'the endpoint lines', 30_000, run.output);
+      expect(run.output()).toMatch(/INSECURE: DN 7005 registers and calls without credentials/);
+      expect(run.output()).not.toMatch(/INSECURE: DN 700[1-4]/);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exited;
+    }
+  });
+
   it('prints its endpoints, serves metrics, and stops everything on SIGTERM within 5 s', async () => {
     const file = await configOnFreePorts(LOCAL);
     const run = launch(file);
