@@ -14,6 +14,7 @@ import { SipPhone } from '../support/sip-phone.js';
 import { createTestCa, type TestCa } from '../support/test-ca.js';
 import { TonePhone, toneFrequency } from '../support/tone-phone.js';
 import { metric, Site, until } from './site.js';
+import { writeBaresipConfig } from '../support/baresip.js';
 
 let ca: TestCa;
 let site: Site;
@@ -104,26 +105,7 @@ async function startBaresip(dn: string): Promise<Baresip> {
   const own = ca.issue(`baresip-${dn}`);
   writeFileSync(path.join(dir, 'cert.pem'), readFileSync(own.certFile, 'utf8') + readFileSync(own.keyFile, 'utf8'));
   const tone = path.resolve(import.meta.dirname, '../../config/music/on_hold.wav');
-  writeFileSync(
-    path.join(dir, 'config'),
-    [
-      'poll_method epoll',
-      `sip_listen 127.0.0.1:${port}`,
-      `sip_certificate ${path.join(dir, 'cert.pem')}`,
-      `sip_cafile ${ca.caFile}`,
-      'module_path /usr/lib/baresip/modules',
-      'module stdio.so',
-      'module g711.so',
-      'module aufile.so',
-      'module_app account.so',
-      'module_app menu.so',
-      `audio_source aufile,${tone}`,
-      `audio_player aufile,${path.join(dir, 'heard.wav')}`,
-      `audio_alert aufile,${path.join(dir, 'alert.wav')}`,
-      `rtp_ports ${rtp.min}-${rtp.max}`,
-      '',
-    ].join('\n'),
-  );
+  writeBaresipConfig(dir, { port, rtp, tone, extra: [`sip_certificate ${path.join(dir, 'cert.pem')}`, `sip_cafile ${ca.caFile}`] });
   const password = passwordOf(dn);
   writeFileSync(path.join(dir, 'accounts'), `<sip:${dn}@127.0.0.1:${tlsPort};transport=tls>;regint=600${password ? `;auth_pass=${password}` : ''}\n`);
   const child: ChildProcess = spawn(bin, ['-f', dir, '-t', '55'], { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { findBinary } from '../../common/supervisor/child.js';
 import { freePort, freePortRange } from '../../common/supervisor/ports.js';
 import { createSipStack, type Dialog, type SipRequest, type SipStack } from '../../signaling/sip/index.js';
+import { writeBaresipConfig } from '../support/baresip.js';
 
 // An 8 kHz mono WAV from the repo is the microphone; what baresip hears goes to a file. No sound device needed.
 const TONE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../config/music/on_hold.wav');
@@ -29,24 +30,7 @@ async function startBaresip(commands: string[]): Promise<Baresip> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-baresip-'));
   const port = await freePort();
   const rtp = await freePortRange(20);
-  writeFileSync(
-    path.join(dir, 'config'),
-    [
-      'poll_method epoll',
-      `sip_listen 127.0.0.1:${port}`,
-      'module_path /usr/lib/baresip/modules',
-      'module stdio.so',
-      'module g711.so',
-      'module aufile.so',
-      'module_app account.so',
-      'module_app menu.so',
-      `audio_source aufile,${TONE}`,
-      `audio_player aufile,${path.join(dir, 'heard.wav')}`,
-      `audio_alert aufile,${path.join(dir, 'alert.wav')}`,
-      `rtp_ports ${rtp.min}-${rtp.max}`,
-      '',
-    ].join('\n'),
-  );
+  writeBaresipConfig(dir, { port, rtp, tone: TONE });
   writeFileSync(path.join(dir, 'accounts'), `<sip:bob@127.0.0.1:${port}>;regint=0;answermode=auto\n`);
   // -t bounds its life whatever happens to the test.
   const child: ChildProcess = spawn(bin, ['-f', dir, '-t', '40', ...commands.flatMap((c) => ['-e', c])], { stdio: ['pipe', 'pipe', 'pipe'] });
