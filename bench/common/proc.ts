@@ -2,9 +2,11 @@
  * Process facts for benchmarks, read from /proc: resident memory and CPU of a process tree, the
  * machine's load (this machine is shared, so every figure is printed with it), and stopping a child.
  */
-import type { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
+import path from 'node:path';
 import { findBinary } from '../../common/supervisor/child.js';
 
 const CLK_TCK = 100;
@@ -108,4 +110,41 @@ export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/**
+ * A bench program compiled by tsc (node dist/...), as the image runs our code, not through tsx,
+ * whose transform wraps each named closure as it is created (~30% per call in bench:sip-stack).
+ * Built under dist/<name> (git-ignored); returns the compiled path of `source` (relative to the repo).
+ */
+export function compileBenchProgram(root: string, name: string, source: string): string {
+  const outDir = path.join(root, 'dist', name);
+  mkdirSync(outDir, { recursive: true });
+  const project = path.join(outDir, 'tsconfig.json');
+  writeFileSync(project, JSON.stringify({ extends: '../../tsconfig.build.json', compilerOptions: { outDir: '.', rootDir: '../..', sourceMap: false }, include: [`../../${source}`] }));
+  execFileSync(process.execPath, [createRequire(import.meta.url).resolve('typescript/bin/tsc'), '-p', project], { stdio: 'inherit' });
+  return path.join(outDir, source.replace(/\.ts$/, '.js'));
+}
+
+/** A child speaking the bench IPC: it sends one message when ready, answers {cmd:'stats'} with its figures, exits on {cmd:'stop'}. */
+export interface StatsChild<S> {
+  stats(): Promise<S>;
+  stop(): Promise<void>;
+}
+
+/** Spawns `[command, args]` (the program `name`) with an IPC channel; resolves once it says it is ready. */
+export async function startStatsChild<S>(name: string, [command, args]: [string, string[]]): Promise<StatsChild<S>> {
+  const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (c) => reject(new Error(`${name} exited ${c}`)));
+  });
+  return {
+    stats: () =>
+      new Promise((resolve) => {
+        child.once('message', (m) => resolve(m as S));
+        child.send({ cmd: 'stats' });
+      }),
+    stop: () => stopChild(child, () => child.send({ cmd: 'stop' }), 5000),
+  };
 }

@@ -8,15 +8,14 @@
  * flood rate: what sipp really sent, what the limiter dropped, the UAS's CPU, the flood messages
  * absorbed per CPU-second, and the legitimate calls that succeeded and failed.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findBinary } from '../../common/supervisor/child.js';
 import { freePort } from '../../common/supervisor/ports.js';
-import { loadLine, onCpu, stopChild } from '../common/proc.js';
+import { compileBenchProgram, loadLine, onCpu, startStatsChild, type StatsChild } from '../common/proc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(here, '../..');
@@ -25,42 +24,19 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CALL_RATE = Number(process.env.BENCH_CALL_RATE ?? 20);
 const FLOOD_SOURCE = '127.0.0.2';
 
-/** The UAS as the image runs it: compiled (node dist/...), not through tsx. */
-function compileUas(): string {
-  const outDir = path.join(ROOT, 'dist', 'bench-pike');
-  mkdirSync(outDir, { recursive: true });
-  const project = path.join(outDir, 'tsconfig.json');
-  writeFileSync(project, JSON.stringify({ extends: '../../tsconfig.build.json', compilerOptions: { outDir: '.', rootDir: '../..', sourceMap: false }, include: ['../../bench/pike/uas.ts'] }));
-  execFileSync(process.execPath, [createRequire(import.meta.url).resolve('typescript/bin/tsc'), '-p', project], { stdio: 'inherit' });
-  return path.join(outDir, 'bench', 'pike', 'uas.js');
-}
 
 /** With two CPUs or more the UAS has one to itself and both sipp share the other. */
 const PIN = os.cpus().length >= 2 && process.env.BENCH_PIN !== '0';
 const pinned = (cpu: number, bin: string, args: string[]): [string, string[]] => (PIN ? onCpu(cpu, bin, args) : [bin, args]);
 
-interface Uas {
+interface Uas extends StatsChild<{ cpuUs: number; dropped: number }> {
   port: number;
-  stats(): Promise<{ cpuUs: number; dropped: number }>;
-  stop(): Promise<void>;
 }
 
 async function startUas(compiled: string, limit: boolean): Promise<Uas> {
   const port = await freePort();
-  const child = spawn(...pinned(1, process.execPath, [compiled, String(port), limit ? 'limit' : 'open']), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (c) => reject(new Error(`UAS exited ${c}`)));
-  });
-  return {
-    port,
-    stats: () =>
-      new Promise((resolve) => {
-        child.once('message', (m) => resolve(m as { cpuUs: number; dropped: number }));
-        child.send({ cmd: 'stats' });
-      }),
-    stop: () => stopChild(child, () => child.send({ cmd: 'stop' }), 5000),
-  };
+  const uas = await startStatsChild<{ cpuUs: number; dropped: number }>('UAS', pinned(1, process.execPath, [compiled, String(port), limit ? 'limit' : 'open']));
+  return { port, ...uas };
 }
 
 interface SippResult {
@@ -135,7 +111,7 @@ async function measure(compiled: string, limit: boolean, floodRate: number): Pro
   }
 }
 
-const compiled = compileUas();
+const compiled = compileBenchProgram(ROOT, 'bench-pike', 'bench/pike/uas.ts');
 console.log(`bench:pike — ${loadLine()}; ${SECONDS} s per rate, legitimate calls ${CALL_RATE}/s from 127.0.0.1, flood from ${FLOOD_SOURCE}${PIN ? '; UAS on CPU 1, sipp on CPU 0' : ''}`);
 console.log('limit  flood asked/s  flood sent/s  dropped  UAS CPU  flood msgs per CPU-s  calls ok  calls failed');
 // "flood sent/s" is over the whole run (sipp's start and end included), so a little under what was asked.

@@ -8,14 +8,13 @@
  * ours,stateful,stateless) picks targets; ratios are printed when ours comes first. BENCH_NODE_FLAGS gives our
  * UAS Node/V8 flags, for experiments; BENCH_PIN=0 leaves CPU placement to the scheduler.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findBinary } from '../../common/supervisor/child.js';
-import { loadLine, onCpu, percentile, stopChild, treeCpuUs } from '../common/proc.js';
+import { compileBenchProgram, loadLine, onCpu, percentile, startStatsChild, stopChild, treeCpuUs } from '../common/proc.js';
 import { freePort } from '../../common/supervisor/ports.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -43,25 +42,8 @@ interface Target {
   stop(): Promise<void>;
 }
 
-/**
- * Our UAS as the image runs it: compiled by tsc (node dist/...), not through tsx, whose esbuild
- * transform wraps each named closure in a defineProperty call as it is created (measured here:
- * ~145 against ~110 µs CPU per call at 1000 calls/s). Built once, under dist/ (git-ignored).
- */
-function compileUas(): string {
-  const outDir = path.join(ROOT, 'dist', 'bench-sip-stack');
-  mkdirSync(outDir, { recursive: true });
-  const project = path.join(outDir, 'tsconfig.json');
-  writeFileSync(
-    project,
-    JSON.stringify({ extends: '../../tsconfig.build.json', compilerOptions: { outDir: '.', rootDir: '../..', sourceMap: false }, include: ['../../bench/sip-stack/uas.ts'] }),
-  );
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-p', project], { stdio: 'inherit' });
-  return path.join(outDir, 'bench', 'sip-stack', 'uas.js');
-}
 
-const compiledUas = compileUas();
+const compiledUas = compileBenchProgram(ROOT, 'bench-sip-stack', 'bench/sip-stack/uas.ts');
 
 /**
  * With two CPUs or more, the target runs on one and sipp on another (as in bench:mixer): the
@@ -76,21 +58,8 @@ const pinned = (cpu: number, bin: string, args: string[]): [string, string[]] =>
 async function ours(): Promise<Target> {
   const port = await freePort();
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(...pinned(TARGET_CPU, process.execPath, [...flags, compiledUas, String(port)]), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (c) => reject(new Error(`UAS exited ${c}`)));
-  });
-  return {
-    name: 'huddle signaling/sip',
-    port,
-    stats: () =>
-      new Promise((resolve) => {
-        child.once('message', (m) => resolve(m as { cpuUs: number; retransmissions: number }));
-        child.send({ cmd: 'stats' });
-      }),
-    stop: () => stopChild(child, () => child.send({ cmd: 'stop' }), 5000),
-  };
+  const uas = await startStatsChild<{ cpuUs: number; retransmissions: number }>('UAS', pinned(TARGET_CPU, process.execPath, [...flags, compiledUas, String(port)]));
+  return { name: 'huddle signaling/sip', port, ...uas };
 }
 
 async function kamailio(stateful: boolean): Promise<Target> {
