@@ -6,6 +6,7 @@ import { BlockList, isIP } from 'node:net';
 import type { LiveConfig } from '../common/nats/config-kv.js';
 import type { DnConfig } from './model/index.js';
 import { parseUri, type SipUri } from './sip/index.js';
+import { addCidr, parseCidr } from '../common/config/cidr.js';
 
 export class DnDirectory {
   constructor(private readonly config: LiveConfig) {}
@@ -26,7 +27,7 @@ export class DnDirectory {
    */
   trunkFrom(host: string, port: number): DnConfig | undefined {
     const address = host.startsWith('::ffff:') && isIP(host.slice(7)) === 4 ? host.slice(7) : host;
-    return this.trunks().find((t) => sourcesOf(t).some((s) => s.matches(address, port)));
+    return this.trunks().find((t) => cachedSourcesOf(t).some((s) => s.matches(address, port)));
   }
 
   /** A DN's options.contact as a SIP URI ("host:port" is taken as sip:host:port); undefined if absent or not SIP. */
@@ -49,6 +50,18 @@ interface TrunkSource {
   matches(address: string, port: number): boolean;
 }
 
+/**
+ * A trunk's sources are parsed once per configuration: the live config replaces a DN's options
+ * object on every change, so keying on it drops what an edit made stale.
+ */
+const parsedSources = new WeakMap<DnConfig['options'], TrunkSource[]>();
+
+function cachedSourcesOf(trunk: DnConfig): TrunkSource[] {
+  let sources = parsedSources.get(trunk.options);
+  if (!sources) parsedSources.set(trunk.options, (sources = sourcesOf(trunk)));
+  return sources;
+}
+
 function sourcesOf(trunk: DnConfig): TrunkSource[] {
   const listed = trunk.options['sip-trunk-sources'];
   if (listed) return listed.map(parseSource).filter((s): s is TrunkSource => s !== undefined);
@@ -59,15 +72,18 @@ function sourcesOf(trunk: DnConfig): TrunkSource[] {
 }
 
 function parseSource(entry: string): TrunkSource | undefined {
-  const slash = entry.indexOf('/');
-  if (slash >= 0) {
-    const network = entry.slice(0, slash);
-    const family = isIP(network);
-    const bits = Number(entry.slice(slash + 1));
-    if (family === 0) return undefined;
+  if (entry.includes('/')) {
+    // An entry the schema let through but no range parses from matches nothing (never throws per INVITE).
+    const cidr = parseCidr(entry);
+    if (!cidr) return undefined;
     const list = new BlockList();
-    list.addSubnet(network, bits, family === 4 ? 'ipv4' : 'ipv6');
-    return { matches: (address) => isIP(address) !== 0 && list.check(address, isIP(address) === 4 ? 'ipv4' : 'ipv6') };
+    addCidr(list, cidr);
+    return {
+      matches: (address) => {
+        const family = isIP(address);
+        return family !== 0 && list.check(address, family === 4 ? 'ipv4' : 'ipv6');
+      },
+    };
   }
   if (isIP(entry) !== 0) return { matches: (address) => address === entry };
   const withPort = /^([0-9.]+):([0-9]{1,5})$/.exec(entry);

@@ -3,11 +3,11 @@
  * the same documents an operator applies to Kubernetes.
  */
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { SipCluster, SipDN, TServerOptions } from './schema.js';
 import { ConfigError, validateDocument } from './validate.js';
+import { parseCidr } from './cidr.js';
 
 export interface PlatformConfig {
   /** Absolute path of the file it came from, or a label such as "nats-kv". */
@@ -75,19 +75,12 @@ export function parseConfig(text: string, source: string, baseDir: string): Plat
     const { portMin, portMax } = cluster.spec.media;
     if (portMin > portMax) problems.push(`SipCluster ${cluster.metadata.name}: spec.media.portMin: must not exceed spec.media.portMax`);
     cluster.spec.sip.rateLimit.exemptSources.forEach((cidr, i) => {
-      if (!isCidr(cidr)) problems.push(`SipCluster ${cluster!.metadata.name}: spec.sip.rateLimit.exemptSources.${i}: "${cidr}" is not an IPv4 or IPv6 CIDR`);
+      if (!parseCidr(cidr)) problems.push(`SipCluster ${cluster!.metadata.name}: spec.sip.rateLimit.exemptSources.${i}: "${cidr}" is not an IPv4 or IPv6 CIDR`);
     });
   }
   if (problems.length > 0 || !cluster) throw new ConfigError(problems, source);
   const musicRoot = path.resolve(baseDir, cluster.spec.musicRoot ?? '.');
   return { source, cluster, dns, musicRoot };
-}
-
-/** address/bits with an address of the family the prefix length fits. */
-function isCidr(cidr: string): boolean {
-  const [address = '', bits = ''] = cidr.split('/');
-  const family = net.isIP(address);
-  return family !== 0 && /^[0-9]{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
 /**

@@ -25,6 +25,9 @@ const COMPACT: Record<string, string> = {
   x: 'session-expires',
 };
 
+/** The methods of the IANA SIP method registry that a peer of ours may send; anything else is `extension-method`. */
+export const SIP_METHODS = ['ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER', 'REGISTER', 'SUBSCRIBE', 'UPDATE'] as const;
+
 /** Lower-case long form: the key every header is looked up by. */
 export function headerKey(name: string): string {
   const lower = name.toLowerCase();

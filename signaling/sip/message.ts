@@ -262,10 +262,7 @@ export function localResponse(status: number, reason: string, req?: SipRequest):
   const res = new SipResponse(status, reason);
   if (req) {
     for (const h of req.headers) {
-      if (h.key !== 'via' && h.key !== 'from' && h.key !== 'to' && h.key !== 'call-id' && h.key !== 'cseq') continue;
-      // A malformed request may hide a lone CR or LF in a value: echoing it would split our header.
-      if (/[\r\n]/.test(h.value)) continue;
-      res.headers.push({ ...h });
+      if (h.key === 'via' || h.key === 'from' || h.key === 'to' || h.key === 'call-id' || h.key === 'cseq') res.headers.push({ ...h });
     }
   }
   return res;

@@ -1,11 +1,12 @@
 import { Counter, Gauge, Registry } from 'prom-client';
+import { SIP_METHODS } from './grammar.js';
 import type { SourceRateLimiter } from './rate-limit.js';
 
 /**
  * The SIP methods of the IANA registry: the only method label values. Any other name a peer sends
  * counts as `other`, so strangers cannot create metric series (one per made-up method).
  */
-const KNOWN_METHODS: ReadonlySet<string> = new Set(['ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER', 'REGISTER', 'SUBSCRIBE', 'UPDATE']);
+const KNOWN_METHODS: ReadonlySet<string> = new Set(SIP_METHODS);
 
 export function methodLabel(method: string): string {
   return KNOWN_METHODS.has(method) ? method : 'other';

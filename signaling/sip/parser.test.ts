@@ -109,6 +109,8 @@ describe('parser: rejections carry a status and a reason', () => {
     ['bad header line', ['INVITE sip:x@h SIP/2.0', ...good, 'no colon here'], 400, 'Malformed header line'],
     ['bad request line', ['INVITE sip:x@h', ...good], 400, 'Malformed Request-Line'],
     ['bad Max-Forwards', ['INVITE sip:x@h SIP/2.0', ...good, 'Max-Forwards: lots'], 400, 'Malformed Max-Forwards'],
+    // Echoed into every response, a lone CR would split the header there (header injection).
+    ['lone CR in a header value', ['INVITE sip:x@h SIP/2.0', ...good.slice(0, 3), 'Call-ID: c\rX-Injected: yes', good[4]!], 400, 'Malformed header line: bare CR'],
   ])('%s', (_name, lines, status, reason) => {
     const r = rejected(base(lines));
     expect(r.status).toBe(status);

@@ -3,7 +3,7 @@
  * names, bare LF), strict about what a request must carry. Every failure on a request yields a
  * status and reason phrase to answer with, plus whatever headers could be read to address it.
  */
-import { headerKey, isToken, isWs, parseDigits, singleInstanceBit } from './grammar.js';
+import { headerKey, isToken, isWs, parseDigits, singleInstanceBit, SIP_METHODS } from './grammar.js';
 import { HeaderError } from './headers.js';
 import { canonicalName, SipRequest, SipResponse, type RawHeader } from './message.js';
 import { UnsupportedSchemeError, UriError } from './uri.js';
@@ -152,6 +152,9 @@ function readHeaders(head: string, from: number, headers: RawHeader[], limits: P
   for (let s = from; s < head.length; ) {
     const [end, next] = lineEnd(head, s);
     if (end > s) {
+      // §25 allows CR only in CRLF: a lone one would split the header wherever the value is echoed.
+      const cr = head.indexOf('\r', s);
+      if (cr >= 0 && cr < end) return 'Malformed header line: bare CR';
       if (isWs(head.charCodeAt(s))) {
         const prev = headers[headers.length - 1];
         if (!prev) return 'Malformed header: continuation without header';
@@ -175,7 +178,7 @@ function readHeaders(head: string, from: number, headers: RawHeader[], limits: P
 }
 
 /** One shared string per common method, rather than a copy per request kept by its transaction. */
-const KNOWN_METHODS = new Map(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'INFO', 'UPDATE', 'MESSAGE', 'PRACK', 'PUBLISH'].map((m) => [m, m]));
+const KNOWN_METHODS = new Map<string, string>(SIP_METHODS.map((m) => [m, m]));
 
 function parseRequestLine(line: string): { method: string; uri: string; version: string } | string {
   // Request-Line = Method SP Request-URI SP SIP-Version (§25): one space each. Trailing
@@ -191,17 +194,16 @@ function parseRequestLine(line: string): { method: string; uri: string; version:
   let version = line.slice(sp2 + 1, end);
   if (!isToken(method)) return 'Malformed method in Request-Line';
   method = KNOWN_METHODS.get(method) ?? method;
-  version = version.toUpperCase();
-  if (!isSipVersion(version)) return 'Malformed Request-Line';
+  // Nearly every request says exactly SIP/2.0: only another spelling pays for the case fold and regex.
+  if (version !== 'SIP/2.0') {
+    version = version.toUpperCase();
+    if (!SIP_VERSION.test(version)) return 'Malformed Request-Line';
+  }
   return { method, uri, version };
 }
 
 /** `SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT` (§25), upper-cased already. */
 const SIP_VERSION = /^SIP\/\d+\.\d+$/;
-
-function isSipVersion(v: string): boolean {
-  return SIP_VERSION.test(v);
-}
 
 function attachBody(msg: SipRequest | SipResponse, buf: Buffer, bodyStart: number, stream: boolean): string | undefined {
   const clText = msg.get('content-length');

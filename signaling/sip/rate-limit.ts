@@ -11,6 +11,7 @@
  * can so push a banned source out early, but cannot grow the table.
  */
 import net from 'node:net';
+import { addCidr, parseCidr } from '../../common/config/cidr.js';
 
 export type RateLimitAction = 'drop' | 'reject';
 
@@ -60,9 +61,10 @@ export class SourceRateLimiter {
     this.count = new Uint32Array(size);
     this.bannedUntil = new Float64Array(size);
     this.exempt = new net.BlockList();
-    for (const cidr of opts.exemptSources) {
-      const [address, bits] = cidr.split('/') as [string, string];
-      this.exempt.addSubnet(address, Number(bits), net.isIPv6(address) ? 'ipv6' : 'ipv4');
+    for (const text of opts.exemptSources) {
+      // Files are checked when loaded; a range that still does not parse exempts nobody.
+      const cidr = parseCidr(text);
+      if (cidr) addCidr(this.exempt, cidr);
     }
     this.exemptAny = opts.exemptSources.length > 0;
   }
