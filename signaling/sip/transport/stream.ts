@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { StreamFramer, type ParseLimits, DEFAULT_LIMITS } from '../parser.js';
 import { socketHost } from '../uri.js';
-import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionMetrics } from './connection-limits.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionMetrics, type TimeoutPhase } from './connection-limits.js';
 import { endpointKey, type Endpoint, type Transport, type TransportHandler } from './transport.js';
 
 export interface StreamTransportOptions {
@@ -29,6 +29,8 @@ interface Connection {
   /** Armed while a message is under way, and on a new inbound connection until its first message. */
   deadline: NodeJS.Timeout | undefined;
   idle: NodeJS.Timeout;
+  /** Where this connection's messages come from: made once, when the first one arrives (an outbound socket has no remote address before it connects). */
+  source?: Endpoint;
 }
 
 export abstract class StreamTransport implements Transport {
@@ -135,29 +137,23 @@ export abstract class StreamTransport implements Transport {
     conn.deadline ??= setTimeout(() => this.expire(conn, conn.secured ? 'head' : 'handshake'), this.connectionLimits.headTimeoutMs);
   }
 
-  private expire(conn: Connection, phase: 'handshake' | 'head' | 'idle'): void {
+  private expire(conn: Connection, phase: TimeoutPhase): void {
     this.opts.metrics?.timedOut(this.protocol, phase);
     conn.socket.destroy(new Error(`SIP ${this.protocol} connection closed: ${phase} timeout`));
   }
 
   private onData(conn: Connection, chunk: Buffer): void {
     let complete = false;
-    const source = (): Endpoint => ({
-      protocol: this.protocol,
-      host: conn.raw.remoteAddress ?? '',
-      port: conn.raw.remotePort ?? 0,
-      connectionId: conn.id,
-    });
     for (const ev of conn.framer.push(chunk)) {
       if (ev.kind === 'message') {
         complete = true;
-        this.handler?.onMessage(ev.data, source(), this);
+        this.handler?.onMessage(ev.data, this.sourceOf(conn), this);
       } else if (ev.kind === 'ping') {
         // RFC 5626 §4.4.1 keep-alive: it keeps the flow, like a message.
         complete = true;
         conn.socket.write('\r\n');
       } else {
-        this.handler?.onFramingError(ev.status, ev.reason, ev.head, source(), this);
+        this.handler?.onFramingError(ev.status, ev.reason, ev.head, this.sourceOf(conn), this);
         conn.socket.end();
       }
     }
@@ -168,6 +164,10 @@ export abstract class StreamTransport implements Transport {
     }
     // What is left is the start of the next message: it gets the whole deadline, not what remains.
     if (conn.framer.buffered > 0) this.arm(conn);
+  }
+
+  private sourceOf(conn: Connection): Endpoint {
+    return (conn.source ??= { protocol: this.protocol, host: conn.raw.remoteAddress ?? '', port: conn.raw.remotePort ?? 0, connectionId: conn.id });
   }
 
   send(data: Buffer, dest: Endpoint, onError?: (err: Error) => void): void {
@@ -186,10 +186,8 @@ export abstract class StreamTransport implements Transport {
         }
       });
       if (onError) {
-        const cb = onError;
-        const fail = (err: Error) => cb(err);
-        socket.once('error', fail);
-        socket.once(readyEvent, () => socket.off('error', fail));
+        socket.once('error', onError);
+        socket.once(readyEvent, () => socket.off('error', onError));
       }
     }
     conn.idle.refresh();
