@@ -3,13 +3,13 @@
  * the SipCluster / SipDN resources) writes it; running processes watch it, so an option change
  * reaches them without a restart.
  */
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { SipCluster, SipDN } from '../config/schema.js';
+import { digestHa1 } from '../config/digest-verifier.js';
 import { tokenVerifier } from '../config/token-verifier.js';
 import { validateDocument } from '../config/validate.js';
 import { ConfigKeys } from './subjects.js';
@@ -43,8 +43,8 @@ function withoutClearPassword(dn: SipDN, realm: string): SipDN {
   const value = dn.spec.options.password?.value;
   if (value === undefined) return dn;
   const { value: _clear, ...password } = dn.spec.options.password!;
-  const ha1 = (algorithm: 'md5' | 'sha256') => createHash(algorithm).update(`${dn.spec.number}:${realm}:${value}`).digest('hex');
-  return { ...dn, spec: { ...dn.spec, options: { ...dn.spec.options, password: { ...password, ha1: { realm, md5: ha1('md5'), sha256: ha1('sha256') } } } } };
+  const ha1 = { realm, md5: digestHa1('MD5', dn.spec.number, realm, value), sha256: digestHa1('SHA-256', dn.spec.number, realm, value) };
+  return { ...dn, spec: { ...dn.spec, options: { ...dn.spec.options, password: { ...password, ha1 } } } };
 }
 
 /** Every process may read the bucket: agent tokens go there as verifiers only. */

@@ -206,6 +206,8 @@ class Server<C extends RpcContract> implements Served {
   private inFlight = 0;
   private idle: (() => void) | undefined;
   private drained: Promise<void> | undefined;
+  /** Named by the served subject (a wildcard: low cardinality), built once, not per request. */
+  private readonly spanName: string;
 
   constructor(
     nc: NatsConnection,
@@ -214,6 +216,7 @@ class Server<C extends RpcContract> implements Served {
     private readonly handler: RpcHandler<C>,
   ) {
     this.check = checkerOf(options.contract.request);
+    this.spanName = `${subject} serve`;
     this.sub = nc.subscribe(subject, {
       ...(options.queue ? { queue: options.queue } : {}),
       callback: (err, msg) => {
@@ -233,7 +236,7 @@ class Server<C extends RpcContract> implements Served {
 
   private take(msg: Msg): void {
     this.inFlight++;
-    tracer.startActiveSpan(`${this.subject} serve`, { kind: SpanKind.SERVER }, extractTrace(msg.headers), (span) => {
+    tracer.startActiveSpan(this.spanName, { kind: SpanKind.SERVER }, extractTrace(msg.headers), (span) => {
       if (span.isRecording()) span.setAttributes({ 'messaging.system': 'nats', 'messaging.destination.name': msg.subject });
       this.answer(msg, span)
         .catch((err: Error) => {

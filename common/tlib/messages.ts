@@ -5,7 +5,7 @@
  *   request: {"request":"ListenDisconnect","ReferenceID":7,"ThisDN":"7001","OtherDN":"7003","ConnID":"..."}
  *   event:   {"event":"EventListenDisconnected","ReferenceID":7,"ThisDN":"7001",...,"CallState":"Held"}
  */
-import { CallStates, type AddressTypes, type CallState, type CallTypes, type DNRoles, type EventIds } from './enums.js';
+import { type AddressTypes, type CallState, type CallTypes, type DNRoles, type EventIds } from './enums.js';
 
 export { TRequest } from './requests.js';
 
@@ -33,7 +33,3 @@ export interface TEventBase {
   Time?: number;
 }
 export type TEvent = TEventBase;
-
-export function isCallState(value: string): value is CallState {
-  return Object.hasOwn(CallStates, value);
-}

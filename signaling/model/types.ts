@@ -63,7 +63,6 @@ export interface RemoteIdentity {
 
 export type ModelInput =
   | { kind: 'tlib.request'; request: TRequest; origin: TlibOrigin }
-  /** A T-Library client went away: its registrations end. */
   /** A gateway stopped or stopped answering: the registrations of all its clients end. */
   | { kind: 'tlib.gatewayGone'; gateway: string }
   /** A new INVITE. sipRef is the adapter's handle for it until the model names its leg (sip.connect inbound). */

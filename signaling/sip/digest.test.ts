@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { authorize, digestHa1, digestResponse, DigestChallenger, parseChallenge } from './digest.js';
+import { digestHa1 } from '../../common/config/digest-verifier.js';
+import { authorize, digestResponse, DigestChallenger, parseChallenge } from './digest.js';
 import { SipRequest, SipResponse } from './message.js';
 
 function register(): SipRequest {

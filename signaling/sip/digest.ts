@@ -5,6 +5,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isWs, readQuoted } from './grammar.js';
 import type { SipRequest, SipResponse } from './message.js';
+import { digestHa1 } from '../../common/config/digest-verifier.js';
 
 export type DigestAlgorithm = 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess';
 
@@ -82,10 +83,6 @@ function hash(alg: DigestAlgorithm, s: string): string {
   return createHash(alg.startsWith('SHA-256') ? 'sha256' : 'md5').update(s).digest('hex');
 }
 
-/** H(username:realm:password): what a server may store instead of the password (RFC 7616 §3.4.2). */
-export function digestHa1(algorithm: 'MD5' | 'SHA-256', username: string, realm: string, password: string): string {
-  return hash(algorithm, `${username}:${realm}:${password}`);
-}
 
 export function digestResponse(a: {
   algorithm: DigestAlgorithm;

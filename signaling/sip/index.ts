@@ -28,4 +28,4 @@ export { SipMessage, SipRequest, SipResponse, reasonPhrase, type RawHeader } fro
 export { parseMessage, StreamFramer, DEFAULT_LIMITS, type ParseLimits, type ParseResult } from './parser.js';
 export { parseNameAddr, formatNameAddr, parseVia, formatVia, parseCSeq, type NameAddr, type Via, type CSeq } from './headers.js';
 export { parseUri, formatUri, uriUser, type Uri, type SipUri, type TelUri } from './uri.js';
-export { DigestChallenger, authorize, parseChallenge, digestResponse, digestHa1, type Credentials, type DigestAlgorithm, type DigestSecret, type VerifyResult } from './digest.js';
+export { DigestChallenger, authorize, parseChallenge, digestResponse, type Credentials, type DigestAlgorithm, type DigestSecret, type VerifyResult } from './digest.js';

@@ -46,10 +46,9 @@ export class ClientConnection {
     private readonly maxQueuedBytes: number,
     private readonly limits: ClientLimits,
     private readonly onDrop: (client: ClientConnection, reason: string) => void,
-    now: number,
   ) {
     this.tokens = limits.burst;
-    this.refilledAt = now;
+    this.refilledAt = performance.now();
   }
 
   /** Closing or closed: what it still sends is not read. */

@@ -23,13 +23,12 @@ import { parseHostPort } from '../../common/process/http.js';
 import { ErrorCodes, errorEvent } from '../../common/tlib/errors.js';
 import { CertificateFiles } from '../../common/tls/certificate-files.js';
 import type { TEvent, TRequest } from '../../common/tlib/messages.js';
-import { RequestSchemas } from '../../common/tlib/requests.js';
 import { pageHandler, staticDir } from '../page/serve.js';
 import { TokenFile } from './token-file.js';
 import { authenticate, bearerToken, mayUse, type JwtKeys, type Principal } from './auth.js';
 import { ClientConnection, CloseCodes, type ClientLimits } from './client-connection.js';
 import { gatewayMetrics, type GatewayMetrics } from './metrics.js';
-import { parseFrame } from './protocol.js';
+import { parseFrame, peekFrame } from './protocol.js';
 
 const isEventMessage = checker(TlibEventEnvelope);
 
@@ -226,7 +225,6 @@ class GatewayImpl implements Gateway {
       this.maxQueuedBytes,
       this.clientLimits,
       (c, reason) => this.ctx.log.warn({ client: c.id, name: c.principal.name, reason }, 'client dropped'),
-      performance.now(),
     );
     this.clients.add(client);
     this.ctx.log.debug({ client: client.id, name: principal.name }, 'client connected');
@@ -249,10 +247,11 @@ class GatewayImpl implements Gateway {
     // A client being dropped (too slow) gets nothing more; what it still sends is not worked on.
     if (client.gone) return;
     const text = isBinary ? undefined : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
-    const overRate = client.spend(performance.now());
+    const now = performance.now();
+    const overRate = client.spend(now);
     if (overRate !== undefined) {
       // Refused before the schema check: the excess costs a JSON parse, no more.
-      const { name, ReferenceID } = peek(text);
+      const { name, ReferenceID } = peekFrame(text);
       this.answer(client, name, 'limited', [errorEvent(ErrorCodes.TooManyRequests, overRate, { ReferenceID })]);
       return;
     }
@@ -271,7 +270,7 @@ class GatewayImpl implements Gateway {
       this.answer(client, request.request, 'limited', [errorEvent(ErrorCodes.TooManyRequests, overFlight, { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN })]);
       return;
     }
-    this.handleRequest(client, request)
+    this.handleRequest(client, request, now)
       .catch((err: Error) => {
         this.ctx.log.error({ err: err.stack }, 'request handling failed');
         this.answer(client, request.request, 'error', [errorEvent(ErrorCodes.UnknownError, `Unknown error: ${err.message}`, { ReferenceID: request.ReferenceID })]);
@@ -280,8 +279,7 @@ class GatewayImpl implements Gateway {
   }
 
   /** A checked request: the client's token must allow ThisDN, and (but to register) the client must have registered it. */
-  async handleRequest(client: ClientConnection, request: TRequest): Promise<void> {
-    const started = performance.now();
+  private async handleRequest(client: ClientConnection, request: TRequest, started: number): Promise<void> {
     const thisDN = request.ThisDN!;
     const name = request.request;
     if (!mayUse(client.principal, thisDN)) {
@@ -307,7 +305,7 @@ class GatewayImpl implements Gateway {
   }
 
   /** NATS round trip to signaling; failures become the EventError the client gets. */
-  async forward(client: ClientConnection, request: TRequest): Promise<Outcome> {
+  private async forward(client: ClientConnection, request: TRequest): Promise<Outcome> {
     const message: TlibRequestMessage = { request, origin: this.origin(client) };
     try {
       const reply = await call(this.ctx.nc, Subjects.tlibRequest(this.location, request.ThisDN!), TlibRpc, message, { timeoutMs: this.requestTimeoutMs });
@@ -347,7 +345,7 @@ class GatewayImpl implements Gateway {
   }
 
   /** An event from signaling for `dn`, to every client of ours registered on it. */
-  deliver(dn: string, msg: Msg): void {
+  private deliver(dn: string, msg: Msg): void {
     const entry = this.dns.get(dn);
     if (!entry) return;
     let message: TlibEventMessage;
@@ -376,7 +374,7 @@ class GatewayImpl implements Gateway {
   }
 
   /** The client registered `dn`: the first client on a DN subscribes this gateway to its events. */
-  addRegistration(client: ClientConnection, dn: string): void {
+  private addRegistration(client: ClientConnection, dn: string): void {
     client.registered.add(dn);
     let entry = this.dns.get(dn);
     if (!entry) {
@@ -393,7 +391,7 @@ class GatewayImpl implements Gateway {
   }
 
   /** The last client on a DN gone, this gateway stops taking its events. */
-  removeRegistration(client: ClientConnection, dn: string): void {
+  private removeRegistration(client: ClientConnection, dn: string): void {
     client.registered.delete(dn);
     const entry = this.dns.get(dn);
     if (!entry) return;
@@ -438,22 +436,6 @@ class GatewayImpl implements Gateway {
       this.ctx.log.warn({ err: (err as Error).message }, 'gateway liveness not announced');
     }
   }
-}
-
-/** A refused frame's request name (a known one, else `invalid`: it becomes a metric label) and ReferenceID, without checking it. */
-function peek(text: string | undefined): { name: string; ReferenceID: number | undefined } {
-  let frame: unknown;
-  try {
-    frame = text === undefined ? undefined : JSON.parse(text);
-  } catch {
-    return { name: 'invalid', ReferenceID: undefined };
-  }
-  if (typeof frame !== 'object' || frame === null) return { name: 'invalid', ReferenceID: undefined };
-  const { request, ReferenceID } = frame as { request?: unknown; ReferenceID?: unknown };
-  return {
-    name: typeof request === 'string' && Object.hasOwn(RequestSchemas, request) ? request : 'invalid',
-    ReferenceID: Number.isSafeInteger(ReferenceID) && (ReferenceID as number) >= 0 ? (ReferenceID as number) : undefined,
-  };
 }
 
 function refuse(socket: Duplex, status: number, text: string, reason: string): void {

@@ -21,6 +21,27 @@ const checks = new Map(
 
 export type ParsedFrame = { ok: true; request: TRequest } | { ok: false; error: TEvent };
 
+/** A frame's ReferenceID when it has a usable one, so that even its refusal can echo it. */
+function referenceOf(frame: { ReferenceID?: unknown }): number | undefined {
+  return Number.isSafeInteger(frame.ReferenceID) && (frame.ReferenceID as number) >= 0 ? (frame.ReferenceID as number) : undefined;
+}
+
+/**
+ * A refused frame's request name (a known one, else `invalid`: it becomes a metric label) and
+ * ReferenceID, without checking it: what a frame refused before the schema check (rate) still echoes.
+ */
+export function peekFrame(text: string | undefined): { name: string; ReferenceID: number | undefined } {
+  let frame: unknown;
+  try {
+    frame = text === undefined ? undefined : JSON.parse(text);
+  } catch {
+    return { name: 'invalid', ReferenceID: undefined };
+  }
+  if (typeof frame !== 'object' || frame === null) return { name: 'invalid', ReferenceID: undefined };
+  const { request } = frame as { request?: unknown };
+  return { name: typeof request === 'string' && checks.has(request) ? request : 'invalid', ReferenceID: referenceOf(frame) };
+}
+
 export function parseFrame(data: string): ParsedFrame {
   let value: unknown;
   try {
@@ -30,7 +51,7 @@ export function parseFrame(data: string): ParsedFrame {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return invalid('malformed frame: not a JSON object');
   const frame = value as Record<string, unknown>;
-  const ref = Number.isSafeInteger(frame.ReferenceID) && (frame.ReferenceID as number) >= 0 ? (frame.ReferenceID as number) : undefined;
+  const ref = referenceOf(frame);
   const name = frame.request;
   if (typeof name !== 'string') return invalid('malformed frame: "request" (the request name) is missing', ref);
   if (!Object.hasOwn(frame, 'ReferenceID')) return invalid(`invalid request ${name}: ReferenceID is required`);
