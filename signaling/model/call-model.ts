@@ -7,9 +7,10 @@ import type { MediaCommand } from '../../common/nats/media-contract.js';
 import { errorEvent } from '../../common/tlib/errors.js';
 import { Engine } from './engine.js';
 import { RequestError } from './errors.js';
-import { applyRequest, checkRequest, connIdOf } from './requests.js';
+import { applyRequest, checkRequest, connIdOf, dnState } from './requests.js';
+import { dropGroup, groupOf, restoreGroup, snapshotGroup, type GroupSnapshot } from './snapshot.js';
 import { applyFact } from './sip-facts.js';
-import { originKey } from './state.js';
+import { originKey, type Call } from './state.js';
 import { Step } from './step.js';
 import type { CallView, ModelEnv, ModelInput, ModelOutput, PartyView } from './types.js';
 
@@ -66,6 +67,65 @@ export class CallModel {
       for (const origin of origins) if (gone(origin)) origins.delete(origin);
       if (origins.size === 0) this.engine.store.registrations.delete(dn);
     }
+  }
+
+  /** The ConnIDs of the call group of a call (the calls sharing legs with it, transitively), or [] when it is gone. */
+  groupOf(connId: string): string[] {
+    const call = this.engine.store.calls.get(connId);
+    return call === undefined ? [] : groupOf(this.engine.store, call).map((c) => c.connId);
+  }
+
+  /** The calls using a leg, by ConnID. */
+  callsOfLeg(legId: string): string[] {
+    return [...(this.engine.store.legs.get(legId)?.users ?? [])].map((c) => c.connId);
+  }
+
+  /** The call whose bridge this is, if any. */
+  callOfBridge(bridgeId: string): string | undefined {
+    return this.engine.store.bridgeCall(bridgeId)?.connId;
+  }
+
+  /** What another process needs to carry the calls of a group on (serialize it at once: it shares live state). */
+  snapshot(connIds: readonly string[]): GroupSnapshot {
+    return snapshotGroup(this.engine.store, this.liveCalls(connIds));
+  }
+
+  /** Takes over a group from its snapshot. */
+  restore(snapshot: GroupSnapshot): void {
+    restoreGroup(this.engine.store, snapshot);
+  }
+
+  /** Forgets a group that another process owns now; no output. */
+  drop(connIds: readonly string[]): void {
+    dropGroup(this.engine.store, this.liveCalls(connIds));
+  }
+
+  /** The desktops (origin keys) registered on each DN. */
+  registrationsOf(dn: string): string[] {
+    return [...(this.engine.store.registrations.get(dn) ?? [])];
+  }
+
+  /** Sets the desktops registered on a DN (restored, or written by another replica). */
+  setRegistrations(dn: string, origins: readonly string[]): void {
+    if (origins.length === 0) this.engine.store.registrations.delete(dn);
+    else this.engine.store.registrations.set(dn, new Set(origins));
+  }
+
+  registeredDns(): string[] {
+    return [...this.engine.store.registrations.keys()];
+  }
+
+  /**
+   * A DN's current state for its desktops after signaling took its calls over: EventRegistered
+   * (ReferenceID 0), then per call EventPartyInfo and the LCTParty list, as the answer to
+   * RegisterAddress has them.
+   */
+  resync(dn: string): ModelOutput[] {
+    return dnState(this.engine, dn, 0, this.engine.env.clock()).map((event): ModelOutput => ({ kind: 'tlib.event', to: dn, event }));
+  }
+
+  private liveCalls(connIds: readonly string[]): Call[] {
+    return connIds.map((id) => this.engine.store.calls.get(id)).filter((c): c is Call => c !== undefined);
   }
 
   /** Snapshot of one call, or undefined. */

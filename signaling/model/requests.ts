@@ -151,17 +151,26 @@ function register(engine: Engine, step: Step, req: CheckedRequest): void {
   const set = engine.store.registrations.get(req.thisDN) ?? new Set<string>();
   set.add(key);
   engine.store.registrations.set(req.thisDN, set);
-  step.reply(req.origin, { event: 'EventRegistered', ReferenceID: req.ref, ThisDN: req.thisDN });
-  // A desktop (re-)registering learns the calls its DN is already in, so nothing is missed.
+  for (const event of dnState(engine, req.thisDN, req.ref, step.time)) step.reply(req.origin, event);
+}
+
+/**
+ * EventRegistered, then the state of each call the DN is in (EventPartyInfo and, with call info
+ * enabled, the LCTParty EventUserEvent): a desktop (re-)registering, or resynced after signaling
+ * took its calls over, learns everything it may have missed.
+ */
+export function dnState(engine: Engine, dn: string, ref: number, time: number): TEvent[] {
+  const events: TEvent[] = [{ event: 'EventRegistered', ReferenceID: ref, ThisDN: dn, Time: time }];
   const options = engine.env.options();
   for (const call of engine.store.calls.values()) {
-    if (!call.parties.some((p) => p.dn === req.thisDN)) continue;
-    step.reply(req.origin, partyInfo(call, req.ref, req.thisDN));
+    if (!call.parties.some((p) => p.dn === dn)) continue;
+    events.push({ ...partyInfo(call, ref, dn), Time: time });
     if (options['sip-enable-call-info']) {
       const Extensions = lctExtensions(engine, call, options['sip-enable-call-info-extended']);
-      step.reply(req.origin, { event: 'EventUserEvent', ReferenceID: req.ref, ThisDN: req.thisDN, ConnID: call.connId, Extensions });
+      events.push({ event: 'EventUserEvent', ReferenceID: ref, ThisDN: dn, ConnID: call.connId, Extensions, Time: time });
     }
   }
+  return events;
 }
 
 function partyInfo(call: Call, ref: number, thisDN: string | undefined): TEvent {

@@ -8,7 +8,7 @@ import type { RequestName } from '../../common/tlib/enums.js';
 import type { TEvent, TRequest } from '../../common/tlib/messages.js';
 import { CallModel } from './call-model.js';
 import { counterIds } from './ids.js';
-import type { CallView, DnConfig, ModelInput, ModelOutput } from './types.js';
+import type { CallView, DnConfig, IdSource, ModelInput, ModelOutput } from './types.js';
 
 export const MusicHold = '/music/on_hold.wav';
 export const MusicLD = '/music/listen_disconnect.wav';
@@ -45,7 +45,7 @@ export class Harness {
   private ref = 0;
   private sipRef = 0;
 
-  constructor(dns: DnConfig[] = siteA(), location = 'SiteA') {
+  constructor(dns: DnConfig[] = siteA(), location = 'SiteA', ids: IdSource = counterIds()) {
     for (const d of dns) this.dns.set(d.number, d);
     this.model = new CallModel({
       location,
@@ -53,7 +53,7 @@ export class Harness {
       dn: (number) => this.dns.get(number),
       trunks: () => [...this.dns.values()].filter((d) => d.type === 'Trunk'),
       resolveMusic: (value) => `/music/${value}.wav`,
-      ids: counterIds(),
+      ids,
       clock: () => this.now,
     });
   }
