@@ -6,7 +6,7 @@ import { localResponse, SipRequest, type SipResponse } from './message.js';
 import { firstRetransmit, nextTimerG, sixtyFourT1 } from './timers.js';
 import type { ServerTransaction } from './transaction.js';
 import type { Endpoint, Transport } from './transport/transport.js';
-import type { Dialog, DialogRequestOptions, DialogTermination, ServerRequest, TerminationCause } from './types.js';
+import type { Dialog, DialogRequestOptions, DialogState, DialogTermination, ServerRequest, TerminationCause } from './types.js';
 import { applyBody, applyHeaders } from './util.js';
 
 export function dialogKey(callId: string, localTag: string, remoteTag: string): string {
@@ -68,6 +68,8 @@ export class DialogImpl implements Dialog {
   /** SUBSCRIBE usage: NOTIFYs go here and are answered 200 by the stack. */
   notifyHandler?: (notify: SipRequest) => void;
   private readonly destination?: Endpoint;
+  /** Our Contact as the peer knows it, when the dialog was restored (this process may listen elsewhere). */
+  private contact?: string;
   private requestHandler?: (req: ServerRequest) => void;
   private readonly ackHandlers: ((ack: SipRequest) => void)[] = [];
   private readonly termHandlers: ((t: DialogTermination) => void)[] = [];
@@ -163,6 +165,61 @@ export class DialogImpl implements Dialog {
     return d;
   }
 
+  /**
+   * A confirmed dialog from an exported state, added to the core's table. The request that
+   * created it is gone with the process that took it: a stand-in carries its identifiers and our
+   * Contact.
+   */
+  static restore(core: DialogCore<DialogImpl>, state: DialogState, transport: Transport): DialogImpl {
+    const initial = new SipRequest('INVITE', state.remoteTarget);
+    initial.append('From', state.role === 'uac' ? state.localUri : state.remoteUri);
+    initial.append('To', state.role === 'uac' ? state.remoteUri : state.localUri);
+    initial.append('Call-ID', state.callId);
+    initial.append('CSeq', `${state.role === 'uac' ? state.localSeq : (state.remoteSeq ?? 1)} INVITE`);
+    initial.append('Contact', `<${state.contact}>`);
+    const d = new DialogImpl(core, {
+      role: state.role,
+      callId: state.callId,
+      localTag: state.localTag,
+      remoteTag: state.remoteTag,
+      localUri: state.localUri,
+      remoteUri: state.remoteUri,
+      remoteTarget: state.remoteTarget,
+      routeSet: [...state.routeSet],
+      localSeq: state.localSeq,
+      ...(state.remoteSeq !== undefined ? { remoteSeq: state.remoteSeq } : {}),
+      initialRequest: initial,
+      transport,
+      ...(state.flow ? { flow: { ...state.flow } } : {}),
+    });
+    d.contact = state.contact;
+    core.addDialog(d);
+    return d;
+  }
+
+  exportState(): DialogState {
+    const state: DialogState = {
+      role: this.role,
+      callId: this.callId,
+      localTag: this.localTag,
+      remoteTag: this.remoteTag,
+      localUri: this.localUri,
+      remoteUri: this.remoteUri,
+      remoteTarget: this.remoteTarget,
+      routeSet: [...this.routeSet],
+      localSeq: this.localSeq,
+      protocol: this.transport.protocol,
+      contact: this.contact ?? this.core.contact(this.contactUser(), this.transport.protocol),
+    };
+    if (this.remoteSeq !== undefined) state.remoteSeq = this.remoteSeq;
+    if (this.flow) state.flow = { protocol: this.flow.protocol, host: this.flow.host, port: this.flow.port };
+    return state;
+  }
+
+  forget(): void {
+    this.terminate('closed');
+  }
+
   onRequest(handler: (req: ServerRequest) => void): void {
     this.requestHandler = handler;
   }
@@ -185,7 +242,7 @@ export class DialogImpl implements Dialog {
     req.append('Call-ID', this.callId);
     req.append('CSeq', seq + ' ' + method);
     if (method === 'INVITE' || method === 'UPDATE' || method === 'SUBSCRIBE' || method === 'NOTIFY' || method === 'REFER') {
-      req.append('Contact', '<' + this.core.contact(this.contactUser(), this.transport.protocol) + '>');
+      req.append('Contact', '<' + (this.contact ?? this.core.contact(this.contactUser(), this.transport.protocol)) + '>');
     }
     this.core.addUserAgent(req);
     applyHeaders(req, opts.headers);

@@ -9,7 +9,7 @@ import { timerConfig } from './timers.js';
 import { TransportLayer } from './transport-layer.js';
 import type { TransportProtocol } from './transport/transport.js';
 import type { SipResponse } from './message.js';
-import type { Dialog, InviteOptions, ListenAddress, OutgoingInvite, RequestOptions, ServerRequest, SipStack, SipStackOptions, SubscribeOptions } from './types.js';
+import type { Dialog, DialogState, InviteOptions, ListenAddress, OutgoingInvite, RequestOptions, ServerRequest, SipStack, SipStackOptions, SubscribeOptions } from './types.js';
 import { UserAgentCore } from './user-agent-core.js';
 
 export class SipStackImpl implements SipStack {
@@ -48,6 +48,10 @@ export class SipStackImpl implements SipStack {
 
   subscribe(target: string, opts: SubscribeOptions): Promise<{ response: SipResponse; dialog?: Dialog }> {
     return this.core.subscribe(target, opts);
+  }
+
+  restoreDialog(state: DialogState): Dialog {
+    return this.core.restoreDialog(state);
   }
 
   async close(drainMs = 2000): Promise<void> {

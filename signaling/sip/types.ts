@@ -83,6 +83,27 @@ export interface DialogRequestOptions extends BodyOptions {
   auth?: Credentials;
 }
 
+/**
+ * What another process needs to carry a confirmed dialog on (SipStack.restoreDialog): its
+ * identifiers, URIs, CSeq both ways, route set, remote target, transport and our Contact.
+ */
+export interface DialogState {
+  role: 'uac' | 'uas';
+  callId: string;
+  localTag: string;
+  remoteTag: string;
+  localUri: string;
+  remoteUri: string;
+  remoteTarget: string;
+  routeSet: string[];
+  localSeq: number;
+  remoteSeq?: number;
+  protocol: TransportProtocol;
+  /** Where the dialog-creating request came from (the connection id is not kept: it dies with the process). */
+  flow?: { protocol: TransportProtocol; host: string; port: number };
+  contact: string;
+}
+
 /** An RFC 3261 dialog (INVITE or SUBSCRIBE usage), confirmed. */
 export interface Dialog {
   readonly id: string;
@@ -117,6 +138,10 @@ export interface Dialog {
   onAck(handler: (ack: SipRequest) => void): void;
   onTerminated(handler: (t: DialogTermination) => void): void;
   readonly terminated: Promise<DialogTermination>;
+  /** Its state, for SipStack.restoreDialog in this or another process. */
+  exportState(): DialogState;
+  /** Ends the dialog here without sending anything (another process carries it on); onTerminated runs with cause 'closed'. */
+  forget(): void;
 }
 
 /** A request received in a server transaction, out of dialog (SipStack.onRequest) or in a dialog (Dialog.onRequest). */
@@ -198,6 +223,11 @@ export interface SipStack {
   request(method: string, target: string, opts?: RequestOptions): Promise<SipResponse>;
   /** SUBSCRIBE (RFC 6665): resolves with the final response and, on 2xx, the subscription dialog. */
   subscribe(target: string, opts: SubscribeOptions): Promise<{ response: SipResponse; dialog?: Dialog }>;
+  /**
+   * A confirmed dialog from its exported state (another process, or this one before a restart,
+   * created it): in-dialog requests that match it reach it from now on.
+   */
+  restoreDialog(state: DialogState): Dialog;
   /** Stops taking new requests (503), waits up to drainMs for open transactions, then closes sockets. */
   close(drainMs?: number): Promise<void>;
 }

@@ -19,7 +19,7 @@ import { TransactionLayer, type TransactionLayerUser } from './transaction-layer
 import type { ClientTransaction, ClientTransactionUser, ServerTransaction } from './transaction.js';
 import type { Hop, Routing, TransportLayer } from './transport-layer.js';
 import type { Endpoint, Transport, TransportProtocol } from './transport/transport.js';
-import type { Dialog, InviteOptions, OutgoingInvite, RequestOptions, ResponseOptions, ServerRequest, SipStackOptions, SubscribeOptions } from './types.js';
+import type { Dialog, DialogState, InviteOptions, OutgoingInvite, RequestOptions, ResponseOptions, ServerRequest, SipStackOptions, SubscribeOptions } from './types.js';
 import { parseUri } from './uri.js';
 import { applyBody, applyHeaders, asNameAddr, newTag, randomToken, toPairs } from './util.js';
 
@@ -215,6 +215,12 @@ export class UserAgentCore implements TransactionLayerUser, InviteCore<DialogImp
   }
 
   // ---- dialogs -------------------------------------------------------------------------------
+
+  restoreDialog(state: DialogState): Dialog {
+    const existing = this.dialogs.get(dialogKey(state.callId, state.localTag, state.remoteTag));
+    existing?.forget();
+    return DialogImpl.restore(this, state, this.transport.transportFor(this.transport.has(state.protocol) ? state.protocol : this.transport.primary.protocol));
+  }
 
   addDialog(d: DialogImpl): void {
     this.dialogs.set(d.id, d);
