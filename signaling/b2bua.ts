@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { parse as parseSdp } from 'sdp-transform';
 import type { IncomingFrom, ModelInput, ModelOutput, SipConnect } from './model/index.js';
 import type { MediaClient } from './media-client.js';
-import type { Dialog, Endpoint, InviteResult, OutgoingInvite, ServerRequest, SipRequest, SipStack } from './sip/index.js';
+import type { Dialog, DialogState, Endpoint, InviteResult, OutgoingInvite, ServerRequest, SipRequest, SipStack } from './sip/index.js';
 import { uriUser } from './sip/index.js';
 import type { ConferenceEventNotifier } from './conference-events.js';
 import type { AuthVerdict, DnAuthenticator } from './dn-auth.js';
@@ -53,6 +53,18 @@ interface Leg {
   released: boolean;
 }
 
+/** A leg as another process needs it to carry the call on: its SIP dialog once confirmed. */
+export interface LegState {
+  legId: string;
+  bridgeId: string;
+  direction: 'inbound' | 'outbound';
+  trunk?: string;
+  phoneHeld?: true;
+  localSdp?: string;
+  flow?: { protocol: Endpoint['protocol']; host: string; port: number };
+  dialog?: DialogState;
+}
+
 /** Where an outbound leg goes. */
 type Route = { uri: string; flow?: Endpoint; interTrunk: boolean };
 
@@ -79,6 +91,48 @@ export class B2bua {
 
   get activeLegs(): number {
     return this.legs.size;
+  }
+
+  /** The state of a leg, for the call state store; undefined once it ended. */
+  exportLeg(legId: string): LegState | undefined {
+    const leg = this.legs.get(legId);
+    if (!leg) return undefined;
+    const state: LegState = { legId, bridgeId: leg.bridgeId, direction: leg.direction };
+    if (leg.trunk) state.trunk = leg.trunk;
+    if (leg.phoneHeld) state.phoneHeld = true;
+    if (leg.localSdp) state.localSdp = leg.localSdp;
+    if (leg.flow) state.flow = { protocol: leg.flow.protocol, host: leg.flow.host, port: leg.flow.port };
+    if (leg.dialog && leg.dialog.state === 'confirmed') state.dialog = leg.dialog.exportState();
+    return state;
+  }
+
+  /**
+   * Carries on a leg another process (or this one before a restart) set up. Only a confirmed
+   * dialog can be carried on: false for a leg whose set-up was under way (its transaction died
+   * with the process), which the caller reports to the model as failed.
+   */
+  restoreLeg(state: LegState): boolean {
+    const leg: Leg = { legId: state.legId, bridgeId: state.bridgeId, direction: state.direction, phoneHeld: state.phoneHeld === true, released: false };
+    if (state.trunk) leg.trunk = state.trunk;
+    if (state.localSdp) leg.localSdp = state.localSdp;
+    if (state.flow) leg.flow = { ...state.flow };
+    this.legs.set(state.legId, leg);
+    if (!state.dialog) return false;
+    this.watchDialog(leg, this.o.stack.restoreDialog(state.dialog));
+    return true;
+  }
+
+  /** A leg that another process owns now: forgotten here without a BYE, CANCEL or answer. */
+  dropLeg(legId: string): void {
+    const leg = this.legs.get(legId);
+    if (!leg) return;
+    this.ended(leg);
+    leg.dialog?.forget();
+  }
+
+  /** The leg's SIP Call-ID once its dialog is confirmed. */
+  callIdOf(legId: string): string | undefined {
+    return this.legs.get(legId)?.dialog?.callId;
   }
 
   /** Out-of-dialog SIP requests other than REGISTER (the registrar service takes those). */

@@ -22,6 +22,15 @@ export interface CallModelShellOptions {
   conferenceEvents: Pick<ConferenceEventNotifier, 'stateChanged' | 'endAll'>;
   publish: (dn: string, event: TEvent, origin?: TlibOrigin) => void;
   log: Logger;
+  /**
+   * Call state in JetStream: `persist` writes the groups an input changed before its outputs are
+   * carried out, and resolves false when another replica owns one of them (then none is carried
+   * out); `settle` writes what carrying them out changed on the SIP side.
+   */
+  replication?: {
+    persist(input: ModelInput, outputs: readonly ModelOutput[]): Promise<boolean>;
+    settle(input: ModelInput, outputs: readonly ModelOutput[]): Promise<void>;
+  };
 }
 
 export class CallModelShell implements SipFactQueue {
@@ -51,6 +60,21 @@ export class CallModelShell implements SipFactQueue {
     });
   }
 
+  /** Runs `job` alone in the queue (call state taken over or dropped). */
+  exclusive<T>(job: () => Promise<T>): Promise<T> {
+    return this.enqueue(job);
+  }
+
+  /** Carries out outputs that came from the model outside an input (a DN's resync). */
+  async perform(outputs: readonly ModelOutput[]): Promise<void> {
+    await this.enqueue(() => this.execute(outputs));
+  }
+
+  /** A SIP fact for the model, in the queue. */
+  fact(fact: SipFact): void {
+    void this.enqueue(() => this.input(fact));
+  }
+
   /** Ends every call (BYE/CANCEL) and conference subscription; used when stopping. */
   async drain(): Promise<void> {
     await this.enqueue(async () => {
@@ -70,8 +94,14 @@ export class CallModelShell implements SipFactQueue {
   }
 
   /** Hands the model one input and carries out its outputs; resolves with the replies among them. */
-  private input(input: ModelInput): Promise<TEvent[]> {
-    return this.execute(this.o.model.handle(input));
+  private async input(input: ModelInput): Promise<TEvent[]> {
+    const outputs = this.o.model.handle(input);
+    const replication = this.o.replication;
+    if (!replication) return this.execute(outputs);
+    if (!(await replication.persist(input, outputs))) return [];
+    const replies = await this.execute(outputs);
+    await replication.settle(input, outputs);
+    return replies;
   }
 
   /**

@@ -13,6 +13,8 @@ import { RegistrationKeys } from '../common/nats/subjects.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
 import { B2bua } from './b2bua.js';
 import { CallModelShell } from './call-model-shell.js';
+import { Replicator } from './call-replication.js';
+import { CallStateStore } from './call-state.js';
 import { ConferenceEventNotifier } from './conference-events.js';
 import { DnAuthenticator } from './dn-auth.js';
 import { DnDirectory } from './dn-directory.js';
@@ -80,11 +82,26 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     location: () => location,
     log: ctx.log,
   });
+  const replicator = new Replicator({
+    store: await CallStateStore.open(ctx.nc, location, natsReplicas(spec)),
+    replica: ctx.instance,
+    sip: stack.addresses.map((a) => `${a.transport} ${a.host}:${a.port}`)[0] ?? '',
+    model,
+    b2bua,
+    media,
+    log: ctx.log.child({ layer: 'call-state' }),
+    onWrite: (bytes, seconds) => {
+      metrics.callStateWrites.inc();
+      metrics.callStateBytes.inc(bytes);
+      metrics.callStateWriteDuration.observe(seconds);
+    },
+  });
   const calls = new CallModelShell({
     model,
     media,
     b2bua,
     conferenceEvents,
+    replication: replicator,
     publish: (dn, event, origin) => {
       // The requester's copy (it carries the origin) counts the request once.
       if (origin && event.event === 'EventListenDisconnected') metrics.listenDisconnects.inc();
@@ -101,6 +118,9 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     registeredDns: () => model.stats().registeredDns,
     legs: () => b2bua.activeLegs,
   });
+
+  // Calls and desktop registrations this replica (or its previous incarnation) had, before any request is taken.
+  await replicator.start(calls);
 
   stack.onRequest((req) => {
     if (req.method === 'REGISTER') {
@@ -128,11 +148,18 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       stopping = true;
       await tlib.drain();
       await calls.drain();
+      await replicator.stop(true);
       await media.drain();
       await stack.close(1500);
     },
   };
 };
+
+/** Copies of the call state bucket in a NATS cluster: spec.nats.replicas when the site sets it. */
+function natsReplicas(spec: SipClusterSpec): number {
+  const replicas = (spec.nats as { replicas?: unknown }).replicas;
+  return typeof replicas === 'number' ? replicas : 1;
+}
 
 /** What the pure call model may know of the world: options, DNs, music files, ids and the time. */
 function modelEnv(ctx: ComponentContext, directory: DnDirectory): ModelEnv {

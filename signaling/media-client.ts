@@ -71,6 +71,17 @@ export class MediaClient {
     return reply;
   }
 
+  /** The media-controller instance that owns a bridge (kept with the call's state, for whoever carries it on). */
+  ownerOf(bridgeId: string): string | undefined {
+    return this.owners.get(bridgeId);
+  }
+
+  /** Takes over a bridge's owner (restored call), or forgets it (a call this process no longer owns). */
+  adopt(bridgeId: string, instance: string | undefined): void {
+    if (instance === undefined) this.owners.delete(bridgeId);
+    else this.owners.set(bridgeId, instance);
+  }
+
   /** Delivers every valid media event for this site; invalid ones are logged and dropped. */
   onEvents(handler: (event: MediaEvent) => void): void {
     this.eventSub = this.opts.nc.subscribe(Subjects.mediaEventAll(this.opts.location()), {

@@ -28,6 +28,10 @@ export interface SignalingMetrics {
   mediaCommandDuration: Histogram<'op'>;
   listenDisconnects: Counter;
   listenReconnects: Counter;
+  /** Call group records written to JetStream, and their bytes and write time. */
+  callStateWrites: Counter;
+  callStateBytes: Counter;
+  callStateWriteDuration: Histogram;
   /** Points the gauges at the running component. */
   watch(view: SignalingView): void;
 }
@@ -44,7 +48,7 @@ export function signalingMetrics(registry: Registry): SignalingMetrics {
       },
     });
   gauge('huddle_sip_registrations', 'Live registrar bindings', (v) => v.registrations());
-  gauge('huddle_calls_active', 'Calls in the call model', (v) => v.calls());
+  gauge('huddle_calls_active', 'Calls this signaling replica owns (in its call model)', (v) => v.calls());
   gauge('huddle_conferences_active', 'Calls that are conferences', (v) => v.conferences());
   gauge('huddle_signaling_registered_dns', 'DNs registered by T-Library clients', (v) => v.registeredDns());
   gauge('huddle_sip_legs_active', 'SIP legs the B2BUA holds', (v) => v.legs());
@@ -83,6 +87,22 @@ export function signalingMetrics(registry: Registry): SignalingMetrics {
     listenReconnects: new Counter({
       name: 'huddle_listen_reconnects_total',
       help: 'Parties listen-reconnected',
+      registers: [registry],
+    }),
+    callStateWrites: new Counter({
+      name: 'huddle_call_state_writes_total',
+      help: 'Call group records written to the huddle-calls bucket',
+      registers: [registry],
+    }),
+    callStateBytes: new Counter({
+      name: 'huddle_call_state_written_bytes_total',
+      help: 'Bytes of call group records written to the huddle-calls bucket',
+      registers: [registry],
+    }),
+    callStateWriteDuration: new Histogram({
+      name: 'huddle_call_state_write_duration_seconds',
+      help: 'Time of one compare-and-set write of a call group',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
     watch: (running) => {

@@ -9,7 +9,7 @@
  * `allow_responses`, never by a publish permission on other roles' inboxes.
  */
 import { randomBytes } from 'node:crypto';
-import { ConfigKeys, RegistrationKeys, Subjects } from './subjects.js';
+import { CallStateKeys, ConfigKeys, RegistrationKeys, Subjects } from './subjects.js';
 
 export const NatsRoles = ['signaling', 'media-controller', 'gateway', 'config-publisher'] as const;
 export type NatsRole = (typeof NatsRoles)[number];
@@ -79,6 +79,7 @@ function sitePermissions(role: NatsRole, site: NatsSite): SubjectPermissions {
             Subjects.mediaInstanceCommandAll(location),
             ...config,
             ...kvWrite(RegistrationKeys.bucket),
+            ...kvWrite(CallStateKeys.bucket),
           ],
         },
         subscribe: { allow: [Subjects.tlibRequestAll(location), Subjects.tlibGatewayAliveAll(location), Subjects.mediaEventAll(location), inbox] },

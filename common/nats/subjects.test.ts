@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigKeys, Subjects, fromSubjectToken, subjectToken } from './subjects.js';
+import { CallStateKeys, ConfigKeys, Subjects, fromKvToken, fromSubjectToken, kvToken, subjectToken } from './subjects.js';
 
 describe('NATS subjects', () => {
   it('escapes DN numbers that NATS tokens cannot hold and reads them back', () => {
@@ -17,5 +17,14 @@ describe('NATS subjects', () => {
     expect(Subjects.mediaInstanceCommand('SiteA', 'pod-1')).toBe('huddle.SiteA.media.cmd.pod-1');
     expect(ConfigKeys.dn('site-a', '7001')).toBe('site-a.dn.7001');
     expect(() => subjectToken('')).toThrow();
+  });
+
+  it('writes call state keys with the characters KV keys allow, and reads their ids back', () => {
+    for (const id of ['7001', '9015cdc0@127.0.0.1', 'a.b', 'sip user', 'é~=']) {
+      expect(kvToken(id)).toMatch(/^[A-Za-z0-9_=-]+$/);
+      expect(fromKvToken(kvToken(id))).toBe(id);
+      expect(CallStateKeys.idOf(CallStateKeys.dialog('Site A', id))).toBe(id);
+    }
+    expect(CallStateKeys.group('SiteA', '0a1b')).toBe('SiteA.group.0a1b');
   });
 });

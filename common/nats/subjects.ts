@@ -67,3 +67,41 @@ export const RegistrationKeys = {
   dn: (clusterName: string, number: string) => `${subjectToken(clusterName)}.${subjectToken(number)}`,
   prefix: (clusterName: string) => `${subjectToken(clusterName)}.`,
 } as const;
+
+/** KV keys allow [-/_=.A-Za-z0-9]: anything else in a token is written =XX (hex). */
+export function kvToken(value: string): string {
+  if (value.length === 0) throw new Error('empty key token');
+  return Array.from(new TextEncoder().encode(value), (b) => (/[A-Za-z0-9_-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `=${b.toString(16).padStart(2, '0')}`)).join('');
+}
+
+export function fromKvToken(token: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < token.length; i++) {
+    if (token[i] === '=') {
+      bytes.push(parseInt(token.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(token.charCodeAt(i));
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
+/**
+ * JetStream KV bucket where signaling replicas keep the state of the calls they own, so that a
+ * restarted replica or another one carries them on (signaling/call-state.ts).
+ */
+export const CallStateKeys = {
+  bucket: 'huddle-calls',
+  /** Lease of a signaling replica, renewed every 500 ms. */
+  replica: (location: string, replica: string) => `${kvToken(location)}.replica.${kvToken(replica)}`,
+  replicaAll: (location: string) => `${kvToken(location)}.replica.*`,
+  /** One call group (the calls sharing legs), with its owner replica. */
+  group: (location: string, groupId: string) => `${kvToken(location)}.group.${kvToken(groupId)}`,
+  groupAll: (location: string) => `${kvToken(location)}.group.*`,
+  /** The desktops (gateway clients) registered on a DN. */
+  desktop: (location: string, dn: string) => `${kvToken(location)}.desktop.${kvToken(dn)}`,
+  desktopAll: (location: string) => `${kvToken(location)}.desktop.*`,
+  /** A leg's SIP Call-ID -> its group, for an in-dialog request that reaches a replica not owning it. */
+  dialog: (location: string, callId: string) => `${kvToken(location)}.dialog.${kvToken(callId)}`,
+  /** The last token of a key, unescaped. */
+  idOf: (key: string) => fromKvToken(key.slice(key.lastIndexOf('.') + 1)),
+} as const;

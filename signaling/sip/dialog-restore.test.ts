@@ -54,7 +54,7 @@ describe.each(['udp'] as const)('dialog restore over %s', (transport) => {
       const uac = await stack();
       let answered: Dialog | undefined;
       uas.onRequest((req) => (answered = req.accept({ body: 'answer' })));
-      const target = `sip:bob@127.0.0.1:${portOf(uas, transport)}${transport === 'tcp' ? ';transport=tcp' : ''}`;
+      const target = `sip:bob@127.0.0.1:${portOf(uas, transport)}`;
       const result = await uac.invite(target, { body: 'offer', from: 'sip:alice@127.0.0.1' }).result;
       if (!result.ok) throw new Error(`call failed: ${result.status}`);
       const dialogs = { uac: result.dialog, uas: answered! };
@@ -95,7 +95,7 @@ describe.each(['udp'] as const)('dialog restore over %s', (transport) => {
     const uac = await stack();
     let answered: Dialog | undefined;
     uas.onRequest((req) => (answered = req.accept({ body: 'answer' })));
-    const result = await uac.invite(`sip:bob@127.0.0.1:${portOf(uas, transport)}${transport === 'tcp' ? ';transport=tcp' : ''}`, { body: 'offer' }).result;
+    const result = await uac.invite(`sip:bob@127.0.0.1:${portOf(uas, transport)}`, { body: 'offer' }).result;
     if (!result.ok) throw new Error(`call failed: ${result.status}`);
     const byes: string[] = [];
     result.dialog.onTerminated((t) => byes.push(t.cause));

@@ -1,0 +1,518 @@
+/**
+ * Who owns which calls, and keeping their state in JetStream (call-state.ts) so that another
+ * process carries them on. After each model input the call model's shell asks `persist` to write
+ * every call group the input changed, before any of the input's outputs is carried out; a lost
+ * compare-and-set means another replica owns the group: it is dropped here and the outputs are
+ * not carried out (fencing). Leases say which replicas live: a replica whose lease stops moving
+ * for 1500 ms (by our own clock) is dead, and its groups are claimed (owner := us) and rebuilt.
+ * A replica that finds its own lease gone or that was paused longer than a lease drops all its
+ * groups before acting on any of them.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { MediaEvent } from '../common/nats/media-contract.js';
+import type { TEvent } from '../common/tlib/messages.js';
+import type { B2bua, LegState, SipFact } from './b2bua.js';
+import { CallStateConflict, CallStateStore, type GroupRecord, type ReplicaLease } from './call-state.js';
+import type { MediaClient } from './media-client.js';
+import type { CallModel, ModelInput, ModelOutput } from './model/index.js';
+
+export const LeaseRenewMs = 500;
+export const LeaseDeadMs = 1500;
+
+/** What an input and its outputs name: the calls, legs and bridges whose groups may have changed. */
+export interface Seeds {
+  connIds: Set<string>;
+  legIds: Set<string>;
+  bridgeIds: Set<string>;
+}
+
+export function seedsOf(input: ModelInput, outputs: readonly ModelOutput[]): Seeds {
+  const seeds: Seeds = { connIds: new Set(), legIds: new Set(), bridgeIds: new Set() };
+  const event = (e: TEvent) => {
+    if (typeof e.ConnID === 'string') seeds.connIds.add(e.ConnID);
+    if (typeof e.PreviousConnID === 'string') seeds.connIds.add(e.PreviousConnID);
+  };
+  switch (input.kind) {
+    case 'tlib.request': {
+      const connId = (input.request as { ConnID?: unknown }).ConnID;
+      if (typeof connId === 'string') seeds.connIds.add(connId);
+      break;
+    }
+    case 'media.event':
+      mediaEventSeeds(input.event, seeds);
+      break;
+    case 'sip.ringing':
+    case 'sip.answered':
+    case 'sip.failed':
+    case 'sip.released':
+    case 'sip.hold':
+    case 'sip.retrieve':
+      seeds.legIds.add(input.legId);
+      break;
+    default:
+      break;
+  }
+  for (const out of outputs) {
+    switch (out.kind) {
+      case 'tlib.event':
+      case 'tlib.reply':
+        event(out.event);
+        break;
+      case 'media':
+        seeds.bridgeIds.add(out.command.bridgeId);
+        if ('legId' in out.command) seeds.legIds.add(out.command.legId);
+        if (out.command.op === 'leg.move') seeds.bridgeIds.add(out.command.toBridgeId);
+        break;
+      case 'sip.connect':
+      case 'sip.ringing':
+      case 'sip.answer':
+      case 'sip.release':
+      case 'sip.remoteAnswer':
+        seeds.legIds.add(out.legId);
+        break;
+      case 'conference.state':
+        seeds.connIds.add(out.connId);
+        break;
+      default:
+        break;
+    }
+  }
+  return seeds;
+}
+
+function mediaEventSeeds(event: MediaEvent, seeds: Seeds): void {
+  if ('bridgeId' in event) seeds.bridgeIds.add(event.bridgeId);
+  if ('legId' in event) seeds.legIds.add(event.legId);
+}
+
+/** What this replica last wrote of a group it owns. */
+interface OwnedGroup {
+  revision: number;
+  json: string;
+  connIds: string[];
+  legIds: string[];
+  bridgeIds: string[];
+  callIds: string[];
+}
+
+/** The shell's serial queue, as the replicator reaches it. */
+export interface ReplicationShell {
+  /** Runs `job` alone in the model's queue. */
+  exclusive<T>(job: () => Promise<T>): Promise<T>;
+  /** Carries out outputs the replicator got from the model (resync events). */
+  perform(outputs: readonly ModelOutput[]): Promise<void>;
+  /** Hands the model a fact, in the queue. */
+  fact(fact: SipFact): void;
+}
+
+export interface ReplicatorOptions {
+  store: CallStateStore;
+  /** This replica's id (unique among the site's live replicas). */
+  replica: string;
+  /** Our SIP address, written in the lease. */
+  sip: string;
+  model: CallModel;
+  b2bua: Pick<B2bua, 'exportLeg' | 'restoreLeg' | 'dropLeg' | 'callIdOf'>;
+  media: Pick<MediaClient, 'ownerOf' | 'adopt'>;
+  log: Logger;
+  /** Figures of the replication: bytes written and write time. */
+  onWrite?: (bytes: number, seconds: number) => void;
+}
+
+/** An input whose groups could not be written because another replica owns one of them now. */
+export class GroupsLost extends Error {}
+
+export class Replicator {
+  private shell: ReplicationShell | undefined;
+  private readonly owned = new Map<string, OwnedGroup>();
+  private readonly groupOfConn = new Map<string, string>();
+  private readonly groupOfLeg = new Map<string, string>();
+  /** Desktop registrations as last written or read, per DN (JSON of the origin list). */
+  private readonly desktops = new Map<string, string>();
+  private leaseRevision = 0;
+  private lastTick = Date.now();
+  private readonly lease: ReplicaLease;
+  /** Other replicas' leases: the revision seen and when it last changed, by our clock. */
+  private readonly seen = new Map<string, { revision: number; changedAt: number }>();
+  /** Replicas found dead whose groups are still to claim. */
+  private readonly dead = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopWatch: (() => void) | undefined;
+  private stopping = false;
+  private ticking = false;
+
+  constructor(private readonly o: ReplicatorOptions) {
+    this.lease = { replica: o.replica, sip: o.sip, startedAt: Date.now() };
+  }
+
+  /** Calls this replica owns (huddle_calls_active). */
+  get calls(): number {
+    let n = 0;
+    for (const g of this.owned.values()) n += g.connIds.length;
+    return n;
+  }
+
+  /**
+   * Takes the lease, restores desktop registrations, claims the groups of our previous incarnation
+   * (same replica id) and of replicas with no lease, resyncs every registered DN, then watches
+   * the other replicas.
+   */
+  async start(shell: ReplicationShell): Promise<void> {
+    this.shell = shell;
+    this.leaseRevision = await this.o.store.putLease(this.lease);
+    this.lastTick = Date.now();
+    const desktops = await this.o.store.desktops();
+    await shell.exclusive(async () => {
+      for (const [dn, origins] of desktops) {
+        this.desktops.set(dn, JSON.stringify(origins));
+        this.o.model.setRegistrations(dn, origins);
+      }
+    });
+    this.stopWatch = await this.o.store.watchDesktops((dn, origins) => void shell.exclusive(async () => this.desktopWritten(dn, origins)));
+    const leases = await this.o.store.leases();
+    const now = Date.now();
+    for (const [replica, { revision }] of leases) if (replica !== this.o.replica) this.seen.set(replica, { revision, changedAt: now });
+    await this.claim((owner) => owner === this.o.replica || !leases.has(owner), false);
+    await shell.perform(this.o.model.registeredDns().flatMap((dn) => this.o.model.resync(dn)));
+    this.timer = setInterval(() => void this.tick(), LeaseRenewMs);
+  }
+
+  /** Stops renewing; with `release` the groups (all ended by now) and the lease are removed. */
+  async stop(release: boolean): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    this.stopWatch?.();
+    if (!release) return;
+    for (const [groupId, group] of this.owned) await this.o.store.deleteGroup(groupId, group.revision).catch(() => undefined);
+    await this.o.store.deleteLease(this.o.replica).catch(() => undefined);
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /**
+   * Writes the groups an input changed (and removes those that ended or merged). Resolves false
+   * when this replica no longer owns one of them: they are dropped here, and the input's outputs
+   * must not be carried out.
+   */
+  async persist(input: ModelInput, outputs: readonly ModelOutput[]): Promise<boolean> {
+    if (!(await this.ensureLease())) return false;
+    await this.persistDesktops(input);
+    const lost = await this.write(seedsOf(input, outputs));
+    if (lost.length === 0) return true;
+    this.o.log.warn({ groups: lost }, 'call groups owned by another replica now: dropped here, outputs not carried out');
+    return false;
+  }
+
+  /** After the outputs: what they changed on the SIP side (a dialog confirmed, new SDP) is written too. */
+  async settle(input: ModelInput, outputs: readonly ModelOutput[]): Promise<void> {
+    await this.write(seedsOf(input, outputs));
+  }
+
+  private async write(seeds: Seeds): Promise<string[]> {
+    const plan = this.plan(seeds);
+    const lost: string[] = [];
+    await Promise.all([
+      ...plan.keep.map(async ({ groupId, connIds }) => {
+        try {
+          await this.writeGroup(groupId, connIds);
+        } catch (err) {
+          if (!(err instanceof CallStateConflict)) throw err;
+          lost.push(groupId);
+          this.dropLocal(groupId, connIds);
+        }
+      }),
+      ...plan.remove.map(async (groupId) => {
+        const group = this.owned.get(groupId);
+        if (!group) return;
+        this.forget(groupId);
+        await retry(() => this.o.store.deleteGroup(groupId, group.revision), this.o.log).catch((err: unknown) => {
+          if (!(err instanceof CallStateConflict)) throw err;
+          lost.push(groupId);
+        });
+        for (const callId of group.callIds) await retry(() => this.o.store.deleteDialog(callId), this.o.log);
+      }),
+    ]);
+    return lost;
+  }
+
+  /** The groups after an input: which keep (or get) which id, and which ids are gone. */
+  private plan(seeds: Seeds): { keep: { groupId: string; connIds: string[] }[]; remove: string[] } {
+    const model = this.o.model;
+    const components: string[][] = [];
+    const placed = new Set<string>();
+    const touched = new Set<string>();
+    const add = (connId: string) => {
+      if (placed.has(connId)) return;
+      const group = model.groupOf(connId);
+      for (const id of group) placed.add(id);
+      if (group.length > 0) components.push(group);
+    };
+    for (const connId of seeds.connIds) {
+      const old = this.groupOfConn.get(connId);
+      if (old !== undefined) touched.add(old);
+      add(connId);
+    }
+    for (const legId of seeds.legIds) {
+      const old = this.groupOfLeg.get(legId);
+      if (old !== undefined) touched.add(old);
+      for (const connId of model.callsOfLeg(legId)) add(connId);
+    }
+    for (const bridgeId of seeds.bridgeIds) {
+      const connId = model.callOfBridge(bridgeId);
+      if (connId !== undefined) add(connId);
+    }
+    // A group the input touched may have split: its calls that still live are placed too.
+    for (const groupId of touched) for (const connId of this.owned.get(groupId)?.connIds ?? []) add(connId);
+    const keep: { groupId: string; connIds: string[] }[] = [];
+    const taken = new Set<string>();
+    for (const connIds of components) {
+      const candidates = [...new Set(connIds.map((c) => this.groupOfConn.get(c)).filter((g): g is string => g !== undefined))].sort();
+      for (const g of candidates) touched.add(g);
+      const groupId = candidates.find((g) => !taken.has(g)) ?? randomBytes(6).toString('hex');
+      taken.add(groupId);
+      keep.push({ groupId, connIds });
+    }
+    return { keep, remove: [...touched].filter((g) => !taken.has(g)) };
+  }
+
+  private record(connIds: readonly string[]): { record: GroupRecord; legIds: string[]; bridgeIds: string[]; callIds: string[] } {
+    const snapshot = this.o.model.snapshot(connIds);
+    const legIds = snapshot.legs.map((l) => l.id);
+    const sip = legIds.map((id) => this.o.b2bua.exportLeg(id)).filter((l): l is LegState => l !== undefined);
+    const bridgeIds = [...new Set([...snapshot.calls.map((c) => c.bridgeId), ...snapshot.legs.map((l) => l.bridgeId)])];
+    const media: Record<string, string> = {};
+    for (const bridgeId of bridgeIds) {
+      const owner = this.o.media.ownerOf(bridgeId);
+      if (owner !== undefined) media[bridgeId] = owner;
+    }
+    const callIds = sip.flatMap((l) => (l.dialog ? [l.dialog.callId] : []));
+    return { record: { owner: this.o.replica, ...snapshot, sip, media }, legIds, bridgeIds, callIds };
+  }
+
+  private async writeGroup(groupId: string, connIds: string[]): Promise<void> {
+    const { record, legIds, bridgeIds, callIds } = this.record(connIds);
+    const json = JSON.stringify(record);
+    const before = this.owned.get(groupId);
+    this.adopt(groupId, { revision: before?.revision ?? 0, json: before?.json ?? '', connIds, legIds, bridgeIds, callIds: before?.callIds ?? [] });
+    if (before?.json === json) return;
+    const started = performance.now();
+    const revision = await retry(() => this.o.store.putGroup(groupId, json, before?.revision), this.o.log);
+    this.o.onWrite?.(CallStateStore.bytes(json), (performance.now() - started) / 1000);
+    const group = this.owned.get(groupId);
+    if (group) {
+      group.revision = revision;
+      group.json = json;
+    }
+    const known = new Set(before?.callIds ?? []);
+    for (const callId of callIds) if (!known.has(callId)) await retry(() => this.o.store.putDialog(callId, groupId), this.o.log);
+    for (const callId of known) if (!callIds.includes(callId)) await retry(() => this.o.store.deleteDialog(callId), this.o.log);
+    if (group) group.callIds = callIds;
+  }
+
+  /** Records a group as ours under `groupId`, with its calls and legs. */
+  private adopt(groupId: string, group: OwnedGroup): void {
+    const old = this.owned.get(groupId);
+    if (old) {
+      for (const c of old.connIds) if (this.groupOfConn.get(c) === groupId) this.groupOfConn.delete(c);
+      for (const l of old.legIds) if (this.groupOfLeg.get(l) === groupId) this.groupOfLeg.delete(l);
+    }
+    this.owned.set(groupId, group);
+    for (const c of group.connIds) this.groupOfConn.set(c, groupId);
+    for (const l of group.legIds) this.groupOfLeg.set(l, groupId);
+  }
+
+  private forget(groupId: string): void {
+    const old = this.owned.get(groupId);
+    if (!old) return;
+    for (const c of old.connIds) if (this.groupOfConn.get(c) === groupId) this.groupOfConn.delete(c);
+    for (const l of old.legIds) if (this.groupOfLeg.get(l) === groupId) this.groupOfLeg.delete(l);
+    this.owned.delete(groupId);
+  }
+
+  /** A group another replica owns now: gone from the model, the B2BUA and the media owners, silently. */
+  private dropLocal(groupId: string, connIds: readonly string[]): void {
+    const group = this.owned.get(groupId);
+    const snapshot = this.o.model.snapshot(connIds);
+    const legIds = new Set([...(group?.legIds ?? []), ...snapshot.legs.map((l) => l.id)]);
+    const bridgeIds = new Set([...(group?.bridgeIds ?? []), ...snapshot.calls.map((c) => c.bridgeId)]);
+    this.o.model.drop([...new Set([...connIds, ...(group?.connIds ?? [])])]);
+    for (const legId of legIds) this.o.b2bua.dropLeg(legId);
+    for (const bridgeId of bridgeIds) this.o.media.adopt(bridgeId, undefined);
+    this.forget(groupId);
+  }
+
+  private dropAll(): void {
+    for (const [groupId, group] of [...this.owned]) this.dropLocal(groupId, group.connIds);
+  }
+
+  // ---------------------------------------------------------------- desktops
+
+  private async persistDesktops(input: ModelInput): Promise<void> {
+    let dns: string[] = [];
+    if (input.kind === 'tlib.request' && (input.request.request === 'RegisterAddress' || input.request.request === 'UnregisterAddress')) dns = [input.request.ThisDN ?? ''];
+    else if (input.kind === 'tlib.gatewayGone') dns = [...new Set([...this.desktops.keys(), ...this.o.model.registeredDns()])];
+    for (const dn of dns) {
+      const origins = this.o.model.registrationsOf(dn);
+      const json = JSON.stringify(origins);
+      if ((this.desktops.get(dn) ?? '[]') === json) continue;
+      if (origins.length === 0) this.desktops.delete(dn);
+      else this.desktops.set(dn, json);
+      await retry(() => this.o.store.putDesktops(dn, origins), this.o.log);
+    }
+  }
+
+  private desktopWritten(dn: string, origins: string[]): void {
+    const json = JSON.stringify(origins);
+    if ((this.desktops.get(dn) ?? '[]') === json) return;
+    if (origins.length === 0) this.desktops.delete(dn);
+    else this.desktops.set(dn, json);
+    this.o.model.setRegistrations(dn, origins);
+  }
+
+  // ---------------------------------------------------------------- leases and claims
+
+  /**
+   * True while our lease is ours. After a pause longer than a lease (SIGSTOP, a stalled host) it
+   * is renewed first: when another replica removed it meanwhile, every group is dropped here.
+   */
+  private async ensureLease(): Promise<boolean> {
+    if (Date.now() - this.lastTick <= LeaseDeadMs) return true;
+    return this.renew();
+  }
+
+  private async renew(): Promise<boolean> {
+    this.lastTick = Date.now();
+    try {
+      this.leaseRevision = await this.o.store.renewLease(this.lease, this.leaseRevision);
+      return true;
+    } catch (err) {
+      if (!(err instanceof CallStateConflict)) {
+        // NATS out of reach: nobody else can claim our groups either; we keep them.
+        this.o.log.warn({ err: (err as Error).message }, 'lease not renewed');
+        return true;
+      }
+      this.o.log.warn('our lease was taken while we were away: every call group dropped here');
+      this.dropAll();
+      this.leaseRevision = await this.o.store.putLease(this.lease);
+      return false;
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking || this.stopping || !this.shell) return;
+    this.ticking = true;
+    try {
+      const paused = Date.now() - this.lastTick > LeaseDeadMs;
+      const kept = paused ? await this.shell.exclusive(() => this.renew()) : await this.renew();
+      if (!kept) {
+        // Whatever nobody claimed while we were away is ours again.
+        await this.claim((owner) => owner === this.o.replica, true);
+      }
+      await this.watchReplicas();
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'replica lease check failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** Notes which replicas' leases stopped moving; claims the groups of dead ones. */
+  private async watchReplicas(): Promise<void> {
+    const now = Date.now();
+    let leases: Map<string, { revision: number }>;
+    try {
+      leases = await this.o.store.leases();
+    } catch {
+      // We could not look: nobody's lease counts as stopped for this while.
+      for (const s of this.seen.values()) s.changedAt = Date.now();
+      return;
+    }
+    for (const [replica, { revision }] of leases) {
+      if (replica === this.o.replica) continue;
+      const s = this.seen.get(replica);
+      if (!s || s.revision !== revision) this.seen.set(replica, { revision, changedAt: now });
+      else if (now - s.changedAt > LeaseDeadMs) this.dead.add(replica);
+    }
+    for (const replica of this.seen.keys()) {
+      if (!leases.has(replica)) {
+        this.dead.add(replica);
+        this.seen.delete(replica);
+      }
+    }
+    if (this.dead.size === 0) return;
+    const dead = new Set(this.dead);
+    this.o.log.warn({ replicas: [...dead] }, 'signaling replicas dead: claiming their calls');
+    await this.claim((owner) => dead.has(owner) || (owner !== this.o.replica && !leases.has(owner)), true);
+    for (const replica of dead) {
+      await this.o.store.deleteLease(replica).catch(() => undefined);
+      this.dead.delete(replica);
+      this.seen.delete(replica);
+    }
+  }
+
+  /** Claims (compare-and-set owner := us) every group whose owner `claimable` says, and carries its calls on. */
+  private async claim(claimable: (owner: string) => boolean, resync: boolean): Promise<void> {
+    const shell = this.shell;
+    if (!shell) return;
+    const groups = await this.o.store.groups();
+    const dns = new Set<string>();
+    for (const { groupId, revision, record } of groups) {
+      if (!claimable(record.owner) || this.owned.has(groupId)) continue;
+      const mine: GroupRecord = { ...record, owner: this.o.replica };
+      const json = JSON.stringify(mine);
+      let claimed: number;
+      try {
+        claimed = await this.o.store.putGroup(groupId, json, revision);
+      } catch (err) {
+        if (err instanceof CallStateConflict) continue;
+        throw err;
+      }
+      await shell.exclusive(async () => {
+        for (const party of this.restore(groupId, mine, claimed, json)) dns.add(party);
+      });
+      this.o.log.info({ group: groupId, from: record.owner, calls: record.calls.map((c) => c.connId) }, 'call group taken over');
+    }
+    if (resync) {
+      const registered = [...dns].filter((dn) => this.o.model.registrationsOf(dn).length > 0);
+      await shell.perform(registered.flatMap((dn) => this.o.model.resync(dn)));
+    }
+  }
+
+  /** Rebuilds a claimed group here; resolves with the DNs of its parties. */
+  private restore(groupId: string, record: GroupRecord, revision: number, json: string): string[] {
+    this.o.model.restore(record);
+    for (const [bridgeId, instance] of Object.entries(record.media)) this.o.media.adopt(bridgeId, instance);
+    const unfinished: SipFact[] = [];
+    const restored = new Set<string>();
+    for (const leg of record.sip) {
+      restored.add(leg.legId);
+      if (this.o.b2bua.restoreLeg(leg)) continue;
+      // Its set-up was under way in the process that died: the transaction went with it.
+      unfinished.push(leg.direction === 'outbound' ? { kind: 'sip.failed', legId: leg.legId, status: 408, reason: 'set-up lost with its signaling process' } : { kind: 'sip.released', legId: leg.legId });
+    }
+    this.adopt(groupId, {
+      revision,
+      json,
+      connIds: record.calls.map((c) => c.connId),
+      legIds: record.legs.map((l) => l.id),
+      bridgeIds: Object.keys(record.media),
+      callIds: record.sip.flatMap((l) => (l.dialog ? [l.dialog.callId] : [])),
+    });
+    for (const fact of unfinished) this.shell?.fact(fact);
+    return record.calls.flatMap((c) => c.parties.flatMap((p) => (p.dn === undefined ? [] : [p.dn])));
+  }
+}
+
+/** Retries a KV operation while NATS cannot be reached (calls wait rather than diverge); a conflict is thrown at once. */
+async function retry<T>(op: () => Promise<T>, log: Logger): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof CallStateConflict || attempt >= 15) throw err;
+      if (attempt === 0) log.warn({ err: (err as Error).message }, 'call state not written yet; retrying');
+      await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 1000)));
+    }
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The call state of a site in the JetStream KV bucket `huddle-calls` (CallStateKeys): replica
+ * leases, call groups with their owner, desktop registrations and the Call-ID index. Group writes
+ * are compare-and-set on the key's revision; a failed one is a CallStateConflict (another replica
+ * owns the group now). Any other failure means NATS could not be reached.
+ */
+import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { CallStateKeys } from '../common/nats/subjects.js';
+import type { LegState } from './b2bua.js';
+import type { GroupSnapshot } from './model/index.js';
+
+/** One call group as another process needs it to carry the calls on. */
+export interface GroupRecord extends GroupSnapshot {
+  /** The replica that owns it. */
+  owner: string;
+  /** The B2BUA legs with their SIP dialogs. */
+  sip: LegState[];
+  /** Media bridge -> the media-controller instance that holds it. */
+  media: Record<string, string>;
+}
+
+export interface ReplicaLease {
+  replica: string;
+  /** The replica's SIP address (transport host:port), where a request for a dialog it owns is relayed. */
+  sip: string;
+  startedAt: number;
+}
+
+/** A compare-and-set lost: the key changed since the revision given. */
+export class CallStateConflict extends Error {
+  constructor(key: string, options?: ErrorOptions) {
+    super(`${key} changed under us`, options);
+    this.name = 'CallStateConflict';
+  }
+}
+
+function isConflict(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class CallStateStore {
+  private constructor(
+    private readonly kv: KV,
+    private readonly location: string,
+  ) {}
+
+  /** Opens (creating when absent) the bucket, with `replicas` copies in a NATS cluster. */
+  static async open(nc: NatsConnection, location: string, replicas = 1): Promise<CallStateStore> {
+    const kv = await new Kvm(jetstream(nc)).create(CallStateKeys.bucket, { history: 1, replicas });
+    return new CallStateStore(kv, location);
+  }
+
+  /** Bytes of a JSON text as written. */
+  static bytes(json: string): number {
+    return encoder.encode(json).length;
+  }
+
+  // ---------------------------------------------------------------- groups
+
+  /** Writes a group: a new key when `revision` is undefined, else only over that revision. Resolves with the new revision. */
+  async putGroup(groupId: string, json: string, revision: number | undefined): Promise<number> {
+    const key = CallStateKeys.group(this.location, groupId);
+    try {
+      return revision === undefined ? await this.kv.create(key, encoder.encode(json)) : await this.kv.update(key, encoder.encode(json), revision);
+    } catch (err) {
+      if (isConflict(err)) throw new CallStateConflict(key, { cause: err });
+      throw err;
+    }
+  }
+
+  async deleteGroup(groupId: string, revision: number): Promise<void> {
+    const key = CallStateKeys.group(this.location, groupId);
+    try {
+      await this.kv.delete(key, { previousSeq: revision });
+    } catch (err) {
+      if (isConflict(err)) throw new CallStateConflict(key, { cause: err });
+      throw err;
+    }
+  }
+
+  /** Every group of the site with its revision. */
+  async groups(): Promise<{ groupId: string; revision: number; record: GroupRecord }[]> {
+    const found: { groupId: string; revision: number; record: GroupRecord }[] = [];
+    for await (const key of await this.kv.keys(CallStateKeys.groupAll(this.location))) {
+      const entry = await this.kv.get(key);
+      if (!entry || entry.operation !== 'PUT') continue;
+      found.push({ groupId: CallStateKeys.idOf(key), revision: entry.revision, record: JSON.parse(decoder.decode(entry.value)) as GroupRecord });
+    }
+    return found;
+  }
+
+  // ---------------------------------------------------------------- leases
+
+  async putLease(lease: ReplicaLease): Promise<number> {
+    return this.kv.put(CallStateKeys.replica(this.location, lease.replica), encoder.encode(JSON.stringify(lease)));
+  }
+
+  /** Renews a lease over the revision we last wrote; a CallStateConflict when it was taken or removed meanwhile. */
+  async renewLease(lease: ReplicaLease, revision: number): Promise<number> {
+    const key = CallStateKeys.replica(this.location, lease.replica);
+    try {
+      return await this.kv.update(key, encoder.encode(JSON.stringify(lease)), revision);
+    } catch (err) {
+      if (isConflict(err)) throw new CallStateConflict(key, { cause: err });
+      throw err;
+    }
+  }
+
+  /** The revision of every replica lease present. */
+  async leases(): Promise<Map<string, { revision: number; lease: ReplicaLease }>> {
+    const found = new Map<string, { revision: number; lease: ReplicaLease }>();
+    for await (const key of await this.kv.keys(CallStateKeys.replicaAll(this.location))) {
+      const entry = await this.kv.get(key);
+      if (!entry || entry.operation !== 'PUT') continue;
+      found.set(CallStateKeys.idOf(key), { revision: entry.revision, lease: JSON.parse(decoder.decode(entry.value)) as ReplicaLease });
+    }
+    return found;
+  }
+
+  async deleteLease(replica: string): Promise<void> {
+    await this.kv.delete(CallStateKeys.replica(this.location, replica));
+  }
+
+  // ---------------------------------------------------------------- desktops
+
+  async putDesktops(dn: string, origins: readonly string[]): Promise<void> {
+    const key = CallStateKeys.desktop(this.location, dn);
+    if (origins.length === 0) await this.kv.delete(key);
+    else await this.kv.put(key, encoder.encode(JSON.stringify(origins)));
+  }
+
+  async desktops(): Promise<Map<string, string[]>> {
+    const found = new Map<string, string[]>();
+    for await (const key of await this.kv.keys(CallStateKeys.desktopAll(this.location))) {
+      const entry = await this.kv.get(key);
+      if (entry?.operation === 'PUT') found.set(CallStateKeys.idOf(key), JSON.parse(decoder.decode(entry.value)) as string[]);
+    }
+    return found;
+  }
+
+  /** Calls `changed` for every desktop registration another replica (or this one) writes from now on; resolves with a stop function. */
+  async watchDesktops(changed: (dn: string, origins: string[]) => void): Promise<() => void> {
+    const watch = await this.kv.watch({ key: CallStateKeys.desktopAll(this.location), include: KvWatchInclude.UpdatesOnly });
+    void (async () => {
+      for await (const entry of watch) changed(CallStateKeys.idOf(entry.key), entry.operation === 'PUT' ? (JSON.parse(decoder.decode(entry.value)) as string[]) : []);
+    })().catch(() => undefined);
+    return () => watch.stop();
+  }
+
+  // ---------------------------------------------------------------- Call-ID index
+
+  async putDialog(callId: string, groupId: string): Promise<void> {
+    await this.kv.put(CallStateKeys.dialog(this.location, callId), encoder.encode(groupId));
+  }
+
+  async deleteDialog(callId: string): Promise<void> {
+    await this.kv.delete(CallStateKeys.dialog(this.location, callId));
+  }
+
+  /** The group of a SIP Call-ID, if a replica owns a dialog with it. */
+  async groupOfDialog(callId: string): Promise<string | undefined> {
+    const entry = await this.kv.get(CallStateKeys.dialog(this.location, callId));
+    return entry?.operation === 'PUT' ? decoder.decode(entry.value) : undefined;
+  }
+}
