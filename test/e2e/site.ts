@@ -38,6 +38,8 @@ export interface SiteOptions {
   nats?: TestNats;
   /** The SIP port (default a free one), for sites that must know each other's port in advance. */
   sipPort?: number;
+  /** false: no signaling in this process (the test runs it as a child process: test/e2e/signaling-process.ts). */
+  signaling?: boolean;
 }
 
 /** What an agent needs of a site: where to register, and desktops on its gateway. */
@@ -117,7 +119,7 @@ export class Site implements AgentSite {
     const ctx = (name: string) => context(name, registry);
     try {
       components.push(await startMediaController(ctx('media')));
-      components.push(await startSignaling(ctx('signaling')));
+      if (opts.signaling !== false) components.push(await startSignaling(ctx('signaling')));
       components.push(await startGateway(ctx('gateway')));
     } catch (err) {
       for (const c of components.reverse()) await c.stop();
@@ -149,6 +151,16 @@ export class Site implements AgentSite {
 
   get nats(): TestNats {
     return this.parts.nats;
+  }
+
+  /** The rtpengine's ng address (host:port). */
+  get rtpengineNg(): string {
+    return this.parts.rtpengine.ng;
+  }
+
+  /** The config bucket the site's configuration is published in. */
+  get configBucket(): string {
+    return `cfg-${this.config.cluster.metadata.name}`;
   }
 
   /** http://host:port of the site's gateway (the agent page). */
