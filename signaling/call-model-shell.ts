@@ -12,6 +12,14 @@ import type { MediaClient } from './media-client.js';
 import type { B2bua, SipFact, SipFactQueue } from './b2bua.js';
 import type { ConferenceEventNotifier } from './conference-events.js';
 
+/** A T-Library request about a call that another replica owns now (found while writing its state): nothing was done. */
+export class NotOwner extends Error {
+  constructor() {
+    super('the call is owned by another signaling replica now');
+    this.name = 'NotOwner';
+  }
+}
+
 /** Most outputs answer nothing; one shared empty list spares an allocation per output. */
 const NO_REPLIES: readonly TEvent[] = [];
 
@@ -98,7 +106,10 @@ export class CallModelShell implements SipFactQueue {
     const outputs = this.o.model.handle(input);
     const replication = this.o.replication;
     if (!replication) return this.execute(outputs);
-    if (!(await replication.persist(input, outputs))) return [];
+    if (!(await replication.persist(input, outputs))) {
+      if (input.kind === 'tlib.request') throw new NotOwner();
+      return [];
+    }
     const replies = await this.execute(outputs);
     await replication.settle(input, outputs);
     return replies;

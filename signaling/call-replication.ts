@@ -19,6 +19,8 @@ import type { CallModel, ModelInput, ModelOutput } from './model/index.js';
 
 export const LeaseRenewMs = 500;
 export const LeaseDeadMs = 1500;
+/** How often other replicas' leases are looked at: a dead one is noticed within LeaseDeadMs + this. */
+const WatchMs = 250;
 
 /** What an input and its outputs name: the calls, legs and bridges whose groups may have changed. */
 export interface Seeds {
@@ -120,9 +122,6 @@ export interface ReplicatorOptions {
   onWrite?: (bytes: number, seconds: number) => void;
 }
 
-/** An input whose groups could not be written because another replica owns one of them now. */
-export class GroupsLost extends Error {}
-
 export class Replicator {
   private shell: ReplicationShell | undefined;
   private readonly owned = new Map<string, OwnedGroup>();
@@ -131,6 +130,7 @@ export class Replicator {
   /** Desktop registrations as last written or read, per DN (JSON of the origin list). */
   private readonly desktops = new Map<string, string>();
   private leaseRevision = 0;
+  /** When the lease was last renewed (or tried), by our clock. */
   private lastTick = Date.now();
   private readonly lease: ReplicaLease;
   /** Other replicas' leases: the revision seen and when it last changed, by our clock. */
@@ -144,6 +144,17 @@ export class Replicator {
 
   constructor(private readonly o: ReplicatorOptions) {
     this.lease = { replica: o.replica, sip: o.sip, startedAt: Date.now() };
+  }
+
+  /** The other replicas with a lease. */
+  peers(): string[] {
+    return [...this.seen.keys()];
+  }
+
+  /** A replica went silent for more than a renewal or is found dead: its calls are about to be claimed. */
+  takeoverPending(): boolean {
+    const now = Date.now();
+    return this.dead.size > 0 || [...this.seen.values()].some((s) => now - s.changedAt > 2 * LeaseRenewMs);
   }
 
   /** Calls this replica owns (huddle_calls_active). */
@@ -175,7 +186,7 @@ export class Replicator {
     for (const [replica, { revision }] of leases) if (replica !== this.o.replica) this.seen.set(replica, { revision, changedAt: now });
     await this.claim((owner) => owner === this.o.replica || !leases.has(owner), false);
     await shell.perform(this.o.model.registeredDns().flatMap((dn) => this.o.model.resync(dn)));
-    this.timer = setInterval(() => void this.tick(), LeaseRenewMs);
+    this.timer = setInterval(() => void this.tick(), WatchMs);
   }
 
   /** Stops renewing; with `release` the groups (all ended by now) and the lease are removed. */
@@ -403,8 +414,9 @@ export class Replicator {
     if (this.ticking || this.stopping || !this.shell) return;
     this.ticking = true;
     try {
-      const paused = Date.now() - this.lastTick > LeaseDeadMs;
-      const kept = paused ? await this.shell.exclusive(() => this.renew()) : await this.renew();
+      const since = Date.now() - this.lastTick;
+      const paused = since > LeaseDeadMs;
+      const kept = paused ? await this.shell.exclusive(() => this.renew()) : since >= LeaseRenewMs ? await this.renew() : true;
       if (!kept) {
         // Whatever nobody claimed while we were away is ours again.
         await this.claim((owner) => owner === this.o.replica, true);

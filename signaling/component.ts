@@ -23,6 +23,7 @@ import { signalingMetrics } from './metrics.js';
 import { CallModel, type ModelEnv } from './model/index.js';
 import { RegistrarService } from './registrar-service.js';
 import { createSipStack, type DigestSecret, type SipStackOptions } from './sip/index.js';
+import { TlibRouter } from './tlib-forward.js';
 import { TlibService } from './tlib-service.js';
 
 /** The certificate of spec.sip.tls and the connection limits of spec.sip.connections, as the stack takes them. */
@@ -133,7 +134,18 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     b2bua.onRequest(req);
   });
   media.onEvents((event) => calls.mediaEvent({ kind: 'media.event', event }));
-  tlib.start((request, origin) => calls.tlibRequest(request, origin));
+  const router = new TlibRouter({
+    nc: ctx.nc,
+    location,
+    replica: ctx.instance,
+    owns: (connId) => model.call(connId) !== undefined,
+    peers: () => replicator.peers(),
+    takeoverPending: () => replicator.takeoverPending(),
+    handle: (request, origin) => calls.tlibRequest(request, origin),
+    log: ctx.log,
+  });
+  router.start();
+  tlib.start((request, origin) => router.route(request, origin));
   tlib.watchGateways((gateway) => calls.gatewayGone(gateway));
 
   let stopping = false;
@@ -147,6 +159,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     stop: async () => {
       stopping = true;
       await tlib.drain();
+      await router.drain();
       await calls.drain();
       await replicator.stop(true);
       await media.drain();

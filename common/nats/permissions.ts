@@ -75,6 +75,7 @@ function sitePermissions(role: NatsRole, site: NatsSite): SubjectPermissions {
         publish: {
           allow: [
             Subjects.tlibEventAll(location),
+            Subjects.tlibReplicaAll(location),
             Subjects.mediaCommand(location),
             Subjects.mediaInstanceCommandAll(location),
             ...config,
@@ -82,7 +83,7 @@ function sitePermissions(role: NatsRole, site: NatsSite): SubjectPermissions {
             ...kvWrite(CallStateKeys.bucket),
           ],
         },
-        subscribe: { allow: [Subjects.tlibRequestAll(location), Subjects.tlibGatewayAliveAll(location), Subjects.mediaEventAll(location), inbox] },
+        subscribe: { allow: [Subjects.tlibRequestAll(location), Subjects.tlibReplicaAll(location), Subjects.tlibGatewayAliveAll(location), Subjects.mediaEventAll(location), inbox] },
         allow_responses: true,
       };
     case 'media-controller':

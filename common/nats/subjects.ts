@@ -6,6 +6,7 @@
  *   tlib.req.<dn>        T-Library requests about a DN (gateway -> signaling, request/reply)
  *   tlib.evt.<dn>        T-Library events for the desktops registered on a DN (signaling -> gateways)
  *   tlib.gw.<inst>       gateway liveness (gateways -> signaling)
+ *   tlib.replica.<id>    a T-Library request handed to the signaling replica that owns its call
  *   media.cmd            media commands that any media-controller may take (queue group)
  *   media.cmd.<inst>     media commands for the media-controller that owns a bridge
  *   media.evt.<kind>     media events (media-controller -> signaling)
@@ -40,6 +41,9 @@ export const Subjects = {
   /** A gateway says it is alive (and, when it stops, that it is gone): signaling ends the registrations of a silent one. */
   tlibGatewayAlive: (location: string, instance: string) => `${site(location)}.tlib.gw.${subjectToken(instance)}`,
   tlibGatewayAliveAll: (location: string) => `${site(location)}.tlib.gw.*`,
+  /** A T-Library request one signaling replica hands to the replica that owns the call (ConnID) it names. */
+  tlibReplica: (location: string, replica: string) => `${site(location)}.tlib.replica.${subjectToken(replica)}`,
+  tlibReplicaAll: (location: string) => `${site(location)}.tlib.replica.*`,
   /** The DN a tlib request/event subject is about. */
   dnOf: (subject: string) => fromSubjectToken(subject.slice(subject.lastIndexOf('.') + 1)),
 

@@ -78,3 +78,12 @@ export const TlibGatewayAlive = Type.Object({
   gone: Type.Optional(Type.Boolean()),
 });
 export type TlibGatewayAlive = Static<typeof TlibGatewayAlive>;
+
+/**
+ * A request one signaling replica hands to another (Subjects.tlibReplica): the other answers
+ * with `owned: false` when it does not own the call the request names, else with its events.
+ */
+export const TlibForwardRpc = {
+  request: TlibRequestEnvelope,
+  reply: Type.Object({ owned: Type.Boolean(), events: TlibReplyEnvelope.properties.events }),
+} satisfies RpcContract;

@@ -19,12 +19,12 @@ describe('signaling restart keeps every call', () => {
   beforeAll(async () => {
     site = await Site.start({ signaling: false });
     signaling = await SignalingProcess.start(site, 'signaling-0');
-    [a, b, c, d, e] = await Promise.all(['7001', '7002', '7003', '7004', '7005'].map((dn, i) => site.agent(dn, i + 1)));
+    [a, b, c, d, e] = await Promise.all([site.agent('7001', 1), site.agent('7002', 2), site.agent('7003', 3), site.agent('7004', 4), site.agent('7005', 5)]);
   }, 90_000);
 
   afterAll(async () => {
-    await site?.stop();
     await signaling?.stop();
+    await site?.stop();
   });
 
   it('calls, conference and listen-disconnect survive SIGKILL and a restart', async () => {

@@ -1,0 +1,96 @@
+/**
+ * T-Library requests on a site with several signaling replicas. The gateway's request reaches any
+ * replica (NATS queue group); one naming a ConnID this replica does not own is handed to the other
+ * live replicas on their own subjects (Subjects.tlibReplica), and the owner answers. When none
+ * owns it and a replica has gone silent, its calls are being taken over (within 2 s): the request
+ * waits for that, then is handled here. Requests without a ConnID are handled where they arrive.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { call, serve, type Served } from '../common/nats/rpc.js';
+import { Subjects } from '../common/nats/subjects.js';
+import { TlibForwardRpc, type TlibOrigin } from '../common/nats/tlib-contract.js';
+import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
+import type { TEvent, TRequest } from '../common/tlib/messages.js';
+import { NotOwner } from './call-model-shell.js';
+
+/** How long a replica waits for another's answer (a paused one never answers). */
+const ForwardTimeoutMs = 1000;
+/** How long a request waits for a takeover under way. */
+const TakeoverWaitMs = 2500;
+
+export interface TlibRouterOptions {
+  nc: NatsConnection;
+  location: string;
+  replica: string;
+  /** Whether this replica owns the call. */
+  owns(connId: string): boolean;
+  /** The other replicas with a lease, and whether one of them went silent (its calls about to be claimed). */
+  peers(): string[];
+  takeoverPending(): boolean;
+  /** Hands the request to the call model here. */
+  handle(request: TRequest, origin: TlibOrigin): Promise<TEvent[]>;
+  log: Logger;
+}
+
+export class TlibRouter {
+  private served: Served | undefined;
+
+  constructor(private readonly o: TlibRouterOptions) {}
+
+  /** Answers the requests other replicas hand us: only for calls we own. */
+  start(): void {
+    this.served = serve(
+      this.o.nc,
+      Subjects.tlibReplica(this.o.location, this.o.replica),
+      {
+        contract: TlibForwardRpc,
+        badRequest: (error) => ({ owned: true, events: [errorEvent(ErrorCodes.InvalidAttribute, error.problem)] }),
+        onError: (err) => this.o.log.error({ err: err.stack }, 'forwarded T-Library request failed'),
+      },
+      async ({ request, origin }) => {
+        const connId = connIdOf(request as TRequest);
+        if (connId !== undefined && !this.o.owns(connId)) return { owned: false, events: [] };
+        try {
+          return { owned: true, events: await this.o.handle(request as TRequest, origin) };
+        } catch (err) {
+          if (err instanceof NotOwner) return { owned: false, events: [] };
+          throw err;
+        }
+      },
+    );
+  }
+
+  /** A request from a gateway, answered here or by the replica that owns its call. */
+  async route(request: TRequest, origin: TlibOrigin): Promise<TEvent[]> {
+    const connId = connIdOf(request);
+    if (connId === undefined) return this.o.handle(request, origin);
+    if (this.o.owns(connId)) {
+      try {
+        return await this.o.handle(request, origin);
+      } catch (err) {
+        // We were away (paused) and another replica took the call meanwhile: it answers.
+        if (!(err instanceof NotOwner)) throw err;
+      }
+    }
+    const answers = await Promise.all(
+      this.o.peers().map((peer) =>
+        call(this.o.nc, Subjects.tlibReplica(this.o.location, peer), TlibForwardRpc, { request, origin }, { timeoutMs: ForwardTimeoutMs }).catch(() => undefined),
+      ),
+    );
+    const owner = answers.find((a) => a?.owned === true);
+    if (owner) return owner.events as TEvent[];
+    const deadline = Date.now() + TakeoverWaitMs;
+    while (!this.o.owns(connId) && this.o.takeoverPending() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    return this.o.handle(request, origin);
+  }
+
+  async drain(): Promise<void> {
+    await this.served?.drain();
+  }
+}
+
+function connIdOf(request: TRequest): string | undefined {
+  const connId = (request as { ConnID?: unknown }).ConnID;
+  return typeof connId === 'string' ? connId : undefined;
+}
