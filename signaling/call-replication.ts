@@ -90,6 +90,7 @@ function mediaEventSeeds(event: MediaEvent, seeds: Seeds): void {
 
 /** What this replica last wrote of a group it owns. */
 interface OwnedGroup {
+  /** The key's revision; 0 while the group is not in the bucket yet. */
   revision: number;
   json: string;
   connIds: string[];
@@ -209,7 +210,7 @@ export class Replicator {
   async persist(input: ModelInput, outputs: readonly ModelOutput[]): Promise<boolean> {
     if (!(await this.ensureLease())) return false;
     await this.persistDesktops(input);
-    const lost = await this.write(seedsOf(input, outputs));
+    const lost = await this.write(seedsOf(input, outputs), 'before');
     if (lost.length === 0) return true;
     this.o.log.warn({ groups: lost }, 'call groups owned by another replica now: dropped here, outputs not carried out');
     return false;
@@ -217,16 +218,21 @@ export class Replicator {
 
   /** After the outputs: what they changed on the SIP side (a dialog confirmed, new SDP) is written too. */
   async settle(input: ModelInput, outputs: readonly ModelOutput[]): Promise<void> {
-    await this.write(seedsOf(input, outputs));
+    await this.write(seedsOf(input, outputs), 'after');
   }
 
-  private async write(seeds: Seeds): Promise<string[]> {
+  /**
+   * `before` the outputs, only groups already in the bucket are written: their compare-and-set is
+   * the fence. A new group is first written `after` them, once it has a confirmed dialog: before
+   * that, another process could only release its legs (their set-up dies with this process).
+   */
+  private async write(seeds: Seeds, phase: 'before' | 'after'): Promise<string[]> {
     const plan = this.plan(seeds);
     const lost: string[] = [];
     await Promise.all([
       ...plan.keep.map(async ({ groupId, connIds }) => {
         try {
-          await this.writeGroup(groupId, connIds);
+          await this.writeGroup(groupId, connIds, phase);
         } catch (err) {
           if (!(err instanceof CallStateConflict)) throw err;
           lost.push(groupId);
@@ -237,11 +243,12 @@ export class Replicator {
         const group = this.owned.get(groupId);
         if (!group) return;
         this.forget(groupId);
+        if (group.revision === 0) return;
         await retry(() => this.o.store.deleteGroup(groupId, group.revision), this.o.log).catch((err: unknown) => {
           if (!(err instanceof CallStateConflict)) throw err;
           lost.push(groupId);
         });
-        for (const callId of group.callIds) await retry(() => this.o.store.deleteDialog(callId), this.o.log);
+        for (const callId of group.callIds) this.o.store.deleteDialog(callId);
       }),
     ]);
     return lost;
@@ -301,14 +308,16 @@ export class Replicator {
     return { record: { owner: this.o.replica, ...snapshot, sip, media }, legIds, bridgeIds, callIds };
   }
 
-  private async writeGroup(groupId: string, connIds: string[]): Promise<void> {
+  private async writeGroup(groupId: string, connIds: string[], phase: 'before' | 'after'): Promise<void> {
     const { record, legIds, bridgeIds, callIds } = this.record(connIds);
-    const json = JSON.stringify(record);
     const before = this.owned.get(groupId);
+    const stored = before !== undefined && before.revision > 0;
     this.adopt(groupId, { revision: before?.revision ?? 0, json: before?.json ?? '', connIds, legIds, bridgeIds, callIds: before?.callIds ?? [] });
+    if (!stored && (phase === 'before' || callIds.length === 0)) return;
+    const json = JSON.stringify(record);
     if (before?.json === json) return;
     const started = performance.now();
-    const revision = await retry(() => this.o.store.putGroup(groupId, json, before?.revision), this.o.log);
+    const revision = await retry(() => this.o.store.putGroup(groupId, json, stored ? before.revision : undefined), this.o.log);
     this.o.onWrite?.(CallStateStore.bytes(json), (performance.now() - started) / 1000);
     const group = this.owned.get(groupId);
     if (group) {
@@ -316,8 +325,8 @@ export class Replicator {
       group.json = json;
     }
     const known = new Set(before?.callIds ?? []);
-    for (const callId of callIds) if (!known.has(callId)) await retry(() => this.o.store.putDialog(callId, groupId), this.o.log);
-    for (const callId of known) if (!callIds.includes(callId)) await retry(() => this.o.store.deleteDialog(callId), this.o.log);
+    for (const callId of callIds) if (!known.has(callId)) this.o.store.putDialog(callId, groupId);
+    for (const callId of known) if (!callIds.includes(callId)) this.o.store.deleteDialog(callId);
     if (group) group.callIds = callIds;
   }
 
