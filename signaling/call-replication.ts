@@ -158,6 +158,22 @@ export class Replicator {
     return this.dead.size > 0 || [...this.seen.values()].some((s) => now - s.changedAt > 2 * LeaseRenewMs);
   }
 
+  /**
+   * An in-dialog request for a dialog this replica does not hold: when the Call-ID index names a
+   * group of another replica whose lease then stops moving, the request waits for the claim of
+   * that group (`deliver` hands it to the restored dialog). Resolves false when nobody holds the
+   * dialog or its owner lives on (the SIP edge sends its requests there).
+   */
+  async takeOverDialog(callId: string, deliver: () => boolean): Promise<boolean> {
+    const groupId = await this.o.store.groupOfDialog(callId).catch(() => undefined);
+    const owner = groupId === undefined ? undefined : await this.o.store.ownerOf(groupId).catch(() => undefined);
+    if (owner === undefined || owner === this.o.replica) return deliver();
+    const revision = this.seen.get(owner)?.revision;
+    // The owner is alive if its lease moves within two renewals.
+    const aliveBy = Date.now() + 2 * LeaseRenewMs + WatchMs;
+    return afterTakeover(() => Date.now() < aliveBy || this.seen.get(owner)?.revision === revision, deliver, LeaseDeadMs + 3 * WatchMs + 500);
+  }
+
   /** Calls this replica owns (huddle_calls_active). */
   get calls(): number {
     let n = 0;
@@ -523,6 +539,19 @@ export class Replicator {
     for (const fact of unfinished) this.shell?.fact(fact);
     return record.calls.flatMap((c) => c.parties.flatMap((p) => (p.dn === undefined ? [] : [p.dn])));
   }
+}
+
+/**
+ * Waits, while a takeover is under way (`pending`), until `ready` holds; resolves whether it did.
+ * A request about a call of a replica that just died waits for the claim instead of failing.
+ */
+export async function afterTakeover(pending: () => boolean, ready: () => boolean, maxMs = 2500): Promise<boolean> {
+  const deadline = Date.now() + maxMs;
+  while (!ready()) {
+    if (!pending() || Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
 }
 
 /** Retries a KV operation while NATS cannot be reached (calls wait rather than diverge); a conflict is thrown at once. */

@@ -84,6 +84,12 @@ export class CallStateStore {
     }
   }
 
+  /** The owner of a group, if the group exists. */
+  async ownerOf(groupId: string): Promise<string | undefined> {
+    const entry = await this.kv.get(CallStateKeys.group(this.location, groupId));
+    return entry?.operation === 'PUT' ? (JSON.parse(decoder.decode(entry.value)) as GroupRecord).owner : undefined;
+  }
+
   /** Every group of the site with its revision. */
   async groups(): Promise<{ groupId: string; revision: number; record: GroupRecord }[]> {
     const found: { groupId: string; revision: number; record: GroupRecord }[] = [];

@@ -133,6 +133,12 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     }
     b2bua.onRequest(req);
   });
+  // An in-dialog request for a call of a replica that just died is served once its calls are claimed here.
+  stack.onUnknownDialog((req) => {
+    void replicator.takeOverDialog(req.message.callId, () => stack.deliver(req)).then((delivered) => {
+      if (!delivered && !req.answered) req.respond(481);
+    });
+  });
   media.onEvents((event) => calls.mediaEvent({ kind: 'media.event', event }));
   const router = new TlibRouter({
     nc: ctx.nc,

@@ -13,11 +13,10 @@ import { TlibForwardRpc, type TlibOrigin } from '../common/nats/tlib-contract.js
 import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
 import type { TEvent, TRequest } from '../common/tlib/messages.js';
 import { NotOwner } from './call-model-shell.js';
+import { afterTakeover } from './call-replication.js';
 
 /** How long a replica waits for another's answer (a paused one never answers). */
 const ForwardTimeoutMs = 1000;
-/** How long a request waits for a takeover under way. */
-const TakeoverWaitMs = 2500;
 
 export interface TlibRouterOptions {
   nc: NatsConnection;
@@ -80,8 +79,7 @@ export class TlibRouter {
     );
     const owner = answers.find((a) => a?.owned === true);
     if (owner) return owner.events as TEvent[];
-    const deadline = Date.now() + TakeoverWaitMs;
-    while (!this.o.owns(connId) && this.o.takeoverPending() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await afterTakeover(() => this.o.takeoverPending(), () => this.o.owns(connId));
     return this.o.handle(request, origin);
   }
 

@@ -3,7 +3,7 @@
  * its exported state: in-dialog requests both ways keep working, with CSeq in order.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSipStack, type Dialog, type DialogState, type SipStack } from './index.js';
+import { createSipStack, type Dialog, type DialogState, type ServerRequest, type SipStack } from './index.js';
 
 const stacks: SipStack[] = [];
 
@@ -33,6 +33,14 @@ async function restart(s: SipStack): Promise<SipStack> {
   stacks.splice(stacks.indexOf(s), 1);
   await s.close(0);
   return stack(udp, tcp);
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** A dialog's state as the KV store carries it. */
@@ -103,5 +111,27 @@ describe.each(['udp'] as const)('dialog restore over %s', (transport) => {
     expect((await answered!.terminated).cause).toBe('closed');
     expect((await result.dialog.request('OPTIONS')).status).toBe(481);
     expect(byes).toEqual([]);
+  });
+
+  it('a request for a dialog not held here waits in onUnknownDialog until deliver hands it to the restored dialog', async () => {
+    const uas = await stack();
+    const uac = await stack();
+    let answered: Dialog | undefined;
+    uas.onRequest((req) => (answered = req.accept({ body: 'answer' })));
+    const result = await uac.invite(`sip:bob@127.0.0.1:${portOf(uas, transport)}`, { body: 'offer' }).result;
+    if (!result.ok) throw new Error(`call failed: ${result.status}`);
+    const state = throughJson(answered!.exportState());
+    const moved = await restart(uas);
+    const waiting: ServerRequest[] = [];
+    moved.onUnknownDialog((req) => waiting.push(req));
+    const options = result.dialog.request('OPTIONS');
+    await until(() => waiting.length === 1);
+    expect(moved.deliver(waiting[0]!)).toBe(false);
+    const restored = moved.restoreDialog(state);
+    const seen: string[] = [];
+    answerAll(restored, seen);
+    expect(moved.deliver(waiting[0]!)).toBe(true);
+    expect((await options).status).toBe(200);
+    expect(seen).toEqual(['OPTIONS']);
   });
 });

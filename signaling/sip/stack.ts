@@ -38,6 +38,14 @@ export class SipStackImpl implements SipStack {
     this.core.onRequest(handler);
   }
 
+  onUnknownDialog(handler: (req: ServerRequest) => void): void {
+    this.core.onUnknownDialog(handler);
+  }
+
+  deliver(req: ServerRequest): boolean {
+    return this.core.deliver(req);
+  }
+
   invite(target: string, opts?: InviteOptions): OutgoingInvite {
     return this.core.invite(target, opts);
   }

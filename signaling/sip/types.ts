@@ -217,6 +217,14 @@ export interface SipStack {
   contact(user?: string, transport?: TransportProtocol): string;
   /** Out-of-dialog requests. Without a handler OPTIONS gets 200 and everything else 501. */
   onRequest(handler: (req: ServerRequest) => void): void;
+  /**
+   * In-dialog requests that match no dialog here (another process may be handing it over).
+   * Without a handler they get 481; a handler answers them, or hands them to `deliver` once the
+   * dialog exists.
+   */
+  onUnknownDialog(handler: (req: ServerRequest) => void): void;
+  /** Hands an in-dialog request to its dialog if that exists now; false when it does not. */
+  deliver(req: ServerRequest): boolean;
   /** Starts a call; throws at once for a malformed target. */
   invite(target: string, opts?: InviteOptions): OutgoingInvite;
   /** Out-of-dialog non-INVITE request (REGISTER, OPTIONS, MESSAGE, NOTIFY...): the final response. */

@@ -41,6 +41,7 @@ export class UserAgentCore implements TransactionLayerUser, InviteCore<DialogImp
   /** SUBSCRIBEs awaiting their 2xx, by Call-ID and From tag: a NOTIFY may overtake the 2xx. */
   private readonly pendingSubs = new Table<PendingSubscription>();
   private handler?: (req: ServerRequest) => void;
+  private unknownDialogHandler?: (req: ServerRequest) => void;
   private closing = false;
 
   constructor(
@@ -56,6 +57,18 @@ export class UserAgentCore implements TransactionLayerUser, InviteCore<DialogImp
 
   onRequest(handler: (req: ServerRequest) => void): void {
     this.handler = handler;
+  }
+
+  onUnknownDialog(handler: (req: ServerRequest) => void): void {
+    this.unknownDialogHandler = handler;
+  }
+
+  deliver(req: ServerRequest): boolean {
+    const msg = req.message;
+    const dialog = this.dialogs.get(dialogKey(msg.callId, msg.toTag ?? '', msg.fromTag ?? ''));
+    if (!dialog || !(req instanceof ServerRequestImpl)) return false;
+    dialog.receiveRequest(req);
+    return true;
   }
 
   contact(user?: string, transport?: TransportProtocol): string {
@@ -290,8 +303,9 @@ export class UserAgentCore implements TransactionLayerUser, InviteCore<DialogImp
       return;
     }
     if (inDialog) {
-      if (!dialog) sreq.respond(481);
-      else dialog.receiveRequest(sreq);
+      if (dialog) dialog.receiveRequest(sreq);
+      else if (this.unknownDialogHandler) this.unknownDialogHandler(sreq);
+      else sreq.respond(481);
       return;
     }
     if (!this.handler) {

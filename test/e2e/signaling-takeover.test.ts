@@ -121,11 +121,15 @@ describe('signaling replicas', () => {
     ]);
     const stopWatching = watchAudio(expected);
     const eventsBefore = new Map([a, b, c, d, e].map((x) => [x, x.desktop!.events.length]));
+    const there = { protocol: 'udp' as const, host: '127.0.0.1', port: other.sipPort };
     const killed = Date.now();
     await owner.kill();
+    // At once, before the claim: the request waits for it rather than getting 481.
+    const early = b.phone.calls.at(-1)!.request('OPTIONS', { destination: there });
     await until(async () => (await metricValue(other.registry, 'huddle_calls_active')) === 2, 'the other replica owns both calls', 5000);
     const takeover = Date.now() - killed;
     expect(takeover).toBeLessThanOrEqual(2000);
+    expect((await early).status).toBe(200);
     expect(await stopWatching()).toEqual([]);
 
     // T-Library on the taken-over conference.
@@ -140,7 +144,6 @@ describe('signaling replicas', () => {
     }
 
     // In-dialog requests, sent to the replica that took over (as the SIP edge would).
-    const there = { protocol: 'udp' as const, host: '127.0.0.1', port: other.sipPort };
     for (const agent of [a, b, c, d, e]) expect((await agent.phone.calls.at(-1)!.request('OPTIONS', { destination: there })).status).toBe(200);
     const ended = d.phone.ended.length;
     expect((await e.phone.calls.at(-1)!.bye({ destination: there })).status).toBe(200);
