@@ -262,7 +262,10 @@ export class Replicator {
         if (group.revision === 0) return;
         await retry(() => this.o.store.deleteGroup(groupId, group.revision), this.o.log).catch((err: unknown) => {
           if (!(err instanceof CallStateConflict)) throw err;
+          // Its calls ended here, in a model that no longer owned them: the SIP and media sides are left to the owner.
           lost.push(groupId);
+          for (const legId of group.legIds) this.o.b2bua.dropLeg(legId);
+          for (const bridgeId of group.bridgeIds) this.o.media.adopt(bridgeId, undefined);
         });
         for (const callId of group.callIds) this.o.store.deleteDialog(callId);
       }),
