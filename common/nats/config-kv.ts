@@ -5,18 +5,19 @@
  */
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { SipCluster, SipDN } from '../config/schema.js';
 import { digestHa1 } from '../config/digest-verifier.js';
 import { tokenVerifier } from '../config/token-verifier.js';
 import { validateDocument } from '../config/validate.js';
+import { openBucket, type BucketOptions } from './buckets.js';
 import { ConfigKeys } from './subjects.js';
 import { decodeJson, encodeJson } from './codec.js';
 
-export async function openConfigBucket(nc: NatsConnection, bucket: string = ConfigKeys.defaultBucket): Promise<KV> {
-  return new Kvm(jetstream(nc)).create(bucket, { history: 5 });
+/** `options.replicas`: the site's bucket replicas, given by the writers (launcher, operator); readers leave it out. */
+export async function openConfigBucket(nc: NatsConnection, bucket: string = ConfigKeys.defaultBucket, options: Pick<BucketOptions, 'replicas' | 'log'> = {}): Promise<KV> {
+  return openBucket(nc, bucket, { history: 5, ...options });
 }
 
 /** Writes a cluster and its DNs; DNs no longer present are deleted. Unchanged values are not rewritten. */
