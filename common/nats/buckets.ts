@@ -16,6 +16,12 @@ export function bucketReplicas(spec: Pick<SipClusterSpec, 'nats'>): number {
 
 export interface BucketOptions extends Partial<Omit<KvOptions, 'replicas'>> {
   /**
+   * How long an operation is tried again while the bucket's stream or the cluster's meta group has
+   * no leader (a server died and the others elect a new one: up to ~6 s with nats-server 2.9).
+   * Default 15 s.
+   */
+  writeRetryMs?: number;
+  /**
    * Replicas to create the bucket with and to bring an existing bucket to. Left out (a reader that
    * does not know the site's configuration yet): created with 1 when absent, an existing one kept.
    */
@@ -31,7 +37,7 @@ export interface BucketOptions extends Partial<Omit<KvOptions, 'replicas'>> {
  * bucket is used as it is and the difference logged: a site must still start.
  */
 export async function openBucket(nc: NatsConnection, name: string, options: BucketOptions = {}): Promise<KV> {
-  const { replicas, log, ...kvOptions } = options;
+  const { replicas, log, writeRetryMs = 15_000, ...kvOptions } = options;
   const js = jetstream(nc);
   let kv: KV;
   try {
@@ -41,7 +47,7 @@ export async function openBucket(nc: NatsConnection, name: string, options: Buck
     if (replicas !== undefined && replicas > 1) throw new Error(`KV bucket ${name} with ${replicas} replicas (spec.nats.replicas): ${(err as Error).message}`);
     throw err;
   }
-  if (replicas === undefined) return kv;
+  if (replicas === undefined) return retrying(kv, writeRetryMs);
   const have = (await kv.status()).replicas;
   const jsm = await js.jetstreamManager();
   const stream = `KV_${name}`;
@@ -52,12 +58,54 @@ export async function openBucket(nc: NatsConnection, name: string, options: Buck
       log?.info({ bucket: name, from: have, to: replicas }, 'KV bucket replicas changed to the configured number');
     } catch (err) {
       log?.warn({ bucket: name, replicas: have, configured: replicas, err: (err as Error).message }, 'KV bucket keeps replicas other than spec.nats.replicas: the update was refused');
-      return kv;
+      return retrying(kv, writeRetryMs);
     }
   }
   if (replicas > 1) await untilReplicated(jsm, stream, replicas);
-  return kv;
+  return retrying(kv, writeRetryMs);
 }
+
+/**
+ * The bucket with its operations tried again while JetStream cannot serve them (after a server
+ * loss, until the stream and the meta group have new leaders): "no responders" (nothing was done)
+ * for every write; a timeout (the request may or may not have been done) only for reads (get, and
+ * keys, watch and history, which create a consumer through the meta leader) and for put and
+ * delete, which give the same result when repeated. A compare-and-set (create, update) that timed
+ * out is left to the caller: repeating it could fail on its own earlier success.
+ */
+function retrying(kv: KV, retryMs: number): KV {
+  const idempotent = new Set<PropertyKey>(['get', 'keys', 'watch', 'history', 'put', 'delete', 'purge']);
+  const conditional = new Set<PropertyKey>(['create', 'update']);
+  return new Proxy(kv, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      const method = value as (...args: unknown[]) => Promise<unknown>;
+      if (!idempotent.has(prop) && !conditional.has(prop)) return method.bind(target);
+      const retryable = idempotent.has(prop) ? (err: unknown) => noResponders(err) || timedOut(err) : noResponders;
+      return async (...args: unknown[]) => {
+        const deadline = Date.now() + retryMs;
+        for (;;) {
+          try {
+            return await method.apply(target, args);
+          } catch (err) {
+            if (!retryable(err) || Date.now() >= deadline) throw err;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+      };
+    },
+  });
+}
+
+/** The error, or one of its causes, is named `name`. */
+function causedBy(err: unknown, name: string): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e.name === name) return true;
+  return false;
+}
+
+const noResponders = (err: unknown) => causedBy(err, 'NoResponders');
+const timedOut = (err: unknown) => causedBy(err, 'TimeoutError');
 
 /** Until the stream has a leader and its other replicas are current: before that a write may find no responder. */
 async function untilReplicated(jsm: JetStreamManager, stream: string, replicas: number, timeoutMs = 10_000): Promise<void> {
