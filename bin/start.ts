@@ -92,7 +92,7 @@ async function main(): Promise<void> {
     await publishConfig(kv, config.cluster, config.dns);
     const fileWatcher = watchConfigFile(configFile, async (next) => publishConfig(kv, next.cluster, next.dns));
     stops.push(async () => fileWatcher.close());
-    const live = await LiveConfig.watch(kv, config.cluster.metadata.name, log);
+    const live = await LiveConfig.watch(kv, config.cluster.metadata.name, log, nc);
     stops.push(async () => live.stop());
 
     const registry = newRegistry('huddle');

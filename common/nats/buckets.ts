@@ -18,7 +18,7 @@ export interface BucketOptions extends Partial<Omit<KvOptions, 'replicas'>> {
   /**
    * How long an operation is tried again while the bucket's stream or the cluster's meta group has
    * no leader (a server died and the others elect a new one: up to ~6 s with nats-server 2.9).
-   * Default 15 s.
+   * Default 30 s: elections on a loaded machine take longer.
    */
   writeRetryMs?: number;
   /**
@@ -37,7 +37,7 @@ export interface BucketOptions extends Partial<Omit<KvOptions, 'replicas'>> {
  * bucket is used as it is and the difference logged: a site must still start.
  */
 export async function openBucket(nc: NatsConnection, name: string, options: BucketOptions = {}): Promise<KV> {
-  const { replicas, log, writeRetryMs = 15_000, ...kvOptions } = options;
+  const { replicas, log, writeRetryMs = 30_000, ...kvOptions } = options;
   const js = jetstream(nc);
   let kv: KV;
   try {
@@ -67,8 +67,8 @@ export async function openBucket(nc: NatsConnection, name: string, options: Buck
 
 /**
  * The bucket with its operations tried again while JetStream cannot serve them (after a server
- * loss, until the stream and the meta group have new leaders): "no responders" (nothing was done)
- * for every write; a timeout (the request may or may not have been done) only for reads (get, and
+ * loss, until the stream and the meta group have new leaders): "no responders" and "JetStream
+ * system temporarily unavailable" (nothing was done) for every operation; a timeout (the request may or may not have been done) only for reads (get, and
  * keys, watch and history, which create a consumer through the meta leader) and for put and
  * delete, which give the same result when repeated. A compare-and-set (create, update) that timed
  * out is left to the caller: repeating it could fail on its own earlier success.
@@ -82,7 +82,7 @@ function retrying(kv: KV, retryMs: number): KV {
       if (typeof value !== 'function') return value;
       const method = value as (...args: unknown[]) => Promise<unknown>;
       if (!idempotent.has(prop) && !conditional.has(prop)) return method.bind(target);
-      const retryable = idempotent.has(prop) ? (err: unknown) => noResponders(err) || timedOut(err) : noResponders;
+      const retryable = idempotent.has(prop) ? (err: unknown) => notDone(err) || timedOut(err) : notDone;
       return async (...args: unknown[]) => {
         const deadline = Date.now() + retryMs;
         for (;;) {
@@ -104,7 +104,8 @@ function causedBy(err: unknown, name: string): boolean {
   return false;
 }
 
-const noResponders = (err: unknown) => causedBy(err, 'NoResponders');
+/** JetStream did not act on the request: nobody took it, or the meta group had no leader (API error 10008). */
+const notDone = (err: unknown) => causedBy(err, 'NoResponders') || (err instanceof Error && /temporarily unavailable/i.test(err.message));
 const timedOut = (err: unknown) => causedBy(err, 'TimeoutError');
 
 /** Until the stream has a leader and its other replicas are current: before that a write may find no responder. */

@@ -41,7 +41,7 @@ export async function runComponent(name: string, role: NatsRole, factory: Compon
     const nc = await connectNats(natsUrl, `huddle-${name}-${env.POD_NAME ?? os.hostname()}`, log, { ...client, tls: client.tls ?? tlsFiles(file?.cluster.spec.nats.tls ?? {}) });
     const kv = await openConfigBucket(nc, env.HUDDLE_CONFIG_BUCKET ?? file?.cluster.spec.nats.configBucket);
     if (file) await publishConfig(kv, file.cluster, file.dns);
-    const live = await LiveConfig.watch(kv, clusterName, log);
+    const live = await LiveConfig.watch(kv, clusterName, log, nc);
     const registry = newRegistry(name);
     const ops = await startOpsServer(env.HUDDLE_METRICS_LISTEN ?? '0.0.0.0:9464', registry);
     // Not ready before the component runs and a SIGTERM would drain it.

@@ -107,7 +107,7 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
     const nc = connections.get('config-publisher')!;
     const kv = await openConfigBucket(nc, configBucket, { replicas: bucketReplicas(config.cluster.spec) });
     await publishConfig(kv, config.cluster, config.dns);
-    const live = await LiveConfig.watch(kv, config.cluster.metadata.name);
+    const live = await LiveConfig.watch(kv, config.cluster.metadata.name, undefined, nc);
     const registry = new Registry();
     const components: Component[] = [];
     const context = (name: string, reg: Registry): ComponentContext => ({
@@ -180,9 +180,9 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
 
   /**
    * Changes the configuration as an operator edit would (through the config bucket) and waits
-   * until the running site sees it.
+   * (up to `timeoutMs`) until the running site sees it.
    */
-  async reconfigure(change: (cluster: SipCluster, dns: SipDN[]) => void): Promise<void> {
+  async reconfigure(change: (cluster: SipCluster, dns: SipDN[]) => void, timeoutMs = 5000): Promise<void> {
     const cluster = structuredClone(this.parts.live.cluster);
     const dns = structuredClone(this.parts.live.dns);
     change(cluster, dns);
@@ -190,10 +190,10 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
     // The bucket holds agent tokens as verifiers only.
     const stored = { ...cluster.spec, gateway: { ...cluster.spec.gateway, tokens: cluster.spec.gateway.tokens.map((t) => ({ ...t, token: tokenVerifier(t.token) })) } };
     const want = JSON.stringify({ cluster: stored, dns: dns.map((d) => d.spec) });
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + timeoutMs;
     const seen = () => JSON.stringify({ cluster: this.parts.live.cluster.spec, dns: this.parts.live.dns.map((d) => d.spec) });
     while (seen() !== want) {
-      if (Date.now() > deadline) throw new Error('the site did not see the new configuration within 5 s');
+      if (Date.now() > deadline) throw new Error(`the site did not see the new configuration within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
