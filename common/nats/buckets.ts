@@ -5,7 +5,7 @@
  */
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Payload } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { SipClusterSpec } from '../config/schema.js';
 
@@ -67,11 +67,13 @@ export async function openBucket(nc: NatsConnection, name: string, options: Buck
 
 /**
  * The bucket with its operations tried again while JetStream cannot serve them (after a server
- * loss, until the stream and the meta group have new leaders): "no responders" and "JetStream
- * system temporarily unavailable" (nothing was done) for every operation; a timeout (the request may or may not have been done) only for reads (get, and
- * keys, watch and history, which create a consumer through the meta leader) and for put and
- * delete, which give the same result when repeated. A compare-and-set (create, update) that timed
- * out is left to the caller: repeating it could fail on its own earlier success.
+ * loss, until the stream and the meta group have new leaders): on "no responders" and "JetStream
+ * system temporarily unavailable" (nothing was done) every operation; on a timeout (it may or may
+ * not have been done) the reads (get, and keys, watch and history, which create a consumer
+ * through the meta leader) and put and delete, which give the same result when repeated. A
+ * compare-and-set (create, update) that timed out is not simply repeated (it could fail on its
+ * own earlier success): the bucket is read to learn whether it was stored. Fencing holds: a
+ * compare-and-set on a stale revision still fails.
  */
 function retrying(kv: KV, retryMs: number): KV {
   const idempotent = new Set<PropertyKey>(['get', 'keys', 'watch', 'history', 'put', 'delete', 'purge']);
@@ -82,20 +84,41 @@ function retrying(kv: KV, retryMs: number): KV {
       if (typeof value !== 'function') return value;
       const method = value as (...args: unknown[]) => Promise<unknown>;
       if (!idempotent.has(prop) && !conditional.has(prop)) return method.bind(target);
-      const retryable = idempotent.has(prop) ? (err: unknown) => notDone(err) || timedOut(err) : notDone;
       return async (...args: unknown[]) => {
         const deadline = Date.now() + retryMs;
         for (;;) {
           try {
             return await method.apply(target, args);
           } catch (err) {
-            if (!retryable(err) || Date.now() >= deadline) throw err;
-            await new Promise((r) => setTimeout(r, 100));
+            if (Date.now() >= deadline) throw err;
+            if (notDone(err) || (idempotent.has(prop) && timedOut(err))) {
+              await new Promise((r) => setTimeout(r, 100));
+              continue;
+            }
+            if (!conditional.has(prop) || !timedOut(err)) throw err;
+            const stored = await storedRevision(target, args as [string, Payload, number?], prop === 'update');
+            if (stored === 'not stored') continue;
+            if (stored === 'overwritten') throw err;
+            return stored;
           }
         }
       };
     },
   });
+}
+
+/**
+ * Whether a compare-and-set that timed out was stored, read back from the bucket: the key holds
+ * our value at a later revision (stored: that revision), still holds the revision we expected or
+ * nothing (not stored: try again), or another writer's value (overwritten: our write lost).
+ */
+async function storedRevision(kv: KV, [key, value, expected]: [string, Payload, number?], isUpdate: boolean): Promise<number | 'not stored' | 'overwritten'> {
+  const entry = await kv.get(key);
+  const present = entry !== null && entry.operation === 'PUT';
+  if (isUpdate ? entry?.revision === expected : !present) return 'not stored';
+  const wanted = typeof value === 'string' ? new TextEncoder().encode(value) : value;
+  if (present && Buffer.from(entry.value).equals(Buffer.from(wanted))) return entry.revision;
+  return 'overwritten';
 }
 
 /** The error, or one of its causes, is named `name`. */
