@@ -125,7 +125,7 @@ async function startClusterOnce(opts: NatsClusterOptions): Promise<EmbeddedNatsC
     );
   });
   const stop = async () => {
-    for (const n of nodes) await n.process.stop();
+    for (const n of nodes) await n.stop();
   };
   try {
     // All at once: a server waits for its routes before JetStream elects a meta leader.
@@ -155,6 +155,11 @@ class ClusterNode implements NatsClusterNode {
   async launch(): Promise<void> {
     this.current = this.spawn();
     await this.current.start();
+  }
+
+  /** Stops the server for good (a server that never started: nothing to do). */
+  async stop(): Promise<void> {
+    await this.current?.stop();
   }
 
   async start(): Promise<void> {

@@ -159,9 +159,9 @@ describe('a site on a 3-node NATS cluster, buckets at replicas 3', () => {
     process.stdout.write(`nats-cluster test: killed ${victim.name}: clients on another server after ${reconnectedMs} ms, config bucket writable after ${writableMs} ms\n`);
     await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 2000 - Date.now())));
     const gaps = await listening.stop();
-    process.stdout.write(`nats-cluster test: longest time a phone missed one of its parties after the kill: ${JSON.stringify(gaps)} (ms, sampled every 100 ms)\n`);
-    // Media never goes through NATS: no gap beyond a scheduling hiccup of the in-process mixer on a loaded machine.
-    for (const [dn, ms] of Object.entries(gaps)) expect(ms, `${dn} missed one of its parties for ${ms} ms`).toBeLessThan(500);
+    process.stdout.write(`nats-cluster test: phones that missed one of their parties in a 1 s window after the kill (longest, ms): ${JSON.stringify(gaps)}\n`);
+    // Media never goes through NATS: every phone hears its parties in every second (the 1 s window of Agent.hears).
+    expect(gaps).toEqual({});
 
     await duringLoss();
     // A registration made while a server is down is kept.
@@ -231,7 +231,7 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Samples what each phone hears every 100 ms (over the last 300 ms) until stopped; returns, per
+ * Samples what each phone heard in the last second, every 100 ms, until stopped; returns, per
  * phone, the longest run of samples in which it did not hear exactly its parties, in ms.
  */
 function listenThroughout(expected: [Agent, number[]][]): { stop(): Promise<Record<string, number>> } {
@@ -242,7 +242,7 @@ function listenThroughout(expected: [Agent, number[]][]): { stop(): Promise<Reco
     while (running) {
       const now = Date.now();
       for (const [agent, tones] of expected) {
-        const heard: Heard = agent.media.heard(300);
+        const heard: Heard = agent.media.heard(1000);
         if (exactly(tones)(heard)) {
           missingSince.delete(agent.dn);
           continue;
