@@ -11,16 +11,17 @@ import { parseArgs } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { loadConfigFile, type PlatformConfig } from '../common/config/load.js';
 import { ConfigError } from '../common/config/validate.js';
+import { bucketReplicas } from '../common/nats/buckets.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../common/nats/config-kv.js';
 import { connectNats, natsClientFromEnv, tlsFiles, type NatsClientOptions } from '../common/nats/connect.js';
-import { newUsers, type NatsRole } from '../common/nats/permissions.js';
+import { newUsers, type NatsRole, type NatsUser } from '../common/nats/permissions.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
 import { newRegistry, startOpsServer, type OpsServer } from '../common/process/http.js';
 import { stopOnSignals, type Component } from '../common/process/lifecycle.js';
 import { createLogger } from '../common/process/logger.js';
 import { initTracing } from '../common/process/tracing.js';
 import { MissingBinaryError } from '../common/supervisor/child.js';
-import { startNatsServer, type EmbeddedNats } from '../common/supervisor/nats-server.js';
+import { startNatsCluster, startNatsServer, type EmbeddedNats } from '../common/supervisor/nats-server.js';
 import { portFree } from '../common/supervisor/ports.js';
 import { startRtpengine, type EmbeddedRtpengine } from '../common/supervisor/rtpengine.js';
 
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
 
   try {
     let natsUrl = spec.nats.url;
-    let embeddedNats: EmbeddedNats | undefined;
+    let embeddedNats: { url: string; servers: number; stop: () => Promise<void> } | undefined;
     // Each component connects as its own NATS user: the embedded server's are generated afresh at
     // every start; an external NATS gets the ones the environment names (HUDDLE_NATS_USER ...).
     let natsClient = (role: NatsRole): NatsClientOptions => {
@@ -65,8 +66,8 @@ async function main(): Promise<void> {
     };
     if (!natsUrl) {
       const users = newUsers({ location: spec.location, configBucket: spec.nats.configBucket });
-      embeddedNats = await onPreferredPort(4222, (port) => startNatsServer({ port, dataDir, log, users }));
-      stops.push(() => embeddedNats!.process.stop());
+      embeddedNats = await startEmbeddedNats(spec.nats.embedded?.servers ?? 1, dataDir, users);
+      stops.push(embeddedNats.stop);
       natsUrl = embeddedNats.url;
       natsClient = (role) => ({ role, user: role, password: users.find((u) => u.user === role)!.password });
     }
@@ -88,11 +89,11 @@ async function main(): Promise<void> {
 
     const nc: NatsConnection = await connectNats(natsUrl, `huddle-launcher-${config.cluster.metadata.name}`, log, natsClient('config-publisher'));
     stops.push(() => nc.drain());
-    const kv = await openConfigBucket(nc, spec.nats.configBucket);
+    const kv = await openConfigBucket(nc, spec.nats.configBucket, { replicas: bucketReplicas(spec), log });
     await publishConfig(kv, config.cluster, config.dns);
     const fileWatcher = watchConfigFile(configFile, async (next) => publishConfig(kv, next.cluster, next.dns));
     stops.push(async () => fileWatcher.close());
-    const live = await LiveConfig.watch(kv, config.cluster.metadata.name, log);
+    const live = await LiveConfig.watch(kv, config.cluster.metadata.name, log, nc);
     stops.push(async () => live.stop());
 
     const registry = newRegistry('huddle');
@@ -129,7 +130,7 @@ async function main(): Promise<void> {
       endpoints.push(...(component.endpoints ?? []));
     }
     endpoints.push(`Metrics    ${ops.url}/metrics`);
-    if (embeddedNats) endpoints.push(`NATS       ${embeddedNats.url} (embedded)`);
+    if (embeddedNats) endpoints.push(`NATS       ${embeddedNats.url} (embedded${embeddedNats.servers > 1 ? `, ${embeddedNats.servers}-server JetStream cluster` : ''})`);
     endpoints.push(`rtpengine  ng ${rtpengines.join(', ')}`);
     started = true;
     process.stdout.write(`huddle SIP Server, site ${spec.location} (${config.source})\n${endpoints.map((e) => `  ${e}\n`).join('')}`);
@@ -139,6 +140,20 @@ async function main(): Promise<void> {
     await stopAll();
     process.exit(1);
   }
+}
+
+/**
+ * The embedded NATS: one nats-server on the well-known port when free, or (spec.nats.embedded.servers
+ * 3) a JetStream cluster on loopback whose servers the supervisor restarts when they die; with
+ * spec.nats.replicas 3 the site's buckets survive the loss of any one.
+ */
+async function startEmbeddedNats(servers: number, dataDir: string, users: NatsUser[]): Promise<{ url: string; servers: number; stop: () => Promise<void> }> {
+  if (servers > 1) {
+    const cluster = await startNatsCluster({ servers, dataDir, log, users });
+    return { url: cluster.url, servers, stop: cluster.stop };
+  }
+  const single: EmbeddedNats = await onPreferredPort(4222, (port) => startNatsServer({ port, dataDir, log, users }));
+  return { url: single.url, servers, stop: () => single.process.stop() };
 }
 
 /**

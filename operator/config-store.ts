@@ -6,6 +6,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { SipCluster, SipDN } from '../common/config/schema.js';
+import { bucketReplicas } from '../common/nats/buckets.js';
 import { openConfigBucket, publishConfig } from '../common/nats/config-kv.js';
 import { connectNats, type NatsClientOptions } from '../common/nats/connect.js';
 import { ConfigKeys } from '../common/nats/subjects.js';
@@ -28,7 +29,7 @@ export class NatsConfigStore implements ConfigStore {
   ) {}
 
   async publish(natsUrl: string, bucket: string, cluster: SipCluster, dns: SipDN[]): Promise<void> {
-    await publishConfig(await this.bucket(natsUrl, bucket), cluster, dns);
+    await publishConfig(await this.bucket(natsUrl, bucket, bucketReplicas(cluster.spec)), cluster, dns);
   }
 
   async remove(natsUrl: string, bucket: string, clusterName: string): Promise<void> {
@@ -45,11 +46,12 @@ export class NatsConfigStore implements ConfigStore {
     for (const c of conns) await (await c.catch(() => undefined))?.drain();
   }
 
-  private bucket(natsUrl: string, bucket: string): Promise<KV> {
-    const k = `${natsUrl} ${bucket}`;
+  /** `replicas` left out (removing a cluster's keys): the bucket as it is. */
+  private bucket(natsUrl: string, bucket: string, replicas?: number): Promise<KV> {
+    const k = `${natsUrl} ${bucket} ${replicas ?? ''}`;
     let kv = this.buckets.get(k);
     if (!kv) {
-      kv = this.connection(natsUrl).then((nc) => openConfigBucket(nc, bucket));
+      kv = this.connection(natsUrl).then((nc) => openConfigBucket(nc, bucket, { replicas, log: this.log }));
       // A failed open is retried on the next reconcile rather than cached.
       kv.catch(() => this.buckets.delete(k));
       this.buckets.set(k, kv);

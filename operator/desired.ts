@@ -31,6 +31,8 @@ export interface OperatorSettings {
   serviceMonitor: boolean;
   /** Every SipCluster is treated as having spec.security.requireSecretRefs (the chart's policy). */
   requireSecretRefs?: boolean;
+  /** spec.nats.replicas published for SipClusters that do not set it (3 with the chart's nats.cluster). */
+  defaultNatsReplicas?: number;
 }
 
 export type DesiredObject = ConfigMap | Service | Deployment | StatefulSet | PodDisruptionBudget | NetworkPolicy | IServiceMonitor;

@@ -8,7 +8,8 @@
  * POD_NAME / POD_NAMESPACE (Lease identity and namespace, from the downward API),
  * WATCH_NAMESPACE (comma-separated namespaces; all when empty), HUDDLE_SERVICE_MONITOR ("true"
  * renders ServiceMonitors), HUDDLE_REQUIRE_SECRET_REFS ("true": every SipCluster refuses inline
- * passwords and tokens), HUDDLE_METRICS_LISTEN (default 0.0.0.0:9464), LOG_LEVEL.
+ * passwords and tokens), HUDDLE_NATS_REPLICAS (spec.nats.replicas published for SipClusters that
+ * leave it unset: "3" with the chart's nats.cluster), HUDDLE_METRICS_LISTEN (default 0.0.0.0:9464), LOG_LEVEL.
  */
 import os from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -37,7 +38,12 @@ async function main(): Promise<void> {
     .filter(Boolean);
   const controller = new Controller({
     kubeConfig: kc,
-    settings: { defaultNatsUrl: natsUrl, serviceMonitor: env.HUDDLE_SERVICE_MONITOR === 'true', requireSecretRefs: env.HUDDLE_REQUIRE_SECRET_REFS === 'true' },
+    settings: {
+      defaultNatsUrl: natsUrl,
+      serviceMonitor: env.HUDDLE_SERVICE_MONITOR === 'true',
+      requireSecretRefs: env.HUDDLE_REQUIRE_SECRET_REFS === 'true',
+      ...(env.HUDDLE_NATS_REPLICAS ? { defaultNatsReplicas: Number(env.HUDDLE_NATS_REPLICAS) } : {}),
+    },
     configStore: store,
     registry,
     log,

@@ -51,6 +51,8 @@ export function planCluster(cluster: SipClusterResource, allDns: SipDNResource[]
   const published = toConfigDocument(cluster) as SipCluster;
   const inlineTokens = requireSecretRefs && cluster.spec.gateway.tokens.length > 0;
   if (inlineTokens) published.spec = { ...published.spec, gateway: { ...published.spec.gateway, tokens: [] } };
+  if (published.spec.nats.replicas === undefined && settings.defaultNatsReplicas !== undefined)
+    published.spec = { ...published.spec, nats: { ...published.spec.nats, replicas: settings.defaultNatsReplicas } };
   const passwordSecrets = accepted.flatMap((dn) => (dn.spec.options.password?.secretKeyRef ? [dn.spec.options.password.secretKeyRef.name] : []));
   return {
     objects: desiredObjects(cluster, settings, passwordSecrets),

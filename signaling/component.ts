@@ -5,10 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
 import { musicFileFor, resolveMusic } from '../common/config/load.js';
 import { SIP_TLS_DIR, sipListenAddresses, tlsFiles, type SipClusterSpec } from '../common/config/schema.js';
+import { bucketReplicas, openBucket } from '../common/nats/buckets.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
 import { B2bua } from './b2bua.js';
@@ -55,7 +54,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     userAgent: 'huddle-sip-server',
   });
 
-  const kv = await new Kvm(jetstream(ctx.nc)).create(RegistrationKeys.bucket, { history: 1 });
+  const kv = await openBucket(ctx.nc, RegistrationKeys.bucket, { history: 1, replicas: bucketReplicas(spec), log: ctx.log });
   const auth = new DnAuthenticator({ directory, realm: location, secretOf: (dn) => digestSecret(directory, dn, location, ctx) });
   warnUnauthenticated(ctx);
   const registrar = new RegistrarService({

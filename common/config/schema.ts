@@ -195,7 +195,27 @@ const SipClusterFields = Type.Object(
     ),
     nats: Type.Object(
       {
-        url: Type.Optional(Type.String({ pattern: '^(nats|tls)://', description: 'External NATS (tls:// for TLS); when absent npm start runs an embedded nats-server that requires the credentials it generates' })),
+        url: Type.Optional(
+          Type.String({
+            pattern: '^(nats|tls)://[^,\\s]+(,(nats|tls)://[^,\\s]+)*$',
+            description:
+              'External NATS (tls:// for TLS); several servers of one NATS cluster comma-separated (nats://a:4222,nats://b:4222): clients connect to any and reconnect to the others. When absent npm start runs an embedded nats-server that requires the credentials it generates',
+          }),
+        ),
+        replicas: Type.Optional(
+          Type.Integer({
+            enum: [1, 3],
+            description: 'JetStream replicas of the site\'s KV buckets (config, registrations, call state); unset: 1. 3 needs a NATS cluster of at least 3 servers and survives the loss of one',
+          }),
+        ),
+        embedded: Type.Optional(
+          Type.Object(
+            {
+              servers: Type.Integer({ enum: [1, 3], default: 1, description: 'npm start without nats.url: nats-servers it runs as one JetStream cluster on loopback (3: a server may die)' }),
+            },
+            { additionalProperties: false },
+          ),
+        ),
         credentialsSecret: Type.Optional(Type.String({ minLength: 1, description: 'Secret holding a NATS creds file (key "creds")' })),
         users: Type.Optional(
           Type.Object(

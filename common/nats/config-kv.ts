@@ -5,18 +5,19 @@
  */
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { SipCluster, SipDN } from '../config/schema.js';
 import { digestHa1 } from '../config/digest-verifier.js';
 import { tokenVerifier } from '../config/token-verifier.js';
 import { validateDocument } from '../config/validate.js';
+import { openBucket, type BucketOptions } from './buckets.js';
 import { ConfigKeys } from './subjects.js';
 import { decodeJson, encodeJson } from './codec.js';
 
-export async function openConfigBucket(nc: NatsConnection, bucket: string = ConfigKeys.defaultBucket): Promise<KV> {
-  return new Kvm(jetstream(nc)).create(bucket, { history: 5 });
+/** `options.replicas`: the site's bucket replicas, given by the writers (launcher, operator); readers leave it out. */
+export async function openConfigBucket(nc: NatsConnection, bucket: string = ConfigKeys.defaultBucket, options: Pick<BucketOptions, 'replicas' | 'log'> = {}): Promise<KV> {
+  return openBucket(nc, bucket, { history: 5, ...options });
 }
 
 /** Writes a cluster and its DNs; DNs no longer present are deleted. Unchanged values are not rewritten. */
@@ -83,18 +84,63 @@ export class LiveConfig extends EventEmitter<LiveConfigEvents> {
     super();
   }
 
-  static async watch(kv: KV, clusterName: string, log?: Logger): Promise<LiveConfig> {
+  /**
+   * `nc`, the connection `kv` is on: given, the watch is made again (from the last revision seen)
+   * whenever the connection moves to another server or the servers of the NATS cluster change. The
+   * watch's consumer lives on one server; without this, a watch whose server died would see
+   * changes only after its idle-heartbeat checks notice, 10 to 60 s later.
+   */
+  static async watch(kv: KV, clusterName: string, log?: Logger, nc?: NatsConnection): Promise<LiveConfig> {
     const live = new LiveConfig(clusterName, log);
-    const watch = await kv.watch({ key: ConfigKeys.allOf(clusterName) });
-    live.stopWatch = () => watch.stop();
     let resolveReady: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (resolveReady = resolve));
-    void (async () => {
-      for await (const entry of watch) {
-        live.apply(entry.key, entry.operation, entry.value);
-        if (entry.delta === 0) resolveReady();
-      }
-    })();
+    let lastRevision = 0;
+    let stopped = false;
+    let current: { stop(): void } | undefined;
+    const start = async (): Promise<void> => {
+      const watch = await kv.watch({ key: ConfigKeys.allOf(clusterName), ...(lastRevision > 0 ? { resumeFromRevision: lastRevision + 1 } : {}) });
+      current?.stop();
+      current = watch;
+      if (stopped) watch.stop();
+      void (async () => {
+        for await (const entry of watch) {
+          // A watch made again replays from the last revision: nothing is applied twice or out of order.
+          if (entry.revision <= lastRevision) continue;
+          lastRevision = entry.revision;
+          live.apply(entry.key, entry.operation, entry.value);
+          if (entry.delta === 0) resolveReady();
+        }
+      })();
+    };
+    await start();
+    live.stopWatch = () => {
+      stopped = true;
+      current?.stop();
+    };
+    if (nc) {
+      let restarting: Promise<void> = Promise.resolve();
+      const restart = () => {
+        restarting = restarting.then(async () => {
+          while (!stopped) {
+            try {
+              await start();
+              return;
+            } catch (err) {
+              log?.warn({ err: (err as Error).message }, 'config watch not made again yet; retrying');
+              await new Promise((r) => setTimeout(r, 1000));
+            }
+          }
+        });
+      };
+      void (async () => {
+        for await (const s of nc.status()) {
+          if (stopped) break;
+          // 'update': the cluster's servers changed (one left or came back); its list of removed
+          // servers leaves out those the client was configured with, so any change counts.
+          if (s.type === 'reconnect' || s.type === 'update') restart();
+        }
+      })();
+    }
     // An empty bucket never yields an entry with delta 0: bound the wait on initial values.
     await Promise.race([ready, new Promise((r) => setTimeout(r, 500))]);
     if (!live.clusterDoc) await Promise.race([new Promise((r) => live.once('cluster', r)), new Promise((r) => setTimeout(r, 5000))]);

@@ -25,7 +25,7 @@ export interface NatsClientOptions {
  */
 export async function connectNats(url: string, name: string, log?: Logger, client: NatsClientOptions = {}): Promise<NatsConnection> {
   const options: ConnectionOptions = {
-    servers: url,
+    servers: natsServers(url),
     name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
@@ -40,17 +40,29 @@ export async function connectNats(url: string, name: string, log?: Logger, clien
     options.pass = client.password;
   }
   if (client.tls) options.tls = client.tls;
-  else if (url.startsWith('tls://')) options.tls = {};
+  else if (natsServers(url).some((u) => u.startsWith('tls://'))) options.tls = {};
   if (client.role) options.inboxPrefix = inboxPrefix(client.role);
   const nc = await connect(options);
   if (log) {
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') log.warn({ nats: s.type }, 'nats connection status');
+        if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') log.warn({ nats: s.type, server: 'server' in s ? s.server : undefined }, 'nats connection status');
       }
     })();
   }
   return nc;
+}
+
+/**
+ * The servers of a NATS URL: one URL, or the servers of one NATS cluster comma-separated. The
+ * client starts on any of them (in random order, spreading the clients) and reconnects to any
+ * other, including those the cluster announces later.
+ */
+export function natsServers(url: string): string[] {
+  return url
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
 }
 
 /** What a pod's environment says about its NATS identity (the operator fills it in from the workload's Secrets). */

@@ -49,9 +49,9 @@ function kvRead(bucket: string): string[] {
   ];
 }
 
-/** Creating a KV bucket (when absent) and writing its keys. */
+/** Creating a KV bucket (when absent), bringing it to the configured replicas, and writing its keys. */
 function kvWrite(bucket: string): string[] {
-  return [...kvRead(bucket), `$JS.API.STREAM.CREATE.KV_${bucket}`, `$KV.${bucket}.>`];
+  return [...kvRead(bucket), `$JS.API.STREAM.CREATE.KV_${bucket}`, `$JS.API.STREAM.UPDATE.KV_${bucket}`, `$KV.${bucket}.>`];
 }
 
 /** The permissions of `role` on each of `sites` (one NATS may carry several sites). */

@@ -8,6 +8,7 @@
 import os from 'node:os';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError } from '../config/validate.js';
+import { bucketReplicas } from '../nats/buckets.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../nats/config-kv.js';
 import { connectNats, natsClientFromEnv, tlsFiles, type NatsClientEnv } from '../nats/connect.js';
 import type { NatsRole } from '../nats/permissions.js';
@@ -39,9 +40,10 @@ export async function runComponent(name: string, role: NatsRole, factory: Compon
     if (!natsUrl || !clusterName) throw new ConfigError(['set HUDDLE_NATS_URL and HUDDLE_CLUSTER, or HUDDLE_CONFIG with spec.nats.url'], 'environment');
     const client = natsClientFromEnv(env, role);
     const nc = await connectNats(natsUrl, `huddle-${name}-${env.POD_NAME ?? os.hostname()}`, log, { ...client, tls: client.tls ?? tlsFiles(file?.cluster.spec.nats.tls ?? {}) });
-    const kv = await openConfigBucket(nc, env.HUDDLE_CONFIG_BUCKET ?? file?.cluster.spec.nats.configBucket);
+    // Only a component that publishes its file brings the bucket to the file's replicas; the others read it as it is.
+    const kv = await openConfigBucket(nc, env.HUDDLE_CONFIG_BUCKET ?? file?.cluster.spec.nats.configBucket, file ? { replicas: bucketReplicas(file.cluster.spec), log } : {});
     if (file) await publishConfig(kv, file.cluster, file.dns);
-    const live = await LiveConfig.watch(kv, clusterName, log);
+    const live = await LiveConfig.watch(kv, clusterName, log, nc);
     const registry = newRegistry(name);
     const ops = await startOpsServer(env.HUDDLE_METRICS_LISTEN ?? '0.0.0.0:9464', registry);
     // Not ready before the component runs and a SIGTERM would drain it.

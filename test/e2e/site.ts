@@ -13,6 +13,7 @@ import type { SipCluster, SipDN } from '../../common/config/schema.js';
 import { parseConfig, type PlatformConfig } from '../../common/config/load.js';
 import { tokenVerifier } from '../../common/config/token-verifier.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
+import { bucketReplicas } from '../../common/nats/buckets.js';
 import { connectNats } from '../../common/nats/connect.js';
 import { NatsRoles, type NatsRole } from '../../common/nats/permissions.js';
 import type { ComponentContext } from '../../common/process/component.js';
@@ -24,18 +25,22 @@ import { startSignaling } from '../../signaling/component.js';
 import { TlibClient } from '../../tlib-api/client/index.js';
 import type { TEvent } from '../../common/tlib/messages.js';
 import { startGateway } from '../../tlib-api/gateway/component.js';
-import { startTestNats, startTestRtpengine, type TestNats, type TestRtpengine } from '../support/infra.js';
+import { startTestNats, startTestRtpengine, type TestNats, type TestNatsBus, type TestRtpengine } from '../support/infra.js';
 import { SipPhone } from '../support/sip-phone.js';
 import { TonePhone, toneFrequency, type Heard } from '../support/tone-phone.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
-export interface SiteOptions {
+export interface SiteOptions<N extends TestNatsBus = TestNats> {
   /** Text edits applied to config/local.yaml (or `base`) before it is loaded. */
   edit?: (yaml: string) => string;
   base?: string;
-  /** Share another site's NATS (two sites on one bus are still separate by location). */
-  nats?: TestNats;
+  /**
+   * Share another site's NATS (two sites on one bus are still separate by location), or run on a
+   * NATS cluster (startTestNatsCluster: give it this site's users, and `edit` the site to
+   * `nats.replicas: 3` for buckets that outlive a server).
+   */
+  nats?: N;
   /** The SIP port (default a free one), for sites that must know each other's port in advance. */
   sipPort?: number;
   /** false: no signaling in this process (the test runs it as a child process: test/e2e/signaling-process.ts). */
@@ -62,14 +67,14 @@ export function configuredPassword(dn: string): string {
   throw new Error(`DN ${dn} has no password in ${ConfigFiles.join(' or ')}`);
 }
 
-export class Site implements AgentSite {
+export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
   readonly agents: Agent[] = [];
   private constructor(
     readonly config: PlatformConfig,
     readonly sipPort: number,
     readonly gatewayUrl: string,
     private readonly parts: {
-      nats: TestNats;
+      nats: N;
       ownNats: boolean;
       rtpengine: TestRtpengine;
       components: Component[];
@@ -82,7 +87,7 @@ export class Site implements AgentSite {
     readonly registry: Registry,
   ) {}
 
-  static async start(opts: SiteOptions = {}): Promise<Site> {
+  static async start<N extends TestNatsBus = TestNats>(opts: SiteOptions<N> = {}): Promise<Site<N>> {
     const sipPort = opts.sipPort ?? (await freePort());
     const gatewayPort = await freePort();
     const media = await freePortRange(40);
@@ -96,14 +101,15 @@ export class Site implements AgentSite {
     const config = parseConfig(yaml, 'test-site.yaml', path.join(ROOT, 'config'));
     const configBucket = `cfg-${config.cluster.metadata.name}`;
     // NATS as npm start runs it: every component its own user, allowed only what it needs.
-    const nats = opts.nats ?? (await startTestNats({ sites: [{ location: config.cluster.spec.location, configBucket }] }));
+    // Without opts.nats, N is its default TestNats.
+    const nats = opts.nats ?? ((await startTestNats({ sites: [{ location: config.cluster.spec.location, configBucket }] })) as TestNatsBus as N);
     const rtpengine = await startTestRtpengine(200);
     const connections = new Map<NatsRole, NatsConnection>();
     for (const role of NatsRoles) connections.set(role, await connectNats(nats.url, `e2e-site-${role}`, undefined, nats.client(role)));
     const nc = connections.get('config-publisher')!;
-    const kv = await openConfigBucket(nc, configBucket);
+    const kv = await openConfigBucket(nc, configBucket, { replicas: bucketReplicas(config.cluster.spec) });
     await publishConfig(kv, config.cluster, config.dns);
-    const live = await LiveConfig.watch(kv, config.cluster.metadata.name);
+    const live = await LiveConfig.watch(kv, config.cluster.metadata.name, undefined, nc);
     const registry = new Registry();
     const components: Component[] = [];
     const context = (name: string, reg: Registry): ComponentContext => ({
@@ -149,7 +155,7 @@ export class Site implements AgentSite {
     );
   }
 
-  get nats(): TestNats {
+  get nats(): N {
     return this.parts.nats;
   }
 
@@ -186,9 +192,9 @@ export class Site implements AgentSite {
 
   /**
    * Changes the configuration as an operator edit would (through the config bucket) and waits
-   * until the running site sees it.
+   * (up to `timeoutMs`) until the running site sees it.
    */
-  async reconfigure(change: (cluster: SipCluster, dns: SipDN[]) => void): Promise<void> {
+  async reconfigure(change: (cluster: SipCluster, dns: SipDN[]) => void, timeoutMs = 5000): Promise<void> {
     const cluster = structuredClone(this.parts.live.cluster);
     const dns = structuredClone(this.parts.live.dns);
     change(cluster, dns);
@@ -196,10 +202,10 @@ export class Site implements AgentSite {
     // The bucket holds agent tokens as verifiers only.
     const stored = { ...cluster.spec, gateway: { ...cluster.spec.gateway, tokens: cluster.spec.gateway.tokens.map((t) => ({ ...t, token: tokenVerifier(t.token) })) } };
     const want = JSON.stringify({ cluster: stored, dns: dns.map((d) => d.spec) });
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + timeoutMs;
     const seen = () => JSON.stringify({ cluster: this.parts.live.cluster.spec, dns: this.parts.live.dns.map((d) => d.spec) });
     while (seen() !== want) {
-      if (Date.now() > deadline) throw new Error('the site did not see the new configuration within 5 s');
+      if (Date.now() > deadline) throw new Error(`the site did not see the new configuration within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }

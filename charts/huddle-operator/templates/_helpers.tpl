@@ -11,6 +11,29 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* The NATS cluster's pods (nats.cluster): labels of their own, outside the operator's selector. */}}
+{{- define "huddle-operator.natsSelectorLabels" -}}
+app.kubernetes.io/name: huddle-nats
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "huddle-operator.natsLabels" -}}
+{{ include "huddle-operator.natsSelectorLabels" . }}
+app.kubernetes.io/component: nats
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: huddle
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* The NATS the operator and, by default, every SipCluster use: the chart's cluster when enabled. */}}
+{{- define "huddle-operator.natsUrl" -}}
+{{- if .Values.nats.cluster.enabled -}}
+{{- printf "nats://%s-nats.%s.svc:4222" (include "huddle-operator.fullname" .) .Release.Namespace -}}
+{{- else -}}
+{{- .Values.nats.url -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "huddle-operator.labels" -}}
 {{ include "huddle-operator.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
