@@ -31,7 +31,7 @@ async function replica(name: string, location: string) {
   const h = new Harness();
   const legs = new Map<string, LegState>();
   const dropped: string[] = [];
-  const store = await CallStateStore.open(nc, location);
+  const store = await CallStateStore.open(nc, location, 1, createLogger('test', 'silent'));
   const replicator = new Replicator({
     store,
     replica: name,

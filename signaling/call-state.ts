@@ -4,8 +4,10 @@
  * are compare-and-set on the key's revision; a failed one is a CallStateConflict (another replica
  * owns the group now). Any other failure means NATS could not be reached.
  */
-import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { KvWatchInclude, type KV } from '@nats-io/kv';
+import type { Logger } from 'pino';
+import { openBucket } from '../common/nats/buckets.js';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { CallStateKeys } from '../common/nats/subjects.js';
 import type { LegState } from './b2bua.js';
@@ -50,9 +52,9 @@ export class CallStateStore {
     private readonly nc: NatsConnection,
   ) {}
 
-  /** Opens (creating when absent) the bucket, with `replicas` copies in a NATS cluster. */
-  static async open(nc: NatsConnection, location: string, replicas = 1): Promise<CallStateStore> {
-    const kv = await new Kvm(jetstream(nc)).create(CallStateKeys.bucket, { history: 1, replicas });
+  /** Opens (creating when absent) the bucket, with `replicas` copies in a NATS cluster (spec.nats.replicas). */
+  static async open(nc: NatsConnection, location: string, replicas: number, log: Logger): Promise<CallStateStore> {
+    const kv = await openBucket(nc, CallStateKeys.bucket, { history: 1, replicas, log });
     return new CallStateStore(kv, location, nc);
   }
 

@@ -83,7 +83,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     log: ctx.log,
   });
   const replicator = new Replicator({
-    store: await CallStateStore.open(ctx.nc, location, natsReplicas(spec)),
+    store: await CallStateStore.open(ctx.nc, location, bucketReplicas(spec), ctx.log),
     replica: ctx.instance,
     sip: stack.addresses.map((a) => `${a.transport} ${a.host}:${a.port}`)[0] ?? '',
     model,
@@ -172,12 +172,6 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     },
   };
 };
-
-/** Copies of the call state bucket in a NATS cluster: spec.nats.replicas when the site sets it. */
-function natsReplicas(spec: SipClusterSpec): number {
-  const replicas = (spec.nats as { replicas?: unknown }).replicas;
-  return typeof replicas === 'number' ? replicas : 1;
-}
 
 /** What the pure call model may know of the world: options, DNs, music files, ids and the time. */
 function modelEnv(ctx: ComponentContext, directory: DnDirectory): ModelEnv {

@@ -88,7 +88,7 @@ async function run(replicate: boolean, nats: Awaited<ReturnType<typeof startTest
   const owners = new Map<string, string>();
   let figures: Figures = { writes: 0, bytes: 0, largest: 0, cpuMs: 0 };
   const nc = await connectNats(nats.url, 'bench-call-state', undefined, nats.client('signaling'));
-  const store = await CallStateStore.open(nc, 'SiteA');
+  const store = await CallStateStore.open(nc, 'SiteA', 1, createLogger('bench', 'silent'));
   const replicator = new Replicator({
     store,
     replica: 'bench',
