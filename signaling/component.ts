@@ -16,6 +16,7 @@ import { CallModelShell } from './call-model-shell.js';
 import { ConferenceEventNotifier } from './conference-events.js';
 import { DnAuthenticator } from './dn-auth.js';
 import { DnDirectory } from './dn-directory.js';
+import { edgePlacement, refusedWhileStopping } from './edge.js';
 import { MediaClient } from './media-client.js';
 import { signalingMetrics } from './metrics.js';
 import { CallModel, type ModelEnv } from './model/index.js';
@@ -40,13 +41,16 @@ export const startSignaling: ComponentFactory = async (ctx) => {
 
   const model = new CallModel(modelEnv(ctx, directory));
 
+  const edge = edgePlacement(process.env);
   const stack = await createSipStack({
     listen: sipListenAddresses(spec.sip),
     ...sipTlsOptions(spec.sip),
-    ...(spec.sip.advertisedHost ? { advertisedHost: spec.sip.advertisedHost } : {}),
+    ...(spec.sip.advertisedHost && !edge ? { advertisedHost: spec.sip.advertisedHost } : {}),
     recvBufferSize: spec.sip.udpReceiveBufferBytes,
     timers: spec.sip.timers,
-    ...(spec.sip.rateLimit.enabled ? { rateLimit: spec.sip.rateLimit } : {}),
+    // A replica behind the SIP edge listens on its own sockets and names the edge in Contact; every
+    // request then comes from the edge, which limits the rate of each source itself (pike).
+    ...(edge ?? (spec.sip.rateLimit.enabled ? { rateLimit: spec.sip.rateLimit } : {})),
     registry: ctx.registry,
     logger: ctx.log.child({ layer: 'sip' }),
     userAgent: 'huddle-sip-server',
@@ -102,7 +106,9 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     legs: () => b2bua.activeLegs,
   });
 
+  let stopping = false;
   stack.onRequest((req) => {
+    if (stopping && refusedWhileStopping(req)) return;
     if (req.method === 'REGISTER') {
       registrar.onRegister(req).catch((err: Error) => {
         ctx.log.error({ err: err.stack }, 'REGISTER failed');
@@ -116,7 +122,6 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   tlib.start((request, origin) => calls.tlibRequest(request, origin));
   tlib.watchGateways((gateway) => calls.gatewayGone(gateway));
 
-  let stopping = false;
   ctx.addReadiness('sip', () => (stopping ? 'stopping' : true));
   const sip = stack.addresses.map((a) => `${a.transport} ${a.host}:${a.port}`).join(', ');
   ctx.log.info({ sip }, 'signaling started');

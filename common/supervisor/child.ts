@@ -63,6 +63,10 @@ export interface SupervisedOptions {
   ready: () => Promise<void>;
   readyTimeoutMs?: number;
   restart?: boolean;
+  /** Environment of the child (default: ours). */
+  env?: NodeJS.ProcessEnv;
+  /** Called with the new pid each time a restarted child is ready again. */
+  onRestarted?: (pid: number | undefined) => void;
 }
 
 export class SupervisedProcess {
@@ -93,7 +97,7 @@ export class SupervisedProcess {
     // order. setpriv's parent-death signal ends the child even if we are killed without a chance
     // to clean up.
     const [command, argv] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', binary, ...args]] : [binary, args];
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...(this.opts.env ? { env: this.opts.env } : {}) });
     this.child = child;
     live.add(child);
     if (child.pid) writeFileSync(this.pidFile, String(child.pid));
@@ -137,7 +141,9 @@ export class SupervisedProcess {
       log.error({ child: name, code, signal, delay }, 'child process died; restarting');
       setTimeout(() => {
         if (this.stopping) return;
-        this.spawnOnce().catch((err: Error) => log.error({ child: name, err: err.message }, 'restart failed'));
+        this.spawnOnce()
+          .then(() => this.opts.onRestarted?.(this.child?.pid))
+          .catch((err: Error) => log.error({ child: name, err: err.message }, 'restart failed'));
       }, delay).unref();
     });
   }
