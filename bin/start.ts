@@ -2,7 +2,9 @@
  * `npm start`: the whole platform on one machine. Starts nats-server and rtpengine as supervised
  * children unless the configuration names external ones, publishes the configuration file to the
  * config bucket (and again whenever the file changes), then runs media-controller, signaling and
- * the T-Library gateway in this process with one metrics endpoint.
+ * the T-Library gateway in this process with one metrics endpoint. A site with the SIP edge
+ * (spec.sip.replicas > 1, config/ha.yaml) runs each of those in a process of its own instead
+ * (bin/processes.ts).
  */
 import { watch, type FSWatcher } from 'node:fs';
 import os from 'node:os';
@@ -10,6 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { loadConfigFile, type PlatformConfig } from '../common/config/load.js';
+import { edgeEnabled } from '../common/config/schema.js';
 import { ConfigError } from '../common/config/validate.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../common/nats/config-kv.js';
 import { connectNats, natsClientFromEnv, tlsFiles, type NatsClientOptions } from '../common/nats/connect.js';
@@ -22,6 +25,7 @@ import { initTracing } from '../common/process/tracing.js';
 import { MissingBinaryError } from '../common/supervisor/child.js';
 import { startNatsServer, type EmbeddedNats } from '../common/supervisor/nats-server.js';
 import { portFree } from '../common/supervisor/ports.js';
+import { startProcessSite } from './processes.js';
 import { startRtpengine, type EmbeddedRtpengine } from '../common/supervisor/rtpengine.js';
 
 const log = createLogger('launcher');
@@ -102,6 +106,14 @@ async function main(): Promise<void> {
     ops.addReadiness('started', () => started || 'starting');
     stops.push(() => ops.close());
 
+    if (edgeEnabled(spec.sip)) {
+      const site = await startProcessSite({ config, natsUrl, ...(embeddedNats ? { natsUser: (role: NatsRole) => natsClient(role) as { user: string; password: string } } : {}), rtpengines, dataDir, log });
+      stops.push(() => site.stop());
+      started = true;
+      printEndpoints(config, [...site.endpoints, ...platformEndpoints(ops, embeddedNats, rtpengines), ...site.processLines]);
+      return;
+    }
+
     const ctx = async (component: string, role: NatsRole): Promise<ComponentContext> => {
       const own = await connectNats(natsUrl, `huddle-${component}-${config.cluster.metadata.name}`, log, natsClient(role));
       stops.push(() => own.drain());
@@ -128,17 +140,23 @@ async function main(): Promise<void> {
       stops.push(() => component.stop());
       endpoints.push(...(component.endpoints ?? []));
     }
-    endpoints.push(`Metrics    ${ops.url}/metrics`);
-    if (embeddedNats) endpoints.push(`NATS       ${embeddedNats.url} (embedded)`);
-    endpoints.push(`rtpengine  ng ${rtpengines.join(', ')}`);
+    endpoints.push(...platformEndpoints(ops, embeddedNats, rtpengines));
     started = true;
-    process.stdout.write(`huddle SIP Server, site ${spec.location} (${config.source})\n${endpoints.map((e) => `  ${e}\n`).join('')}`);
+    printEndpoints(config, endpoints);
   } catch (err) {
     if (err instanceof MissingBinaryError) process.stderr.write(`${err.message}\n`);
     else log.error({ err: (err as Error).stack }, 'start failed');
     await stopAll();
     process.exit(1);
   }
+}
+
+function platformEndpoints(ops: OpsServer, embeddedNats: EmbeddedNats | undefined, rtpengines: string[]): string[] {
+  return [`Metrics    ${ops.url}/metrics`, ...(embeddedNats ? [`NATS       ${embeddedNats.url} (embedded)`] : []), `rtpengine  ng ${rtpengines.join(', ')}`];
+}
+
+function printEndpoints(config: PlatformConfig, endpoints: string[]): void {
+  process.stdout.write(`huddle SIP Server, site ${config.cluster.spec.location} (${config.source})\n${endpoints.map((e) => `  ${e}\n`).join('')}`);
 }
 
 /**

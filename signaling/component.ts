@@ -43,14 +43,13 @@ export const startSignaling: ComponentFactory = async (ctx) => {
 
   const edge = edgePlacement(process.env);
   const stack = await createSipStack({
-    listen: sipListenAddresses(spec.sip),
     ...sipTlsOptions(spec.sip),
     ...(spec.sip.advertisedHost && !edge ? { advertisedHost: spec.sip.advertisedHost } : {}),
     recvBufferSize: spec.sip.udpReceiveBufferBytes,
     timers: spec.sip.timers,
     // A replica behind the SIP edge listens on its own sockets and names the edge in Contact; every
     // request then comes from the edge, which limits the rate of each source itself (pike).
-    ...(edge ?? (spec.sip.rateLimit.enabled ? { rateLimit: spec.sip.rateLimit } : {})),
+    ...(edge ?? { listen: sipListenAddresses(spec.sip), ...(spec.sip.rateLimit.enabled ? { rateLimit: spec.sip.rateLimit } : {}) }),
     registry: ctx.registry,
     logger: ctx.log.child({ layer: 'sip' }),
     userAgent: 'huddle-sip-server',

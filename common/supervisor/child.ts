@@ -137,15 +137,24 @@ export class SupervisedProcess {
     child.once('exit', (code, signal) => {
       live.delete(child);
       if (this.stopping || this.opts.restart === false) return;
-      const delay = Math.min(10_000, 250 * 2 ** this.restarts++);
-      log.error({ child: name, code, signal, delay }, 'child process died; restarting');
-      setTimeout(() => {
-        if (this.stopping) return;
-        this.spawnOnce()
-          .then(() => this.opts.onRestarted?.(this.child?.pid))
-          .catch((err: Error) => log.error({ child: name, err: err.message }, 'restart failed'));
-      }, delay).unref();
+      log.error({ child: name, code, signal }, 'child process died; restarting');
+      this.restartLater();
     });
+  }
+
+  /** Starts the child again after a growing delay, and again if that start fails. */
+  private restartLater(): void {
+    const { name, log } = this.opts;
+    const delay = Math.min(10_000, 250 * 2 ** this.restarts++);
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.spawnOnce()
+        .then(() => this.opts.onRestarted?.(this.child?.pid))
+        .catch((err: Error) => {
+          log.error({ child: name, err: err.message, delay }, 'restart failed; trying again');
+          this.restartLater();
+        });
+    }, delay).unref();
   }
 
   /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */

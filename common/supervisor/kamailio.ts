@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { dispatcherList, kamailioConfig, tlsConfig, type EdgeListen, type EdgeReplica } from '../edge/kamailio-config.js';
+import { dispatcherList, kamailioConfig, tlsConfig, type EdgeConfigInput, type EdgeListen, type EdgeReplica } from '../edge/kamailio-config.js';
 import { findBinary, MissingBinaryError, SupervisedProcess } from './child.js';
 import { freePort } from './ports.js';
 
@@ -28,6 +28,8 @@ export interface EdgeOptions {
   probeIntervalSeconds?: number;
   tls?: { certFile: string; keyFile: string };
   children?: number;
+  rateLimit?: EdgeConfigInput['rateLimit'];
+  onRestarted?: (pid: number | undefined) => void;
 }
 
 const MODULE_DIRS = ['/usr/lib/x86_64-linux-gnu/kamailio/modules', '/usr/lib/aarch64-linux-gnu/kamailio/modules', '/usr/lib/kamailio/modules', '/usr/local/lib64/kamailio/modules'];
@@ -61,6 +63,7 @@ export async function startKamailioEdge(opts: EdgeOptions): Promise<EmbeddedEdge
       probeIntervalSeconds: opts.probeIntervalSeconds ?? 1,
       modulesDir,
       ...(opts.children ? { children: opts.children } : {}),
+      ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}),
       ...(opts.tls ? { tls: { ...opts.tls, configFile: tlsFile } } : {}),
     }),
   );
@@ -72,6 +75,7 @@ export async function startKamailioEdge(opts: EdgeOptions): Promise<EmbeddedEdge
     stateDir: opts.dataDir,
     log: opts.log,
     ready: () => waitForHttp(`http://${metricsHost}:${metricsPort}/healthz`, 10_000),
+    ...(opts.onRestarted ? { onRestarted: opts.onRestarted } : {}),
   });
   await proc.start();
   return { metricsUrl: `http://${metricsHost}:${metricsPort}/metrics`, listen: opts.listen, process: proc };
