@@ -12,11 +12,15 @@
  *   replica answers the edge's OPTIONS probes; otherwise to the replica a hash over `hr` picks
  *   among the active ones, so every dialog of a dead replica lands on the same survivor.
  * - an initial request a replica does not answer (timeout, 503) is tried on the replica the same
- *   hash over the failed one picks: later in-dialog requests of that call find it there.
+ *   hash over the failed one picks: later in-dialog requests of that call (whose Record-Route
+ *   names the failed one) find it there.
  */
 
 /** The dispatcher set of the signaling replicas. */
 export const EDGE_REPLICA_SET = 1;
+
+/** What the edge tells a replica of a request's source ("<transport> <ip> <port>"); signaling/sip reads it. */
+export const EDGE_SOURCE_HEADER = 'X-Huddle-Source';
 
 /** The Record-Route parameter naming the replica that handles a dialog. */
 export const EDGE_REPLICA_PARAM = 'hr';
@@ -113,7 +117,7 @@ modparam("rr", "enable_full_lr", 1)
 modparam("rr", "append_fromtag", 0)
 modparam("dispatcher", "list_file", "${input.dispatcherFile}")
 modparam("dispatcher", "flags", 2)
-modparam("dispatcher", "hash_pvar", "$var(replica)")
+modparam("dispatcher", "hash_pvar", "$avp(replica)")
 modparam("dispatcher", "ds_ping_method", "OPTIONS")
 modparam("dispatcher", "ds_ping_from", "sip:edge@huddle.invalid")
 modparam("dispatcher", "ds_ping_interval", ${input.probeIntervalSeconds})
@@ -138,7 +142,10 @@ request_route {
     exit;
   }
   if (ds_is_from_list("${EDGE_REPLICA_SET}")) route(FROM_REPLICA);
-${pikeCheck}  if (has_totag()) route(IN_DIALOG);
+${pikeCheck}  # Where it came from, for the replica (trunks are known by their address); never the sender's say.
+  remove_hf("${EDGE_SOURCE_HEADER}");
+  append_hf("${EDGE_SOURCE_HEADER}: $pr $si $sp\\r\\n");
+  if (has_totag()) route(IN_DIALOG);
   route(TO_REPLICA);
 }
 
@@ -157,17 +164,18 @@ route[FROM_REPLICA] {
 # A phone's request in a dialog: to the replica the Record-Route parameter names while it is
 # active, else to the one the hash over that name picks among the active replicas.
 route[IN_DIALOG] {
-  $var(replica) = $(hdr(Route)[0]{nameaddr.uri}{uri.param,${EDGE_REPLICA_PARAM}});
-  if (!loose_route() || $var(replica) == "") {
+  $avp(replica) = $(hdr(Route)[0]{nameaddr.uri}{uri.param,${EDGE_REPLICA_PARAM}});
+  if (!loose_route() || $avp(replica) == "") {
     if (is_method("ACK")) exit;
     sl_send_reply("404", "Not here");
     exit;
   }
-  if (ds_is_active("${EDGE_REPLICA_SET}", "sip:$var(replica)")) {
-    $du = "sip:" + $var(replica);
-  } else if (!ds_select_dst("${EDGE_REPLICA_SET}", "7")) {
-    route(NO_REPLICA);
+  if (ds_is_active("${EDGE_REPLICA_SET}", "sip:$avp(replica)")) {
+    # Until the probes find it dead (within 2 s) a request to a dead replica times out.
+    $du = "sip:" + $avp(replica);
+    route(RELAY);
   }
+  if (!ds_select_dst("${EDGE_REPLICA_SET}", "7")) route(NO_REPLICA);
   t_on_failure("REPLICA_FAILED");
   route(RELAY);
 }
@@ -175,8 +183,8 @@ route[IN_DIALOG] {
 # A phone's or trunk's initial request: an active replica by a hash over the Call-ID.
 route[TO_REPLICA] {
   if (!ds_select_dst("${EDGE_REPLICA_SET}", "0")) route(NO_REPLICA);
-  $var(replica) = $(du{uri.host}) + ":" + $(du{uri.port});
-  if (is_method("INVITE|SUBSCRIBE")) record_route(";${EDGE_REPLICA_PARAM}=$var(replica)");
+  $avp(replica) = $(du{uri.host}) + ":" + $(du{uri.port});
+  if (is_method("INVITE|SUBSCRIBE")) record_route(";${EDGE_REPLICA_PARAM}=$avp(replica)");
   t_on_failure("REPLICA_FAILED");
   route(RELAY);
 }
@@ -194,18 +202,13 @@ route[RELAY] {
   exit;
 }
 
-# The chosen replica timed out or is stopping: the survivor that takes its dialogs takes this request.
+# The chosen replica timed out or is stopping: the request goes to the survivor the hash over the
+# replica its Record-Route names picks, the one its later in-dialog requests find too.
 failure_route[REPLICA_FAILED] {
   if (t_is_canceled()) exit;
   if (!t_check_status("408|503") && !t_branch_timeout()) exit;
   ds_mark_dst("ip");
-  $var(replica) = $(du{uri.host}) + ":" + $(du{uri.port});
   if (!ds_select_dst("${EDGE_REPLICA_SET}", "7")) exit;
-  if (is_method("INVITE|SUBSCRIBE") && !has_totag()) {
-    remove_record_route();
-    $var(next) = $(du{uri.host}) + ":" + $(du{uri.port});
-    record_route(";${EDGE_REPLICA_PARAM}=$var(next)");
-  }
   t_on_failure("REPLICA_FAILED");
   t_relay();
 }

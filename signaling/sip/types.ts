@@ -132,6 +132,11 @@ export interface ServerRequest {
   readonly message: SipRequest;
   readonly method: string;
   readonly source: Endpoint;
+  /**
+   * The phone's or trunk's own address: the source, or behind a SIP edge (outboundProxy set) the
+   * address the edge received the request from, as the edge's EDGE_SOURCE_HEADER says.
+   */
+  readonly origin: Endpoint;
   /** Set for in-dialog requests. */
   readonly dialog?: Dialog;
   /** True once a CANCEL matched this INVITE (the stack has answered 487 already). */

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/process/logger.js';
 import { startKamailioEdge, type EmbeddedEdge } from '../../common/supervisor/kamailio.js';
 import { freePort } from '../../common/supervisor/ports.js';
-import { createSipStack, type Dialog, type SipStack, type Transport, type TransportHandler } from '../../signaling/sip/index.js';
+import { createSipStack, type Dialog, type Endpoint, type SipStack, type Transport, type TransportHandler } from '../../signaling/sip/index.js';
 
 const log = createLogger('edge-test', 'silent');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'huddle-edge-'));
@@ -19,6 +19,8 @@ const timers = { t1Ms: 100, t2Ms: 400, t4Ms: 500 };
 class Replica {
   stopping = false;
   readonly invites = new Set<string>();
+  /** Where each INVITE came from before the edge, by Call-ID. */
+  readonly origins = new Map<string, Endpoint>();
   /** "<method> <Call-ID>" of each request that reached this replica's socket, answered or not. */
   readonly received: string[] = [];
 
@@ -48,6 +50,7 @@ class Replica {
         return;
       }
       replica.invites.add(req.message.callId);
+      replica.origins.set(req.message.callId, req.origin);
       replica.watch(req.accept());
     });
     // From now on the recorder writes straight into the replica's list.
@@ -152,6 +155,14 @@ describe('the SIP edge (kamailio)', () => {
     }
   });
 
+  it("tells the replica where a request came from (a trunk is known by its address), whatever the sender's own header says", async () => {
+    const result = await phone.invite(`sip:7002@127.0.0.1:${edgePort}`, { headers: { 'X-Huddle-Source': 'udp 10.9.9.9 5090' } }).result;
+    if (!result.ok) throw new Error(`INVITE failed: ${result.status}`);
+    const replica = replicas.find((r) => r.invites.has(result.dialog.callId))!;
+    expect(replica.origins.get(result.dialog.callId)).toEqual({ protocol: 'udp', host: '127.0.0.1', port: phone.addresses[0]!.port });
+    expect((await result.dialog.bye()).status).toBe(200);
+  });
+
   it("a replica's INVITE goes through the edge to the phone, and the phone's BYE comes back to that replica", async () => {
     for (const replica of replicas) {
       const before = phoneDialogs.length;
@@ -218,8 +229,8 @@ describe('the SIP edge (kamailio)', () => {
       const orphans = dialogs.filter((d) => d.replica === victim);
       expect(orphans.length).toBeGreaterThan(0);
       await victim.stack.close(0);
-      // No wait for the edge's probes: a request the dead replica does not answer within 1 s is
-      // tried on the survivor, and the probes mark it inactive within 2 s.
+      // The edge finds it dead at its next probe: 1 s interval, 1 s without an answer.
+      await new Promise((r) => setTimeout(r, 2200));
       // The survivor stand-in knows none of these dialogs (taking them over is signaling's part):
       // what counts here is that every one of them reached the same survivor.
       for (const { dialog } of orphans) await dialog.request('OPTIONS');
