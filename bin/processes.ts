@@ -74,6 +74,8 @@ export async function startProcessSite(o: ProcessSiteOptions): Promise<ProcessSi
     const edgeUdp = edgeListen.find((l) => l.transport === 'udp');
     if (!edgeUdp) throw new Error('spec.sip.listen: the SIP edge needs a udp listen address (the replicas reach it over UDP)');
     const edgeHost = edgeUdp.host === '0.0.0.0' ? '127.0.0.1' : edgeUdp.host;
+    // The edge's socket for the replicas, apart from the one phones use.
+    const internal = { host: '127.0.0.1', port: await freePort() };
     const replicas: EdgeReplica[] = [];
     for (let i = 0; i < spec.sip.replicas; i++) {
       const port = await freePort();
@@ -81,7 +83,8 @@ export async function startProcessSite(o: ProcessSiteOptions): Promise<ProcessSi
       replicas.push({ name, host: '127.0.0.1', port });
       await component(name, 'signaling', 'signaling', {
         HUDDLE_SIP_LISTEN: `udp:127.0.0.1:${port},tcp:127.0.0.1:${port}`,
-        HUDDLE_SIP_EDGE: `${edgeHost}:${edgeUdp.port}`,
+        HUDDLE_SIP_EDGE: `${internal.host}:${internal.port}`,
+        HUDDLE_SIP_EDGE_CONTACT: `${edgeHost}:${edgeUdp.port}`,
       });
     }
     await component('tlib-gateway', 'tlib-gateway', 'gateway');
@@ -90,6 +93,7 @@ export async function startProcessSite(o: ProcessSiteOptions): Promise<ProcessSi
     const rate = spec.sip.rateLimit;
     const edge = await startKamailioEdge({
       listen: edgeListen,
+      internal,
       replicas,
       dataDir: o.dataDir,
       log: o.log,

@@ -65,6 +65,8 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     auth,
     log: ctx.log,
   });
+  // Following first: nothing another replica writes while this one loads is missed.
+  await registrar.follow();
   await registrar.restore();
 
   const metrics = signalingMetrics(ctx.registry);
@@ -134,6 +136,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       await calls.drain();
       await media.drain();
       await stack.close(1500);
+      registrar.stopFollowing();
     },
   };
 };

@@ -5,7 +5,7 @@
  *
  * The launcher (`npm start` with spec.sip.replicas > 1) and the operator set, per replica:
  *   HUDDLE_SIP_LISTEN        its own sockets, e.g. "udp:127.0.0.1:15061,tcp:127.0.0.1:15061"
- *   HUDDLE_SIP_EDGE          the edge as the replicas reach it, host:port (UDP)
+ *   HUDDLE_SIP_EDGE          the edge's socket for the replicas, host:port (UDP)
  *   HUDDLE_SIP_EDGE_CONTACT  the edge as phones reach it, host:port (default HUDDLE_SIP_EDGE)
  */
 import type { ListenAddress, ServerRequest, SipStackOptions } from './sip/index.js';

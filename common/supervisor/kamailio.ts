@@ -14,6 +14,8 @@ export interface EmbeddedEdge {
   /** http://host:port/metrics of kamailio's own Prometheus endpoint. */
   metricsUrl: string;
   listen: EdgeListen[];
+  /** Where the replicas send (HUDDLE_SIP_EDGE). */
+  internal: { host: string; port: number };
   process: SupervisedProcess;
 }
 
@@ -25,6 +27,8 @@ export interface EdgeOptions {
   /** The metrics port when fixed; a free one otherwise. */
   metricsPort?: number;
   metricsHost?: string;
+  /** The replicas' socket (UDP) when fixed; a free port on 127.0.0.1 otherwise. */
+  internal?: { host: string; port: number };
   probeIntervalSeconds?: number;
   tls?: { certFile: string; keyFile: string };
   children?: number;
@@ -51,6 +55,7 @@ export async function startKamailioEdge(opts: EdgeOptions): Promise<EmbeddedEdge
   writeFileSync(dispatcherFile, dispatcherList(opts.replicas));
   const metricsHost = opts.metricsHost ?? '127.0.0.1';
   const metricsPort = opts.metricsPort ?? (await freePort(metricsHost));
+  const internal = opts.internal ?? { host: '127.0.0.1', port: await freePort() };
   const tlsFile = path.join(dir, 'tls.cfg');
   if (opts.tls) writeFileSync(tlsFile, tlsConfig(opts.tls));
   const configFile = path.join(dir, 'kamailio.cfg');
@@ -58,6 +63,7 @@ export async function startKamailioEdge(opts: EdgeOptions): Promise<EmbeddedEdge
     configFile,
     kamailioConfig({
       listen: opts.listen,
+      internal,
       metrics: { host: metricsHost, port: metricsPort },
       dispatcherFile,
       probeIntervalSeconds: opts.probeIntervalSeconds ?? 1,
@@ -78,7 +84,7 @@ export async function startKamailioEdge(opts: EdgeOptions): Promise<EmbeddedEdge
     ...(opts.onRestarted ? { onRestarted: opts.onRestarted } : {}),
   });
   await proc.start();
-  return { metricsUrl: `http://${metricsHost}:${metricsPort}/metrics`, listen: opts.listen, process: proc };
+  return { metricsUrl: `http://${metricsHost}:${metricsPort}/metrics`, listen: opts.listen, internal, process: proc };
 }
 
 /** Resolves once `url` answers 200. */

@@ -29,12 +29,12 @@ class Replica {
     readonly stack: SipStack,
   ) {}
 
-  static async start(name: string, port: number, edgePort: number): Promise<Replica> {
+  static async start(name: string, port: number, edge: { public: number; internal: number }): Promise<Replica> {
     const received: string[] = [];
     const stack = await createSipStack({
       listen: [{ transport: 'udp', host: '127.0.0.1', port }],
-      contactAddress: { host: '127.0.0.1', port: edgePort },
-      outboundProxy: { protocol: 'udp', host: '127.0.0.1', port: edgePort },
+      contactAddress: { host: '127.0.0.1', port: edge.public },
+      outboundProxy: { protocol: 'udp', host: '127.0.0.1', port: edge.internal },
       timers,
       wrapTransport: (t) => recording(t, received),
     });
@@ -92,9 +92,12 @@ const phoneDialogs: Dialog[] = [];
 
 beforeAll(async () => {
   edgePort = await freePort();
+  const internal = await freePort();
   const ports = [await freePort(), await freePort()];
-  replicas = [await Replica.start('signaling-0', ports[0]!, edgePort), await Replica.start('signaling-1', ports[1]!, edgePort)];
+  const sockets = { public: edgePort, internal };
+  replicas = [await Replica.start('signaling-0', ports[0]!, sockets), await Replica.start('signaling-1', ports[1]!, sockets)];
   edge = await startKamailioEdge({
+    internal: { host: '127.0.0.1', port: internal },
     listen: [
       { transport: 'udp', host: '127.0.0.1', port: edgePort },
       { transport: 'tcp', host: '127.0.0.1', port: edgePort },
@@ -173,8 +176,8 @@ describe('the SIP edge (kamailio)', () => {
       await until(() => phoneDialogs.length > before, 'the phone side of the dialog');
       const phoneDialog = phoneDialogs[phoneDialogs.length - 1]!;
       expect(phoneDialog.routeSet[0]).toContain(`hr=127.0.0.1:${replica.stack.addresses[0]!.port}`);
-      // The replica's own in-dialog requests go through the edge too (its route set).
-      expect(result.dialog.routeSet[0]).toContain(`127.0.0.1:${edgePort}`);
+      // The replica's own in-dialog requests go through the edge too (its route set), to the socket for replicas.
+      expect(result.dialog.routeSet[0]).toContain(`127.0.0.1:${edge.internal.port}`);
       expect((await result.dialog.request('INFO')).status).toBe(200);
       expect((await phoneDialog.bye()).status).toBe(200);
       await until(() => replica.saw('BYE', result.dialog.callId), "the phone's BYE at the replica that called");
@@ -205,15 +208,18 @@ describe('the SIP edge (kamailio)', () => {
   });
 
   it("a dead replica's dialogs all go to one survivor; new calls go to the survivors", async () => {
+    // A set of three needs the list to name it: this test runs an edge of its own, on the same
+    // internal socket (the first edge stops meanwhile) so that the first two replicas reach it.
+    await edge.process.stop();
     const extraPort = await freePort();
-    const third = await Replica.start('signaling-2', extraPort, edgePort);
-    // A set of three needs the list to name it: this test runs the edge of its own.
-    const edgeDir = mkdtempSync(path.join(tmp, 'three-'));
     const port3 = await freePort();
+    const third = await Replica.start('signaling-2', extraPort, { public: port3, internal: edge.internal.port });
+    const edgeDir = mkdtempSync(path.join(tmp, 'three-'));
     const ports = [...replicas.map((r) => r.stack.addresses[0]!.port), extraPort];
     const all = [...replicas, third];
     const edge3 = await startKamailioEdge({
       listen: [{ transport: 'udp', host: '127.0.0.1', port: port3 }],
+      internal: edge.internal,
       replicas: all.map((r, i) => ({ name: r.name, host: '127.0.0.1', port: ports[i]! })),
       dataDir: edgeDir,
       log,

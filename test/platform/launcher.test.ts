@@ -273,6 +273,16 @@ describe('npm start -- --config config/ha.yaml', () => {
       expect((await a.phone.calls.at(-1)!.request('OPTIONS')).status).toBe(200);
       expect((await a.phone.hangup())?.status).toBe(200);
       await waitFor(() => b.phone.calls.length === 0, 'the BYE at 7002');
+      // The edge spreads calls over both replicas (by Call-ID), whichever replica took a phone's
+      // REGISTER: more calls until each replica has owned one.
+      const owners = new Set<number>();
+      for (let attempt = 0; attempt < 16 && owners.size < 2; attempt++) {
+        await a.dial('7002');
+        for (const [i, url] of replicaMetrics.entries()) if ((await metricSum([url], 'huddle_calls_active')) === 1) owners.add(i);
+        expect((await a.phone.hangup())?.status).toBe(200);
+        await waitFor(() => b.phone.calls.length === 0, 'the BYE at 7002');
+      }
+      expect(owners.size).toBe(2);
 
       const victim = processes.get('signaling-0')!;
       process.kill(victim.pid, 'SIGKILL');
