@@ -7,6 +7,9 @@
  *   HUDDLE_SIP_LISTEN        its own sockets, e.g. "udp:127.0.0.1:15061,tcp:127.0.0.1:15061"
  *   HUDDLE_SIP_EDGE          the edge's socket for the replicas, host:port (UDP)
  *   HUDDLE_SIP_EDGE_CONTACT  the edge as phones reach it, host:port (default HUDDLE_SIP_EDGE)
+ *   HUDDLE_SIP_REPLICA_HOST  the name the edge's replica list gives this replica, written in Via
+ *                            (default: the listen host): the edge names the replica of a dialog it
+ *                            started by that
  */
 import type { ListenAddress, ServerRequest, SipStackOptions } from './sip/index.js';
 
@@ -14,9 +17,10 @@ export interface EdgeEnv {
   HUDDLE_SIP_LISTEN?: string;
   HUDDLE_SIP_EDGE?: string;
   HUDDLE_SIP_EDGE_CONTACT?: string;
+  HUDDLE_SIP_REPLICA_HOST?: string;
 }
 
-export type EdgePlacement = Required<Pick<SipStackOptions, 'listen' | 'contactAddress' | 'outboundProxy'>>;
+export type EdgePlacement = Required<Pick<SipStackOptions, 'listen' | 'contactAddress' | 'outboundProxy'>> & Pick<SipStackOptions, 'advertisedHost'>;
 
 /** The stack options of a replica behind the edge, or undefined when signaling faces phones itself. */
 export function edgePlacement(env: EdgeEnv): EdgePlacement | undefined {
@@ -27,6 +31,7 @@ export function edgePlacement(env: EdgeEnv): EdgePlacement | undefined {
     listen: env.HUDDLE_SIP_LISTEN.split(',').map((s) => listenAddress(s.trim())),
     contactAddress: env.HUDDLE_SIP_EDGE_CONTACT ? hostPort(env.HUDDLE_SIP_EDGE_CONTACT, 'HUDDLE_SIP_EDGE_CONTACT') : edge,
     outboundProxy: { protocol: 'udp', ...edge },
+    ...(env.HUDDLE_SIP_REPLICA_HOST ? { advertisedHost: env.HUDDLE_SIP_REPLICA_HOST } : {}),
   };
 }
 

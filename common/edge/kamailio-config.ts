@@ -47,7 +47,7 @@ export interface EdgeConfigInput {
   /** The sockets phones and trunks reach. */
   listen: EdgeListen[];
   /** The UDP socket the replicas send to and the edge sends to them from. */
-  internal: { host: string; port: number };
+  internal: { host: string; port: number; advertise?: string };
   /** Where /metrics (Prometheus), /healthz and /readyz are served, over HTTP on TCP. */
   metrics: { host: string; port: number };
   /** The dispatcher list file kamailio reads (written by `dispatcherList`). */
@@ -83,7 +83,11 @@ export function tlsConfig(tls: { certFile: string; keyFile: string }): string {
 
 export function kamailioConfig(input: EdgeConfigInput): string {
   const children = input.children ?? 2;
-  const listen = input.listen.map((l) => `listen=${l.transport}:${l.host}:${l.port}${l.advertise ? ` advertise ${l.advertise}` : ''}`);
+  // Sockets by name: a host may be an interface (eth0 in a pod), and the script picks sockets by name.
+  const socket = (transport: string, host: string, port: number, name: string, advertise?: string) =>
+    `listen=${transport}:${host}:${port}${advertise ? ` advertise ${advertise}` : ''} name "${name}"`;
+  const firstOf = (transport: EdgeListen['transport']) => input.listen.find((l) => l.transport === transport);
+  const listen = input.listen.map((l) => socket(l.transport, l.host, l.port, l === firstOf(l.transport) ? `public-${l.transport}` : `public-${l.transport}-${l.port}`, l.advertise));
   const tls = input.listen.some((l) => l.transport === 'tls');
   if (tls && !input.tls) throw new Error('SIP edge: a tls listen socket needs a certificate (spec.sip.tls)');
   const rate = input.rateLimit;
@@ -98,12 +102,11 @@ export function kamailioConfig(input: EdgeConfigInput): string {
   const reject = rate?.action === 'reject' ? `    if (!is_method("ACK")) {\n      append_to_reply("Retry-After: ${Math.ceil(rate.banMs / 1000)}\\r\\n");\n      sl_send_reply("503", "Service Unavailable");\n    }\n` : '';
   const pikeCheck = rate ? `  if (!pike_check_req()) {\n${reject}    exit;\n  }\n` : '';
   const timeout = input.replicaTimeoutMs ?? 1000;
-  const internal = `udp:${input.internal.host}:${input.internal.port}`;
   // The next hop's transport ($nh(P): uppercase, UDP when the URI names none).
   const publicSockets = (['tcp', 'tls', 'udp'] as const)
     .flatMap((transport) => {
       const l = input.listen.find((x) => x.transport === transport);
-      return l ? [`  if ($nh(P) == "${transport.toUpperCase()}") force_send_socket(${transport}:${l.host}:${l.port});`] : [];
+      return l ? [`  if ($nh(P) == "${transport.toUpperCase()}") $fsn = "public-${transport}";`] : [];
     })
     .join('\n');
   if (input.listen.some((l) => l.port === input.internal.port)) throw new Error('SIP edge: the replicas\' socket needs a port of its own');
@@ -116,7 +119,7 @@ children=${children}
 tcp_children=${children}
 auto_aliases=no
 ${listen.join('\n')}
-listen=udp:${input.internal.host}:${input.internal.port}
+${socket('udp', input.internal.host, input.internal.port, 'replicas', input.internal.advertise)}
 listen=tcp:${input.metrics.host}:${input.metrics.port}
 tcp_accept_no_cl=yes
 enable_tls=${tls ? 'yes' : 'no'}
@@ -132,7 +135,7 @@ modparam("rr", "enable_full_lr", 1)
 modparam("rr", "append_fromtag", 0)
 modparam("dispatcher", "list_file", "${input.dispatcherFile}")
 modparam("dispatcher", "flags", 2)
-modparam("dispatcher", "ds_default_socket", "${internal}")
+modparam("dispatcher", "ds_default_sockname", "replicas")
 modparam("dispatcher", "hash_pvar", "$avp(replica)")
 modparam("dispatcher", "ds_ping_method", "OPTIONS")
 modparam("dispatcher", "ds_ping_from", "sip:edge@huddle.invalid")
@@ -228,7 +231,7 @@ ${publicSockets}
 # From the internal socket: the replica's Record-Route entry (the edge puts one per socket) names
 # it, so the replica's own requests in the dialog arrive there too.
 route[RELAY_TO_REPLICA] {
-  force_send_socket(${internal});
+  $fsn = "replicas";
   route(RELAY);
 }
 
@@ -240,7 +243,7 @@ failure_route[REPLICA_FAILED] {
   ds_mark_dst("ip");
   if (!ds_select_dst("${EDGE_REPLICA_SET}", "7")) exit;
   t_on_failure("REPLICA_FAILED");
-  force_send_socket(${internal});
+  $fsn = "replicas";
   t_relay();
 }
 
