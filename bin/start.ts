@@ -63,6 +63,7 @@ async function main(): Promise<void> {
     let embeddedNats: EmbeddedNats | undefined;
     // Each component connects as its own NATS user: the embedded server's are generated afresh at
     // every start; an external NATS gets the ones the environment names (HUDDLE_NATS_USER ...).
+    let natsUser: ((role: NatsRole) => { user: string; password: string }) | undefined;
     let natsClient = (role: NatsRole): NatsClientOptions => {
       const fromEnv = natsClientFromEnv(process.env, role);
       return { ...fromEnv, tls: tlsFiles(spec.nats.tls ?? {}) ?? fromEnv.tls };
@@ -72,7 +73,8 @@ async function main(): Promise<void> {
       embeddedNats = await onPreferredPort(4222, (port) => startNatsServer({ port, dataDir, log, users }));
       stops.push(() => embeddedNats!.process.stop());
       natsUrl = embeddedNats.url;
-      natsClient = (role) => ({ role, user: role, password: users.find((u) => u.user === role)!.password });
+      natsUser = (role) => ({ user: role, password: users.find((u) => u.user === role)!.password });
+      natsClient = (role) => ({ role, ...natsUser!(role) });
     }
     let rtpengines = spec.media.rtpengine.map((r) => r.ng);
     if (rtpengines.length === 0) {
@@ -107,7 +109,7 @@ async function main(): Promise<void> {
     stops.push(() => ops.close());
 
     if (edgeEnabled(spec.sip)) {
-      const site = await startProcessSite({ config, natsUrl, ...(embeddedNats ? { natsUser: (role: NatsRole) => natsClient(role) as { user: string; password: string } } : {}), rtpengines, dataDir, log });
+      const site = await startProcessSite({ config, natsUrl, ...(natsUser ? { natsUser } : {}), rtpengines, dataDir, log });
       stops.push(() => site.stop());
       started = true;
       printEndpoints(config, [...site.endpoints, ...platformEndpoints(ops, embeddedNats, rtpengines), ...site.processLines]);
