@@ -115,6 +115,7 @@ export class SupervisedProcess {
     const exited = new Promise<never>((_, reject) => {
       child.once('exit', (code, signal) => {
         live.delete(child);
+        killGroup(child.pid);
         reject(new Error(`${name} exited (code ${code}, signal ${signal}) before it was ready: ${this.lastStderr.slice(-5).join(' | ')}`));
       });
       child.once('error', (err) => reject(new Error(`${name} could not start: ${err.message}`)));
@@ -136,6 +137,7 @@ export class SupervisedProcess {
     log.info({ child: name, pid: child.pid }, 'child process ready');
     child.once('exit', (code, signal) => {
       live.delete(child);
+      killGroup(child.pid);
       if (this.stopping || this.opts.restart === false) return;
       log.error({ child: name, code, signal }, 'child process died; restarting');
       this.restartLater();
@@ -170,11 +172,25 @@ export class SupervisedProcess {
       child.once('exit', () => {
         clearTimeout(timer);
         live.delete(child);
+        killGroup(child.pid);
         resolve();
       });
       child.kill('SIGTERM');
     });
     rmSync(this.pidFile, { force: true });
+  }
+}
+
+/**
+ * A child that forks workers (kamailio) leaves them running, holding its sockets, when it is
+ * SIGKILLed; they share its process group (spawned detached), which goes with it.
+ */
+function killGroup(pid: number | undefined): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    return;
   }
 }
 
@@ -190,6 +206,7 @@ function killStale(pidFile: string, log: Logger): void {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     if (!cmdline.includes(path.basename(pidFile, '.pid').split('-')[0] ?? '')) return;
     process.kill(pid, 'SIGKILL');
+    killGroup(pid);
     log.warn({ pid, pidFile }, 'killed a child left behind by an earlier run');
   } catch {
     return;

@@ -2,6 +2,7 @@
  * The SIP edge (common/edge/kamailio-config.ts) with a real kamailio, two replicas and a phone,
  * all of them our SIP stack on loopback: which replica gets which request.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -205,6 +206,30 @@ describe('the SIP edge (kamailio)', () => {
     const after: { dialog: Dialog; replica: Replica }[] = [];
     for (let i = 0; i < 16; i++) after.push(await call());
     expect(after.some((c) => c.replica === stopping)).toBe(true);
+  });
+
+  it('a SIGKILLed edge is restarted with none of its workers left behind, and routes the dialogs made through its predecessor', async () => {
+    const before = await call();
+    const killed = edge.process.pid!;
+    process.kill(killed, 'SIGKILL');
+    await until(() => edge.process.pid !== undefined && edge.process.pid !== killed, 'the restarted edge', 15_000);
+    // Its workers shared its process group: none still runs (holding the sockets). Zombies waiting
+    // for init to reap them hold nothing.
+    const running = execFileSync('ps', ['-e', '-o', 'pgid=,stat='], { encoding: 'utf8' })
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter(([pgid, stat]) => Number(pgid) === killed && !stat?.startsWith('Z'));
+    expect(running).toEqual([]);
+    // The dialog's route names the edge's address, not the process: the new edge serves it.
+    let options: number | undefined;
+    for (let attempt = 0; attempt < 50 && options !== 200; attempt++) {
+      options = (await before.dialog.request('OPTIONS')).status;
+      if (options !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(options).toBe(200);
+    expect((await before.dialog.bye()).status).toBe(200);
+    expect(before.replica.saw('BYE', before.dialog.callId)).toBe(true);
+    expect((await call()).dialog.callId).toBeTruthy();
   });
 
   it("a dead replica's dialogs all go to one survivor; new calls go to the survivors", async () => {
