@@ -2,7 +2,9 @@
  * `npm start`: the whole platform on one machine. Starts nats-server and rtpengine as supervised
  * children unless the configuration names external ones, publishes the configuration file to the
  * config bucket (and again whenever the file changes), then runs media-controller, signaling and
- * the T-Library gateway in this process with one metrics endpoint.
+ * the T-Library gateway in this process with one metrics endpoint. A site with the SIP edge
+ * (spec.sip.replicas > 1, config/ha.yaml) runs each of those in a process of its own instead
+ * (bin/processes.ts).
  */
 import { watch, type FSWatcher } from 'node:fs';
 import os from 'node:os';
@@ -10,6 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { loadConfigFile, type PlatformConfig } from '../common/config/load.js';
+import { edgeEnabled } from '../common/config/schema.js';
 import { ConfigError } from '../common/config/validate.js';
 import { bucketReplicas } from '../common/nats/buckets.js';
 import { LiveConfig, openConfigBucket, publishConfig } from '../common/nats/config-kv.js';
@@ -23,6 +26,7 @@ import { initTracing } from '../common/process/tracing.js';
 import { MissingBinaryError } from '../common/supervisor/child.js';
 import { startNatsCluster, startNatsServer, type EmbeddedNats } from '../common/supervisor/nats-server.js';
 import { portFree } from '../common/supervisor/ports.js';
+import { startProcessSite } from './processes.js';
 import { startRtpengine, type EmbeddedRtpengine } from '../common/supervisor/rtpengine.js';
 
 const log = createLogger('launcher');
@@ -60,6 +64,7 @@ async function main(): Promise<void> {
     let embeddedNats: { url: string; servers: number; stop: () => Promise<void> } | undefined;
     // Each component connects as its own NATS user: the embedded server's are generated afresh at
     // every start; an external NATS gets the ones the environment names (HUDDLE_NATS_USER ...).
+    let natsUser: ((role: NatsRole) => { user: string; password: string }) | undefined;
     let natsClient = (role: NatsRole): NatsClientOptions => {
       const fromEnv = natsClientFromEnv(process.env, role);
       return { ...fromEnv, tls: tlsFiles(spec.nats.tls ?? {}) ?? fromEnv.tls };
@@ -69,7 +74,8 @@ async function main(): Promise<void> {
       embeddedNats = await startEmbeddedNats(spec.nats.embedded?.servers ?? 1, dataDir, users);
       stops.push(embeddedNats.stop);
       natsUrl = embeddedNats.url;
-      natsClient = (role) => ({ role, user: role, password: users.find((u) => u.user === role)!.password });
+      natsUser = (role) => ({ user: role, password: users.find((u) => u.user === role)!.password });
+      natsClient = (role) => ({ role, ...natsUser!(role) });
     }
     let rtpengines = spec.media.rtpengine.map((r) => r.ng);
     if (rtpengines.length === 0) {
@@ -103,6 +109,14 @@ async function main(): Promise<void> {
     ops.addReadiness('started', () => started || 'starting');
     stops.push(() => ops.close());
 
+    if (edgeEnabled(spec.sip)) {
+      const site = await startProcessSite({ config, natsUrl, ...(natsUser ? { natsUser } : {}), rtpengines, dataDir, log });
+      stops.push(() => site.stop());
+      started = true;
+      printEndpoints(config, [...site.endpoints, ...platformEndpoints(ops, embeddedNats, rtpengines), ...site.processLines]);
+      return;
+    }
+
     const ctx = async (component: string, role: NatsRole): Promise<ComponentContext> => {
       const own = await connectNats(natsUrl, `huddle-${component}-${config.cluster.metadata.name}`, log, natsClient(role));
       stops.push(() => own.drain());
@@ -129,17 +143,24 @@ async function main(): Promise<void> {
       stops.push(() => component.stop());
       endpoints.push(...(component.endpoints ?? []));
     }
-    endpoints.push(`Metrics    ${ops.url}/metrics`);
-    if (embeddedNats) endpoints.push(`NATS       ${embeddedNats.url} (embedded${embeddedNats.servers > 1 ? `, ${embeddedNats.servers}-server JetStream cluster` : ''})`);
-    endpoints.push(`rtpengine  ng ${rtpengines.join(', ')}`);
+    endpoints.push(...platformEndpoints(ops, embeddedNats, rtpengines));
     started = true;
-    process.stdout.write(`huddle SIP Server, site ${spec.location} (${config.source})\n${endpoints.map((e) => `  ${e}\n`).join('')}`);
+    printEndpoints(config, endpoints);
   } catch (err) {
     if (err instanceof MissingBinaryError) process.stderr.write(`${err.message}\n`);
     else log.error({ err: (err as Error).stack }, 'start failed');
     await stopAll();
     process.exit(1);
   }
+}
+
+function platformEndpoints(ops: OpsServer, embeddedNats: { url: string; servers: number } | undefined, rtpengines: string[]): string[] {
+  const nats = embeddedNats ? [`NATS       ${embeddedNats.url} (embedded${embeddedNats.servers > 1 ? `, ${embeddedNats.servers}-server JetStream cluster` : ''})`] : [];
+  return [`Metrics    ${ops.url}/metrics`, ...nats, `rtpengine  ng ${rtpengines.join(', ')}`];
+}
+
+function printEndpoints(config: PlatformConfig, endpoints: string[]): void {
+  process.stdout.write(`huddle SIP Server, site ${config.cluster.spec.location} (${config.source})\n${endpoints.map((e) => `  ${e}\n`).join('')}`);
 }
 
 /**

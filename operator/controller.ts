@@ -277,7 +277,8 @@ export class Controller {
     const status = clusterStatus(
       cluster,
       {
-        signaling: this.deployments?.get(objectName(cluster, 'signaling'), namespace) as Deployment | undefined,
+        // Behind the SIP edge, signaling is a StatefulSet (operator/edge.ts).
+        signaling: (this.deployments?.get(objectName(cluster, 'signaling'), namespace) ?? this.statefulSets?.get(objectName(cluster, 'signaling'), namespace)) as Deployment | StatefulSet | undefined,
         media: this.statefulSets?.get(objectName(cluster, 'media'), namespace) as StatefulSet | undefined,
         gateway: this.deployments?.get(objectName(cluster, 'gateway'), namespace) as Deployment | undefined,
       },

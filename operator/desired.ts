@@ -20,8 +20,9 @@ import type { OwnerReference } from 'kubernetes-types/meta/v1.js';
 import type { NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer } from 'kubernetes-types/networking/v1.js';
 import type { PodDisruptionBudget } from 'kubernetes-types/policy/v1.js';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
-import { GATEWAY_TLS_DIR, SIP_TLS_DIR, sipListenAddresses } from '../common/config/schema.js';
+import { edgeEnabled, GATEWAY_TLS_DIR, SIP_TLS_DIR, sipListenAddresses } from '../common/config/schema.js';
 import { parseHostPort } from '../common/process/http.js';
+import { edgeConfigHash, edgeContainer, edgeFiles, EDGE_INTERNAL_PORT, type EdgeNames } from './edge.js';
 import { API_GROUP, API_GROUP_VERSION, type SipClusterResource } from './resources.js';
 
 export interface OperatorSettings {
@@ -68,7 +69,7 @@ export const SECRETS_DIR = '/etc/huddle/secrets';
 /** The platform image's user (node, uid 1000). */
 const RUN_AS = 1000;
 
-export type Component = 'signaling' | 'media' | 'gateway';
+export type Component = 'signaling' | 'media' | 'gateway' | 'edge';
 
 export function labelsFor(cluster: SipClusterResource, component?: Component): Record<string, string> {
   return {
@@ -145,7 +146,8 @@ function volumesFor(cluster: SipClusterResource, component: Component): { volume
     volumes.push({ name: 'nats-creds', secret: { secretName: nats.credentialsSecret, items: [{ key: 'creds', path: 'creds' }] } });
     mounts.push({ name: 'nats-creds', mountPath: '/etc/huddle/nats', readOnly: true });
   }
-  const user = nats.users?.[NATS_USER_OF[component]];
+  const userKey = NATS_USER_OF[component];
+  const user = userKey ? nats.users?.[userKey] : undefined;
   if (user) {
     volumes.push({ name: 'nats-user', secret: { secretName: user, items: [{ key: 'password', path: 'password' }] } });
     mounts.push({ name: 'nats-user', mountPath: NATS_USER_DIR, readOnly: true });
@@ -162,7 +164,7 @@ function volumesFor(cluster: SipClusterResource, component: Component): { volume
 }
 
 /** Which of spec.nats.users a workload connects as. */
-const NATS_USER_OF = { signaling: 'signaling', media: 'mediaController', gateway: 'gateway' } as const;
+const NATS_USER_OF = { signaling: 'signaling', media: 'mediaController', gateway: 'gateway', edge: undefined } as const;
 const NATS_USER_DIR = '/etc/huddle/nats-user';
 const NATS_CA_DIR = '/etc/huddle/nats-ca';
 const NATS_CLIENT_CERT_DIR = '/etc/huddle/nats-client';
@@ -170,7 +172,8 @@ const NATS_CLIENT_CERT_DIR = '/etc/huddle/nats-client';
 /** A workload's own NATS user (its Secret's "user"; the password as a file) and the TLS files, as common/nats/connect.ts reads them. */
 function natsEnv(cluster: SipClusterResource, component: Component): EnvVar[] {
   const { users, tls } = cluster.spec.nats;
-  const user = users?.[NATS_USER_OF[component]];
+  const userKey = NATS_USER_OF[component];
+  const user = userKey ? users?.[userKey] : undefined;
   return [
     ...(user
       ? [
@@ -269,6 +272,84 @@ function passwordVolumes(secrets: readonly string[]): { volumes: Volume[]; mount
   return {
     volumes: names.map((secretName) => ({ name: passwordVolumeName(secretName), secret: { secretName, optional: true } })),
     mounts: names.map((secretName) => ({ name: passwordVolumeName(secretName), mountPath: `${SECRETS_DIR}/${secretName}`, readOnly: true })),
+  };
+}
+
+function edgeNames(cluster: SipClusterResource): EdgeNames {
+  return { namespace: cluster.metadata.namespace ?? 'default', edge: objectName(cluster, 'sip-edge'), internal: objectName(cluster, 'sip-edge-internal'), signaling: objectName(cluster, 'signaling') };
+}
+
+/**
+ * Behind the SIP edge: each replica listens on spec.sip.edge.replicaPort, names the edge in its
+ * Contact and its own stable name (the edge's replica list has it) in Via.
+ */
+function replicaEnv(cluster: SipClusterResource): EnvVar[] {
+  const names = edgeNames(cluster);
+  const { sip } = cluster.spec;
+  const port = sip.edge.replicaPort;
+  return [
+    { name: 'HUDDLE_SIP_LISTEN', value: `udp:0.0.0.0:${port},tcp:0.0.0.0:${port}` },
+    { name: 'HUDDLE_SIP_EDGE', value: `${names.internal}.${names.namespace}.svc.cluster.local:${EDGE_INTERNAL_PORT}` },
+    { name: 'HUDDLE_SIP_EDGE_CONTACT', value: `${sip.advertisedHost ?? `${objectName(cluster, 'sip')}.${names.namespace}.svc.cluster.local`}:${sip.service.port}` },
+    { name: 'HUDDLE_SIP_REPLICA_HOST', value: `$(POD_NAME).${names.signaling}.${names.namespace}.svc.cluster.local` },
+  ];
+}
+
+/** Signaling replicas behind the edge: a StatefulSet, so that each has the stable name the edge's list gives it. */
+function signalingReplicas(cluster: SipClusterResource, hash: string, passwordSecrets: readonly string[]): StatefulSet {
+  const single = signaling(cluster, hash, passwordSecrets);
+  const template = single.spec!.template;
+  const port = cluster.spec.sip.edge.replicaPort;
+  const container = template.spec!.containers[0]!;
+  const replica: Container = {
+    ...container,
+    ports: [
+      { name: 'sip-udp', containerPort: port, protocol: 'UDP' },
+      { name: 'sip-tcp', containerPort: port, protocol: 'TCP' },
+      ...(container.ports ?? []).filter((p) => p.name === 'metrics'),
+    ],
+    // HUDDLE_METRICS_LISTEN stays last (see platformContainer).
+    env: [...(container.env ?? []).slice(0, -1), ...replicaEnv(cluster), (container.env ?? []).at(-1)!],
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: single.metadata!,
+    spec: {
+      serviceName: objectName(cluster, 'signaling'),
+      replicas: cluster.spec.sip.replicas,
+      podManagementPolicy: 'Parallel',
+      updateStrategy: { type: 'RollingUpdate' },
+      selector: single.spec!.selector,
+      template: { ...template, spec: { ...template.spec!, containers: [replica] } },
+    },
+  };
+}
+
+/** The edge: kamailio pods in front of the replicas (operator/edge.ts). */
+function edge(cluster: SipClusterResource, files: Record<string, string>): { configMap: ConfigMap; deployment: Deployment } {
+  const names = edgeNames(cluster);
+  const certificate = tlsVolume('sip-tls', cluster.spec.sip.tls?.secret, SIP_TLS_DIR);
+  const container = edgeContainer(
+    cluster,
+    sipPorts(cluster).map((p) => ({ name: p.name, containerPort: p.port, protocol: p.protocol })),
+  );
+  container.volumeMounts = [...(container.volumeMounts ?? []), ...certificate.mounts];
+  return {
+    configMap: { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(cluster, 'sip-edge', 'edge'), data: files },
+    deployment: {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: meta(cluster, 'sip-edge', 'edge'),
+      spec: {
+        replicas: cluster.spec.sip.edge.replicas,
+        selector: { matchLabels: selectorFor(cluster, 'edge') },
+        template: podTemplate(cluster, 'edge', edgeConfigHash(files), {
+          volumes: [{ name: 'edge-config', configMap: { name: names.edge } }, { name: 'tmp', emptyDir: {} }, ...certificate.volumes],
+          containers: [container],
+        }),
+      },
+    },
   };
 }
 
@@ -424,13 +505,17 @@ function gateway(cluster: SipClusterResource, hash: string): Deployment {
 }
 
 function services(cluster: SipClusterResource): Service[] {
+  const behindEdge = edgeEnabled(cluster.spec.sip);
+  // Phones keep one address: with the edge, the site's SIP Service leads to the edge pods, and a
+  // phone's packets stay on one edge pod (its transactions live there).
   const sip: Service = {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: meta(cluster, 'sip', 'signaling'),
+    metadata: meta(cluster, 'sip', behindEdge ? 'edge' : 'signaling'),
     spec: {
       type: cluster.spec.sip.service.type,
-      selector: selectorFor(cluster, 'signaling'),
+      selector: selectorFor(cluster, behindEdge ? 'edge' : 'signaling'),
+      ...(behindEdge ? { sessionAffinity: 'ClientIP' } : {}),
       ports: sipPorts(cluster).map((p): ServicePort => ({ name: p.name, protocol: p.protocol, port: p.servicePort, targetPort: p.name })),
     },
   };
@@ -457,7 +542,40 @@ function services(cluster: SipClusterResource): Service[] {
       ports: [{ name: 'metrics', protocol: 'TCP', port: METRICS_PORT, targetPort: 'metrics' }],
     },
   };
-  return [sip, tlib, mediaHeadless, metrics];
+  return [sip, tlib, mediaHeadless, metrics, ...(behindEdge ? edgeServices(cluster) : [])];
+}
+
+/** The edge's Service for the replicas, and the replicas' headless Service (one DNS name each). */
+function edgeServices(cluster: SipClusterResource): Service[] {
+  const port = cluster.spec.sip.edge.replicaPort;
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(cluster, 'sip-edge-internal', 'edge'),
+      spec: {
+        type: 'ClusterIP',
+        selector: selectorFor(cluster, 'edge'),
+        sessionAffinity: 'ClientIP',
+        ports: [{ name: 'sip-replicas', protocol: 'UDP', port: EDGE_INTERNAL_PORT, targetPort: 'sip-replicas' }],
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(cluster, 'signaling', 'signaling'),
+      spec: {
+        clusterIP: 'None',
+        // A replica's name resolves before it is ready: the edge's OPTIONS probes decide, not DNS.
+        publishNotReadyAddresses: true,
+        selector: selectorFor(cluster, 'signaling'),
+        ports: [
+          { name: 'sip-udp', protocol: 'UDP', port, targetPort: 'sip-udp' },
+          { name: 'sip-tcp', protocol: 'TCP', port, targetPort: 'sip-tcp' },
+        ],
+      },
+    },
+  ];
 }
 
 function networkPolicy(cluster: SipClusterResource, component: Component, ingress: NetworkPolicyIngressRule[]): NetworkPolicy {
@@ -482,8 +600,26 @@ function networkPolicies(cluster: SipClusterResource): NetworkPolicy[] {
   const from = (cidrs: string[] | undefined): Pick<NetworkPolicyIngressRule, 'from'> => (cidrs ? { from: [...cidrs.map((cidr) => ({ ipBlock: { cidr } })), site] } : {});
   const metrics = (port: number): NetworkPolicyIngressRule => ({ from: [{ namespaceSelector: { matchLabels: monitoringNamespaceLabels } }], ports: [{ protocol: 'TCP', port }] });
   const { portMin, portMax } = cluster.spec.media;
+  const publicSip = sipPorts(cluster).map((p) => ({ protocol: p.protocol, port: p.port }));
+  // Behind the edge, a replica's SIP port is for the edge and the other replicas only, and the
+  // edge's socket for replicas for the replicas only: they trust what arrives there.
+  const peers = (component: Component): NetworkPolicyPeer => ({ podSelector: { matchLabels: selectorFor(cluster, component) } });
+  const replicaPort = cluster.spec.sip.edge.replicaPort;
+  const signalingSip: NetworkPolicyIngressRule = edgeEnabled(cluster.spec.sip)
+    ? { from: [peers('edge'), peers('signaling')], ports: [{ protocol: 'UDP', port: replicaPort }, { protocol: 'TCP', port: replicaPort }] }
+    : { ...from(sipFrom), ports: publicSip };
+  const edgePolicy = edgeEnabled(cluster.spec.sip)
+    ? [
+        networkPolicy(cluster, 'edge', [
+          { ...from(sipFrom), ports: publicSip },
+          { from: [peers('signaling')], ports: [{ protocol: 'UDP', port: EDGE_INTERNAL_PORT }] },
+          metrics(cluster.spec.sip.edge.metricsPort),
+        ]),
+      ]
+    : [];
   return [
-    networkPolicy(cluster, 'signaling', [{ ...from(sipFrom), ports: sipPorts(cluster).map((p) => ({ protocol: p.protocol, port: p.port })) }, metrics(METRICS_PORT)]),
+    networkPolicy(cluster, 'signaling', [signalingSip, metrics(METRICS_PORT)]),
+    ...edgePolicy,
     // Declares the intent; on the host network most CNIs do not enforce it (see the top of this file).
     networkPolicy(cluster, 'media', [{ ...from(rtpFrom), ports: [{ protocol: 'UDP', port: portMin, endPort: portMax }] }, metrics(MEDIA_METRICS_PORT)]),
     networkPolicy(cluster, 'gateway', [{ ...from(tlibFrom), ports: [{ protocol: 'TCP', port: parseHostPort(cluster.spec.gateway.listen).port }] }, metrics(METRICS_PORT)]),
@@ -531,14 +667,18 @@ export function configHash(cm: ConfigMap): string {
 export function desiredObjects(cluster: SipClusterResource, settings: OperatorSettings, passwordSecrets: readonly string[]): DesiredObject[] {
   const env = envConfigMap(cluster, settings);
   const hash = configHash(env);
+  const sipEdge = edgeEnabled(cluster.spec.sip) ? edge(cluster, edgeFiles(cluster, edgeNames(cluster))) : undefined;
   return [
     env,
+    ...(sipEdge ? [sipEdge.configMap] : []),
     ...services(cluster),
     ...networkPolicies(cluster),
-    signaling(cluster, hash, passwordSecrets),
+    sipEdge ? signalingReplicas(cluster, hash, passwordSecrets) : signaling(cluster, hash, passwordSecrets),
+    ...(sipEdge ? [sipEdge.deployment] : []),
     media(cluster, hash),
     gateway(cluster, hash),
     pdb(cluster, 'signaling'),
+    ...(sipEdge ? [pdb(cluster, 'edge')] : []),
     pdb(cluster, 'media'),
     pdb(cluster, 'gateway'),
     ...(settings.serviceMonitor ? [serviceMonitor(cluster)] : []),

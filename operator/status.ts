@@ -7,7 +7,7 @@ import type { Condition, SipClusterStatus } from '../common/config/schema.js';
 import type { SipClusterResource } from './resources.js';
 
 export interface ObservedWorkloads {
-  signaling?: Deployment;
+  signaling?: Deployment | StatefulSet;
   media?: StatefulSet;
   gateway?: Deployment;
 }

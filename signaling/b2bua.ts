@@ -208,7 +208,7 @@ export class B2bua {
   }
 
   private async onSubscribe(req: ServerRequest): Promise<void> {
-    const from = await this.identifyCaller(req.message, req.source);
+    const from = await this.identifyCaller(req.message, req.origin);
     if ('status' in from) {
       req.respond(from.status, { reason: from.reason, ...(from.headers ? { headers: from.headers } : {}) });
       return;
@@ -228,7 +228,7 @@ export class B2bua {
       req.respond(404, { reason: 'No number in the Request-URI' });
       return;
     }
-    const from = await this.identifyCaller(msg, req.source);
+    const from = await this.identifyCaller(msg, req.origin);
     if ('status' in from) {
       req.respond(from.status, { reason: from.reason, ...(from.headers ? { headers: from.headers } : {}) });
       return;

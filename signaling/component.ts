@@ -17,6 +17,7 @@ import { CallStateStore } from './call-state.js';
 import { ConferenceEventNotifier } from './conference-events.js';
 import { DnAuthenticator } from './dn-auth.js';
 import { DnDirectory } from './dn-directory.js';
+import { edgePlacement, refusedWhileStopping } from './edge.js';
 import { MediaClient } from './media-client.js';
 import { signalingMetrics } from './metrics.js';
 import { CallModel, type ModelEnv } from './model/index.js';
@@ -42,13 +43,15 @@ export const startSignaling: ComponentFactory = async (ctx) => {
 
   const model = new CallModel(modelEnv(ctx, directory));
 
+  const edge = edgePlacement(process.env);
   const stack = await createSipStack({
-    listen: sipListenAddresses(spec.sip),
     ...sipTlsOptions(spec.sip),
-    ...(spec.sip.advertisedHost ? { advertisedHost: spec.sip.advertisedHost } : {}),
+    ...(spec.sip.advertisedHost && !edge ? { advertisedHost: spec.sip.advertisedHost } : {}),
     recvBufferSize: spec.sip.udpReceiveBufferBytes,
     timers: spec.sip.timers,
-    ...(spec.sip.rateLimit.enabled ? { rateLimit: spec.sip.rateLimit } : {}),
+    // A replica behind the SIP edge listens on its own sockets and names the edge in Contact; every
+    // request then comes from the edge, which limits the rate of each source itself (pike).
+    ...(edge ?? { listen: sipListenAddresses(spec.sip), ...(spec.sip.rateLimit.enabled ? { rateLimit: spec.sip.rateLimit } : {}) }),
     registry: ctx.registry,
     logger: ctx.log.child({ layer: 'sip' }),
     userAgent: 'huddle-sip-server',
@@ -64,6 +67,8 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     auth,
     log: ctx.log,
   });
+  // Following first: nothing another replica writes while this one loads is missed.
+  await registrar.follow();
   await registrar.restore();
 
   const metrics = signalingMetrics(ctx.registry);
@@ -122,7 +127,9 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   // Calls and desktop registrations this replica (or its previous incarnation) had, before any request is taken.
   await replicator.start(calls);
 
+  let stopping = false;
   stack.onRequest((req) => {
+    if (stopping && refusedWhileStopping(req)) return;
     if (req.method === 'REGISTER') {
       registrar.onRegister(req).catch((err: Error) => {
         ctx.log.error({ err: err.stack }, 'REGISTER failed');
@@ -153,7 +160,6 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   tlib.start((request, origin) => router.route(request, origin));
   tlib.watchGateways((gateway) => calls.gatewayGone(gateway));
 
-  let stopping = false;
   ctx.addReadiness('sip', () => (stopping ? 'stopping' : true));
   const sip = stack.addresses.map((a) => `${a.transport} ${a.host}:${a.port}`).join(', ');
   ctx.log.info({ sip }, 'signaling started');
@@ -169,6 +175,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       await replicator.stop(true);
       await media.drain();
       await stack.close(1500);
+      registrar.stopFollowing();
     },
   };
 };

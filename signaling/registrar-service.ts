@@ -2,7 +2,7 @@
  * REGISTER over SIP (RFC 3261 §10): bindings per DN with expiry, digest authentication per DN,
  * and persistence in a KV bucket so that a signaling restart keeps every phone reachable.
  */
-import type { KV } from '@nats-io/kv';
+import { KvWatchInclude, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { decodeJson, encodeJson } from '../common/nats/codec.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
@@ -13,6 +13,8 @@ import { parseNameAddr, uriUser, type ServerRequest } from './sip/index.js';
 
 export class RegistrarService {
   private readonly registrar = new Registrar();
+  /** The DN of each registration key seen, for deletes (their entries carry no value). */
+  private readonly dnOfKey = new Map<string, string>();
 
   constructor(
     private readonly opts: {
@@ -34,12 +36,40 @@ export class RegistrarService {
       if (!entry || entry.operation !== 'PUT') continue;
       try {
         const { dn, bindings } = decodeJson(entry.value) as { dn: string; bindings: Binding[] };
+        this.dnOfKey.set(key, dn);
         this.registrar.restore(dn, bindings, now);
       } catch (err) {
         this.opts.log.warn({ key, err: (err as Error).message }, 'unreadable persisted registration ignored');
       }
     }
   }
+
+  /**
+   * Keeps the bindings other signaling replicas write (issue 16: a phone registers through the SIP
+   * edge with whichever replica the hash picks; any replica may call it).
+   */
+  async follow(): Promise<void> {
+    const watch = await this.opts.kv.watch({ key: `${RegistrationKeys.prefix(this.opts.clusterName)}>`, include: KvWatchInclude.UpdatesOnly });
+    this.stopFollowing = () => watch.stop();
+    void (async () => {
+      for await (const entry of watch) {
+        try {
+          if (entry.operation === 'PUT') {
+            const { dn, bindings } = decodeJson(entry.value) as { dn: string; bindings: Binding[] };
+            this.dnOfKey.set(entry.key, dn);
+            this.registrar.restore(dn, bindings, Date.now());
+          } else {
+            const dn = this.dnOfKey.get(entry.key);
+            if (dn) this.registrar.restore(dn, [], Date.now());
+          }
+        } catch (err) {
+          this.opts.log.warn({ key: entry.key, err: (err as Error).message }, 'unreadable registration update ignored');
+        }
+      }
+    })();
+  }
+
+  stopFollowing: () => void = () => undefined;
 
   lookup(dn: string): Binding | undefined {
     return this.registrar.lookup(dn, Date.now()).at(-1);
@@ -112,6 +142,7 @@ export class RegistrarService {
 
   private async persist(dn: string): Promise<void> {
     const key = RegistrationKeys.dn(this.opts.clusterName, dn);
+    this.dnOfKey.set(key, dn);
     const bindings = this.registrar.snapshot(dn);
     try {
       if (bindings.length === 0) await this.opts.kv.delete(key);

@@ -139,6 +139,28 @@ export function sipListenAddresses(sip: { listen: Static<typeof SipListen>[]; tl
 
 // ---- end TLS -----------------------------------------------------------------------------------
 
+// ---- SIP edge (issue 16 point 3) ---------------------------------------------------------------
+
+export const SipEdge = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean({ description: 'Run Kamailio in front of the signaling replicas; unset: when sip.replicas > 1' })),
+    replicas: Type.Integer({ minimum: 1, default: 2, description: 'Edge pods (stateless and interchangeable)' }),
+    image: Type.String({ minLength: 1, default: 'ghcr.io/huddle-sip/kamailio:5.6', description: 'Kamailio image with the dispatcher, rr, tm, xhttp_prom (and tls) modules' }),
+    replicaPort: Type.Integer({ minimum: 1, maximum: 65535, default: 5070, description: 'Port the signaling replicas listen on behind the edge' }),
+    metricsPort: Type.Integer({ minimum: 1, maximum: 65535, default: 9471, description: "The edge's /metrics, /healthz and /readyz (HTTP)" }),
+    probeIntervalSeconds: Type.Integer({ minimum: 1, maximum: 60, default: 1, description: 'OPTIONS probe interval; a replica failing one probe gets no new calls' }),
+  },
+  { additionalProperties: false, default: {}, description: 'The SIP edge: phones and trunks reach every replica through one address' },
+);
+export type SipEdge = Static<typeof SipEdge>;
+
+/** Whether the site runs the SIP edge: explicitly, or because it has several signaling replicas. */
+export function edgeEnabled(sip: { replicas: number; edge: SipEdge }): boolean {
+  return sip.edge.enabled ?? sip.replicas > 1;
+}
+
+// ---- end SIP edge ------------------------------------------------------------------------------
+
 const SipClusterFields = Type.Object(
   {
     location: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', description: 'Site (location) name reported in LCTParty<n>_location' }),
@@ -156,7 +178,8 @@ const SipClusterFields = Type.Object(
         tls: Type.Optional(SipTls),
         connections: SipConnectionLimits,
         timers: SipTimers,
-        replicas: Type.Integer({ minimum: 1, maximum: 1, default: 1, description: 'Signaling replicas (one active per site in this version)' }),
+        replicas: Type.Integer({ minimum: 1, default: 1, description: 'Signaling replicas; more than one run behind the SIP edge (sip.edge), each call owned by one of them' }),
+        edge: SipEdge,
         service: Type.Object(
           {
             type: StringEnum(['ClusterIP', 'NodePort', 'LoadBalancer'] as const, { default: 'ClusterIP' }),

@@ -63,6 +63,10 @@ export interface SupervisedOptions {
   ready: () => Promise<void>;
   readyTimeoutMs?: number;
   restart?: boolean;
+  /** Environment of the child (default: ours). */
+  env?: NodeJS.ProcessEnv;
+  /** Called with the new pid each time a restarted child is ready again. */
+  onRestarted?: (pid: number | undefined) => void;
 }
 
 export class SupervisedProcess {
@@ -93,7 +97,7 @@ export class SupervisedProcess {
     // order. setpriv's parent-death signal ends the child even if we are killed without a chance
     // to clean up.
     const [command, argv] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', binary, ...args]] : [binary, args];
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...(this.opts.env ? { env: this.opts.env } : {}) });
     this.child = child;
     live.add(child);
     if (child.pid) writeFileSync(this.pidFile, String(child.pid));
@@ -111,6 +115,7 @@ export class SupervisedProcess {
     const exited = new Promise<never>((_, reject) => {
       child.once('exit', (code, signal) => {
         live.delete(child);
+        killGroup(child.pid);
         reject(new Error(`${name} exited (code ${code}, signal ${signal}) before it was ready: ${this.lastStderr.slice(-5).join(' | ')}`));
       });
       child.once('error', (err) => reject(new Error(`${name} could not start: ${err.message}`)));
@@ -132,14 +137,26 @@ export class SupervisedProcess {
     log.info({ child: name, pid: child.pid }, 'child process ready');
     child.once('exit', (code, signal) => {
       live.delete(child);
+      killGroup(child.pid);
       if (this.stopping || this.opts.restart === false) return;
-      const delay = Math.min(10_000, 250 * 2 ** this.restarts++);
-      log.error({ child: name, code, signal, delay }, 'child process died; restarting');
-      setTimeout(() => {
-        if (this.stopping) return;
-        this.spawnOnce().catch((err: Error) => log.error({ child: name, err: err.message }, 'restart failed'));
-      }, delay).unref();
+      log.error({ child: name, code, signal }, 'child process died; restarting');
+      this.restartLater();
     });
+  }
+
+  /** Starts the child again after a growing delay, and again if that start fails. */
+  private restartLater(): void {
+    const { name, log } = this.opts;
+    const delay = Math.min(10_000, 250 * 2 ** this.restarts++);
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.spawnOnce()
+        .then(() => this.opts.onRestarted?.(this.child?.pid))
+        .catch((err: Error) => {
+          log.error({ child: name, err: err.message, delay }, 'restart failed; trying again');
+          this.restartLater();
+        });
+    }, delay).unref();
   }
 
   /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
@@ -155,11 +172,25 @@ export class SupervisedProcess {
       child.once('exit', () => {
         clearTimeout(timer);
         live.delete(child);
+        killGroup(child.pid);
         resolve();
       });
       child.kill('SIGTERM');
     });
     rmSync(this.pidFile, { force: true });
+  }
+}
+
+/**
+ * A child that forks workers (kamailio) leaves them running, holding its sockets, when it is
+ * SIGKILLed; they share its process group (spawned detached), which goes with it.
+ */
+function killGroup(pid: number | undefined): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    return;
   }
 }
 
@@ -175,6 +206,7 @@ function killStale(pidFile: string, log: Logger): void {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     if (!cmdline.includes(path.basename(pidFile, '.pid').split('-')[0] ?? '')) return;
     process.kill(pid, 'SIGKILL');
+    killGroup(pid);
     log.warn({ pid, pidFile }, 'killed a child left behind by an earlier run');
   } catch {
     return;

@@ -18,6 +18,7 @@ export class ServerRequestImpl implements ServerRequest {
     readonly message: SipRequest,
     readonly source: Endpoint,
     readonly dialog?: DialogImpl,
+    readonly origin: Endpoint = source,
   ) {}
 
   get method(): string {

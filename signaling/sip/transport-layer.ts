@@ -135,7 +135,9 @@ export class TransportLayer implements TransportHandler {
 
   contact(user = 'huddle', transport?: TransportProtocol): string {
     const t = transport ? this.transportFor(transport) : this.primary;
-    return 'sip:' + user + '@' + this.advertised(t) + ':' + t.port + (t.protocol === 'udp' ? '' : ';transport=' + t.protocol);
+    const edge = this.opts.contactAddress;
+    const hostPort = edge ? (net.isIPv6(edge.host) ? '[' + edge.host + ']' : edge.host) + ':' + edge.port : this.advertised(t) + ':' + t.port;
+    return 'sip:' + user + '@' + hostPort + (t.protocol === 'udp' ? '' : ';transport=' + t.protocol);
   }
 
   /** Our Via, asking for rport (RFC 3581) so NAT in front of us still gets responses back. */
@@ -143,9 +145,11 @@ export class TransportLayer implements TransportHandler {
     req.prepend('Via', 'SIP/2.0/' + transport.protocol.toUpperCase() + ' ' + this.advertised(transport) + ':' + transport.port + ';branch=' + branch + ';rport');
   }
 
-  /** The next hop: the explicit destination, else the first Route, else the Request-URI (§8.1.2). */
+  /** The next hop: the explicit destination, else the first Route, else the outbound proxy, else the Request-URI (§8.1.2). */
   async resolve(routing: Routing): Promise<Hop> {
     if (routing.destination) return { dest: routing.destination, transport: this.transportFor(routing.destination.protocol) };
+    const proxy = this.opts.outboundProxy;
+    if (proxy && routing.routeSet.length === 0) return { dest: proxy, transport: this.transportFor(proxy.protocol) };
     const hop = routing.routeSet.length > 0 ? parseNameAddr(routing.routeSet[0]!).uri : routing.uri;
     const uri = parseUri(hop);
     if (uri.scheme === 'tel') throw new Error('a tel: URI needs an explicit destination');

@@ -20,6 +20,14 @@ export interface SipStackOptions {
   listen: ListenAddress[];
   /** Host written into Via and Contact when it differs from the listen host (NAT, Kubernetes Service). */
   advertisedHost?: string;
+  /**
+   * Behind a SIP edge (a proxy such as Kamailio in front of several replicas): our Contact names
+   * the edge, so that peers reach the dialog through it whichever replica handles it. Via keeps
+   * our own address: responses come back to us.
+   */
+  contactAddress?: { host: string; port: number };
+  /** Next hop of requests that have neither a destination nor a route set (the edge, RFC 3261 §8.1.2 outbound proxy). */
+  outboundProxy?: Endpoint;
   /** UDP SO_RCVBUF in bytes (default 4 MiB). */
   recvBufferSize?: number;
   /** RFC 3261 T1/T2/T4 (defaults 500/4000/5000 ms), as in SipCluster spec.sip.timers. */
@@ -149,6 +157,11 @@ export interface ServerRequest {
   readonly message: SipRequest;
   readonly method: string;
   readonly source: Endpoint;
+  /**
+   * The phone's or trunk's own address: the source, or behind a SIP edge (outboundProxy set) the
+   * address the edge received the request from, as the edge's EDGE_SOURCE_HEADER says.
+   */
+  readonly origin: Endpoint;
   /** Set for in-dialog requests. */
   readonly dialog?: Dialog;
   /** True once a CANCEL matched this INVITE (the stack has answered 487 already). */

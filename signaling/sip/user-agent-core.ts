@@ -4,6 +4,7 @@
  * the TU does not (100, 481, 487, 491, 420, 503...).
  */
 import type { Logger } from 'pino';
+import { EDGE_SOURCE_HEADER } from '../../common/edge/kamailio-config.js';
 import type { Clock } from './clock.js';
 import type { InviteCore, SendHooks, ServerRequestCore } from './core.js';
 import { authorize, type Credentials } from './digest.js';
@@ -22,6 +23,12 @@ import type { Endpoint, Transport, TransportProtocol } from './transport/transpo
 import type { Dialog, DialogState, InviteOptions, OutgoingInvite, RequestOptions, ResponseOptions, ServerRequest, SipStackOptions, SubscribeOptions } from './types.js';
 import { parseUri } from './uri.js';
 import { applyBody, applyHeaders, asNameAddr, newTag, randomToken, toPairs } from './util.js';
+
+/** Where the SIP edge received a request from outside (it replaces any such header the sender put). */
+function edgeOrigin(req: SipRequest): Endpoint | undefined {
+  const m = /^(udp|tcp|tls) (\S+) (\d{1,5})$/i.exec(req.get(EDGE_SOURCE_HEADER)?.trim() ?? '');
+  return m ? { protocol: m[1]!.toLowerCase() as TransportProtocol, host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[3]) } : undefined;
+}
 
 /** The methods the SIP Server handles (signaling/b2bua.ts, signaling/registrar*.ts), advertised in Allow. */
 export const ALLOWED_METHODS = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'SUBSCRIBE', 'NOTIFY', 'INFO', 'UPDATE'] as const;
@@ -280,7 +287,7 @@ export class UserAgentCore implements TransactionLayerUser, InviteCore<DialogImp
     const method = req.method;
     const toTag = req.toTag;
     const dialog = toTag !== undefined ? this.dialogFor(req, toTag, tx.transport) : undefined;
-    const sreq = new ServerRequestImpl(this, tx, req, source, dialog);
+    const sreq = new ServerRequestImpl(this, tx, req, source, dialog, this.opts.outboundProxy ? (edgeOrigin(req) ?? source) : source);
     if (this.closing) {
       sreq.respond(503, { headers: { 'Retry-After': '5' } });
       return;

@@ -30,6 +30,7 @@ function launch(configFile: string): { child: ChildProcess; output: () => string
 
 /** The listen ports and media range a config file names, to be moved to free ones. */
 const LOCAL = { file: 'config/local.yaml', sip: 5060, gateway: 7000, metrics: 9464, portMin: 40000, portMax: 40999 };
+const HA = { ...LOCAL, file: 'config/ha.yaml' };
 const SITE_B = { file: 'config/two-site-b.yaml', sip: 5062, gateway: 7100, metrics: 9465, portMin: 41000, portMax: 41999 };
 
 /** A copy of a shipped config on free ports (SIP on `sip` if given), its state in tmp; `edit` changes the text further. */
@@ -215,6 +216,95 @@ describe('npm start', () => {
     } finally {
       for (const agent of agents) await agent.close();
       for (const run of runs) run.child.kill('SIGKILL');
+    }
+  });
+});
+
+/** `  <name>  pid <PID>  metrics <URL>` lines of a launcher's output. */
+function processLines(output: string): Map<string, { pid: number; metrics: string }> {
+  const lines = new Map<string, { pid: number; metrics: string }>();
+  for (const m of output.matchAll(/^ {2}(\S+) {2}pid (\d+) {2}metrics (http:\/\/\S+)$/gm)) lines.set(m[1]!, { pid: Number(m[2]), metrics: m[3]! });
+  return lines;
+}
+
+async function metricSum(urls: string[], name: string): Promise<number> {
+  let sum = 0;
+  for (const url of urls) {
+    const text = await (await fetch(url)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+    sum += Number(line?.split(' ').pop() ?? NaN);
+  }
+  return sum;
+}
+
+describe('npm start -- --config config/ha.yaml', () => {
+  it('runs the SIP edge, two signaling replicas, media-controller and the gateway each in its own process; calls go through the edge; a killed replica is restarted', async () => {
+    const file = await configOnFreePorts(HA);
+    const run = launch(file);
+    const agents: Agent[] = [];
+    try {
+      await waitFor(() => processLines(run.output()).size === 5, 'the five process lines', 60_000, run.output);
+      const processes = processLines(run.output());
+      expect([...processes.keys()].sort()).toEqual(['media-controller', 'signaling-0', 'signaling-1', 'sip-edge', 'tlib-gateway']);
+      const entries: Record<string, string> = { 'sip-edge': 'kamailio', 'media-controller': 'bin/media-controller', 'signaling-0': 'bin/signaling', 'signaling-1': 'bin/signaling', 'tlib-gateway': 'bin/tlib-gateway' };
+      const metricsUrls = new Set<string>();
+      for (const [name, { pid, metrics }] of processes) {
+        // The component process itself, not a wrapper around it.
+        expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), name).toContain(entries[name]);
+        const res = await fetch(metrics);
+        expect(res.status, name).toBe(200);
+        const text = await res.text();
+        if (name.startsWith('signaling')) expect(text).toContain('huddle_calls_active');
+        metricsUrls.add(metrics);
+      }
+      expect(metricsUrls.size).toBe(5);
+      const replicaMetrics = ['signaling-0', 'signaling-1'].map((n) => processes.get(n)!.metrics);
+
+      const site = LaunchedSite.from(run.output());
+      expect(run.output()).toMatch(/T-Library +ws:\/\/127\.0\.0\.1:\d+\/tlib/);
+      for (const [i, dn] of ['7001', '7002', '7003'].entries()) agents.push(await Agent.start(site, dn, toneFrequency(i), {}));
+      const [a, b, c] = agents as [Agent, Agent, Agent];
+      await a.dial('7002');
+      await a.hears(exactly([b.tone]));
+      await b.hears(exactly([a.tone]));
+      // One replica owns the call.
+      expect(await metricSum(replicaMetrics, 'huddle_calls_active')).toBe(1);
+      // In-dialog requests from the phone reach the replica that has the dialog.
+      expect((await a.phone.calls.at(-1)!.request('OPTIONS')).status).toBe(200);
+      expect((await a.phone.hangup())?.status).toBe(200);
+      await waitFor(() => b.phone.calls.length === 0, 'the BYE at 7002');
+      // The edge spreads calls over both replicas (by Call-ID), whichever replica took a phone's
+      // REGISTER: more calls until each replica has owned one.
+      const owners = new Set<number>();
+      for (let attempt = 0; attempt < 16 && owners.size < 2; attempt++) {
+        await a.dial('7002');
+        for (const [i, url] of replicaMetrics.entries()) if ((await metricSum([url], 'huddle_calls_active')) === 1) owners.add(i);
+        expect((await a.phone.hangup())?.status).toBe(200);
+        await waitFor(() => b.phone.calls.length === 0, 'the BYE at 7002');
+      }
+      expect(owners.size).toBe(2);
+
+      const victim = processes.get('signaling-0')!;
+      process.kill(victim.pid, 'SIGKILL');
+      await waitFor(() => /^ {2}signaling-0 {2}pid \d+ {2}restarted$/m.test(run.output()), 'the restart of signaling-0', 30_000, run.output);
+      const restartedPid = Number(/^ {2}signaling-0 {2}pid (\d+) {2}restarted$/m.exec(run.output())![1]);
+      expect(restartedPid).not.toBe(victim.pid);
+      expect(alive(restartedPid)).toBe(true);
+      expect((await fetch(victim.metrics)).status).toBe(200);
+      // New calls work through the same edge address.
+      await c.dial('7002');
+      await c.hears(exactly([b.tone]));
+      await b.hears(exactly([c.tone]));
+      expect((await c.phone.hangup())?.status).toBe(200);
+
+      for (const agent of agents.splice(0)) await agent.close();
+      const pids = [...processes.values()].map((p) => p.pid).filter((pid) => pid !== victim.pid);
+      run.child.kill('SIGTERM');
+      expect(await run.exited).toBe(0);
+      expect([...pids, restartedPid].filter(alive)).toEqual([]);
+    } finally {
+      for (const agent of agents) await agent.close();
+      run.child.kill('SIGKILL');
     }
   });
 });

@@ -1,0 +1,279 @@
+/**
+ * The SIP edge (common/edge/kamailio-config.ts) with a real kamailio, two replicas and a phone,
+ * all of them our SIP stack on loopback: which replica gets which request.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../common/process/logger.js';
+import { startKamailioEdge, type EmbeddedEdge } from '../../common/supervisor/kamailio.js';
+import { freePort } from '../../common/supervisor/ports.js';
+import { createSipStack, type Dialog, type Endpoint, type SipStack, type Transport, type TransportHandler } from '../../signaling/sip/index.js';
+
+const log = createLogger('edge-test', 'silent');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'huddle-edge-'));
+const timers = { t1Ms: 100, t2Ms: 400, t4Ms: 500 };
+
+/** A signaling replica stand-in: answers what the edge sends it and notes every request it receives. */
+class Replica {
+  stopping = false;
+  readonly invites = new Set<string>();
+  /** Where each INVITE came from before the edge, by Call-ID. */
+  readonly origins = new Map<string, Endpoint>();
+  /** "<method> <Call-ID>" of each request that reached this replica's socket, answered or not. */
+  readonly received: string[] = [];
+
+  private constructor(
+    readonly name: string,
+    readonly stack: SipStack,
+  ) {}
+
+  static async start(name: string, port: number, edge: { public: number; internal: number }): Promise<Replica> {
+    const received: string[] = [];
+    const stack = await createSipStack({
+      listen: [{ transport: 'udp', host: '127.0.0.1', port }],
+      contactAddress: { host: '127.0.0.1', port: edge.public },
+      outboundProxy: { protocol: 'udp', host: '127.0.0.1', port: edge.internal },
+      timers,
+      wrapTransport: (t) => recording(t, received),
+    });
+    const replica = new Replica(name, stack);
+    replica.received.push(...received.splice(0));
+    stack.onRequest((req) => {
+      if (replica.stopping && (req.method === 'OPTIONS' || req.method === 'INVITE')) {
+        req.respond(503, { headers: { 'Retry-After': '1' } });
+        return;
+      }
+      if (req.method !== 'INVITE') {
+        req.respond(200);
+        return;
+      }
+      replica.invites.add(req.message.callId);
+      replica.origins.set(req.message.callId, req.origin);
+      replica.watch(req.accept());
+    });
+    // From now on the recorder writes straight into the replica's list.
+    Object.defineProperty(replica, 'received', { value: received });
+    return replica;
+  }
+
+  watch(dialog: Dialog): void {
+    dialog.onRequest((r) => r.respond(200));
+  }
+
+  saw(method: string, callId: string): boolean {
+    return this.received.includes(`${method} ${callId}`);
+  }
+}
+
+/** Notes "<method> <Call-ID>" of each request a transport receives, then hands it on. */
+function recording(t: Transport, log: string[]): Transport {
+  const setHandler = t.setHandler.bind(t);
+  t.setHandler = (handler: TransportHandler) =>
+    setHandler({
+      onMessage: (data, source, transport) => {
+        const text = data.toString('latin1');
+        const method = /^([A-Z]+) /.exec(text)?.[1];
+        const callId = /^(?:Call-ID|i):\s*(\S+)/im.exec(text)?.[1];
+        if (method && callId) log.push(`${method} ${callId}`);
+        handler.onMessage(data, source, transport);
+      },
+      onFramingError: (...args) => handler.onFramingError(...args),
+    });
+  return t;
+}
+
+let edge: EmbeddedEdge;
+let edgePort: number;
+let replicas: [Replica, Replica];
+let phone: SipStack;
+const phoneDialogs: Dialog[] = [];
+
+beforeAll(async () => {
+  edgePort = await freePort();
+  const internal = await freePort();
+  const ports = [await freePort(), await freePort()];
+  const sockets = { public: edgePort, internal };
+  replicas = [await Replica.start('signaling-0', ports[0]!, sockets), await Replica.start('signaling-1', ports[1]!, sockets)];
+  edge = await startKamailioEdge({
+    internal: { host: '127.0.0.1', port: internal },
+    listen: [
+      { transport: 'udp', host: '127.0.0.1', port: edgePort },
+      { transport: 'tcp', host: '127.0.0.1', port: edgePort },
+    ],
+    replicas: replicas.map((r, i) => ({ name: r.name, host: '127.0.0.1', port: ports[i]! })),
+    dataDir: tmp,
+    log,
+  });
+  phone = await createSipStack({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], timers });
+  phone.onRequest((req) => {
+    if (req.method === 'INVITE') phoneDialogs.push(req.accept());
+    else req.respond(200);
+  });
+});
+
+afterAll(async () => {
+  await edge?.process.stop();
+  await Promise.all([phone, ...(replicas ?? []).map((r) => r.stack)].map((s) => s?.close(0)));
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+/** A call from the phone through the edge; resolves with its dialog and the replica that took it. */
+async function call(): Promise<{ dialog: Dialog; replica: Replica }> {
+  const result = await phone.invite(`sip:7002@127.0.0.1:${edgePort}`).result;
+  if (!result.ok) throw new Error(`INVITE through the edge failed: ${result.status} ${result.reason}`);
+  const replica = replicas.find((r) => r.invites.has(result.dialog.callId));
+  if (!replica) throw new Error('no replica saw the INVITE');
+  return { dialog: result.dialog, replica };
+}
+
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('the SIP edge (kamailio)', () => {
+  it('spreads new calls over both replicas by Call-ID; each dialog is Record-Routed naming its replica and its in-dialog requests reach that replica', async () => {
+    const calls: { dialog: Dialog; replica: Replica }[] = [];
+    for (let i = 0; i < 16; i++) calls.push(await call());
+    const perReplica = replicas.map((r) => calls.filter((c) => c.replica === r).length);
+    expect(perReplica.every((n) => n > 0)).toBe(true);
+    for (const { dialog, replica } of calls) {
+      // The phone reaches the dialog through the edge: its route set names the edge and the replica.
+      expect(dialog.routeSet.length).toBeGreaterThan(0);
+      expect(dialog.routeSet[0]).toContain(`127.0.0.1:${edgePort}`);
+      const port = replica.stack.addresses[0]!.port;
+      expect(dialog.routeSet[0]).toContain(`hr=127.0.0.1:${port}`);
+      expect(dialog.remoteTarget).toContain(`@127.0.0.1:${edgePort}`);
+      expect((await dialog.request('OPTIONS')).status).toBe(200);
+      expect((await dialog.bye()).status).toBe(200);
+      expect(replica.saw('OPTIONS', dialog.callId)).toBe(true);
+      await until(() => replica.saw('BYE', dialog.callId), 'the BYE at the replica of the dialog');
+      const other = replicas.find((r) => r !== replica)!;
+      expect(other.saw('BYE', dialog.callId)).toBe(false);
+    }
+  });
+
+  it("tells the replica where a request came from (a trunk is known by its address), whatever the sender's own header says", async () => {
+    const result = await phone.invite(`sip:7002@127.0.0.1:${edgePort}`, { headers: { 'X-Huddle-Source': 'udp 10.9.9.9 5090' } }).result;
+    if (!result.ok) throw new Error(`INVITE failed: ${result.status}`);
+    const replica = replicas.find((r) => r.invites.has(result.dialog.callId))!;
+    expect(replica.origins.get(result.dialog.callId)).toEqual({ protocol: 'udp', host: '127.0.0.1', port: phone.addresses[0]!.port });
+    expect((await result.dialog.bye()).status).toBe(200);
+  });
+
+  it("a replica's INVITE goes through the edge to the phone, and the phone's BYE comes back to that replica", async () => {
+    for (const replica of replicas) {
+      const before = phoneDialogs.length;
+      const result = await replica.stack.invite(phone.contact('7001')).result;
+      expect(result.ok).toBe(true);
+      if (!result.ok) return;
+      replica.watch(result.dialog);
+      await until(() => phoneDialogs.length > before, 'the phone side of the dialog');
+      const phoneDialog = phoneDialogs[phoneDialogs.length - 1]!;
+      expect(phoneDialog.routeSet[0]).toContain(`hr=127.0.0.1:${replica.stack.addresses[0]!.port}`);
+      // The replica's own in-dialog requests go through the edge too (its route set), to the socket for replicas.
+      expect(result.dialog.routeSet[0]).toContain(`127.0.0.1:${edge.internal.port}`);
+      expect((await result.dialog.request('INFO')).status).toBe(200);
+      expect((await phoneDialog.bye()).status).toBe(200);
+      await until(() => replica.saw('BYE', result.dialog.callId), "the phone's BYE at the replica that called");
+    }
+  });
+
+  it('a replica that answers the probe 503 (stopping) gets no new calls; an INVITE it refuses is taken by the other', async () => {
+    const [stopping, other] = replicas;
+    stopping.stopping = true;
+    try {
+      const started = Date.now();
+      const first = await call();
+      // Refused with 503 or already marked inactive: the call lands on the other replica at once.
+      expect(first.replica).toBe(other);
+      await new Promise((r) => setTimeout(r, 1500));
+      const invitesBefore = stopping.invites.size;
+      for (let i = 0; i < 10; i++) expect((await call()).replica).toBe(other);
+      expect(stopping.invites.size).toBe(invitesBefore);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      stopping.stopping = false;
+    }
+    // Back in the set at its next probe.
+    await new Promise((r) => setTimeout(r, 1500));
+    const after: { dialog: Dialog; replica: Replica }[] = [];
+    for (let i = 0; i < 16; i++) after.push(await call());
+    expect(after.some((c) => c.replica === stopping)).toBe(true);
+  });
+
+  it('a SIGKILLed edge is restarted with none of its workers left behind, and routes the dialogs made through its predecessor', async () => {
+    const before = await call();
+    const killed = edge.process.pid!;
+    process.kill(killed, 'SIGKILL');
+    await until(() => edge.process.pid !== undefined && edge.process.pid !== killed, 'the restarted edge', 15_000);
+    // Its workers shared its process group: none still runs (holding the sockets). Zombies waiting
+    // for init to reap them hold nothing.
+    const running = execFileSync('ps', ['-e', '-o', 'pgid=,stat='], { encoding: 'utf8' })
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter(([pgid, stat]) => Number(pgid) === killed && !stat?.startsWith('Z'));
+    expect(running).toEqual([]);
+    // The dialog's route names the edge's address, not the process: the new edge serves it.
+    let options: number | undefined;
+    for (let attempt = 0; attempt < 50 && options !== 200; attempt++) {
+      options = (await before.dialog.request('OPTIONS')).status;
+      if (options !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(options).toBe(200);
+    expect((await before.dialog.bye()).status).toBe(200);
+    expect(before.replica.saw('BYE', before.dialog.callId)).toBe(true);
+    expect((await call()).dialog.callId).toBeTruthy();
+  });
+
+  it("a dead replica's dialogs all go to one survivor; new calls go to the survivors", async () => {
+    // A set of three needs the list to name it: this test runs an edge of its own, on the same
+    // internal socket (the first edge stops meanwhile) so that the first two replicas reach it.
+    await edge.process.stop();
+    const extraPort = await freePort();
+    const port3 = await freePort();
+    const third = await Replica.start('signaling-2', extraPort, { public: port3, internal: edge.internal.port });
+    const edgeDir = mkdtempSync(path.join(tmp, 'three-'));
+    const ports = [...replicas.map((r) => r.stack.addresses[0]!.port), extraPort];
+    const all = [...replicas, third];
+    const edge3 = await startKamailioEdge({
+      listen: [{ transport: 'udp', host: '127.0.0.1', port: port3 }],
+      internal: edge.internal,
+      replicas: all.map((r, i) => ({ name: r.name, host: '127.0.0.1', port: ports[i]! })),
+      dataDir: edgeDir,
+      log,
+    });
+    try {
+      const dialogs: { dialog: Dialog; replica: Replica }[] = [];
+      for (let i = 0; i < 24; i++) {
+        const result = await phone.invite(`sip:7002@127.0.0.1:${port3}`).result;
+        if (!result.ok) throw new Error(`INVITE failed: ${result.status}`);
+        dialogs.push({ dialog: result.dialog, replica: all.find((r) => r.invites.has(result.dialog.callId))! });
+      }
+      const victim = third;
+      const orphans = dialogs.filter((d) => d.replica === victim);
+      expect(orphans.length).toBeGreaterThan(0);
+      await victim.stack.close(0);
+      // The edge finds it dead at its next probe: 1 s interval, 1 s without an answer.
+      await new Promise((r) => setTimeout(r, 2200));
+      // The survivor stand-in knows none of these dialogs (taking them over is signaling's part):
+      // what counts here is that every one of them reached the same survivor.
+      for (const { dialog } of orphans) await dialog.request('OPTIONS');
+      const takers = replicas.filter((r) => orphans.some((o) => r.saw('OPTIONS', o.dialog.callId)));
+      expect(takers).toHaveLength(1);
+      expect(orphans.every((o) => takers[0]!.saw('OPTIONS', o.dialog.callId))).toBe(true);
+      for (let i = 0; i < 6; i++) {
+        const result = await phone.invite(`sip:7002@127.0.0.1:${port3}`).result;
+        expect(result.ok).toBe(true);
+      }
+    } finally {
+      await edge3.process.stop();
+    }
+  });
+});
