@@ -2,6 +2,9 @@
  * media-controller as a component: rtpengine pool + TypeScript mixer + music library, driven by
  * the media contract on NATS.
  */
+import { encodeJson } from '../common/nats/codec.js';
+import type { MediaControllerAlive } from '../common/nats/media-contract.js';
+import { Subjects } from '../common/nats/subjects.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
 import type { Component } from '../common/process/lifecycle.js';
 import { MediaController } from './controller.js';
@@ -17,6 +20,8 @@ export interface MediaComponentOptions {
   pingIntervalMs?: number;
   commandTimeoutMs?: number;
   failAfter?: number;
+  /** How often the instance tells signaling it is alive (signaling gives up after three silent intervals). */
+  aliveIntervalMs?: number;
 }
 
 export interface RunningMediaController extends Component {
@@ -54,14 +59,29 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
   await pool.start();
   ctx.addReadiness('rtpengine', () => pool.addresses.some((ng) => pool.health(ng) === 'up') || `no rtpengine answering (${pool.addresses.join(', ') || 'none configured'})`);
   const api = new MediaApi({ nc, location, instance, controller, log, onCommand: (op, result) => metrics.command(op, result) });
+  const startedAt = Date.now();
+  const aliveIntervalMs = options.aliveIntervalMs ?? 500;
+  const announce = (gone: boolean): void => {
+    const message: MediaControllerAlive = { instance, startedAt, intervalMs: aliveIntervalMs, bridges: controller.bridgeCount, ...(gone ? { gone } : {}) };
+    try {
+      nc.publish(Subjects.mediaAlive(location, instance), encodeJson(message));
+    } catch (err) {
+      log.debug({ err: (err as Error).message }, 'liveness not published');
+    }
+  };
+  announce(false);
+  const alive = setInterval(() => announce(false), aliveIntervalMs);
   log.info({ location, instance, rtpengines: ctx.rtpengines, bridgeHost: options.bridgeHost }, 'media-controller started');
   return {
     name: 'media-controller',
     controller,
     pool,
     stop: async () => {
+      clearInterval(alive);
       await api.drain();
       await controller.drain();
+      // Its bridges are gone: signaling releases their calls now rather than after three silent intervals.
+      announce(true);
       await mixer.stop();
       pool.stop();
     },

@@ -76,6 +76,8 @@ export class MediaController {
   constructor(private readonly opts: MediaControllerOptions) {
     opts.pool.on('lost', (ng) => this.onRtpengineLost(ng));
     opts.pool.on('back', (ng) => opts.publish({ kind: 'rtpengine-back', instance: opts.instance, ng }));
+    opts.pool.on('sessionsLost', (ng, callIds) => this.onSessionsLost(ng, new Set(callIds)));
+    opts.pool.watchSessions((ng) => this.callIdsOn(ng));
   }
 
   get bridgeCount(): number {
@@ -306,18 +308,33 @@ export class MediaController {
   }
 
   private onRtpengineLost(ng: string): void {
+    this.opts.publish({ kind: 'rtpengine-lost', instance: this.opts.instance, ng });
+    this.failLegs(ng, () => true, `rtpengine ${ng} stopped answering`);
+  }
+
+  /** rtpengine answers but forgot these calls (it restarted between pings): their legs carry no media. */
+  private onSessionsLost(ng: string, callIds: ReadonlySet<string>): void {
+    this.failLegs(ng, (leg) => callIds.has(leg.callId), `rtpengine ${ng} no longer has the leg's call (restarted)`);
+  }
+
+  private failLegs(ng: string, which: (leg: Leg) => boolean, reason: string): void {
     const { instance, publish } = this.opts;
-    publish({ kind: 'rtpengine-lost', instance, ng });
     for (const bridge of this.bridges.values()) {
       for (const leg of bridge.legs.values()) {
-        if (leg.ng !== ng || leg.failed) continue;
-        leg.failed = 'rtpengine-lost';
+        if (leg.ng !== ng || leg.failed || !which(leg)) continue;
+        leg.failed = reason;
         bridge.media.remove(leg.party.id);
         this.opts.pool.release(ng);
         leg.party.close().catch(() => undefined);
-        publish({ kind: 'leg-failed', instance, bridgeId: bridge.id, legId: leg.id, reason: `rtpengine ${ng} stopped answering` });
+        publish({ kind: 'leg-failed', instance, bridgeId: bridge.id, legId: leg.id, reason });
       }
     }
+  }
+
+  private callIdsOn(ng: string): string[] {
+    const callIds: string[] = [];
+    for (const bridge of this.bridges.values()) for (const leg of bridge.legs.values()) if (leg.ng === ng && !leg.failed) callIds.push(leg.callId);
+    return callIds;
   }
 
   /** Destroys every bridge (deleting its rtpengine calls). */

@@ -2,6 +2,9 @@
  * rtpengine driver: a pool of rtpengine instances spoken to over the ng protocol
  * (rtpengine-client). Each instance is pinged; one that stops answering is reported lost (and
  * back when it answers again) so the legs anchored on it can be failed instead of silently dying.
+ * An instance that restarts between two pings answers them all, but has forgotten its calls: each
+ * ping of an instance holding legs also lists its calls, and those it no longer has are reported
+ * (sessionsLost).
  * Commands name the instance explicitly: a leg stays on the rtpengine that anchored it.
  */
 import { EventEmitter } from 'node:events';
@@ -47,6 +50,8 @@ export interface RtpenginePoolOptions {
 export interface RtpenginePoolEvents {
   lost: [ng: string];
   back: [ng: string];
+  /** The instance answers but no longer has these calls (it restarted, or dropped them). */
+  sessionsLost: [ng: string, callIds: string[]];
 }
 
 export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
@@ -55,6 +60,8 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
   private readonly failAfter: number;
   private running = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** The rtpengine call-ids anchored on an instance, checked against its own list at each ping. */
+  private held: (ng: string) => string[] = () => [];
 
   constructor(private readonly opts: RtpenginePoolOptions) {
     super();
@@ -67,6 +74,11 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
       client.on('error', (err: Error) => opts.log.debug({ ng, err: err.message }, 'rtpengine client error'));
       this.instances.set(ng, { ng, host: ng.slice(0, i), port: Number(ng.slice(i + 1)), client, health: 'unknown', failures: 0, legs: 0 });
     }
+  }
+
+  /** Names the calls each instance should hold, for the check at each ping. */
+  watchSessions(held: (ng: string) => string[]): void {
+    this.held = held;
   }
 
   /** Pings every instance once, then keeps pinging in the background. */
@@ -101,7 +113,9 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
       if (was === 'down') {
         this.opts.log.warn({ ng: inst.ng }, 'rtpengine back');
         this.emit('back', inst.ng);
+        return;
       }
+      await this.checkSessions(inst);
       return;
     }
     inst.failures++;
@@ -110,6 +124,27 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
       this.opts.log.error({ ng: inst.ng }, 'rtpengine lost');
       this.emit('lost', inst.ng);
     }
+  }
+
+  /** Lists the instance's calls and reports those it should hold but does not. */
+  private async checkSessions(inst: Instance): Promise<void> {
+    const expected = this.held(inst.ng);
+    if (expected.length === 0) return;
+    let listed: unknown;
+    try {
+      const reply = await inst.client.list(inst.port, inst.host, { limit: expected.length + 1000 });
+      if (reply.result !== 'ok') return;
+      listed = reply.calls;
+    } catch {
+      // No answer: the ping check decides whether the instance is lost.
+      return;
+    }
+    if (!this.running || !Array.isArray(listed)) return;
+    const present = new Set(listed.map(String));
+    const missing = expected.filter((callId) => !present.has(callId));
+    if (missing.length === 0) return;
+    this.opts.log.error({ ng: inst.ng, missing: missing.length, expected: expected.length }, 'rtpengine lost calls it held (restarted?)');
+    this.emit('sessionsLost', inst.ng, missing);
   }
 
   health(ng: string): InstanceHealth {

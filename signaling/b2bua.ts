@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parse as parseSdp } from 'sdp-transform';
 import type { IncomingFrom, ModelInput, ModelOutput, SipConnect } from './model/index.js';
-import type { MediaClient } from './media-client.js';
+import { MediaCommandError, type MediaClient } from './media-client.js';
 import type { Dialog, Endpoint, InviteResult, OutgoingInvite, ServerRequest, SipRequest, SipStack } from './sip/index.js';
 import { uriUser } from './sip/index.js';
 import type { ConferenceEventNotifier } from './conference-events.js';
@@ -51,6 +51,15 @@ interface Leg {
   trunk?: string;
   phoneHeld: boolean;
   released: boolean;
+}
+
+/** Seconds a caller is asked to wait before retrying a call refused because media is down (503). */
+export const MediaRetryAfterSeconds = 5;
+const MediaDown = { reason: 'Media unavailable', headers: { 'Retry-After': String(MediaRetryAfterSeconds) } };
+
+/** Whether a media failure is media being down (503, retry later) rather than this call's SDP (488). */
+function mediaDown(err: Error): boolean {
+  return !(err instanceof MediaCommandError) || !['BadSdp', 'NoCommonCodec', 'BadCommand'].includes(err.code);
 }
 
 /** Where an outbound leg goes. */
@@ -135,7 +144,10 @@ export class B2bua {
     if (out.direction === 'inbound') {
       const pending = this.pendingIncoming.get(out.sipRef);
       this.pendingIncoming.delete(out.sipRef);
-      if (pending && !pending.invite.answered) pending.invite.respond(488, { reason: `Media refused: ${err.message}`.slice(0, 120) });
+      if (pending && !pending.invite.answered) {
+        if (mediaDown(err)) pending.invite.respond(503, MediaDown);
+        else pending.invite.respond(488, { reason: `Media refused: ${err.message}`.slice(0, 120) });
+      }
       if (leg) this.ended(leg);
       return { kind: 'sip.released', legId: out.legId };
     }
@@ -164,6 +176,11 @@ export class B2bua {
 
   private async onInvite(req: ServerRequest): Promise<void> {
     const msg = req.message;
+    if (!this.o.media.available()) {
+      // No media-controller is alive: a final answer now, not a call that waits for media that will not come.
+      req.respond(503, MediaDown);
+      return;
+    }
     const offer = msg.body.toString();
     if (offer.length === 0) {
       req.respond(488, { reason: 'An SDP offer is required in the INVITE' });
@@ -389,7 +406,7 @@ export class B2bua {
     } else if (leg.outgoing) {
       leg.outgoing.cancel();
     } else if (leg.invite && !leg.invite.answered) {
-      leg.invite.respond(status ?? 480);
+      leg.invite.respond(status ?? 480, status === 503 ? MediaDown : {});
     }
   }
 

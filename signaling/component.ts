@@ -113,6 +113,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     b2bua.onRequest(req);
   });
   media.onEvents((event) => calls.mediaEvent({ kind: 'media.event', event }));
+  media.watchInstances((bridgeIds, instance, reason) => calls.bridgesLost(bridgeIds, instance, reason));
   tlib.start((request, origin) => calls.tlibRequest(request, origin));
   tlib.watchGateways((gateway) => calls.gatewayGone(gateway));
 

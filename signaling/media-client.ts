@@ -4,14 +4,19 @@
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { MediaEvent, MediaRpc, type MediaCommand, type MediaErrorCode, type MediaReply } from '../common/nats/media-contract.js';
+import { MediaControllerAlive, MediaEvent, MediaRpc, type MediaCommand, type MediaErrorCode, type MediaReply } from '../common/nats/media-contract.js';
 import { checker } from '../common/config/check.js';
 import { decodeChecked } from '../common/nats/codec.js';
 import { RpcBadReply, RpcHandlerFailed, RpcNoResponders, call } from '../common/nats/rpc.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
 import type { SignalingMetrics } from './metrics.js';
+import type { ModelInput } from './model/index.js';
 
 const isMediaEvent = checker(MediaEvent);
+const isMediaAlive = checker(MediaControllerAlive);
+
+/** Failures meaning the media-controller that owns a bridge is gone (or too sick to answer): its bridges are lost. */
+const InstanceLost: ReadonlySet<MediaCommandError['code']> = new Set(['NoMediaController', 'Timeout']);
 
 export class MediaCommandError extends Error {
   constructor(
@@ -31,18 +36,121 @@ export interface MediaClientOptions {
   log: Logger;
   metrics: Pick<SignalingMetrics, 'mediaCommands' | 'mediaCommandDuration'>;
   timeoutMs?: number;
+  /** A media-controller silent this long (no liveness announcement) is lost; default 1500 ms. */
+  lostAfterMs?: number;
+}
+
+/** Bridges that died with their media-controller: the calls on them must end. */
+export type BridgesLost = (bridgeIds: string[], instance: string, reason: string) => void;
+
+interface InstanceSeen {
+  lastSeen: number;
+  startedAt: number;
 }
 
 export class MediaClient {
   /** bridgeId -> media-controller instance that created it: later commands must reach the same one. */
   private readonly owners = new Map<string, string>();
   private eventSub: Subscription | undefined;
+  private aliveSub: Subscription | undefined;
+  private aliveCheck: NodeJS.Timeout | undefined;
+  /** media-controller instances heard from, by name. */
+  private readonly instances = new Map<string, InstanceSeen>();
+  /** Bridges lost with their instance, until the model destroys them; per instance, for a clean-up if it comes back. */
+  private readonly lost = new Map<string, string>();
+  private watchingSince = Date.now();
+  private onLost: BridgesLost = () => undefined;
 
   constructor(private readonly opts: MediaClientOptions) {}
+
+  private get lostAfterMs(): number {
+    return this.opts.lostAfterMs ?? 1500;
+  }
+
+  /**
+   * Follows the liveness of the site's media-controllers: one that says it stopped, restarted
+   * (a new startedAt) or went silent for lostAfterMs loses its bridges, and `onLost` is told.
+   */
+  watchInstances(onLost: BridgesLost): void {
+    this.onLost = onLost;
+    this.watchingSince = Date.now();
+    this.aliveSub = this.opts.nc.subscribe(Subjects.mediaAliveAll(this.opts.location()), {
+      callback: (err, msg) => {
+        if (err) return;
+        let alive: MediaControllerAlive;
+        try {
+          alive = decodeChecked(msg.data, isMediaAlive);
+        } catch {
+          return;
+        }
+        this.heard(alive);
+      },
+    });
+    this.aliveCheck = setInterval(() => {
+      const now = Date.now();
+      for (const [instance, seen] of this.instances) {
+        if (now - seen.lastSeen > this.lostAfterMs) this.instanceLost(instance, `silent for ${now - seen.lastSeen} ms`);
+      }
+    }, Math.max(50, Math.floor(this.lostAfterMs / 6)));
+    this.aliveCheck.unref();
+  }
+
+  private heard(alive: MediaControllerAlive): void {
+    const seen = this.instances.get(alive.instance);
+    if (alive.gone) {
+      this.instanceLost(alive.instance, 'stopped');
+      return;
+    }
+    if (seen && seen.startedAt !== alive.startedAt) this.instanceLost(alive.instance, 'restarted');
+    if (!seen) this.destroyLeftovers(alive.instance);
+    this.instances.set(alive.instance, { lastSeen: Date.now(), startedAt: alive.startedAt });
+  }
+
+  /**
+   * An instance given up for lost speaks again (it was paused or cut off): the bridges it still
+   * holds belong to calls already released, so they are destroyed (with their rtpengine calls).
+   */
+  private destroyLeftovers(instance: string): void {
+    for (const [bridgeId, owner] of this.lost) {
+      if (owner !== instance) continue;
+      this.lost.delete(bridgeId);
+      void call(this.opts.nc, Subjects.mediaInstanceCommand(this.opts.location(), instance), MediaRpc, { op: 'bridge.destroy', bridgeId }, { timeoutMs: this.opts.timeoutMs ?? 3000 }).catch(
+        () => undefined,
+      );
+    }
+  }
+
+  private instanceLost(instance: string, reason: string): void {
+    this.instances.delete(instance);
+    const bridgeIds: string[] = [];
+    for (const [bridgeId, owner] of this.owners) {
+      if (owner !== instance) continue;
+      this.owners.delete(bridgeId);
+      this.lost.set(bridgeId, instance);
+      bridgeIds.push(bridgeId);
+    }
+    this.opts.log.error({ instance, reason, bridges: bridgeIds.length }, 'media-controller lost');
+    if (bridgeIds.length > 0) this.onLost(bridgeIds, instance, reason);
+  }
+
+  /** Whether a new call may get media: some media-controller is alive (or signaling has only just started listening). */
+  available(): boolean {
+    return this.instances.size > 0 || Date.now() - this.watchingSince < this.lostAfterMs;
+  }
 
   /** Sends a command and resolves with the reply's SDP (if any); rejects with MediaCommandError. */
   async send(command: MediaCommand, colocateWith?: string): Promise<MediaReply & { ok: true }> {
     const location = this.opts.location();
+    const lostWith = this.lost.get(command.op === 'bridge.create' ? (colocateWith ?? '') : command.bridgeId);
+    if (lostWith !== undefined) {
+      // Nothing is left to destroy; anything else cannot be done on a bridge that is gone.
+      if (command.op === 'bridge.destroy') {
+        this.lost.delete(command.bridgeId);
+        return { ok: true, instance: lostWith };
+      }
+      this.opts.metrics.mediaCommands.inc({ op: command.op, result: 'NoMediaController' });
+      throw new MediaCommandError('NoMediaController', `bridge lost with media-controller ${lostWith}`, command.op);
+    }
     // A new bridge goes to any instance, unless legs must later move between it and an existing one.
     const owner = this.owners.get(command.op === 'bridge.create' ? (colocateWith ?? '') : command.bridgeId);
     if ((command.op !== 'bridge.create' || colocateWith !== undefined) && !owner) {
@@ -53,10 +161,11 @@ export class MediaClient {
     const end = this.opts.metrics.mediaCommandDuration.startTimer({ op: command.op });
     let reply: MediaReply;
     try {
-      reply = await call(this.opts.nc, subject, MediaRpc, command, { timeoutMs: this.opts.timeoutMs ?? 5000 });
+      reply = await call(this.opts.nc, subject, MediaRpc, command, { timeoutMs: this.opts.timeoutMs ?? 3000 });
     } catch (err) {
       const failure = commandFailure(err as Error);
       this.opts.metrics.mediaCommands.inc({ op: command.op, result: failure.result });
+      if (owner && InstanceLost.has(failure.code)) this.instanceLost(owner, `${command.op}: ${failure.message}`);
       throw new MediaCommandError(failure.code, failure.message, command.op, { cause: err });
     } finally {
       end();
@@ -88,6 +197,8 @@ export class MediaClient {
 
   /** Stops taking media events; those already received are still handled. */
   async drain(): Promise<void> {
+    clearInterval(this.aliveCheck);
+    this.aliveSub?.unsubscribe();
     await this.eventSub?.drain();
   }
 }
@@ -99,4 +210,32 @@ function commandFailure(err: Error): { code: MediaCommandError['code']; result: 
   if (err instanceof RpcHandlerFailed) return { code: 'Internal', result: 'Internal', message: err.reason };
   // RpcTimeout, and a request that could not go out (connection closed or draining): no answer in time.
   return { code: 'Timeout', result: 'Timeout', message: err.message };
+}
+
+/** A media command the call model sent that did not happen. */
+export interface FailedMediaCommand {
+  command: MediaCommand;
+  error: MediaCommandError;
+}
+
+/**
+ * Whether a failed command leaves the requester's change undone (it must then get EventError, not
+ * success): everything but removing what is going away, and music that could not be read (the
+ * party stays isolated, the music-error event tells why).
+ */
+export function undoesRequest(failed: FailedMediaCommand): boolean {
+  const op = failed.command.op;
+  return op !== 'leg.remove' && op !== 'bridge.destroy' && failed.error.code !== 'MusicFileUnreadable';
+}
+
+/**
+ * What the call model must be told after a failed command so that it stops believing in media
+ * that is not there: the bridge is lost, or the leg failed. A lost instance is reported by
+ * MediaClient itself (BridgesLost), and a bridge never created needs nothing: its legs fail to set up.
+ */
+export function failureFact(failed: FailedMediaCommand, instance = 'unknown'): ModelInput | undefined {
+  const { command, error } = failed;
+  if (!undoesRequest(failed) || InstanceLost.has(error.code) || command.op === 'bridge.create') return undefined;
+  if (error.code === 'BridgeNotFound' || !('legId' in command)) return { kind: 'media.bridgeLost', bridgeId: command.bridgeId, instance, reason: error.message };
+  return { kind: 'media.event', event: { kind: 'leg-failed', instance, bridgeId: command.bridgeId, legId: command.legId, reason: error.message } };
 }

@@ -85,3 +85,18 @@ export const MediaEvent = Type.Union([
   Type.Object({ kind: Type.Literal('rtpengine-back'), instance: Type.String(), ng: Type.String() }),
 ]);
 export type MediaEvent = Static<typeof MediaEvent>;
+
+/**
+ * Published by every media-controller on Subjects.mediaAlive(site, instance) every `intervalMs`,
+ * and once with `gone: true` when it stops. `startedAt` tells a restarted instance (same name,
+ * bridges gone) from one that only went quiet; signaling releases the calls on the bridges of an
+ * instance that is gone, restarted, or silent for three announcements.
+ */
+export const MediaControllerAlive = Type.Object({
+  instance: Type.String(),
+  startedAt: Type.Number(),
+  intervalMs: Type.Number(),
+  bridges: Type.Integer(),
+  gone: Type.Optional(Type.Boolean()),
+});
+export type MediaControllerAlive = Static<typeof MediaControllerAlive>;

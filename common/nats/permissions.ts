@@ -81,12 +81,12 @@ function sitePermissions(role: NatsRole, site: NatsSite): SubjectPermissions {
             ...kvWrite(RegistrationKeys.bucket),
           ],
         },
-        subscribe: { allow: [Subjects.tlibRequestAll(location), Subjects.tlibGatewayAliveAll(location), Subjects.mediaEventAll(location), inbox] },
+        subscribe: { allow: [Subjects.tlibRequestAll(location), Subjects.tlibGatewayAliveAll(location), Subjects.mediaEventAll(location), Subjects.mediaAliveAll(location), inbox] },
         allow_responses: true,
       };
     case 'media-controller':
       return {
-        publish: { allow: [Subjects.mediaEventAll(location), ...config] },
+        publish: { allow: [Subjects.mediaEventAll(location), Subjects.mediaAliveAll(location), ...config] },
         subscribe: { allow: [Subjects.mediaCommand(location), Subjects.mediaInstanceCommandAll(location), inbox] },
         allow_responses: true,
       };

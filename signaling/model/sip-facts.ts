@@ -135,6 +135,23 @@ function mediaEvent(engine: Engine, step: Step, event: MediaEvent): void {
   }
 }
 
+/**
+ * A bridge died with its media-controller: nobody on it hears anything, so its call ends at once
+ * (BYE to every phone, EventReleased to every desktop) instead of staying up silent. A leg of it
+ * that another call also uses (a consulting DN's phone) cannot move back there without media: that
+ * party leaves the other call too.
+ */
+function bridgeLost(engine: Engine, step: Step, bridgeId: string, instance: string, reason: string): void {
+  const call = engine.store.bridgeCall(bridgeId);
+  const legs = [...engine.store.legs.values()].filter((leg) => leg.bridgeId === bridgeId && !leg.mediaGone);
+  step.report('warn', 'bridge-lost', `media bridge ${bridgeId} lost with media-controller ${instance}: ${reason}`, { connId: call?.connId });
+  for (const leg of legs) leg.mediaGone = true;
+  if (call !== undefined) engine.endCall(step, call, { callState: 'GeneralError', status: 503 });
+  for (const leg of legs) {
+    for (const use of engine.store.partiesOfLeg(leg.id)) engine.removeParty(step, use.call, use.party, { callState: 'Ok', ownState: 'GeneralError', status: 503 });
+  }
+}
+
 export function applyFact(engine: Engine, step: Step, input: Exclude<ModelInput, { kind: 'tlib.request' | 'tlib.gatewayGone' }>): void {
   switch (input.kind) {
     case 'sip.incoming':
@@ -153,5 +170,7 @@ export function applyFact(engine: Engine, step: Step, input: Exclude<ModelInput,
       return phoneHold(engine, step, input.legId, false);
     case 'media.event':
       return mediaEvent(engine, step, input.event);
+    case 'media.bridgeLost':
+      return bridgeLost(engine, step, input.bridgeId, input.instance, input.reason);
   }
 }
