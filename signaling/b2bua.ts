@@ -142,11 +142,12 @@ export class B2bua {
   connectFailed(out: SipConnect, err: Error): SipFact {
     const leg = this.legs.get(out.legId);
     if (out.direction === 'inbound') {
-      const pending = this.pendingIncoming.get(out.sipRef);
+      // The INVITE is the leg's once connectInbound took it over from pendingIncoming.
+      const invite = leg?.invite ?? this.pendingIncoming.get(out.sipRef)?.invite;
       this.pendingIncoming.delete(out.sipRef);
-      if (pending && !pending.invite.answered) {
-        if (mediaDown(err)) pending.invite.respond(503, MediaDown);
-        else pending.invite.respond(488, { reason: `Media refused: ${err.message}`.slice(0, 120) });
+      if (invite && !invite.answered) {
+        if (mediaDown(err)) invite.respond(503, MediaDown);
+        else invite.respond(488, { reason: `Media refused: ${err.message}`.slice(0, 120) });
       }
       if (leg) this.ended(leg);
       return { kind: 'sip.released', legId: out.legId };

@@ -4,7 +4,8 @@
  * are a SIP test phone (our stack) with a tone-sending, tone-detecting RTP endpoint, plus a
  * T-Library desktop (the SDK) registered on the same DN.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -19,6 +20,7 @@ import type { ComponentContext } from '../../common/process/component.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { createLogger } from '../../common/process/logger.js';
 import { freePort, freePortRange } from '../../common/supervisor/ports.js';
+import { startRtpengine } from '../../common/supervisor/rtpengine.js';
 import { startMediaController } from '../../media-controller/component.js';
 import { startSignaling } from '../../signaling/component.js';
 import { TlibClient } from '../../tlib-api/client/index.js';
@@ -27,6 +29,7 @@ import { startGateway } from '../../tlib-api/gateway/component.js';
 import { startTestNats, startTestRtpengine, type TestNats, type TestRtpengine } from '../support/infra.js';
 import { SipPhone } from '../support/sip-phone.js';
 import { TonePhone, toneFrequency, type Heard } from '../support/tone-phone.js';
+import { MediaControllerProcess } from './media-process.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -38,6 +41,8 @@ export interface SiteOptions {
   nats?: TestNats;
   /** The SIP port (default a free one), for sites that must know each other's port in advance. */
   sipPort?: number;
+  /** Run media-controller as its own process (bin/media-controller.ts), so that a test can SIGKILL it. */
+  mediaProcess?: boolean;
 }
 
 /** What an agent needs of a site: where to register, and desktops on its gateway. */
@@ -71,6 +76,8 @@ export class Site implements AgentSite {
       ownNats: boolean;
       rtpengine: TestRtpengine;
       components: Component[];
+      configBucket: string;
+      mediaProcess?: MediaControllerProcess;
       live: LiveConfig;
       kv: KV;
       close: () => Promise<void>;
@@ -116,7 +123,7 @@ export class Site implements AgentSite {
     });
     const ctx = (name: string) => context(name, registry);
     try {
-      components.push(await startMediaController(ctx('media')));
+      if (!opts.mediaProcess) components.push(await startMediaController(ctx('media')));
       components.push(await startSignaling(ctx('signaling')));
       components.push(await startGateway(ctx('gateway')));
     } catch (err) {
@@ -126,7 +133,7 @@ export class Site implements AgentSite {
       if (!opts.nats) await nats.stop();
       throw err;
     }
-    return new Site(
+    const site = new Site(
       config,
       sipPort,
       `ws://127.0.0.1:${gatewayPort}/tlib`,
@@ -135,6 +142,7 @@ export class Site implements AgentSite {
         ownNats: !opts.nats,
         rtpengine,
         components,
+        configBucket,
         live,
         kv,
         close: async () => {
@@ -145,6 +153,52 @@ export class Site implements AgentSite {
       },
       registry,
     );
+    if (opts.mediaProcess) await site.startMediaProcess();
+    return site;
+  }
+
+  /** Starts media-controller as its own process (mediaProcess sites), under the pod name `media-0`. */
+  async startMediaProcess(): Promise<MediaControllerProcess> {
+    this.parts.mediaProcess = await MediaControllerProcess.start({
+      nats: this.parts.nats,
+      cluster: this.config.cluster.metadata.name,
+      configBucket: this.parts.configBucket,
+      rtpengine: this.parts.rtpengine.ng,
+      musicRoot: this.config.musicRoot,
+      podName: 'media-0',
+    });
+    return this.parts.mediaProcess;
+  }
+
+  get mediaProcess(): MediaControllerProcess | undefined {
+    return this.parts.mediaProcess;
+  }
+
+  /** SIGKILLs the site's rtpengine and starts it again on the same ng port; resolves with the time it was away. */
+  async restartRtpengine(): Promise<number> {
+    const old = this.parts.rtpengine;
+    const ngPort = Number(old.ng.slice(old.ng.lastIndexOf(':') + 1));
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'huddle-rtpengine-'));
+    const log = createLogger('rtpengine', process.env.TEST_LOG_LEVEL ?? 'silent');
+    const killedAt = Date.now();
+    process.kill(old.process.pid!, 'SIGKILL');
+    await old.stop();
+    const rtp = await startRtpengine({ ngPort, portMin: old.portMin, portMax: old.portMax, dataDir, log });
+    this.parts.rtpengine = {
+      ...rtp,
+      portMin: old.portMin,
+      portMax: old.portMax,
+      stop: async () => {
+        await rtp.process.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+    return Date.now() - killedAt;
+  }
+
+  /** The site's rtpengine process id (for SIGSTOP/SIGCONT). */
+  get rtpenginePid(): number {
+    return this.parts.rtpengine.process.pid ?? 0;
   }
 
   get nats(): TestNats {
@@ -224,6 +278,7 @@ export class Site implements AgentSite {
   async stop(): Promise<void> {
     for (const a of this.agents) await a.close();
     for (const c of [...this.parts.components].reverse()) await c.stop();
+    await this.parts.mediaProcess?.stop();
     await this.parts.close();
     await this.parts.rtpengine.stop();
     if (this.parts.ownNats) await this.parts.nats.stop();

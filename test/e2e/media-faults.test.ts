@@ -1,0 +1,136 @@
+/**
+ * Media faults are never silent (issue 16, point 5), with real processes: media-controller as its
+ * own process, SIGKILLed mid-conference; rtpengine SIGKILLed and restarted between two pings, or
+ * frozen. Calls on what died are released with BYE and T-Library events within 2 s, a request
+ * whose media change failed gets EventError, and a call placed meanwhile a quick 503 with Retry-After.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TlibError } from '../../tlib-api/client/index.js';
+import { conference, exactly, metric, Site, until, type Agent } from './site.js';
+
+const WITHIN_MS = 2000;
+
+/** Every desktop's EventReleased for `connID`, as ms after `since`; fails unless all came. */
+async function releasedAfter(agents: Agent[], connID: string, since: number): Promise<number[]> {
+  return Promise.all(
+    agents.map(async (agent) => {
+      const released = await agent.desktop!.waitFor((e) => e.event === 'EventReleased' && e.ConnID === connID, `EventReleased on ${agent.dn}`, 5000);
+      return (released.Time ?? Date.now()) - since;
+    }),
+  );
+}
+
+/** Waits until the phone's last call ended (BYE from the server), resolving with ms after `since`. */
+async function byeAfter(agent: Agent, since: number): Promise<number> {
+  const deadline = Date.now() + 5000;
+  while (agent.phone.calls.length > 0) {
+    if (Date.now() > deadline) throw new Error(`${agent.dn}: no BYE within 5 s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return Date.now() - since;
+}
+
+describe('media-controller SIGKILLed during a conference', () => {
+  let site: Site;
+  let a: Agent, b: Agent, c: Agent;
+  beforeAll(async () => {
+    site = await Site.start({ mediaProcess: true });
+    a = await site.agent('7001', 0);
+    b = await site.agent('7002', 1);
+    c = await site.agent('7003', 2);
+  }, 60_000);
+  afterAll(async () => {
+    await site?.stop();
+  });
+
+  it('releases the calls with BYE and events within 2 s, answers ListenReconnect with EventError, refuses new calls with 503 until it is back', async () => {
+    const connID = await conference(a, b, c);
+    await a.desktop!.client.listenDisconnect({ thisDN: a.dn, otherDN: c.dn, connID });
+    await b.hears(exactly([a.tone]));
+
+    const killedAt = Date.now();
+    await site.mediaProcess!.kill();
+    const asked = Date.now();
+    const refused = await a.desktop!.client.listenReconnect({ thisDN: a.dn, otherDN: c.dn, connID }).catch((e: unknown) => e);
+    const answeredMs = Date.now() - asked;
+    expect(refused).toBeInstanceOf(TlibError);
+    expect(refused).toMatchObject({ ErrorCode: 58 });
+    expect(a.desktop!.events.some((e) => e.event === 'EventListenReconnected')).toBe(false);
+
+    const released = await releasedAfter([a, b, c], connID, killedAt);
+    const byes = await Promise.all([a, b, c].map((agent) => byeAfter(agent, killedAt)));
+    expect(Math.max(...released)).toBeLessThanOrEqual(WITHIN_MS);
+    expect(Math.max(...byes)).toBeLessThanOrEqual(WITHIN_MS);
+
+    // Once its silence is noticed, a new call is refused at once, with a time to retry.
+    await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 1700 - Date.now())));
+    const dialled = Date.now();
+    const outcome = await a.phone.call(`sip:${b.dn}@127.0.0.1:${site.sipPort}`, a.media.offer());
+    const refusedMs = Date.now() - dialled;
+    expect(outcome).toMatchObject({ answered: false, status: 503, retryAfter: '5' });
+    expect(refusedMs).toBeLessThan(500);
+    console.log(
+      `media-controller SIGKILL: ListenReconnect EventError 58 in ${answeredMs} ms; EventReleased at +${released.join('/')} ms; BYE at +${byes.join('/')} ms; INVITE while down: 503 in ${refusedMs} ms`,
+    );
+
+    // The restarted pod (same name) takes new calls.
+    await site.startMediaProcess();
+    await a.dial(b.dn);
+    await b.hears(exactly([a.tone]));
+    await a.hears(exactly([b.tone]));
+    await a.phone.hangup();
+  });
+});
+
+describe('rtpengine faults', () => {
+  let site: Site;
+  let a: Agent, b: Agent;
+  beforeAll(async () => {
+    site = await Site.start();
+    a = await site.agent('7001', 0);
+    b = await site.agent('7002', 1);
+  }, 60_000);
+  afterEach(async () => {
+    for (const agent of [a, b]) while (agent.phone.calls.length > 0) await agent.phone.hangup();
+  });
+  afterAll(async () => {
+    await site?.stop();
+  });
+
+  it('an rtpengine restarted between two pings: its calls are released with BYE and events within 2 s', async () => {
+    const before = a.desktop!.events.length;
+    await a.dial(b.dn);
+    const established = await a.desktop!.waitFor((e) => e.event === 'EventEstablished' && a.desktop!.events.indexOf(e) >= before, 'EventEstablished');
+    const connID = established.ConnID!;
+    await b.hears(exactly([a.tone]));
+
+    const killedAt = Date.now();
+    const awayMs = await site.restartRtpengine();
+    expect(awayMs).toBeLessThan(500);
+    const released = await releasedAfter([a, b], connID, killedAt);
+    const byes = await Promise.all([a, b].map((agent) => byeAfter(agent, killedAt)));
+    expect(Math.max(...released)).toBeLessThanOrEqual(WITHIN_MS);
+    expect(Math.max(...byes)).toBeLessThanOrEqual(WITHIN_MS);
+    console.log(`rtpengine restarted in ${awayMs} ms: EventReleased at +${released.join('/')} ms; BYE at +${byes.join('/')} ms`);
+
+    // The restarted rtpengine anchors new calls.
+    await a.dial(b.dn);
+    await b.hears(exactly([a.tone]));
+  });
+
+  it('a frozen rtpengine: a new call gets 503 with Retry-After within the command timeout, not silence', async () => {
+    // The calls before have been torn down (their rtpengine deletes done) before the freeze.
+    await until(async () => (await metric(site, 'huddle_media_bridges')) === 0, 'no bridge left');
+    process.kill(site.rtpenginePid, 'SIGSTOP');
+    try {
+      const dialled = Date.now();
+      const outcome = await a.phone.call(`sip:${b.dn}@127.0.0.1:${site.sipPort}`, a.media.offer());
+      const answeredMs = Date.now() - dialled;
+      expect(outcome).toMatchObject({ answered: false, status: 503, retryAfter: '5' });
+      expect(answeredMs).toBeLessThan(3500);
+      console.log(`rtpengine frozen: INVITE answered 503 in ${answeredMs} ms`);
+    } finally {
+      process.kill(site.rtpenginePid, 'SIGCONT');
+    }
+  });
+});
