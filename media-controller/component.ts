@@ -2,11 +2,14 @@
  * media-controller as a component: rtpengine pool + TypeScript mixer + music library, driven by
  * the media contract on NATS.
  */
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { encodeJson } from '../common/nats/codec.js';
 import type { MediaControllerAlive } from '../common/nats/media-contract.js';
-import { Subjects } from '../common/nats/subjects.js';
+import { MediaKeys, Subjects } from '../common/nats/subjects.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
 import type { Component } from '../common/process/lifecycle.js';
+import { kvBridgeStore } from './bridge-store.js';
 import { MediaController } from './controller.js';
 import { registerMediaMetrics, type MediaView } from './metrics.js';
 import { TsMixer } from './mixer/ts-mixer.js';
@@ -40,6 +43,7 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
     ...(options.commandTimeoutMs !== undefined ? { commandTimeoutMs: options.commandTimeoutMs } : {}),
     ...(options.failAfter !== undefined ? { failAfter: options.failAfter } : {}),
   });
+  const bridges = await new Kvm(jetstream(nc)).create(MediaKeys.bucket, { history: 1 });
   const mixer = new TsMixer({ host: options.bridgeHost, onTick: (ms) => metrics.observeTick(ms) });
   const controller = new MediaController({
     instance,
@@ -47,6 +51,7 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
     mixer,
     music: new MusicLibrary(),
     publish: (event) => publishMediaEvent(nc, location, event),
+    store: kvBridgeStore(bridges, location),
     log,
   });
   const view: MediaView = {

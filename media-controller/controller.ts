@@ -28,6 +28,34 @@ export interface MediaResult {
   legs?: LegState[];
 }
 
+/** One leg as the media bucket keeps it: enough for another instance to re-point its rtpengine call. */
+export interface StoredLeg {
+  legId: string;
+  label?: string;
+  callId: string;
+  phoneTag: string;
+  bridgeTag: string;
+  ng: string;
+  /** The phone's latest SDP (its offer or answer): re-offered to rtpengine to get the bridge side anew. */
+  phoneSdp: string;
+  sdpVersion: number;
+}
+
+export interface StoredBridge {
+  instance: string;
+  legs: StoredLeg[];
+}
+
+/** Where bridges are kept for adoption (the huddle-media JetStream KV bucket). */
+export interface BridgeStore {
+  save(bridgeId: string, bridge: StoredBridge): Promise<void>;
+  load(bridgeId: string): Promise<StoredBridge | undefined>;
+  remove(bridgeId: string): Promise<void>;
+}
+
+/** Commands after which the bridge's stored record must change. */
+const Persisted: ReadonlySet<MediaCommand['op']> = new Set(['leg.offer', 'leg.answer', 'leg.reoffer', 'leg.move', 'leg.remove']);
+
 interface Leg {
   id: string;
   label?: string;
@@ -39,6 +67,7 @@ interface Leg {
   party: BridgeParty;
   awaitingAnswer: boolean;
   sdpVersion: number;
+  phoneSdp?: string;
   failed?: string;
 }
 
@@ -67,6 +96,7 @@ export interface MediaControllerOptions {
   mixer: MixerEngine;
   music: MusicLibrary;
   publish: (event: MediaEvent) => void;
+  store: BridgeStore;
   log: Logger;
 }
 
@@ -104,50 +134,125 @@ export class MediaController {
   /** Runs a command; throws MediaFailure with a contract error code when it cannot. */
   async handle(cmd: MediaCommand): Promise<MediaResult> {
     if (cmd.op === 'bridge.create') return this.createBridge(cmd.bridgeId);
+    if (cmd.op === 'bridge.adopt') return this.adoptBridge(cmd.bridgeId);
     const bridge = this.bridge(cmd.bridgeId);
     const run = bridge.queue.then(() => this.run(bridge, cmd));
     bridge.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async run(bridge: Bridge, cmd: Exclude<MediaCommand, { op: 'bridge.create' }>): Promise<MediaResult> {
+  private async run(bridge: Bridge, cmd: Exclude<MediaCommand, { op: 'bridge.create' | 'bridge.adopt' }>): Promise<MediaResult> {
     try {
       // A command queued behind bridge.destroy finds the bridge gone.
       if (this.bridges.get(bridge.id) !== bridge) throw new MediaFailure('BridgeNotFound', `bridge ${bridge.id} was destroyed`);
-      switch (cmd.op) {
-        case 'bridge.destroy':
-          await this.destroyBridge(bridge);
-          return {};
-        case 'bridge.query':
-          return { legs: [...bridge.legs.values()].map((leg) => this.legState(leg)) };
-        case 'leg.offer':
-          return { sdp: await this.legOffer(bridge, cmd.legId, cmd.sdp, cmd.label) };
-        case 'leg.create':
-          return { sdp: await this.legCreate(bridge, cmd.legId, cmd.label) };
-        case 'leg.answer':
-          await this.legAnswer(this.leg(bridge, cmd.legId), cmd.sdp);
-          return {};
-        case 'leg.reoffer':
-          return { sdp: await this.legReoffer(this.leg(bridge, cmd.legId), cmd.sdp) };
-        case 'leg.move':
-          this.legMove(bridge, cmd.legId, cmd.toBridgeId);
-          return {};
-        case 'leg.remove':
-          await this.legRemove(bridge, this.leg(bridge, cmd.legId));
-          return {};
-        case 'leg.flags':
-          this.leg(bridge, cmd.legId).party.setFlags(cmd.listen, cmd.talk);
-          return {};
-        case 'leg.music.play':
-          await this.musicPlay(bridge, this.leg(bridge, cmd.legId), cmd.file);
-          return {};
-        case 'leg.music.stop':
-          this.leg(bridge, cmd.legId).party.stopMusic();
-          return {};
-      }
+      const result = await this.apply(bridge, cmd);
+      if (Persisted.has(cmd.op)) await this.persist(bridge);
+      if (cmd.op === 'leg.move') await this.persist(this.bridge(cmd.toBridgeId));
+      return result;
     } catch (err) {
       throw asMediaFailure(err);
     }
+  }
+
+  private async apply(bridge: Bridge, cmd: Exclude<MediaCommand, { op: 'bridge.create' | 'bridge.adopt' }>): Promise<MediaResult> {
+    switch (cmd.op) {
+      case 'bridge.destroy':
+        await this.destroyBridge(bridge);
+        return {};
+      case 'bridge.query':
+        return { legs: [...bridge.legs.values()].map((leg) => this.legState(leg)) };
+      case 'leg.offer':
+        return { sdp: await this.legOffer(bridge, cmd.legId, cmd.sdp, cmd.label) };
+      case 'leg.create':
+        return { sdp: await this.legCreate(bridge, cmd.legId, cmd.label) };
+      case 'leg.answer':
+        await this.legAnswer(this.leg(bridge, cmd.legId), cmd.sdp);
+        return {};
+      case 'leg.reoffer':
+        return { sdp: await this.legReoffer(this.leg(bridge, cmd.legId), cmd.sdp) };
+      case 'leg.move':
+        this.legMove(bridge, cmd.legId, cmd.toBridgeId);
+        return {};
+      case 'leg.remove':
+        await this.legRemove(bridge, this.leg(bridge, cmd.legId));
+        return {};
+      case 'leg.flags':
+        this.leg(bridge, cmd.legId).party.setFlags(cmd.listen, cmd.talk);
+        return {};
+      case 'leg.music.play':
+        await this.musicPlay(bridge, this.leg(bridge, cmd.legId), cmd.file);
+        return {};
+      case 'leg.music.stop':
+        this.leg(bridge, cmd.legId).party.stopMusic();
+        return {};
+    }
+  }
+
+  /** Writes what another instance needs to adopt the bridge; a failed write costs only that. */
+  private async persist(bridge: Bridge): Promise<void> {
+    const legs: StoredLeg[] = [];
+    for (const leg of bridge.legs.values()) {
+      if (leg.failed || leg.phoneSdp === undefined) continue;
+      const { id: legId, label, callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion } = leg;
+      legs.push({ legId, ...(label !== undefined ? { label } : {}), callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion });
+    }
+    try {
+      await this.opts.store.save(bridge.id, { instance: this.opts.instance, legs });
+    } catch (err) {
+      this.opts.log.warn({ bridge: bridge.id, err: (err as Error).message }, 'bridge not saved for adoption');
+    }
+  }
+
+  /**
+   * Takes over a bridge another instance created (it died): a new mixer bridge, and each stored
+   * leg's rtpengine call re-offered from the phone side with the phone's last SDP, so rtpengine
+   * keeps the phone side as it is and sends the bridge side to our new socket. A leg that cannot
+   * be re-pointed fails (leg-failed); the others carry on.
+   */
+  private async adoptBridge(id: string): Promise<MediaResult> {
+    if (this.bridges.has(id)) throw new MediaFailure('BridgeExists', `bridge ${id} exists`);
+    const stored = await this.opts.store.load(id);
+    const bridge: Bridge = { id, media: this.opts.mixer.createBridge(id), legs: new Map(), queue: Promise.resolve() };
+    this.bridges.set(id, bridge);
+    await Promise.all(
+      (stored?.legs ?? []).map(async (s) => {
+        try {
+          await this.adoptLeg(bridge, s);
+        } catch (err) {
+          const reason = `not adopted from ${stored?.instance ?? 'unknown'}: ${(err as Error).message}`;
+          this.opts.log.warn({ bridge: id, leg: s.legId, err: reason }, 'leg not adopted');
+          this.opts.publish({ kind: 'leg-failed', instance: this.opts.instance, bridgeId: id, legId: s.legId, reason });
+        }
+      }),
+    );
+    await this.persist(bridge);
+    this.opts.log.warn({ bridge: id, from: stored?.instance, legs: bridge.legs.size }, 'bridge adopted');
+    return { legs: [...bridge.legs.values()].map((leg) => this.legState(leg)) };
+  }
+
+  private async adoptLeg(bridge: Bridge, s: StoredLeg): Promise<void> {
+    const party = await this.opts.mixer.createParty(s.legId);
+    const leg: Leg = {
+      id: s.legId,
+      ...(s.label !== undefined ? { label: s.label } : {}),
+      callId: s.callId,
+      phoneTag: s.phoneTag,
+      bridgeTag: s.bridgeTag,
+      ng: s.ng,
+      party,
+      awaitingAnswer: false,
+      sdpVersion: s.sdpVersion + 1,
+      phoneSdp: s.phoneSdp,
+    };
+    try {
+      await this.phoneOffered(leg, s.phoneSdp, checkPhoneSdp(s.phoneSdp).g711, true);
+    } catch (err) {
+      await party.close();
+      throw err;
+    }
+    this.opts.pool.attach(leg.ng);
+    bridge.legs.set(leg.id, leg);
+    bridge.media.add(party);
   }
 
   private createBridge(id: string): MediaResult {
@@ -213,7 +318,11 @@ export class MediaController {
 
   private legOffer(bridge: Bridge, legId: string, sdp: string, label: string | undefined): Promise<string> {
     const { g711 } = checkPhoneSdp(sdp);
-    return this.newLeg(bridge, legId, label, (leg) => this.phoneOffered(leg, sdp, g711, false));
+    return this.newLeg(bridge, legId, label, async (leg) => {
+      const answer = await this.phoneOffered(leg, sdp, g711, false);
+      leg.phoneSdp = sdp;
+      return answer;
+    });
   }
 
   /** The phone offered (first or again): rtpengine offers to the bridge, the bridge answers, rtpengine answers the phone. */
@@ -245,6 +354,7 @@ export class MediaController {
     const remote = parseRemote(requireSdp(answer.sdp, leg.ng));
     await leg.party.setRemote(remote.host, remote.port, remote.codecs[0]!);
     leg.awaitingAnswer = false;
+    leg.phoneSdp = sdp;
   }
 
   private async legReoffer(leg: Leg, sdp: string): Promise<string> {
@@ -252,6 +362,7 @@ export class MediaController {
     const { g711 } = checkPhoneSdp(sdp);
     const answer = await this.phoneOffered(leg, sdp, g711, true);
     leg.awaitingAnswer = false;
+    leg.phoneSdp = sdp;
     return answer;
   }
 
@@ -272,11 +383,12 @@ export class MediaController {
     await this.releaseLeg(bridge, leg);
   }
 
-  private async releaseLeg(bridge: Bridge, leg: Leg): Promise<void> {
+  private async releaseLeg(bridge: Bridge, leg: Leg, deleteCall = true): Promise<void> {
     if (leg.failed) return;
     bridge.media.remove(leg.party.id);
     await leg.party.close();
     this.opts.pool.release(leg.ng);
+    if (!deleteCall) return;
     try {
       await this.opts.pool.delete(leg.ng, leg.callId);
     } catch (err) {
@@ -300,9 +412,17 @@ export class MediaController {
     }
   }
 
+  /**
+   * Destroys a bridge with its legs' rtpengine calls, unless another instance adopted it while this
+   * one was given up for lost (paused): then those calls are the adopter's, and only our sockets go.
+   */
   private async destroyBridge(bridge: Bridge): Promise<void> {
     this.bridges.delete(bridge.id);
-    await Promise.all([...bridge.legs.values()].map((leg) => this.releaseLeg(bridge, leg)));
+    const stored = await this.opts.store.load(bridge.id).catch(() => undefined);
+    const ours = stored === undefined || stored.instance === this.opts.instance;
+    if (ours) await this.opts.store.remove(bridge.id).catch((err: Error) => this.opts.log.warn({ bridge: bridge.id, err: err.message }, 'stored bridge not removed'));
+    else this.opts.log.warn({ bridge: bridge.id, adoptedBy: stored.instance }, 'bridge adopted elsewhere: its rtpengine calls are left to the adopter');
+    await Promise.all([...bridge.legs.values()].map((leg) => this.releaseLeg(bridge, leg, ours)));
     bridge.legs.clear();
     await bridge.media.destroy();
   }

@@ -45,6 +45,11 @@ export class CallModelShell implements SipFactQueue {
     for (const bridgeId of bridgeIds) void this.enqueue(() => this.input({ kind: 'media.bridgeLost', bridgeId, instance, reason }));
   }
 
+  /** Bridges another media-controller adopted: their legs' flags and music are applied again. */
+  bridgesRebuilt(bridgeIds: readonly string[], instance: string): void {
+    for (const bridgeId of bridgeIds) void this.enqueue(() => this.input({ kind: 'media.bridgeRebuilt', bridgeId, instance }));
+  }
+
   /** A fact from media-controller: a leg failed, music ended or failed, an rtpengine was lost or is back. */
   mediaEvent(input: Extract<ModelInput, { kind: 'media.event' }>): void {
     void this.enqueue(() => this.input(input));

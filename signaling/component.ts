@@ -113,7 +113,10 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     b2bua.onRequest(req);
   });
   media.onEvents((event) => calls.mediaEvent({ kind: 'media.event', event }));
-  media.watchInstances((bridgeIds, instance, reason) => calls.bridgesLost(bridgeIds, instance, reason));
+  media.watchInstances(
+    (bridgeIds, instance, reason) => calls.bridgesLost(bridgeIds, instance, reason),
+    (bridgeIds, instance) => calls.bridgesRebuilt(bridgeIds, instance),
+  );
   tlib.start((request, origin) => calls.tlibRequest(request, origin));
   tlib.watchGateways((gateway) => calls.gatewayGone(gateway));
 

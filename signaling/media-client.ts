@@ -43,6 +43,9 @@ export interface MediaClientOptions {
 /** Bridges that died with their media-controller: the calls on them must end. */
 export type BridgesLost = (bridgeIds: string[], instance: string, reason: string) => void;
 
+/** Bridges another media-controller adopted from a lost one: their legs' flags and music must be applied again. */
+export type BridgesRebuilt = (bridgeIds: string[], instance: string) => void;
+
 interface InstanceSeen {
   lastSeen: number;
   startedAt: number;
@@ -56,10 +59,15 @@ export class MediaClient {
   private aliveCheck: NodeJS.Timeout | undefined;
   /** media-controller instances heard from, by name. */
   private readonly instances = new Map<string, InstanceSeen>();
-  /** Bridges lost with their instance, until the model destroys them; per instance, for a clean-up if it comes back. */
+  /** Bridges lost for good (nobody adopted them), until the model destroys them. */
   private readonly lost = new Map<string, string>();
+  /** Bridges being adopted: their commands wait for the outcome. */
+  private readonly adopting = new Map<string, Promise<void>>();
+  /** Instances given up for lost, with the bridges they may still hold should they speak again. */
+  private readonly leftBehind = new Map<string, { startedAt: number; bridgeIds: string[] }>();
   private watchingSince = Date.now();
   private onLost: BridgesLost = () => undefined;
+  private onRebuilt: BridgesRebuilt = () => undefined;
 
   constructor(private readonly opts: MediaClientOptions) {}
 
@@ -67,12 +75,18 @@ export class MediaClient {
     return this.opts.lostAfterMs ?? 1500;
   }
 
+  private get timeoutMs(): number {
+    return this.opts.timeoutMs ?? 3000;
+  }
+
   /**
-   * Follows the liveness of the site's media-controllers: one that says it stopped, restarted
-   * (a new startedAt) or went silent for lostAfterMs loses its bridges, and `onLost` is told.
+   * Follows the liveness of the site's media-controllers. The bridges of one that says it stopped,
+   * restarted (a new startedAt) or went silent for lostAfterMs are adopted by another instance
+   * (`onRebuilt`), or, when none can, lost (`onLost`).
    */
-  watchInstances(onLost: BridgesLost): void {
+  watchInstances(onLost: BridgesLost, onRebuilt: BridgesRebuilt): void {
     this.onLost = onLost;
+    this.onRebuilt = onRebuilt;
     this.watchingSince = Date.now();
     this.aliveSub = this.opts.nc.subscribe(Subjects.mediaAliveAll(this.opts.location()), {
       callback: (err, msg) => {
@@ -102,35 +116,78 @@ export class MediaClient {
       return;
     }
     if (seen && seen.startedAt !== alive.startedAt) this.instanceLost(alive.instance, 'restarted');
-    if (!seen) this.destroyLeftovers(alive.instance);
+    this.destroyLeftBehind(alive);
     this.instances.set(alive.instance, { lastSeen: Date.now(), startedAt: alive.startedAt });
   }
 
   /**
    * An instance given up for lost speaks again (it was paused or cut off): the bridges it still
-   * holds belong to calls already released, so they are destroyed (with their rtpengine calls).
+   * holds were adopted elsewhere or their calls released, so it destroys them (it deletes the
+   * rtpengine calls only of bridges nobody adopted: see MediaController.destroyBridge).
    */
-  private destroyLeftovers(instance: string): void {
-    for (const [bridgeId, owner] of this.lost) {
-      if (owner !== instance) continue;
-      this.lost.delete(bridgeId);
-      void call(this.opts.nc, Subjects.mediaInstanceCommand(this.opts.location(), instance), MediaRpc, { op: 'bridge.destroy', bridgeId }, { timeoutMs: this.opts.timeoutMs ?? 3000 }).catch(
-        () => undefined,
-      );
+  private destroyLeftBehind(alive: MediaControllerAlive): void {
+    const left = this.leftBehind.get(alive.instance);
+    if (!left) return;
+    this.leftBehind.delete(alive.instance);
+    if (left.startedAt !== alive.startedAt) return;
+    const subject = Subjects.mediaInstanceCommand(this.opts.location(), alive.instance);
+    for (const bridgeId of left.bridgeIds) {
+      void call(this.opts.nc, subject, MediaRpc, { op: 'bridge.destroy', bridgeId }, { timeoutMs: this.timeoutMs }).catch(() => undefined);
     }
   }
 
   private instanceLost(instance: string, reason: string): void {
+    const seen = this.instances.get(instance);
     this.instances.delete(instance);
     const bridgeIds: string[] = [];
     for (const [bridgeId, owner] of this.owners) {
       if (owner !== instance) continue;
       this.owners.delete(bridgeId);
-      this.lost.set(bridgeId, instance);
       bridgeIds.push(bridgeId);
     }
     this.opts.log.error({ instance, reason, bridges: bridgeIds.length }, 'media-controller lost');
-    if (bridgeIds.length > 0) this.onLost(bridgeIds, instance, reason);
+    if (bridgeIds.length === 0) return;
+    if (seen) this.leftBehind.set(instance, { startedAt: seen.startedAt, bridgeIds });
+    this.adopt(bridgeIds, instance, reason);
+  }
+
+  /**
+   * Asks another media-controller to adopt the bridges: the first through the queue (any live
+   * instance), the others on the same instance, since legs move between bridges of one instance.
+   */
+  private adopt(bridgeIds: string[], from: string, reason: string): void {
+    const location = this.opts.location();
+    const adoptOn = async (subject: string, bridgeId: string): Promise<string | undefined> => {
+      try {
+        const reply = await call(this.opts.nc, subject, MediaRpc, { op: 'bridge.adopt', bridgeId }, { timeoutMs: this.timeoutMs });
+        if (reply.ok) {
+          this.owners.set(bridgeId, reply.instance);
+          return reply.instance;
+        }
+        this.opts.log.error({ bridgeId, from, err: reply.error.message }, 'bridge not adopted');
+      } catch (err) {
+        this.opts.log.error({ bridgeId, from, err: (err as Error).message }, 'bridge not adopted');
+      }
+      this.lost.set(bridgeId, from);
+      return undefined;
+    };
+    const done = (async () => {
+      const [first, ...rest] = bridgeIds;
+      const owner = await adoptOn(Subjects.mediaCommand(location), first!);
+      const others = owner === undefined ? rest.map(() => undefined) : await Promise.all(rest.map((id) => adoptOn(Subjects.mediaInstanceCommand(location, owner), id)));
+      if (owner === undefined) for (const id of rest) this.lost.set(id, from);
+      const adopted = bridgeIds.filter((_, i) => (i === 0 ? owner : others[i - 1]) !== undefined);
+      const lost = bridgeIds.filter((id) => !adopted.includes(id));
+      if (adopted.length > 0 && owner !== undefined) {
+        this.opts.log.warn({ from, to: owner, bridges: adopted.length }, 'bridges adopted');
+        this.onRebuilt(adopted, owner);
+      }
+      if (lost.length > 0) this.onLost(lost, from, reason);
+    })();
+    for (const bridgeId of bridgeIds) this.adopting.set(bridgeId, done);
+    void done.finally(() => {
+      for (const bridgeId of bridgeIds) if (this.adopting.get(bridgeId) === done) this.adopting.delete(bridgeId);
+    });
   }
 
   /** Whether a new call may get media: some media-controller is alive (or signaling has only just started listening). */
@@ -141,7 +198,10 @@ export class MediaClient {
   /** Sends a command and resolves with the reply's SDP (if any); rejects with MediaCommandError. */
   async send(command: MediaCommand, colocateWith?: string): Promise<MediaReply & { ok: true }> {
     const location = this.opts.location();
-    const lostWith = this.lost.get(command.op === 'bridge.create' ? (colocateWith ?? '') : command.bridgeId);
+    const about = command.op === 'bridge.create' ? (colocateWith ?? '') : command.bridgeId;
+    // A bridge being adopted takes its commands once it has its new owner (or is lost).
+    await this.adopting.get(about);
+    const lostWith = this.lost.get(about);
     if (lostWith !== undefined) {
       // Nothing is left to destroy; anything else cannot be done on a bridge that is gone.
       if (command.op === 'bridge.destroy') {
@@ -161,7 +221,7 @@ export class MediaClient {
     const end = this.opts.metrics.mediaCommandDuration.startTimer({ op: command.op });
     let reply: MediaReply;
     try {
-      reply = await call(this.opts.nc, subject, MediaRpc, command, { timeoutMs: this.opts.timeoutMs ?? 3000 });
+      reply = await call(this.opts.nc, subject, MediaRpc, command, { timeoutMs: this.timeoutMs });
     } catch (err) {
       const failure = commandFailure(err as Error);
       this.opts.metrics.mediaCommands.inc({ op: command.op, result: failure.result });

@@ -9,7 +9,7 @@
  * `allow_responses`, never by a publish permission on other roles' inboxes.
  */
 import { randomBytes } from 'node:crypto';
-import { ConfigKeys, RegistrationKeys, Subjects } from './subjects.js';
+import { ConfigKeys, MediaKeys, RegistrationKeys, Subjects } from './subjects.js';
 
 export const NatsRoles = ['signaling', 'media-controller', 'gateway', 'config-publisher'] as const;
 export type NatsRole = (typeof NatsRoles)[number];
@@ -86,7 +86,7 @@ function sitePermissions(role: NatsRole, site: NatsSite): SubjectPermissions {
       };
     case 'media-controller':
       return {
-        publish: { allow: [Subjects.mediaEventAll(location), Subjects.mediaAliveAll(location), ...config] },
+        publish: { allow: [Subjects.mediaEventAll(location), Subjects.mediaAliveAll(location), ...config, ...kvWrite(MediaKeys.bucket)] },
         subscribe: { allow: [Subjects.mediaCommand(location), Subjects.mediaInstanceCommandAll(location), inbox] },
         allow_responses: true,
       };

@@ -71,3 +71,12 @@ export const RegistrationKeys = {
   dn: (clusterName: string, number: string) => `${subjectToken(clusterName)}.${subjectToken(number)}`,
   prefix: (clusterName: string) => `${subjectToken(clusterName)}.`,
 } as const;
+
+/**
+ * JetStream KV bucket where each media-controller keeps what another instance needs to adopt a
+ * bridge it did not create: per leg the rtpengine instance, call-id and tags, and the phone's SDP.
+ */
+export const MediaKeys = {
+  bucket: 'huddle-media',
+  bridge: (location: string, bridgeId: string) => `${subjectToken(location)}.bridge.${subjectToken(bridgeId)}`,
+} as const;

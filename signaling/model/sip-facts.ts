@@ -152,6 +152,15 @@ function bridgeLost(engine: Engine, step: Step, bridgeId: string, instance: stri
   }
 }
 
+/** An adopted bridge's parties start fresh (hear and are heard, no music): every leg's flags and music are sent again. */
+function bridgeRebuilt(engine: Engine, step: Step, bridgeId: string, instance: string): void {
+  step.report('info', 'bridge-rebuilt', `media bridge ${bridgeId} adopted by media-controller ${instance}`, { connId: engine.store.bridgeCall(bridgeId)?.connId });
+  for (const leg of engine.store.legs.values()) {
+    if (leg.bridgeId === bridgeId && !leg.mediaGone) leg.applied = { listen: undefined, talk: undefined, music: 'none' };
+  }
+  step.touched.add(bridgeId);
+}
+
 export function applyFact(engine: Engine, step: Step, input: Exclude<ModelInput, { kind: 'tlib.request' | 'tlib.gatewayGone' }>): void {
   switch (input.kind) {
     case 'sip.incoming':
@@ -172,5 +181,7 @@ export function applyFact(engine: Engine, step: Step, input: Exclude<ModelInput,
       return mediaEvent(engine, step, input.event);
     case 'media.bridgeLost':
       return bridgeLost(engine, step, input.bridgeId, input.instance, input.reason);
+    case 'media.bridgeRebuilt':
+      return bridgeRebuilt(engine, step, input.bridgeId, input.instance);
   }
 }

@@ -30,7 +30,51 @@ async function byeAfter(agent: Agent, since: number): Promise<number> {
   return Date.now() - since;
 }
 
-describe('media-controller SIGKILLed during a conference', () => {
+describe('media-controller SIGKILLed during a conference, with another instance alive', () => {
+  let site: Site;
+  let a: Agent, b: Agent, c: Agent;
+  beforeAll(async () => {
+    site = await Site.start({ mediaProcess: true });
+    a = await site.agent('7001', 0);
+    b = await site.agent('7002', 1);
+    c = await site.agent('7003', 2);
+  }, 60_000);
+  afterAll(async () => {
+    await site?.stop();
+  });
+
+  it('the other instance adopts the bridge: the calls go on (same dialogs), the listen-disconnected party keeps its music, ListenReconnect works', async () => {
+    const connID = await conference(a, b, c);
+    await a.desktop!.client.listenDisconnect({ thisDN: a.dn, otherDN: c.dn, connID });
+    await b.hears(exactly([a.tone]));
+    await c.hears(exactly([], true));
+    // The conference's bridge lives on media-0; media-1 starts afterwards, idle.
+    await site.startMediaProcess('media-1');
+
+    const killedAt = Date.now();
+    await site.mediaProcess('media-0').kill();
+    await Promise.all([
+      a.media.waitFor(exactly([b.tone]), 8000, 200),
+      b.media.waitFor(exactly([a.tone]), 8000, 200),
+      c.media.waitFor(exactly([], true), 8000, 200),
+    ]);
+    const backMs = Date.now() - killedAt;
+    const gaps = [a, b, c].map((agent) => agent.media.longestGapMs());
+    console.log(`media-controller SIGKILL, bridge adopted: audio back at +${backMs} ms; longest gap per phone ${gaps.join('/')} ms`);
+    expect(Math.max(...gaps)).toBeLessThan(3000);
+    for (const agent of [a, b, c]) {
+      expect(agent.desktop!.events.some((e) => e.event === 'EventReleased' && e.ConnID === connID)).toBe(false);
+      expect(agent.phone.calls).toHaveLength(1);
+    }
+
+    await a.desktop!.client.listenReconnect({ thisDN: a.dn, otherDN: c.dn, connID });
+    await c.hears(exactly([a.tone, b.tone]));
+    await a.hears(exactly([b.tone, c.tone]));
+    await a.desktop!.client.releaseCall({ thisDN: a.dn, connID });
+  });
+});
+
+describe('media-controller SIGKILLed during a conference, alone', () => {
   let site: Site;
   let a: Agent, b: Agent, c: Agent;
   beforeAll(async () => {
@@ -49,7 +93,7 @@ describe('media-controller SIGKILLed during a conference', () => {
     await b.hears(exactly([a.tone]));
 
     const killedAt = Date.now();
-    await site.mediaProcess!.kill();
+    await site.mediaProcess().kill();
     const asked = Date.now();
     const refused = await a.desktop!.client.listenReconnect({ thisDN: a.dn, otherDN: c.dn, connID }).catch((e: unknown) => e);
     const answeredMs = Date.now() - asked;

@@ -77,7 +77,7 @@ export class Site implements AgentSite {
       rtpengine: TestRtpengine;
       components: Component[];
       configBucket: string;
-      mediaProcess?: MediaControllerProcess;
+      mediaProcesses: Map<string, MediaControllerProcess>;
       live: LiveConfig;
       kv: KV;
       close: () => Promise<void>;
@@ -143,6 +143,7 @@ export class Site implements AgentSite {
         rtpengine,
         components,
         configBucket,
+        mediaProcesses: new Map(),
         live,
         kv,
         close: async () => {
@@ -157,21 +158,24 @@ export class Site implements AgentSite {
     return site;
   }
 
-  /** Starts media-controller as its own process (mediaProcess sites), under the pod name `media-0`. */
-  async startMediaProcess(): Promise<MediaControllerProcess> {
-    this.parts.mediaProcess = await MediaControllerProcess.start({
+  /** Starts media-controller as its own process, under a pod name (a restarted pod keeps its name). */
+  async startMediaProcess(podName = 'media-0'): Promise<MediaControllerProcess> {
+    const mc = await MediaControllerProcess.start({
       nats: this.parts.nats,
       cluster: this.config.cluster.metadata.name,
       configBucket: this.parts.configBucket,
       rtpengine: this.parts.rtpengine.ng,
       musicRoot: this.config.musicRoot,
-      podName: 'media-0',
+      podName,
     });
-    return this.parts.mediaProcess;
+    this.parts.mediaProcesses.set(podName, mc);
+    return mc;
   }
 
-  get mediaProcess(): MediaControllerProcess | undefined {
-    return this.parts.mediaProcess;
+  mediaProcess(podName = 'media-0'): MediaControllerProcess {
+    const mc = this.parts.mediaProcesses.get(podName);
+    if (!mc) throw new Error(`no media-controller process ${podName}`);
+    return mc;
   }
 
   /** SIGKILLs the site's rtpengine and starts it again on the same ng port; resolves with the time it was away. */
@@ -278,7 +282,7 @@ export class Site implements AgentSite {
   async stop(): Promise<void> {
     for (const a of this.agents) await a.close();
     for (const c of [...this.parts.components].reverse()) await c.stop();
-    await this.parts.mediaProcess?.stop();
+    for (const mc of this.parts.mediaProcesses.values()) await mc.stop();
     await this.parts.close();
     await this.parts.rtpengine.stop();
     if (this.parts.ownNats) await this.parts.nats.stop();
