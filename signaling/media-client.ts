@@ -49,6 +49,9 @@ export type BridgesRebuilt = (bridgeIds: string[], instance: string) => void;
 interface InstanceSeen {
   lastSeen: number;
   startedAt: number;
+  intervalMs: number;
+  /** A late announcement was followed up with a probe (until the next announcement). */
+  probed?: boolean;
 }
 
 export class MediaClient {
@@ -103,9 +106,11 @@ export class MediaClient {
     this.aliveCheck = setInterval(() => {
       const now = Date.now();
       for (const [instance, seen] of this.instances) {
-        if (now - seen.lastSeen > this.lostAfterMs) this.instanceLost(instance, `silent for ${now - seen.lastSeen} ms`);
+        const silent = now - seen.lastSeen;
+        if (silent > this.lostAfterMs) this.instanceLost(instance, `silent for ${silent} ms`);
+        else if (silent > seen.intervalMs + 100 && !seen.probed) this.probe(instance, seen, this.lostAfterMs - silent);
       }
-    }, Math.max(50, Math.floor(this.lostAfterMs / 6)));
+    }, 100);
     this.aliveCheck.unref();
   }
 
@@ -117,7 +122,22 @@ export class MediaClient {
     }
     if (seen && seen.startedAt !== alive.startedAt) this.instanceLost(alive.instance, 'restarted');
     this.destroyLeftBehind(alive);
-    this.instances.set(alive.instance, { lastSeen: Date.now(), startedAt: alive.startedAt });
+    this.instances.set(alive.instance, { lastSeen: Date.now(), startedAt: alive.startedAt, intervalMs: alive.intervalMs });
+  }
+
+  /**
+   * One announcement late: a query to the instance tells a dead process (NATS has no responder for
+   * its subject any more: lost now, not after lostAfterMs) from a slow one. Only an instance
+   * holding bridges is worth it.
+   */
+  private probe(instance: string, seen: InstanceSeen, timeoutMs: number): void {
+    const bridgeId = [...this.owners].find(([, owner]) => owner === instance)?.[0];
+    if (bridgeId === undefined) return;
+    seen.probed = true;
+    const subject = Subjects.mediaInstanceCommand(this.opts.location(), instance);
+    call(this.opts.nc, subject, MediaRpc, { op: 'bridge.query', bridgeId }, { timeoutMs: Math.max(100, timeoutMs) }).catch((err: unknown) => {
+      if (err instanceof RpcNoResponders && this.instances.get(instance) === seen) this.instanceLost(instance, 'no responder after a late announcement');
+    });
   }
 
   /**
@@ -195,8 +215,12 @@ export class MediaClient {
     return this.instances.size > 0 || Date.now() - this.watchingSince < this.lostAfterMs;
   }
 
-  /** Sends a command and resolves with the reply's SDP (if any); rejects with MediaCommandError. */
-  async send(command: MediaCommand, colocateWith?: string): Promise<MediaReply & { ok: true }> {
+  /**
+   * Sends a command and resolves with the reply's SDP (if any); rejects with MediaCommandError. A
+   * command its bridge's instance cannot take because it died is sent again once another instance
+   * has adopted the bridge (it never ran: the requester gets the outcome on the rebuilt bridge).
+   */
+  async send(command: MediaCommand, colocateWith?: string, again = false): Promise<MediaReply & { ok: true }> {
     const location = this.opts.location();
     const about = command.op === 'bridge.create' ? (colocateWith ?? '') : command.bridgeId;
     // A bridge being adopted takes its commands once it has its new owner (or is lost).
@@ -225,7 +249,10 @@ export class MediaClient {
     } catch (err) {
       const failure = commandFailure(err as Error);
       this.opts.metrics.mediaCommands.inc({ op: command.op, result: failure.result });
-      if (owner && InstanceLost.has(failure.code)) this.instanceLost(owner, `${command.op}: ${failure.message}`);
+      if (owner && InstanceLost.has(failure.code)) {
+        this.instanceLost(owner, `${command.op}: ${failure.message}`);
+        if (!again) return this.send(command, colocateWith, true);
+      }
       throw new MediaCommandError(failure.code, failure.message, command.op, { cause: err });
     } finally {
       end();

@@ -53,6 +53,8 @@ describe('media-controller SIGKILLed during a conference, with another instance 
 
     const killedAt = Date.now();
     await site.mediaProcess('media-0').kill();
+    // Past the 200 ms listening window, what the phones hear is only what came after the kill.
+    await new Promise((r) => setTimeout(r, 250));
     await Promise.all([
       a.media.waitFor(exactly([b.tone]), 8000, 200),
       b.media.waitFor(exactly([a.tone]), 8000, 200),
@@ -61,7 +63,9 @@ describe('media-controller SIGKILLed during a conference, with another instance 
     const backMs = Date.now() - killedAt;
     const gaps = [a, b, c].map((agent) => agent.media.longestGapMs());
     console.log(`media-controller SIGKILL, bridge adopted: audio back at +${backMs} ms; longest gap per phone ${gaps.join('/')} ms`);
-    expect(Math.max(...gaps)).toBeLessThan(3000);
+    // A dead instance is usually found by the probe after one late announcement (~0.5 s gap); the
+    // bound is the liveness timeout (1.5 s), reached when the machine is too busy for the probe.
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(1500);
     for (const agent of [a, b, c]) {
       expect(agent.desktop!.events.some((e) => e.event === 'EventReleased' && e.ConnID === connID)).toBe(false);
       expect(agent.phone.calls).toHaveLength(1);
@@ -70,6 +74,20 @@ describe('media-controller SIGKILLed during a conference, with another instance 
     await a.desktop!.client.listenReconnect({ thisDN: a.dn, otherDN: c.dn, connID });
     await c.hears(exactly([a.tone, b.tone]));
     await a.hears(exactly([b.tone, c.tone]));
+
+    // The adopter dies too, and a request comes before anyone noticed: its commands find no
+    // responder, the bridge is adopted again (from what the adopter kept), and the request is
+    // carried out there and answered with success, truthfully.
+    await site.startMediaProcess('media-2');
+    await site.mediaProcess('media-1').kill();
+    const asked = Date.now();
+    const answer = await a.desktop!.client.listenDisconnect({ thisDN: a.dn, otherDN: c.dn, connID });
+    const answeredMs = Date.now() - asked;
+    expect(answer).toMatchObject({ event: 'EventListenDisconnected' });
+    await c.hears(exactly([], true));
+    await b.hears(exactly([a.tone]));
+    console.log(`adopter SIGKILLed, ListenDisconnect right after: answered (success, on the re-adopted bridge) in ${answeredMs} ms`);
+    expect(answeredMs).toBeLessThan(1000);
     await a.desktop!.client.releaseCall({ thisDN: a.dn, connID });
   });
 });
