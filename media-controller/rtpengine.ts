@@ -31,6 +31,8 @@ interface Instance {
   host: string;
   port: number;
   client: Client;
+  /** Pings and session checks: a short timeout, so a ping lost in a restart does not hold up the next check. */
+  prober: Client;
   health: InstanceHealth;
   failures: number;
   legs: number;
@@ -45,6 +47,8 @@ export interface RtpenginePoolOptions {
   commandTimeoutMs?: number;
   /** Consecutive failed pings before an instance is declared lost. */
   failAfter?: number;
+  /** How long a ping may wait for its pong (default 500 ms). */
+  pingTimeoutMs?: number;
 }
 
 export interface RtpenginePoolEvents {
@@ -70,9 +74,10 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
     for (const ng of opts.addresses) {
       const i = ng.lastIndexOf(':');
       const client = new Client({ timeout: opts.commandTimeoutMs ?? 2000 });
+      const prober = new Client({ timeout: opts.pingTimeoutMs ?? 500 });
       // Late replies (after a timeout) are reported as errors by the client; they are not fatal.
-      client.on('error', (err: Error) => opts.log.debug({ ng, err: err.message }, 'rtpengine client error'));
-      this.instances.set(ng, { ng, host: ng.slice(0, i), port: Number(ng.slice(i + 1)), client, health: 'unknown', failures: 0, legs: 0 });
+      for (const c of [client, prober]) c.on('error', (err: Error) => opts.log.debug({ ng, err: err.message }, 'rtpengine client error'));
+      this.instances.set(ng, { ng, host: ng.slice(0, i), port: Number(ng.slice(i + 1)), client, prober, health: 'unknown', failures: 0, legs: 0 });
     }
   }
 
@@ -101,7 +106,7 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
   private async pingOnce(inst: Instance): Promise<void> {
     let ok = false;
     try {
-      ok = (await inst.client.ping(inst.port, inst.host)).result === 'pong';
+      ok = (await inst.prober.ping(inst.port, inst.host)).result === 'pong';
     } catch {
       ok = false;
     }
@@ -132,7 +137,7 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
     if (expected.length === 0) return;
     let listed: unknown;
     try {
-      const reply = await inst.client.list(inst.port, inst.host, { limit: expected.length + 1000 });
+      const reply = await inst.prober.list(inst.port, inst.host, { limit: expected.length + 1000 });
       if (reply.result !== 'ok') return;
       listed = reply.calls;
     } catch {
@@ -141,13 +146,27 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
     }
     if (!this.running || !Array.isArray(listed)) return;
     const present = new Set(listed.map(String));
-    const missing = expected.filter((callId) => !present.has(callId));
-    if (missing.length === 0) return;
+    // The list is capped (other controllers' calls share the instance): a call not listed is
+    // asked about before it is declared lost.
+    const unlisted = expected.filter((callId) => !present.has(callId));
+    const missing: string[] = [];
+    for (const callId of unlisted) if (await this.forgotten(inst, callId)) missing.push(callId);
+    if (!this.running || missing.length === 0) return;
     this.opts.log.error({ ng: inst.ng, missing: missing.length, expected: expected.length }, 'rtpengine lost calls it held (restarted?)');
     this.emit('sessionsLost', inst.ng, missing);
   }
 
-  health(ng: string): InstanceHealth {
+  /** The instance says it has no such call (not: it did not answer). */
+  private async forgotten(inst: Instance, callId: string): Promise<boolean> {
+    try {
+      const reply = await inst.prober.query(inst.port, inst.host, { 'call-id': callId });
+      return reply.result === 'error' && /unknown call/i.test(String(reply['error-reason'] ?? ''));
+    } catch {
+      return false;
+    }
+  }
+
+    health(ng: string): InstanceHealth {
     return this.instances.get(ng)?.health ?? 'down';
   }
 
@@ -234,10 +253,12 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     for (const inst of this.instances.values()) {
-      try {
-        inst.client.close();
-      } catch {
-        // already closed
+      for (const c of [inst.client, inst.prober]) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
       }
     }
   }
