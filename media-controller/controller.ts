@@ -46,11 +46,17 @@ export interface StoredBridge {
   legs: StoredLeg[];
 }
 
-/** Where bridges are kept for adoption (the huddle-media JetStream KV bucket). */
+/**
+ * Where bridges are kept for adoption (the huddle-media JetStream KV bucket). Writes compare the
+ * revision: an instance whose bridge was adopted while it was paused finds out on its next write
+ * and lets go of the bridge (fencing), instead of overwriting the adopter's record.
+ */
 export interface BridgeStore {
-  save(bridgeId: string, bridge: StoredBridge): Promise<void>;
-  load(bridgeId: string): Promise<StoredBridge | undefined>;
-  remove(bridgeId: string): Promise<void>;
+  /** Writes if `revision` is still the stored one (undefined: no record yet); the new revision, or undefined when another instance wrote since. */
+  save(bridgeId: string, bridge: StoredBridge, revision: number | undefined): Promise<number | undefined>;
+  load(bridgeId: string): Promise<{ bridge: StoredBridge; revision: number } | undefined>;
+  /** Removes the record if `revision` is still the stored one; false when another instance wrote since. */
+  remove(bridgeId: string, revision: number | undefined): Promise<boolean>;
 }
 
 /** Commands after which the bridge's stored record must change. */
@@ -76,6 +82,8 @@ interface Bridge {
   media: MediaBridge;
   legs: Map<string, Leg>;
   queue: Promise<unknown>;
+  /** Revision of our last write of the bridge in the store. */
+  revision?: number;
 }
 
 /** rtpengine flags for the SDP it writes towards our bridge: plain RTP. */
@@ -188,19 +196,47 @@ export class MediaController {
     }
   }
 
-  /** Writes what another instance needs to adopt the bridge; a failed write costs only that. */
-  private async persist(bridge: Bridge): Promise<void> {
+  /**
+   * Writes what another instance needs to adopt the bridge; a failed write costs only that. When
+   * another instance wrote it since, it adopted the bridge: this one lets go of it (its rtpengine
+   * calls are the adopter's now) and the command fails.
+   */
+  private async persist(bridge: Bridge, claim = false): Promise<void> {
     const legs: StoredLeg[] = [];
     for (const leg of bridge.legs.values()) {
       if (leg.failed || leg.phoneSdp === undefined) continue;
       const { id: legId, label, callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion } = leg;
       legs.push({ legId, ...(label !== undefined ? { label } : {}), callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion });
     }
+    let revision: number | undefined;
     try {
-      await this.opts.store.save(bridge.id, { instance: this.opts.instance, legs });
+      revision = await this.opts.store.save(bridge.id, { instance: this.opts.instance, legs }, bridge.revision);
     } catch (err) {
       this.opts.log.warn({ bridge: bridge.id, err: (err as Error).message }, 'bridge not saved for adoption');
+      return;
     }
+    if (revision !== undefined) {
+      bridge.revision = revision;
+      return;
+    }
+    if (claim) {
+      // The instance we adopt from wrote once more before it died or paused: the adopter wins.
+      const latest = await this.opts.store.load(bridge.id);
+      if (latest) bridge.revision = latest.revision;
+      else delete bridge.revision;
+      return this.persist(bridge, true);
+    }
+    await this.letGo(bridge);
+    throw new MediaFailure('BridgeNotFound', `bridge ${bridge.id} was adopted by another media-controller`);
+  }
+
+  /** Forgets a bridge another instance adopted: our sockets close, its rtpengine calls stay. */
+  private async letGo(bridge: Bridge): Promise<void> {
+    this.opts.log.warn({ bridge: bridge.id }, 'bridge adopted by another instance: letting go');
+    this.bridges.delete(bridge.id);
+    await Promise.all([...bridge.legs.values()].map((leg) => this.releaseLeg(bridge, leg, false)));
+    bridge.legs.clear();
+    await bridge.media.destroy();
   }
 
   /**
@@ -211,8 +247,9 @@ export class MediaController {
    */
   private async adoptBridge(id: string): Promise<MediaResult> {
     if (this.bridges.has(id)) throw new MediaFailure('BridgeExists', `bridge ${id} exists`);
-    const stored = await this.opts.store.load(id);
-    const bridge: Bridge = { id, media: this.opts.mixer.createBridge(id), legs: new Map(), queue: Promise.resolve() };
+    const loaded = await this.opts.store.load(id);
+    const stored = loaded?.bridge;
+    const bridge: Bridge = { id, media: this.opts.mixer.createBridge(id), legs: new Map(), queue: Promise.resolve(), ...(loaded ? { revision: loaded.revision } : {}) };
     this.bridges.set(id, bridge);
     await Promise.all(
       (stored?.legs ?? []).map(async (s) => {
@@ -225,7 +262,7 @@ export class MediaController {
         }
       }),
     );
-    await this.persist(bridge);
+    await this.persist(bridge, true);
     this.opts.log.warn({ bridge: id, from: stored?.instance, legs: bridge.legs.size }, 'bridge adopted');
     return { legs: [...bridge.legs.values()].map((leg) => this.legState(leg)) };
   }
@@ -418,10 +455,11 @@ export class MediaController {
    */
   private async destroyBridge(bridge: Bridge): Promise<void> {
     this.bridges.delete(bridge.id);
-    const stored = await this.opts.store.load(bridge.id).catch(() => undefined);
-    const ours = stored === undefined || stored.instance === this.opts.instance;
-    if (ours) await this.opts.store.remove(bridge.id).catch((err: Error) => this.opts.log.warn({ bridge: bridge.id, err: err.message }, 'stored bridge not removed'));
-    else this.opts.log.warn({ bridge: bridge.id, adoptedBy: stored.instance }, 'bridge adopted elsewhere: its rtpengine calls are left to the adopter');
+    const ours = await this.opts.store.remove(bridge.id, bridge.revision).catch((err: Error) => {
+      this.opts.log.warn({ bridge: bridge.id, err: err.message }, 'stored bridge not removed');
+      return true;
+    });
+    if (!ours) this.opts.log.warn({ bridge: bridge.id }, 'bridge adopted elsewhere: its rtpengine calls are left to the adopter');
     await Promise.all([...bridge.legs.values()].map((leg) => this.releaseLeg(bridge, leg, ours)));
     bridge.legs.clear();
     await bridge.media.destroy();

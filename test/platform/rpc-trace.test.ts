@@ -64,7 +64,7 @@ beforeAll(async () => {
   live = await LiveConfig.watch(await openConfigBucket(gatewayNc), config.cluster.metadata.name);
 
   // Nothing here is adopted by another instance: bridges need not be kept.
-  const unstored = { save: () => Promise.resolve(), load: () => Promise.resolve(undefined), remove: () => Promise.resolve() };
+  const unstored = { save: () => Promise.resolve(1), load: () => Promise.resolve(undefined), remove: () => Promise.resolve(true) };
   const mediaNc = await connection('media-controller');
   mixer = new TsMixer({ host: '127.0.0.1' });
   const controller = new MediaController({ instance: 'media-trace', pool: new RtpenginePool({ addresses: [], log }), mixer, music: new MusicLibrary(), publish: () => undefined, store: unstored, log });
