@@ -50,6 +50,7 @@ interface InstanceSeen {
   lastSeen: number;
   startedAt: number;
   intervalMs: number;
+  bridges: number;
   /** A late announcement was followed up with a probe (until the next announcement). */
   probed?: boolean;
 }
@@ -122,7 +123,7 @@ export class MediaClient {
     }
     if (seen && seen.startedAt !== alive.startedAt) this.instanceLost(alive.instance, 'restarted');
     this.destroyLeftBehind(alive);
-    this.instances.set(alive.instance, { lastSeen: Date.now(), startedAt: alive.startedAt, intervalMs: alive.intervalMs });
+    this.instances.set(alive.instance, { lastSeen: Date.now(), startedAt: alive.startedAt, intervalMs: alive.intervalMs, bridges: alive.bridges });
   }
 
   /**
@@ -168,15 +169,21 @@ export class MediaClient {
     this.opts.log.error({ instance, reason, bridges: bridgeIds.length }, 'media-controller lost');
     if (bridgeIds.length === 0) return;
     if (seen) this.leftBehind.set(instance, { startedAt: seen.startedAt, bridgeIds });
-    this.adopt(bridgeIds, instance, reason);
+    this.adopt(bridgeIds, instance, seen?.startedAt, reason);
   }
 
   /**
-   * Asks another media-controller to adopt the bridges: the first through the queue (any live
-   * instance), the others on the same instance, since legs move between bridges of one instance.
+   * Asks another media-controller to adopt the bridges: a live one, the least loaded first (never
+   * through the queue: the lost instance may still be subscribed to it, paused), all bridges on
+   * the same instance, since legs move between bridges of one instance.
    */
-  private adopt(bridgeIds: string[], from: string, reason: string): void {
+  private adopt(bridgeIds: string[], from: string, fromStartedAt: number | undefined, reason: string): void {
     const location = this.opts.location();
+    const candidates = (): string[] =>
+      [...this.instances]
+        .filter(([name, seen]) => name !== from || seen.startedAt !== fromStartedAt)
+        .sort(([, x], [, y]) => x.bridges - y.bridges)
+        .map(([name]) => name);
     const adoptOn = async (subject: string, bridgeId: string): Promise<string | undefined> => {
       try {
         const reply = await call(this.opts.nc, subject, MediaRpc, { op: 'bridge.adopt', bridgeId }, { timeoutMs: this.timeoutMs });
@@ -188,16 +195,21 @@ export class MediaClient {
       } catch (err) {
         this.opts.log.error({ bridgeId, from, err: (err as Error).message }, 'bridge not adopted');
       }
-      this.lost.set(bridgeId, from);
       return undefined;
     };
     const done = (async () => {
+      // A restarted instance (same name) is among the candidates once its announcement is recorded.
+      await Promise.resolve();
       const [first, ...rest] = bridgeIds;
-      const owner = await adoptOn(Subjects.mediaCommand(location), first!);
+      let owner: string | undefined;
+      for (const candidate of candidates().slice(0, 3)) {
+        owner = await adoptOn(Subjects.mediaInstanceCommand(location, candidate), first!);
+        if (owner !== undefined) break;
+      }
       const others = owner === undefined ? rest.map(() => undefined) : await Promise.all(rest.map((id) => adoptOn(Subjects.mediaInstanceCommand(location, owner), id)));
-      if (owner === undefined) for (const id of rest) this.lost.set(id, from);
       const adopted = bridgeIds.filter((_, i) => (i === 0 ? owner : others[i - 1]) !== undefined);
       const lost = bridgeIds.filter((id) => !adopted.includes(id));
+      for (const id of lost) this.lost.set(id, from);
       if (adopted.length > 0 && owner !== undefined) {
         this.opts.log.warn({ from, to: owner, bridges: adopted.length }, 'bridges adopted');
         this.onRebuilt(adopted, owner);

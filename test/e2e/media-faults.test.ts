@@ -92,6 +92,41 @@ describe('media-controller SIGKILLed during a conference, with another instance 
   });
 });
 
+describe('media-controller paused (SIGSTOP) long enough to be adopted from, then resumed', () => {
+  let site: Site;
+  let a: Agent, b: Agent;
+  beforeAll(async () => {
+    site = await Site.start({ mediaProcess: true });
+    a = await site.agent('7001', 0);
+    b = await site.agent('7002', 1);
+  }, 60_000);
+  afterAll(async () => {
+    await site?.stop();
+  });
+
+  it('the call goes on with the adopter; the resumed instance lets go of the bridge without touching its rtpengine calls', async () => {
+    await a.dial(b.dn);
+    await b.hears(exactly([a.tone]));
+    await site.startMediaProcess('media-1');
+    const paused = site.mediaProcess('media-0');
+    paused.pause();
+    try {
+      await new Promise((r) => setTimeout(r, 250));
+      await Promise.all([a.media.waitFor(exactly([b.tone]), 8000, 200), b.media.waitFor(exactly([a.tone]), 8000, 200)]);
+    } finally {
+      paused.resume();
+    }
+    // Signaling has the resumed instance destroy the bridge it still holds: only its sockets go.
+    await until(async () => (await paused.gauge('huddle_media_bridges')) === 0, 'the resumed instance let go of its bridge');
+    expect(await site.mediaProcess('media-1').gauge('huddle_media_bridges')).toBe(1);
+    await a.hears(exactly([b.tone]));
+    await b.hears(exactly([a.tone]));
+    expect(a.desktop!.events.some((e) => e.event === 'EventReleased')).toBe(false);
+    await a.phone.hangup();
+    await b.desktop!.waitFor((e) => e.event === 'EventReleased', 'EventReleased');
+  });
+});
+
 describe('media-controller SIGKILLed during a conference, alone', () => {
   let site: Site;
   let a: Agent, b: Agent, c: Agent;

@@ -23,7 +23,10 @@ export class MediaControllerProcess {
   private output = '';
   private readonly exited: Promise<number | null>;
 
-  private constructor(private readonly child: ChildProcess) {
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly metricsPort: number,
+  ) {
     child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
     this.exited = new Promise((resolve) => child.once('exit', resolve));
@@ -50,7 +53,7 @@ export class MediaControllerProcess {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const mc = new MediaControllerProcess(child);
+    const mc = new MediaControllerProcess(child, metricsPort);
     const deadline = Date.now() + 40_000;
     for (;;) {
       const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).then(
@@ -66,6 +69,15 @@ export class MediaControllerProcess {
     }
   }
 
+  /** One gauge of the process's /metrics (e.g. huddle_media_bridges), summed over its samples. */
+  async gauge(name: string): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`))
+      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  }
+
   get pid(): number {
     return this.child.pid ?? 0;
   }
@@ -74,6 +86,15 @@ export class MediaControllerProcess {
   async kill(): Promise<void> {
     this.child.kill('SIGKILL');
     await this.exited;
+  }
+
+  /** SIGSTOP: the process is frozen (a paused container, a node under memory pressure). */
+  pause(): void {
+    this.child.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child.kill('SIGCONT');
   }
 
   async stop(): Promise<void> {
