@@ -54,7 +54,7 @@ interface Leg {
 }
 
 /** Seconds a caller is asked to wait before retrying a call refused because media is down (503). */
-export const MediaRetryAfterSeconds = 5;
+const MediaRetryAfterSeconds = 5;
 const MediaDown = { reason: 'Media unavailable', headers: { 'Retry-After': String(MediaRetryAfterSeconds) } };
 
 /** Whether a media failure is media being down (503, retry later) rather than this call's SDP (488). */
