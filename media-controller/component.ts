@@ -2,8 +2,13 @@
  * media-controller as a component: rtpengine pool + TypeScript mixer + music library, driven by
  * the media contract on NATS.
  */
+import { bucketReplicas, openBucket } from '../common/nats/buckets.js';
+import { encodeJson } from '../common/nats/codec.js';
+import type { MediaControllerAlive } from '../common/nats/media-contract.js';
+import { MediaKeys, Subjects } from '../common/nats/subjects.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
 import type { Component } from '../common/process/lifecycle.js';
+import { kvBridgeStore } from './bridge-store.js';
 import { MediaController } from './controller.js';
 import { registerMediaMetrics, type MediaView } from './metrics.js';
 import { TsMixer } from './mixer/ts-mixer.js';
@@ -17,6 +22,8 @@ export interface MediaComponentOptions {
   pingIntervalMs?: number;
   commandTimeoutMs?: number;
   failAfter?: number;
+  /** How often the instance tells signaling it is alive (signaling gives up after three silent intervals). */
+  aliveIntervalMs?: number;
 }
 
 export interface RunningMediaController extends Component {
@@ -35,6 +42,7 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
     ...(options.commandTimeoutMs !== undefined ? { commandTimeoutMs: options.commandTimeoutMs } : {}),
     ...(options.failAfter !== undefined ? { failAfter: options.failAfter } : {}),
   });
+  const bridges = await openBucket(nc, MediaKeys.bucket, { history: 1, replicas: bucketReplicas(ctx.config.cluster.spec), log });
   const mixer = new TsMixer({ host: options.bridgeHost, onTick: (ms) => metrics.observeTick(ms) });
   const controller = new MediaController({
     instance,
@@ -42,6 +50,7 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
     mixer,
     music: new MusicLibrary(),
     publish: (event) => publishMediaEvent(nc, location, event),
+    store: kvBridgeStore(bridges, location),
     log,
   });
   const view: MediaView = {
@@ -54,14 +63,29 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
   await pool.start();
   ctx.addReadiness('rtpengine', () => pool.addresses.some((ng) => pool.health(ng) === 'up') || `no rtpengine answering (${pool.addresses.join(', ') || 'none configured'})`);
   const api = new MediaApi({ nc, location, instance, controller, log, onCommand: (op, result) => metrics.command(op, result) });
+  const startedAt = Date.now();
+  const aliveIntervalMs = options.aliveIntervalMs ?? 500;
+  const announce = (gone: boolean): void => {
+    const message: MediaControllerAlive = { instance, startedAt, intervalMs: aliveIntervalMs, bridges: controller.bridgeCount, ...(gone ? { gone } : {}) };
+    try {
+      nc.publish(Subjects.mediaAlive(location, instance), encodeJson(message));
+    } catch (err) {
+      log.debug({ err: (err as Error).message }, 'liveness not published');
+    }
+  };
+  announce(false);
+  const alive = setInterval(() => announce(false), aliveIntervalMs);
   log.info({ location, instance, rtpengines: ctx.rtpengines, bridgeHost: options.bridgeHost }, 'media-controller started');
   return {
     name: 'media-controller',
     controller,
     pool,
     stop: async () => {
+      clearInterval(alive);
       await api.drain();
       await controller.drain();
+      // Its bridges are gone: signaling releases their calls now rather than after three silent intervals.
+      announce(true);
       await mixer.stop();
       pool.stop();
     },

@@ -28,6 +28,40 @@ export interface MediaResult {
   legs?: LegState[];
 }
 
+/** One leg as the media bucket keeps it: enough for another instance to re-point its rtpengine call. */
+export interface StoredLeg {
+  legId: string;
+  label?: string;
+  callId: string;
+  phoneTag: string;
+  bridgeTag: string;
+  ng: string;
+  /** The phone's latest SDP (its offer or answer): re-offered to rtpengine to get the bridge side anew. */
+  phoneSdp: string;
+  sdpVersion: number;
+}
+
+export interface StoredBridge {
+  instance: string;
+  legs: StoredLeg[];
+}
+
+/**
+ * Where bridges are kept for adoption (the huddle-media JetStream KV bucket). Writes compare the
+ * revision: an instance whose bridge was adopted while it was paused finds out on its next write
+ * and lets go of the bridge (fencing), instead of overwriting the adopter's record.
+ */
+export interface BridgeStore {
+  /** Writes if `revision` is still the stored one (undefined: no record yet); the new revision, or undefined when another instance wrote since. */
+  save(bridgeId: string, bridge: StoredBridge, revision: number | undefined): Promise<number | undefined>;
+  load(bridgeId: string): Promise<{ bridge: StoredBridge; revision: number } | undefined>;
+  /** Removes the record if `revision` is still the stored one; false when another instance wrote since. */
+  remove(bridgeId: string, revision: number | undefined): Promise<boolean>;
+}
+
+/** Commands after which the bridge's stored record must change. */
+const Persisted: ReadonlySet<MediaCommand['op']> = new Set(['leg.offer', 'leg.answer', 'leg.reoffer', 'leg.move', 'leg.remove']);
+
 interface Leg {
   id: string;
   label?: string;
@@ -39,6 +73,7 @@ interface Leg {
   party: BridgeParty;
   awaitingAnswer: boolean;
   sdpVersion: number;
+  phoneSdp?: string;
   failed?: string;
 }
 
@@ -47,6 +82,8 @@ interface Bridge {
   media: MediaBridge;
   legs: Map<string, Leg>;
   queue: Promise<unknown>;
+  /** Revision of our last write of the bridge in the store. */
+  revision?: number;
 }
 
 /** rtpengine flags for the SDP it writes towards our bridge: plain RTP. */
@@ -67,6 +104,7 @@ export interface MediaControllerOptions {
   mixer: MixerEngine;
   music: MusicLibrary;
   publish: (event: MediaEvent) => void;
+  store: BridgeStore;
   log: Logger;
 }
 
@@ -76,6 +114,8 @@ export class MediaController {
   constructor(private readonly opts: MediaControllerOptions) {
     opts.pool.on('lost', (ng) => this.onRtpengineLost(ng));
     opts.pool.on('back', (ng) => opts.publish({ kind: 'rtpengine-back', instance: opts.instance, ng }));
+    opts.pool.on('sessionsLost', (ng, callIds) => this.onSessionsLost(ng, new Set(callIds)));
+    opts.pool.watchSessions((ng) => this.callIdsOn(ng));
   }
 
   get bridgeCount(): number {
@@ -102,50 +142,154 @@ export class MediaController {
   /** Runs a command; throws MediaFailure with a contract error code when it cannot. */
   async handle(cmd: MediaCommand): Promise<MediaResult> {
     if (cmd.op === 'bridge.create') return this.createBridge(cmd.bridgeId);
+    if (cmd.op === 'bridge.adopt') return this.adoptBridge(cmd.bridgeId);
     const bridge = this.bridge(cmd.bridgeId);
     const run = bridge.queue.then(() => this.run(bridge, cmd));
     bridge.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async run(bridge: Bridge, cmd: Exclude<MediaCommand, { op: 'bridge.create' }>): Promise<MediaResult> {
+  private async run(bridge: Bridge, cmd: Exclude<MediaCommand, { op: 'bridge.create' | 'bridge.adopt' }>): Promise<MediaResult> {
     try {
       // A command queued behind bridge.destroy finds the bridge gone.
       if (this.bridges.get(bridge.id) !== bridge) throw new MediaFailure('BridgeNotFound', `bridge ${bridge.id} was destroyed`);
-      switch (cmd.op) {
-        case 'bridge.destroy':
-          await this.destroyBridge(bridge);
-          return {};
-        case 'bridge.query':
-          return { legs: [...bridge.legs.values()].map((leg) => this.legState(leg)) };
-        case 'leg.offer':
-          return { sdp: await this.legOffer(bridge, cmd.legId, cmd.sdp, cmd.label) };
-        case 'leg.create':
-          return { sdp: await this.legCreate(bridge, cmd.legId, cmd.label) };
-        case 'leg.answer':
-          await this.legAnswer(this.leg(bridge, cmd.legId), cmd.sdp);
-          return {};
-        case 'leg.reoffer':
-          return { sdp: await this.legReoffer(this.leg(bridge, cmd.legId), cmd.sdp) };
-        case 'leg.move':
-          this.legMove(bridge, cmd.legId, cmd.toBridgeId);
-          return {};
-        case 'leg.remove':
-          await this.legRemove(bridge, this.leg(bridge, cmd.legId));
-          return {};
-        case 'leg.flags':
-          this.leg(bridge, cmd.legId).party.setFlags(cmd.listen, cmd.talk);
-          return {};
-        case 'leg.music.play':
-          await this.musicPlay(bridge, this.leg(bridge, cmd.legId), cmd.file);
-          return {};
-        case 'leg.music.stop':
-          this.leg(bridge, cmd.legId).party.stopMusic();
-          return {};
-      }
+      const result = await this.apply(bridge, cmd);
+      if (Persisted.has(cmd.op)) await this.persist(bridge);
+      if (cmd.op === 'leg.move') await this.persist(this.bridge(cmd.toBridgeId));
+      return result;
     } catch (err) {
       throw asMediaFailure(err);
     }
+  }
+
+  private async apply(bridge: Bridge, cmd: Exclude<MediaCommand, { op: 'bridge.create' | 'bridge.adopt' }>): Promise<MediaResult> {
+    switch (cmd.op) {
+      case 'bridge.destroy':
+        await this.destroyBridge(bridge);
+        return {};
+      case 'bridge.query':
+        return { legs: [...bridge.legs.values()].map((leg) => this.legState(leg)) };
+      case 'leg.offer':
+        return { sdp: await this.legOffer(bridge, cmd.legId, cmd.sdp, cmd.label) };
+      case 'leg.create':
+        return { sdp: await this.legCreate(bridge, cmd.legId, cmd.label) };
+      case 'leg.answer':
+        await this.legAnswer(this.leg(bridge, cmd.legId), cmd.sdp);
+        return {};
+      case 'leg.reoffer':
+        return { sdp: await this.legReoffer(this.leg(bridge, cmd.legId), cmd.sdp) };
+      case 'leg.move':
+        this.legMove(bridge, cmd.legId, cmd.toBridgeId);
+        return {};
+      case 'leg.remove':
+        await this.legRemove(bridge, this.leg(bridge, cmd.legId));
+        return {};
+      case 'leg.flags':
+        this.leg(bridge, cmd.legId).party.setFlags(cmd.listen, cmd.talk);
+        return {};
+      case 'leg.music.play':
+        await this.musicPlay(bridge, this.leg(bridge, cmd.legId), cmd.file);
+        return {};
+      case 'leg.music.stop':
+        this.leg(bridge, cmd.legId).party.stopMusic();
+        return {};
+    }
+  }
+
+  /**
+   * Writes what another instance needs to adopt the bridge; a failed write costs only that. When
+   * another instance wrote it since, it adopted the bridge: this one lets go of it (its rtpengine
+   * calls are the adopter's now) and the command fails.
+   */
+  private async persist(bridge: Bridge, claim = false): Promise<void> {
+    const legs: StoredLeg[] = [];
+    for (const leg of bridge.legs.values()) {
+      if (leg.failed || leg.phoneSdp === undefined) continue;
+      const { id: legId, label, callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion } = leg;
+      legs.push({ legId, ...(label !== undefined ? { label } : {}), callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion });
+    }
+    let revision: number | undefined;
+    try {
+      revision = await this.opts.store.save(bridge.id, { instance: this.opts.instance, legs }, bridge.revision);
+    } catch (err) {
+      this.opts.log.warn({ bridge: bridge.id, err: (err as Error).message }, 'bridge not saved for adoption');
+      return;
+    }
+    if (revision !== undefined) {
+      bridge.revision = revision;
+      return;
+    }
+    if (claim) {
+      // The instance we adopt from wrote once more before it died or paused: the adopter wins.
+      const latest = await this.opts.store.load(bridge.id);
+      if (latest) bridge.revision = latest.revision;
+      else delete bridge.revision;
+      return this.persist(bridge, true);
+    }
+    await this.letGo(bridge);
+    throw new MediaFailure('BridgeNotFound', `bridge ${bridge.id} was adopted by another media-controller`);
+  }
+
+  /** Forgets a bridge another instance adopted: our sockets close, its rtpengine calls stay. */
+  private async letGo(bridge: Bridge): Promise<void> {
+    this.opts.log.warn({ bridge: bridge.id }, 'bridge adopted by another instance: letting go');
+    this.bridges.delete(bridge.id);
+    await Promise.all([...bridge.legs.values()].map((leg) => this.releaseLeg(bridge, leg, false)));
+    bridge.legs.clear();
+    await bridge.media.destroy();
+  }
+
+  /**
+   * Takes over a bridge another instance created (it died): a new mixer bridge, and each stored
+   * leg's rtpengine call re-offered from the phone side with the phone's last SDP, so rtpengine
+   * keeps the phone side as it is and sends the bridge side to our new socket. A leg that cannot
+   * be re-pointed fails (leg-failed); the others carry on.
+   */
+  private async adoptBridge(id: string): Promise<MediaResult> {
+    if (this.bridges.has(id)) throw new MediaFailure('BridgeExists', `bridge ${id} exists`);
+    const loaded = await this.opts.store.load(id);
+    const stored = loaded?.bridge;
+    const bridge: Bridge = { id, media: this.opts.mixer.createBridge(id), legs: new Map(), queue: Promise.resolve(), ...(loaded ? { revision: loaded.revision } : {}) };
+    this.bridges.set(id, bridge);
+    await Promise.all(
+      (stored?.legs ?? []).map(async (s) => {
+        try {
+          await this.adoptLeg(bridge, s);
+        } catch (err) {
+          const reason = `not adopted from ${stored?.instance ?? 'unknown'}: ${(err as Error).message}`;
+          this.opts.log.warn({ bridge: id, leg: s.legId, err: reason }, 'leg not adopted');
+          this.opts.publish({ kind: 'leg-failed', instance: this.opts.instance, bridgeId: id, legId: s.legId, reason });
+        }
+      }),
+    );
+    await this.persist(bridge, true);
+    this.opts.log.warn({ bridge: id, from: stored?.instance, legs: bridge.legs.size }, 'bridge adopted');
+    return { legs: [...bridge.legs.values()].map((leg) => this.legState(leg)) };
+  }
+
+  private async adoptLeg(bridge: Bridge, s: StoredLeg): Promise<void> {
+    const party = await this.opts.mixer.createParty(s.legId);
+    const leg: Leg = {
+      id: s.legId,
+      ...(s.label !== undefined ? { label: s.label } : {}),
+      callId: s.callId,
+      phoneTag: s.phoneTag,
+      bridgeTag: s.bridgeTag,
+      ng: s.ng,
+      party,
+      awaitingAnswer: false,
+      sdpVersion: s.sdpVersion + 1,
+      phoneSdp: s.phoneSdp,
+    };
+    try {
+      await this.phoneOffered(leg, s.phoneSdp, checkPhoneSdp(s.phoneSdp).g711, true);
+    } catch (err) {
+      await party.close();
+      throw err;
+    }
+    this.opts.pool.attach(leg.ng);
+    bridge.legs.set(leg.id, leg);
+    bridge.media.add(party);
   }
 
   private createBridge(id: string): MediaResult {
@@ -211,7 +355,11 @@ export class MediaController {
 
   private legOffer(bridge: Bridge, legId: string, sdp: string, label: string | undefined): Promise<string> {
     const { g711 } = checkPhoneSdp(sdp);
-    return this.newLeg(bridge, legId, label, (leg) => this.phoneOffered(leg, sdp, g711, false));
+    return this.newLeg(bridge, legId, label, async (leg) => {
+      const answer = await this.phoneOffered(leg, sdp, g711, false);
+      leg.phoneSdp = sdp;
+      return answer;
+    });
   }
 
   /** The phone offered (first or again): rtpengine offers to the bridge, the bridge answers, rtpengine answers the phone. */
@@ -243,6 +391,7 @@ export class MediaController {
     const remote = parseRemote(requireSdp(answer.sdp, leg.ng));
     await leg.party.setRemote(remote.host, remote.port, remote.codecs[0]!);
     leg.awaitingAnswer = false;
+    leg.phoneSdp = sdp;
   }
 
   private async legReoffer(leg: Leg, sdp: string): Promise<string> {
@@ -250,6 +399,7 @@ export class MediaController {
     const { g711 } = checkPhoneSdp(sdp);
     const answer = await this.phoneOffered(leg, sdp, g711, true);
     leg.awaitingAnswer = false;
+    leg.phoneSdp = sdp;
     return answer;
   }
 
@@ -270,11 +420,12 @@ export class MediaController {
     await this.releaseLeg(bridge, leg);
   }
 
-  private async releaseLeg(bridge: Bridge, leg: Leg): Promise<void> {
+  private async releaseLeg(bridge: Bridge, leg: Leg, deleteCall = true): Promise<void> {
     if (leg.failed) return;
     bridge.media.remove(leg.party.id);
     await leg.party.close();
     this.opts.pool.release(leg.ng);
+    if (!deleteCall) return;
     try {
       await this.opts.pool.delete(leg.ng, leg.callId);
     } catch (err) {
@@ -298,26 +449,50 @@ export class MediaController {
     }
   }
 
+  /**
+   * Destroys a bridge with its legs' rtpengine calls, unless another instance adopted it while this
+   * one was given up for lost (paused): then those calls are the adopter's, and only our sockets go.
+   */
   private async destroyBridge(bridge: Bridge): Promise<void> {
     this.bridges.delete(bridge.id);
-    await Promise.all([...bridge.legs.values()].map((leg) => this.releaseLeg(bridge, leg)));
+    const ours = await this.opts.store.remove(bridge.id, bridge.revision).catch((err: Error) => {
+      this.opts.log.warn({ bridge: bridge.id, err: err.message }, 'stored bridge not removed');
+      return true;
+    });
+    if (!ours) this.opts.log.warn({ bridge: bridge.id }, 'bridge adopted elsewhere: its rtpengine calls are left to the adopter');
+    await Promise.all([...bridge.legs.values()].map((leg) => this.releaseLeg(bridge, leg, ours)));
     bridge.legs.clear();
     await bridge.media.destroy();
   }
 
   private onRtpengineLost(ng: string): void {
+    this.opts.publish({ kind: 'rtpengine-lost', instance: this.opts.instance, ng });
+    this.failLegs(ng, () => true, `rtpengine ${ng} stopped answering`);
+  }
+
+  /** rtpengine answers but forgot these calls (it restarted between pings): their legs carry no media. */
+  private onSessionsLost(ng: string, callIds: ReadonlySet<string>): void {
+    this.failLegs(ng, (leg) => callIds.has(leg.callId), `rtpengine ${ng} no longer has the leg's call (restarted)`);
+  }
+
+  private failLegs(ng: string, which: (leg: Leg) => boolean, reason: string): void {
     const { instance, publish } = this.opts;
-    publish({ kind: 'rtpengine-lost', instance, ng });
     for (const bridge of this.bridges.values()) {
       for (const leg of bridge.legs.values()) {
-        if (leg.ng !== ng || leg.failed) continue;
-        leg.failed = 'rtpengine-lost';
+        if (leg.ng !== ng || leg.failed || !which(leg)) continue;
+        leg.failed = reason;
         bridge.media.remove(leg.party.id);
         this.opts.pool.release(ng);
         leg.party.close().catch(() => undefined);
-        publish({ kind: 'leg-failed', instance, bridgeId: bridge.id, legId: leg.id, reason: `rtpengine ${ng} stopped answering` });
+        publish({ kind: 'leg-failed', instance, bridgeId: bridge.id, legId: leg.id, reason });
       }
     }
+  }
+
+  private callIdsOn(ng: string): string[] {
+    const callIds: string[] = [];
+    for (const bridge of this.bridges.values()) for (const leg of bridge.legs.values()) if (leg.ng === ng && !leg.failed) callIds.push(leg.callId);
+    return callIds;
   }
 
   /** Destroys every bridge (deleting its rtpengine calls). */

@@ -48,7 +48,7 @@ export class MediaApi {
   private async execute(command: MediaCommand, viaQueue: boolean): Promise<MediaReply> {
     const { instance, controller } = this.opts;
     try {
-      if (viaQueue && command.op !== 'bridge.create') {
+      if (viaQueue && command.op !== 'bridge.create' && command.op !== 'bridge.adopt') {
         throw new MediaFailure('BadCommand', `${command.op} goes to the instance that owns the bridge (${Subjects.mediaInstanceCommand(this.opts.location, '<instance>')})`);
       }
       const result = await controller.handle(command);

@@ -2,6 +2,9 @@
  * rtpengine driver: a pool of rtpengine instances spoken to over the ng protocol
  * (rtpengine-client). Each instance is pinged; one that stops answering is reported lost (and
  * back when it answers again) so the legs anchored on it can be failed instead of silently dying.
+ * An instance that restarts between two pings answers them all, but has forgotten its calls: each
+ * ping of an instance holding legs also lists its calls, and those it no longer has are reported
+ * (sessionsLost).
  * Commands name the instance explicitly: a leg stays on the rtpengine that anchored it.
  */
 import { EventEmitter } from 'node:events';
@@ -28,6 +31,8 @@ interface Instance {
   host: string;
   port: number;
   client: Client;
+  /** Pings and session checks: a short timeout, so a ping lost in a restart does not hold up the next check. */
+  prober: Client;
   health: InstanceHealth;
   failures: number;
   legs: number;
@@ -42,11 +47,15 @@ export interface RtpenginePoolOptions {
   commandTimeoutMs?: number;
   /** Consecutive failed pings before an instance is declared lost. */
   failAfter?: number;
+  /** How long a ping may wait for its pong (default 500 ms). */
+  pingTimeoutMs?: number;
 }
 
 export interface RtpenginePoolEvents {
   lost: [ng: string];
   back: [ng: string];
+  /** The instance answers but no longer has these calls (it restarted, or dropped them). */
+  sessionsLost: [ng: string, callIds: string[]];
 }
 
 export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
@@ -55,6 +64,8 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
   private readonly failAfter: number;
   private running = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** The rtpengine call-ids anchored on an instance, checked against its own list at each ping. */
+  private held: (ng: string) => string[] = () => [];
 
   constructor(private readonly opts: RtpenginePoolOptions) {
     super();
@@ -63,10 +74,16 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
     for (const ng of opts.addresses) {
       const i = ng.lastIndexOf(':');
       const client = new Client({ timeout: opts.commandTimeoutMs ?? 2000 });
+      const prober = new Client({ timeout: opts.pingTimeoutMs ?? 500 });
       // Late replies (after a timeout) are reported as errors by the client; they are not fatal.
-      client.on('error', (err: Error) => opts.log.debug({ ng, err: err.message }, 'rtpengine client error'));
-      this.instances.set(ng, { ng, host: ng.slice(0, i), port: Number(ng.slice(i + 1)), client, health: 'unknown', failures: 0, legs: 0 });
+      for (const c of [client, prober]) c.on('error', (err: Error) => opts.log.debug({ ng, err: err.message }, 'rtpengine client error'));
+      this.instances.set(ng, { ng, host: ng.slice(0, i), port: Number(ng.slice(i + 1)), client, prober, health: 'unknown', failures: 0, legs: 0 });
     }
+  }
+
+  /** Names the calls each instance should hold, for the check at each ping. */
+  watchSessions(held: (ng: string) => string[]): void {
+    this.held = held;
   }
 
   /** Pings every instance once, then keeps pinging in the background. */
@@ -89,7 +106,7 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
   private async pingOnce(inst: Instance): Promise<void> {
     let ok = false;
     try {
-      ok = (await inst.client.ping(inst.port, inst.host)).result === 'pong';
+      ok = (await inst.prober.ping(inst.port, inst.host)).result === 'pong';
     } catch {
       ok = false;
     }
@@ -101,7 +118,9 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
       if (was === 'down') {
         this.opts.log.warn({ ng: inst.ng }, 'rtpengine back');
         this.emit('back', inst.ng);
+        return;
       }
+      await this.checkSessions(inst);
       return;
     }
     inst.failures++;
@@ -112,7 +131,42 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
     }
   }
 
-  health(ng: string): InstanceHealth {
+  /** Lists the instance's calls and reports those it should hold but does not. */
+  private async checkSessions(inst: Instance): Promise<void> {
+    const expected = this.held(inst.ng);
+    if (expected.length === 0) return;
+    let listed: unknown;
+    try {
+      const reply = await inst.prober.list(inst.port, inst.host, { limit: expected.length + 1000 });
+      if (reply.result !== 'ok') return;
+      listed = reply.calls;
+    } catch {
+      // No answer: the ping check decides whether the instance is lost.
+      return;
+    }
+    if (!this.running || !Array.isArray(listed)) return;
+    const present = new Set(listed.map(String));
+    // The list is capped (other controllers' calls share the instance): a call not listed is
+    // asked about before it is declared lost.
+    const unlisted = expected.filter((callId) => !present.has(callId));
+    const missing: string[] = [];
+    for (const callId of unlisted) if (await this.forgotten(inst, callId)) missing.push(callId);
+    if (!this.running || missing.length === 0) return;
+    this.opts.log.error({ ng: inst.ng, missing: missing.length, expected: expected.length }, 'rtpengine lost calls it held (restarted?)');
+    this.emit('sessionsLost', inst.ng, missing);
+  }
+
+  /** The instance says it has no such call (not: it did not answer). */
+  private async forgotten(inst: Instance, callId: string): Promise<boolean> {
+    try {
+      const reply = await inst.prober.query(inst.port, inst.host, { 'call-id': callId });
+      return reply.result === 'error' && /unknown call/i.test(String(reply['error-reason'] ?? ''));
+    } catch {
+      return false;
+    }
+  }
+
+    health(ng: string): InstanceHealth {
     return this.instances.get(ng)?.health ?? 'down';
   }
 
@@ -199,10 +253,12 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     for (const inst of this.instances.values()) {
-      try {
-        inst.client.close();
-      } catch {
-        // already closed
+      for (const c of [inst.client, inst.prober]) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
       }
     }
   }

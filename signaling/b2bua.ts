@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parse as parseSdp } from 'sdp-transform';
 import type { IncomingFrom, ModelInput, ModelOutput, SipConnect } from './model/index.js';
-import type { MediaClient } from './media-client.js';
+import { MediaCommandError, type MediaClient } from './media-client.js';
 import type { Dialog, DialogState, Endpoint, InviteResult, OutgoingInvite, ServerRequest, SipRequest, SipStack } from './sip/index.js';
 import { uriUser } from './sip/index.js';
 import type { ConferenceEventNotifier } from './conference-events.js';
@@ -63,6 +63,15 @@ export interface LegState {
   localSdp?: string;
   flow?: { protocol: Endpoint['protocol']; host: string; port: number };
   dialog?: DialogState;
+}
+
+/** Seconds a caller is asked to wait before retrying a call refused because media is down (503). */
+const MediaRetryAfterSeconds = 5;
+const MediaDown = { reason: 'Media unavailable', headers: { 'Retry-After': String(MediaRetryAfterSeconds) } };
+
+/** Whether a media failure is media being down (503, retry later) rather than this call's SDP (488). */
+function mediaDown(err: Error): boolean {
+  return !(err instanceof MediaCommandError) || !['BadSdp', 'NoCommonCodec', 'BadCommand'].includes(err.code);
 }
 
 /** Where an outbound leg goes. */
@@ -187,9 +196,13 @@ export class B2bua {
   connectFailed(out: SipConnect, err: Error): SipFact {
     const leg = this.legs.get(out.legId);
     if (out.direction === 'inbound') {
-      const pending = this.pendingIncoming.get(out.sipRef);
+      // The INVITE is the leg's once connectInbound took it over from pendingIncoming.
+      const invite = leg?.invite ?? this.pendingIncoming.get(out.sipRef)?.invite;
       this.pendingIncoming.delete(out.sipRef);
-      if (pending && !pending.invite.answered) pending.invite.respond(488, { reason: `Media refused: ${err.message}`.slice(0, 120) });
+      if (invite && !invite.answered) {
+        if (mediaDown(err)) invite.respond(503, MediaDown);
+        else invite.respond(488, { reason: `Media refused: ${err.message}`.slice(0, 120) });
+      }
       if (leg) this.ended(leg);
       return { kind: 'sip.released', legId: out.legId };
     }
@@ -218,6 +231,11 @@ export class B2bua {
 
   private async onInvite(req: ServerRequest): Promise<void> {
     const msg = req.message;
+    if (!this.o.media.available()) {
+      // No media-controller is alive: a final answer now, not a call that waits for media that will not come.
+      req.respond(503, MediaDown);
+      return;
+    }
     const offer = msg.body.toString();
     if (offer.length === 0) {
       req.respond(488, { reason: 'An SDP offer is required in the INVITE' });
@@ -443,7 +461,7 @@ export class B2bua {
     } else if (leg.outgoing) {
       leg.outgoing.cancel();
     } else if (leg.invite && !leg.invite.answered) {
-      leg.invite.respond(status ?? 480);
+      leg.invite.respond(status ?? 480, status === 503 ? MediaDown : {});
     }
   }
 

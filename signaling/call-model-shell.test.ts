@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { TEvent } from '../common/tlib/messages.js';
 import type { SipAction, SipFact } from './b2bua.js';
 import { CallModelShell, pipelinedMediaRun } from './call-model-shell.js';
-import type { MediaClient } from './media-client.js';
+import { MediaCommandError, type MediaClient } from './media-client.js';
 import type { ModelInput, ModelOutput } from './model/index.js';
 
 const media = (command: Extract<ModelOutput, { kind: 'media' }>['command']): ModelOutput => ({ kind: 'media', command });
@@ -55,7 +55,7 @@ describe('CallModelShell: replies travel back with the request', () => {
   const connect: ModelOutput = { kind: 'sip.connect', direction: 'outbound', legId: 'l1', bridgeId: 'b1', target: { dn: '7002' }, caller: { alias: '7001', location: 'SiteA' }, autoAnswer: false };
 
   /** A shell whose model answers each input kind with the outputs given, logging every input and SIP action. */
-  function shell(outputs: Partial<Record<ModelInput['kind'], ModelOutput[]>>, sip: (out: SipAction) => SipFact | undefined) {
+  function shell(outputs: Partial<Record<ModelInput['kind'], ModelOutput[]>>, sip: (out: SipAction) => SipFact | undefined, mediaClient = {} as MediaClient) {
     const log: string[] = [];
     const published: TEvent[] = [];
     const calls = new CallModelShell({
@@ -65,7 +65,7 @@ describe('CallModelShell: replies travel back with the request', () => {
           return outputs[input.kind] ?? [];
         },
       },
-      media: {} as MediaClient,
+      media: mediaClient,
       b2bua: {
         carryOut: (out) => {
           log.push(out.kind);
@@ -112,5 +112,30 @@ describe('CallModelShell: replies travel back with the request', () => {
     await request;
     await calls.drain();
     expect(log).toEqual(['tlib.request', 'sip.connect', 'job', 'sip.ringing']);
+  });
+
+  it('a media change that failed is answered with EventError 58, never success, and the model is told the leg failed', async () => {
+    const answer = (name: TEvent['event'], to: string): ModelOutput => ({ kind: 'tlib.event', to, event: { event: name, ThisDN: to, ConnID: 'c1', ReferenceID: 4 }, ...(to === '7001' ? { origin } : {}) });
+    const failing = {
+      send: (command: { op: string }) =>
+        command.op === 'leg.flags' ? Promise.reject(new MediaCommandError('RtpengineUnavailable', 'rtpengine gone', 'leg.flags')) : Promise.resolve({ ok: true, instance: 'mc-1' }),
+    } as unknown as MediaClient;
+    const { calls, published, log } = shell(
+      {
+        'tlib.request': [
+          media({ op: 'leg.music.stop', bridgeId: 'b1', legId: 'l3' }),
+          media({ op: 'leg.flags', bridgeId: 'b1', legId: 'l3', listen: true, talk: true }),
+          answer('EventListenReconnected', '7001'),
+          answer('EventListenReconnected', '7002'),
+        ],
+      },
+      () => undefined,
+      failing,
+    );
+    const replies = await calls.tlibRequest({ request: 'ListenReconnect', ReferenceID: 4, ThisDN: '7001', OtherDN: '7003', ConnID: 'c1' }, origin);
+    expect(replies).toEqual([expect.objectContaining({ event: 'EventError', ErrorCode: 58, ReferenceID: 4, ThisDN: '7001', ConnID: 'c1' })]);
+    expect(published).toEqual([]);
+    await calls.drain();
+    expect(log).toEqual(['tlib.request', 'media.event']);
   });
 });

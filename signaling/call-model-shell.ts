@@ -6,9 +6,10 @@
  */
 import type { Logger } from 'pino';
 import type { TlibOrigin } from '../common/nats/tlib-contract.js';
+import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
 import type { TEvent, TRequest } from '../common/tlib/messages.js';
 import type { CallModel, ModelInput, ModelOutput } from './model/index.js';
-import type { MediaClient } from './media-client.js';
+import { MediaCommandError, failureFact, undoesRequest, type FailedMediaCommand, type MediaClient } from './media-client.js';
 import type { B2bua, SipFact, SipFactQueue } from './b2bua.js';
 import type { ConferenceEventNotifier } from './conference-events.js';
 
@@ -54,6 +55,16 @@ export class CallModelShell implements SipFactQueue {
   /** A gateway stopped or went silent: its clients' registrations end. */
   gatewayGone(gateway: string): void {
     void this.enqueue(() => this.input({ kind: 'tlib.gatewayGone', gateway }));
+  }
+
+  /** Bridges that died with their media-controller: their calls are released. */
+  bridgesLost(bridgeIds: readonly string[], instance: string, reason: string): void {
+    for (const bridgeId of bridgeIds) void this.enqueue(() => this.input({ kind: 'media.bridgeLost', bridgeId, instance, reason }));
+  }
+
+  /** Bridges another media-controller adopted: their legs' flags and music are applied again. */
+  bridgesRebuilt(bridgeIds: readonly string[], instance: string): void {
+    for (const bridgeId of bridgeIds) void this.enqueue(() => this.input({ kind: 'media.bridgeRebuilt', bridgeId, instance }));
   }
 
   /** A fact from media-controller: a leg failed, music ended or failed, an rtpengine was lost or is back. */
@@ -121,19 +132,33 @@ export class CallModelShell implements SipFactQueue {
    */
   private async execute(outputs: readonly ModelOutput[]): Promise<TEvent[]> {
     const replies: TEvent[] = [];
+    const failures: MediaFailures = { failed: [], answered: false };
     for (let i = 0; i < outputs.length; ) {
       const run = pipelinedMediaRun(outputs, i);
-      for (const met of await Promise.all(run.map((out) => this.carryOutOrReport(out)))) replies.push(...met);
+      for (const met of await Promise.all(run.map((out) => this.carryOutOrReport(out, failures)))) replies.push(...met);
       i += run.length;
+    }
+    // The model is told what did not happen (a lost bridge, a failed leg), after this input.
+    for (const failed of failures.failed) {
+      const fact = failureFact(failed);
+      if (fact) void this.enqueue(() => this.input(fact));
     }
     return replies;
   }
 
-  private async carryOutOrReport(out: ModelOutput): Promise<readonly TEvent[]> {
+  private async carryOutOrReport(out: ModelOutput, failures: MediaFailures): Promise<readonly TEvent[]> {
     try {
+      // A media change that did not happen is never reported as done: the answer becomes EventError, other events are held back.
+      const undone = failures.failed.find(undoesRequest);
+      if (undone && out.kind === 'tlib.event') {
+        if (!out.origin || failures.answered) return NO_REPLIES;
+        failures.answered = true;
+        return [mediaErrorEvent(out.event, undone)];
+      }
       return await this.carryOut(out);
     } catch (err) {
       this.o.log.error({ err: (err as Error).message, output: out.kind }, 'output failed');
+      if (out.kind === 'media' && err instanceof MediaCommandError) failures.failed.push({ command: out.command, error: err });
       // A leg whose SIP or media set-up failed is reported to the model as failed or released.
       return out.kind === 'sip.connect' ? this.input(this.o.b2bua.connectFailed(out, err as Error)) : NO_REPLIES;
     }
@@ -167,6 +192,18 @@ export class CallModelShell implements SipFactQueue {
         return NO_REPLIES;
     }
   }
+}
+
+/** The media commands of one input that failed, and whether the requester has had its EventError. */
+interface MediaFailures {
+  failed: FailedMediaCommand[];
+  answered: boolean;
+}
+
+/** EventError 58 (out of service) answering a request whose media change failed. */
+function mediaErrorEvent(answer: TEvent, failed: FailedMediaCommand): TEvent {
+  const about = { ReferenceID: answer.ReferenceID, ThisDN: answer.ThisDN, ConnID: answer.ConnID, Time: answer.Time };
+  return errorEvent(ErrorCodes.OutOfService, `the media change on call ${answer.ConnID ?? ''} failed (${failed.command.op}: ${failed.error.code})`, about);
 }
 
 /**

@@ -49,7 +49,7 @@ async function replica(name: string, location: string) {
       },
       callIdOf: (legId) => legs.get(legId)?.dialog?.callId,
     },
-    media: { ownerOf: () => 'mc-0', adopt: () => undefined },
+    media: { ownerOf: () => 'mc-0', setOwner: () => undefined },
     log: createLogger('test', 'silent'),
   });
   const confirm = (legId: string, bridgeId: string, direction: 'inbound' | 'outbound') =>

@@ -117,7 +117,7 @@ export interface ReplicatorOptions {
   sip: string;
   model: CallModel;
   b2bua: Pick<B2bua, 'exportLeg' | 'restoreLeg' | 'dropLeg' | 'callIdOf'>;
-  media: Pick<MediaClient, 'ownerOf' | 'adopt'>;
+  media: Pick<MediaClient, 'ownerOf' | 'setOwner'>;
   log: Logger;
   /** Figures of the replication: bytes written and write time. */
   onWrite?: (bytes: number, seconds: number) => void;
@@ -265,7 +265,7 @@ export class Replicator {
           // Its calls ended here, in a model that no longer owned them: the SIP and media sides are left to the owner.
           lost.push(groupId);
           for (const legId of group.legIds) this.o.b2bua.dropLeg(legId);
-          for (const bridgeId of group.bridgeIds) this.o.media.adopt(bridgeId, undefined);
+          for (const bridgeId of group.bridgeIds) this.o.media.setOwner(bridgeId, undefined);
         });
         for (const callId of group.callIds) this.o.store.deleteDialog(callId);
       }),
@@ -377,7 +377,7 @@ export class Replicator {
     const bridgeIds = new Set([...(group?.bridgeIds ?? []), ...snapshot.calls.map((c) => c.bridgeId)]);
     this.o.model.drop([...new Set([...connIds, ...(group?.connIds ?? [])])]);
     for (const legId of legIds) this.o.b2bua.dropLeg(legId);
-    for (const bridgeId of bridgeIds) this.o.media.adopt(bridgeId, undefined);
+    for (const bridgeId of bridgeIds) this.o.media.setOwner(bridgeId, undefined);
     this.forget(groupId);
   }
 
@@ -522,7 +522,7 @@ export class Replicator {
   /** Rebuilds a claimed group here; resolves with the DNs of its parties. */
   private restore(groupId: string, record: GroupRecord, revision: number, json: string): string[] {
     this.o.model.restore(record);
-    for (const [bridgeId, instance] of Object.entries(record.media)) this.o.media.adopt(bridgeId, instance);
+    for (const [bridgeId, instance] of Object.entries(record.media)) this.o.media.setOwner(bridgeId, instance);
     const unfinished: SipFact[] = [];
     const restored = new Set<string>();
     for (const leg of record.sip) {

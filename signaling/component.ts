@@ -146,6 +146,10 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     });
   });
   media.onEvents((event) => calls.mediaEvent({ kind: 'media.event', event }));
+  media.watchInstances(
+    (bridgeIds, instance, reason) => calls.bridgesLost(bridgeIds, instance, reason),
+    (bridgeIds, instance) => calls.bridgesRebuilt(bridgeIds, instance),
+  );
   const router = new TlibRouter({
     nc: ctx.nc,
     location,

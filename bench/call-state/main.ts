@@ -100,7 +100,7 @@ async function run(replicate: boolean, nats: Awaited<ReturnType<typeof startTest
       dropLeg: (legId) => void legs.delete(legId),
       callIdOf: (legId) => legs.get(legId)?.dialog?.callId,
     },
-    media: { ownerOf: (bridgeId) => owners.get(bridgeId), adopt: (bridgeId, instance) => void (instance === undefined ? owners.delete(bridgeId) : owners.set(bridgeId, instance)) },
+    media: { ownerOf: (bridgeId) => owners.get(bridgeId), setOwner: (bridgeId, instance) => void (instance === undefined ? owners.delete(bridgeId) : owners.set(bridgeId, instance)) },
     log: createLogger('bench', 'silent'),
     onWrite: (bytes) => {
       figures.writes += 1;

@@ -13,6 +13,12 @@ export const MediaCommand = Type.Union([
   /** Creates a bridge: relays two legs, mixes three or more. Sent to the queue subject; the reply names the instance. */
   Type.Object({ op: Type.Literal('bridge.create'), bridgeId: Id }),
   Type.Object({ op: Type.Literal('bridge.destroy'), bridgeId: Id }),
+  /**
+   * Takes over a bridge whose media-controller died, from what it kept in the media bucket: new
+   * sockets, and each leg's rtpengine call re-pointed to them (the phone side is untouched). Sent
+   * like bridge.create; the reply names the new owner and lists the legs adopted.
+   */
+  Type.Object({ op: Type.Literal('bridge.adopt'), bridgeId: Id }),
   /** The phone offered: sdp is its offer, the reply's sdp is the answer to send it. */
   Type.Object({ op: Type.Literal('leg.offer'), bridgeId: Id, legId: Id, sdp: Type.String({ minLength: 1 }), label: Type.Optional(Type.String()) }),
   /** We offer to the phone: the reply's sdp is the offer; the phone's answer follows with leg.answer. */
@@ -85,3 +91,18 @@ export const MediaEvent = Type.Union([
   Type.Object({ kind: Type.Literal('rtpengine-back'), instance: Type.String(), ng: Type.String() }),
 ]);
 export type MediaEvent = Static<typeof MediaEvent>;
+
+/**
+ * Published by every media-controller on Subjects.mediaAlive(site, instance) every `intervalMs`,
+ * and once with `gone: true` when it stops. `startedAt` tells a restarted instance (same name,
+ * bridges gone) from one that only went quiet; signaling releases the calls on the bridges of an
+ * instance that is gone, restarted, or silent for three announcements.
+ */
+export const MediaControllerAlive = Type.Object({
+  instance: Type.String(),
+  startedAt: Type.Number(),
+  intervalMs: Type.Number(),
+  bridges: Type.Integer(),
+  gone: Type.Optional(Type.Boolean()),
+});
+export type MediaControllerAlive = Static<typeof MediaControllerAlive>;

@@ -9,7 +9,7 @@
  * `allow_responses`, never by a publish permission on other roles' inboxes.
  */
 import { randomBytes } from 'node:crypto';
-import { CallStateKeys, ConfigKeys, RegistrationKeys, Subjects } from './subjects.js';
+import { CallStateKeys, ConfigKeys, MediaKeys, RegistrationKeys, Subjects } from './subjects.js';
 
 export const NatsRoles = ['signaling', 'media-controller', 'gateway', 'config-publisher'] as const;
 export type NatsRole = (typeof NatsRoles)[number];
@@ -83,12 +83,12 @@ function sitePermissions(role: NatsRole, site: NatsSite): SubjectPermissions {
             ...kvWrite(CallStateKeys.bucket),
           ],
         },
-        subscribe: { allow: [Subjects.tlibRequestAll(location), Subjects.tlibReplicaAll(location), Subjects.tlibGatewayAliveAll(location), Subjects.mediaEventAll(location), inbox] },
+        subscribe: { allow: [Subjects.tlibRequestAll(location), Subjects.tlibReplicaAll(location), Subjects.tlibGatewayAliveAll(location), Subjects.mediaEventAll(location), Subjects.mediaAliveAll(location), inbox] },
         allow_responses: true,
       };
     case 'media-controller':
       return {
-        publish: { allow: [Subjects.mediaEventAll(location), ...config] },
+        publish: { allow: [Subjects.mediaEventAll(location), Subjects.mediaAliveAll(location), ...config, ...kvWrite(MediaKeys.bucket)] },
         subscribe: { allow: [Subjects.mediaCommand(location), Subjects.mediaInstanceCommandAll(location), inbox] },
         allow_responses: true,
       };

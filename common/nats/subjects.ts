@@ -10,6 +10,7 @@
  *   media.cmd            media commands that any media-controller may take (queue group)
  *   media.cmd.<inst>     media commands for the media-controller that owns a bridge
  *   media.evt.<kind>     media events (media-controller -> signaling)
+ *   media.alive.<inst>   media-controller liveness (media-controller -> signaling, every 500 ms)
  */
 
 const PREFIX = 'huddle';
@@ -52,6 +53,9 @@ export const Subjects = {
   mediaInstanceCommandAll: (location: string) => `${site(location)}.media.cmd.*`,
   mediaEvent: (location: string, kind: MediaEventKind) => `${site(location)}.media.evt.${kind}`,
   mediaEventAll: (location: string) => `${site(location)}.media.evt.*`,
+  /** A media-controller says it is alive (and, when it stops, that it is gone): signaling releases the calls of a silent one. */
+  mediaAlive: (location: string, instance: string) => `${site(location)}.media.alive.${subjectToken(instance)}`,
+  mediaAliveAll: (location: string) => `${site(location)}.media.alive.*`,
 } as const;
 
 export type MediaEventKind = 'leg-failed' | 'music-ended' | 'music-error' | 'rtpengine-lost' | 'rtpengine-back';
@@ -108,4 +112,13 @@ export const CallStateKeys = {
   dialog: (location: string, callId: string) => `${kvToken(location)}.dialog.${kvToken(callId)}`,
   /** The last token of a key, unescaped. */
   idOf: (key: string) => fromKvToken(key.slice(key.lastIndexOf('.') + 1)),
+} as const;
+
+/**
+ * JetStream KV bucket where each media-controller keeps what another instance needs to adopt a
+ * bridge it did not create: per leg the rtpengine instance, call-id and tags, and the phone's SDP.
+ */
+export const MediaKeys = {
+  bucket: 'huddle-media',
+  bridge: (location: string, bridgeId: string) => `${kvToken(location)}.bridge.${kvToken(bridgeId)}`,
 } as const;

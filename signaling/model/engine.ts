@@ -362,7 +362,7 @@ export class Engine {
       this.store.legs.delete(legId);
       return;
     }
-    if (leg.bridgeId === call.bridgeId && !leg.sipGone) this.moveLeg(step, leg, user.call.bridgeId);
+    if (leg.bridgeId === call.bridgeId && !leg.sipGone && !leg.mediaGone) this.moveLeg(step, leg, user.call.bridgeId);
   }
 
   /**

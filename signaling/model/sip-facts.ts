@@ -135,6 +135,32 @@ function mediaEvent(engine: Engine, step: Step, event: MediaEvent): void {
   }
 }
 
+/**
+ * A bridge died with its media-controller: nobody on it hears anything, so its call ends at once
+ * (BYE to every phone, EventReleased to every desktop) instead of staying up silent. A leg of it
+ * that another call also uses (a consulting DN's phone) cannot move back there without media: that
+ * party leaves the other call too.
+ */
+function bridgeLost(engine: Engine, step: Step, bridgeId: string, instance: string, reason: string): void {
+  const call = engine.store.bridgeCall(bridgeId);
+  const legs = [...engine.store.legs.values()].filter((leg) => leg.bridgeId === bridgeId && !leg.mediaGone);
+  step.report('warn', 'bridge-lost', `media bridge ${bridgeId} lost with media-controller ${instance}: ${reason}`, { connId: call?.connId });
+  for (const leg of legs) leg.mediaGone = true;
+  if (call !== undefined) engine.endCall(step, call, { callState: 'GeneralError', status: 503 });
+  for (const leg of legs) {
+    for (const use of engine.store.partiesOfLeg(leg.id)) engine.removeParty(step, use.call, use.party, { callState: 'Ok', ownState: 'GeneralError', status: 503 });
+  }
+}
+
+/** An adopted bridge's parties start fresh (hear and are heard, no music): every leg's flags and music are sent again. */
+function bridgeRebuilt(engine: Engine, step: Step, bridgeId: string, instance: string): void {
+  step.report('info', 'bridge-rebuilt', `media bridge ${bridgeId} adopted by media-controller ${instance}`, { connId: engine.store.bridgeCall(bridgeId)?.connId });
+  for (const leg of engine.store.legs.values()) {
+    if (leg.bridgeId === bridgeId && !leg.mediaGone) leg.applied = { listen: undefined, talk: undefined, music: 'none' };
+  }
+  step.touched.add(bridgeId);
+}
+
 export function applyFact(engine: Engine, step: Step, input: Exclude<ModelInput, { kind: 'tlib.request' | 'tlib.gatewayGone' }>): void {
   switch (input.kind) {
     case 'sip.incoming':
@@ -153,5 +179,9 @@ export function applyFact(engine: Engine, step: Step, input: Exclude<ModelInput,
       return phoneHold(engine, step, input.legId, false);
     case 'media.event':
       return mediaEvent(engine, step, input.event);
+    case 'media.bridgeLost':
+      return bridgeLost(engine, step, input.bridgeId, input.instance, input.reason);
+    case 'media.bridgeRebuilt':
+      return bridgeRebuilt(engine, step, input.bridgeId, input.instance);
   }
 }

@@ -78,7 +78,11 @@ export type ModelInput =
   /** The phone itself put its call on hold / took it back (re-INVITE sendonly / sendrecv). */
   | { kind: 'sip.hold'; legId: string }
   | { kind: 'sip.retrieve'; legId: string }
-  | { kind: 'media.event'; event: MediaEvent };
+  | { kind: 'media.event'; event: MediaEvent }
+  /** The media-controller holding a bridge died, restarted or stopped answering: the bridge and its legs' media are gone. */
+  | { kind: 'media.bridgeLost'; bridgeId: string; instance: string; reason: string }
+  /** Another media-controller adopted the bridge (new sockets, rtpengine re-pointed): its legs start from fresh flags, no music. */
+  | { kind: 'media.bridgeRebuilt'; bridgeId: string; instance: string };
 
 /** The caller identity to present on an outbound INVITE (and over an inter-trunk, to the other site). */
 export interface Presented {

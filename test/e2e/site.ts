@@ -4,7 +4,8 @@
  * are a SIP test phone (our stack) with a tone-sending, tone-detecting RTP endpoint, plus a
  * T-Library desktop (the SDK) registered on the same DN.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -20,6 +21,7 @@ import type { ComponentContext } from '../../common/process/component.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { createLogger } from '../../common/process/logger.js';
 import { freePort, freePortRange } from '../../common/supervisor/ports.js';
+import { startRtpengine } from '../../common/supervisor/rtpengine.js';
 import { startMediaController } from '../../media-controller/component.js';
 import { startSignaling } from '../../signaling/component.js';
 import { TlibClient } from '../../tlib-api/client/index.js';
@@ -28,6 +30,7 @@ import { startGateway } from '../../tlib-api/gateway/component.js';
 import { startTestNats, startTestRtpengine, type TestNats, type TestNatsBus, type TestRtpengine } from '../support/infra.js';
 import { SipPhone } from '../support/sip-phone.js';
 import { TonePhone, toneFrequency, type Heard } from '../support/tone-phone.js';
+import { MediaControllerProcess } from './media-process.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -45,6 +48,8 @@ export interface SiteOptions<N extends TestNatsBus = TestNats> {
   sipPort?: number;
   /** false: no signaling in this process (the test runs it as a child process: test/e2e/signaling-process.ts). */
   signaling?: boolean;
+  /** Run media-controller as its own process (bin/media-controller.ts), so that a test can SIGKILL it. */
+  mediaProcess?: boolean;
 }
 
 /** What an agent needs of a site: where to register, and desktops on its gateway. */
@@ -78,6 +83,8 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
       ownNats: boolean;
       rtpengine: TestRtpengine;
       components: Component[];
+      configBucket: string;
+      mediaProcesses: Map<string, MediaControllerProcess>;
       live: LiveConfig;
       kv: KV;
       close: () => Promise<void>;
@@ -124,7 +131,7 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
     });
     const ctx = (name: string) => context(name, registry);
     try {
-      components.push(await startMediaController(ctx('media')));
+      if (!opts.mediaProcess) components.push(await startMediaController(ctx('media')));
       if (opts.signaling !== false) components.push(await startSignaling(ctx('signaling')));
       components.push(await startGateway(ctx('gateway')));
     } catch (err) {
@@ -134,7 +141,7 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
       if (!opts.nats) await nats.stop();
       throw err;
     }
-    return new Site(
+    const site = new Site(
       config,
       sipPort,
       `ws://127.0.0.1:${gatewayPort}/tlib`,
@@ -143,6 +150,8 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
         ownNats: !opts.nats,
         rtpengine,
         components,
+        configBucket,
+        mediaProcesses: new Map(),
         live,
         kv,
         close: async () => {
@@ -153,6 +162,55 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
       },
       registry,
     );
+    if (opts.mediaProcess) await site.startMediaProcess();
+    return site;
+  }
+
+  /** Starts media-controller as its own process, under a pod name (a restarted pod keeps its name). */
+  async startMediaProcess(podName = 'media-0'): Promise<MediaControllerProcess> {
+    const mc = await MediaControllerProcess.start({
+      nats: this.parts.nats,
+      cluster: this.config.cluster.metadata.name,
+      configBucket: this.parts.configBucket,
+      rtpengine: this.parts.rtpengine.ng,
+      musicRoot: this.config.musicRoot,
+      podName,
+    });
+    this.parts.mediaProcesses.set(podName, mc);
+    return mc;
+  }
+
+  mediaProcess(podName = 'media-0'): MediaControllerProcess {
+    const mc = this.parts.mediaProcesses.get(podName);
+    if (!mc) throw new Error(`no media-controller process ${podName}`);
+    return mc;
+  }
+
+  /** SIGKILLs the site's rtpengine and starts it again on the same ng port; resolves with the time it was away. */
+  async restartRtpengine(): Promise<number> {
+    const old = this.parts.rtpengine;
+    const ngPort = Number(old.ng.slice(old.ng.lastIndexOf(':') + 1));
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'huddle-rtpengine-'));
+    const log = createLogger('rtpengine', process.env.TEST_LOG_LEVEL ?? 'silent');
+    const killedAt = Date.now();
+    process.kill(old.process.pid!, 'SIGKILL');
+    await old.stop();
+    const rtp = await startRtpengine({ ngPort, portMin: old.portMin, portMax: old.portMax, dataDir, log });
+    this.parts.rtpengine = {
+      ...rtp,
+      portMin: old.portMin,
+      portMax: old.portMax,
+      stop: async () => {
+        await rtp.process.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+    return Date.now() - killedAt;
+  }
+
+  /** The site's rtpengine process id (for SIGSTOP/SIGCONT). */
+  get rtpenginePid(): number {
+    return this.parts.rtpengine.process.pid ?? 0;
   }
 
   get nats(): N {
@@ -242,6 +300,7 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
   async stop(): Promise<void> {
     for (const a of this.agents) await a.close();
     for (const c of [...this.parts.components].reverse()) await c.stop();
+    for (const mc of this.parts.mediaProcesses.values()) await mc.stop();
     await this.parts.close();
     await this.parts.rtpengine.stop();
     if (this.parts.ownNats) await this.parts.nats.stop();

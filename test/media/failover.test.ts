@@ -74,3 +74,48 @@ describe('media-controller: an rtpengine that dies', () => {
     await h.ok({ op: 'bridge.destroy', bridgeId });
   });
 });
+
+describe('media-controller: an rtpengine that restarts between two pings', () => {
+  let h: MediaHarness;
+  let revived: EmbeddedRtpengine | undefined;
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'huddle-rtpengine-restarted-'));
+  beforeAll(async () => {
+    // Pings every 400 ms and five misses before "lost": a restart this quick never looks like an outage.
+    h = await MediaHarness.start({ rtpengines: 1, pingIntervalMs: 400, failAfter: 5 });
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await revived?.process.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('notices the calls it forgot and fails their legs within 2 s, without ever reporting it lost', async () => {
+    const bridgeId = 'restart';
+    await h.ok({ op: 'bridge.create', bridgeId });
+    const phones: TonePhone[] = [];
+    for (let k = 0; k < 2; k++) {
+      const p = await h.phone(toneFrequency(k));
+      phones.push(p);
+      await h.joinByOffer(bridgeId, `p${k}`, p);
+    }
+    await phones[0]!.waitFor((x) => x.tones.length === 1, HEAR_MS, WINDOW);
+    const victim = h.rtpengines[0]!;
+    const ngPort = Number(victim.ng.slice(victim.ng.lastIndexOf(':') + 1));
+    const range = await freePortRange(50);
+    process.kill(victim.process.pid!, 'SIGKILL');
+    await victim.process.stop();
+    const killedAt = Date.now();
+    revived = await startRtpengine({ ngPort, portMin: range.min, portMax: range.max, dataDir: tmp, log: createLogger('revived', 'silent') });
+    const restartMs = Date.now() - killedAt;
+
+    for (const legId of ['p0', 'p1']) await h.waitForEvent((e) => e.kind === 'leg-failed' && e.legId === legId, 5000);
+    const detectedMs = Date.now() - killedAt;
+    console.log(`rtpengine restarted in ${restartMs} ms; its lost calls noticed at +${detectedMs} ms`);
+    expect(detectedMs).toBeLessThanOrEqual(2000);
+    expect(h.events.some((e) => e.kind === 'rtpengine-lost')).toBe(false);
+    expect((await h.ok({ op: 'bridge.query', bridgeId })).legs?.length).toBe(2);
+    for (const legId of ['p0', 'p1']) await h.ok({ op: 'leg.remove', bridgeId, legId });
+    await h.hangUp(...phones);
+    await h.ok({ op: 'bridge.destroy', bridgeId });
+  });
+});

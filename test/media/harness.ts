@@ -40,7 +40,7 @@ export class MediaHarness {
     readonly readiness: Map<string, ReadinessCheck>,
   ) {}
 
-  static async start(opts: { rtpengines?: number } = {}): Promise<MediaHarness> {
+  static async start(opts: { rtpengines?: number; pingIntervalMs?: number; failAfter?: number } = {}): Promise<MediaHarness> {
     const nats = await startTestNats();
     const rtpengines: TestRtpengine[] = [];
     try {
@@ -56,7 +56,7 @@ export class MediaHarness {
       const readiness = new Map<string, ReadinessCheck>();
       const media = await createMediaController(
         { config: live, musicRoot: config.musicRoot, nc, registry, log, addReadiness: (name, check) => readiness.set(name, check), rtpengines: rtpengines.map((r) => r.ng), instance },
-        { bridgeHost: '127.0.0.1', pingIntervalMs: 200, commandTimeoutMs: 1000, failAfter: 2 },
+        { bridgeHost: '127.0.0.1', pingIntervalMs: opts.pingIntervalMs ?? 200, commandTimeoutMs: 1000, failAfter: opts.failAfter ?? 2 },
       );
       const h = new MediaHarness(nats, rtpengines, nc, live, registry, media, config.cluster.spec.location, config.musicRoot, readiness);
       h.eventSub = nc.subscribe(Subjects.mediaEventAll(h.location), {

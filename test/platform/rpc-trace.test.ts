@@ -63,9 +63,11 @@ beforeAll(async () => {
   const gatewayNc = await connection('gateway');
   live = await LiveConfig.watch(await openConfigBucket(gatewayNc), config.cluster.metadata.name);
 
+  // Nothing here is adopted by another instance: bridges need not be kept.
+  const unstored = { save: () => Promise.resolve(1), load: () => Promise.resolve(undefined), remove: () => Promise.resolve(true) };
   const mediaNc = await connection('media-controller');
   mixer = new TsMixer({ host: '127.0.0.1' });
-  const controller = new MediaController({ instance: 'media-trace', pool: new RtpenginePool({ addresses: [], log }), mixer, music: new MusicLibrary(), publish: () => undefined, log });
+  const controller = new MediaController({ instance: 'media-trace', pool: new RtpenginePool({ addresses: [], log }), mixer, music: new MusicLibrary(), publish: () => undefined, store: unstored, log });
   api = new MediaApi({ nc: mediaNc, location, instance: 'media-trace', controller, log });
 
   const signalingNc = await connection('signaling');

@@ -40,7 +40,7 @@ export interface SipPhoneOptions {
 
 export type CallOutcome =
   | { answered: true; answerSdp: string; dialog: Dialog; response: SipResponse }
-  | { answered: false; status: number; reason: string };
+  | { answered: false; status: number; reason: string; retryAfter?: string };
 
 export interface IncomingCall {
   request: SipRequest;
@@ -135,7 +135,10 @@ export class SipPhone {
     });
     if (o.onProvisional) call.onProvisional(o.onProvisional);
     const res = await call.result;
-    if (!res.ok) return { answered: false, status: res.status, reason: res.reason };
+    if (!res.ok) {
+      const retryAfter = res.response?.get('retry-after');
+      return { answered: false, status: res.status, reason: res.reason, ...(retryAfter ? { retryAfter } : {}) };
+    }
     this.track(res.dialog);
     return { answered: true, answerSdp: res.response.body.toString(), dialog: res.dialog, response: res.response };
   }

@@ -138,6 +138,13 @@ export class TonePhone {
     return { tones, music: notes >= 2, silence, packets: chunks.length };
   }
 
+  /** The longest time between two packets received in the last 3 s, in ms: the audio gap of a failover. */
+  longestGapMs(): number {
+    let longest = 0;
+    for (let i = 1; i < this.received.length; i++) longest = Math.max(longest, this.received[i]!.at - this.received[i - 1]!.at);
+    return longest;
+  }
+
   /** Forgets what was received so far (the next heard() only reflects audio from now on). */
   clear(): void {
     this.received.length = 0;
