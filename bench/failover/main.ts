@@ -24,7 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent, conference, exactly, type AgentSite, type Desktop } from '../../test/e2e/site.js';
-import { configOnFreePorts, HA, launch, LaunchedSite, processLines, scrape, type Launched } from '../../test/platform/launched.js';
+import { configOnFreePorts, HA, launch, LaunchedSite, processLines, scrape } from '../../test/platform/launched.js';
 import { toneFrequency, type Heard } from '../../test/support/tone-phone.js';
 import { loadLine, percentile, processTree, sleep, stopChild, treeCpuUs, waitUntil } from '../common/proc.js';
 import { freeMediaPort, runSippLoad, startSippPeer } from '../common/sipp.js';
@@ -142,26 +142,33 @@ interface Round {
   tlibFailed: number;
 }
 
-async function timed<T>(op: () => Promise<T>, ok: (r: T) => boolean): Promise<number | undefined> {
+/** Why requests went unanswered, counted (a status, an error). */
+const unanswered = new Map<string, number>();
+
+async function timed<T>(op: () => Promise<T>, outcome: (r: T) => string | true): Promise<number | undefined> {
   const t = Date.now();
+  let why: string;
   try {
-    return ok(await op()) ? Date.now() - t : undefined;
-  } catch {
-    return undefined;
+    const result = outcome(await op());
+    if (result === true) return Date.now() - t;
+    why = result;
+  } catch (err) {
+    why = (err as Error).message.slice(0, 80);
   }
+  unanswered.set(why, (unanswered.get(why) ?? 0) + 1);
+  return undefined;
 }
 
-/** Kills `pid` and measures what the calls notice. */
-async function round(fault: string, pid: number, calls: Call[], run: Launched, restartedLine: RegExp): Promise<Round> {
-  const restartsBefore = (run.output().match(restartedLine) ?? []).length;
+/** Kills `pid` and measures what the calls notice; `restarted` says when the launcher has restarted it. */
+async function round(fault: string, pid: number, calls: Call[], restarted: () => boolean): Promise<Round> {
   const stopGaps = watchGaps(calls);
   await sleep(500);
   process.kill(pid, 'SIGKILL');
   const [sip, tlib] = await Promise.all([
-    Promise.all(calls.map((c) => timed(() => c.legs[0]!.agent.phone.calls.at(-1)!.request('OPTIONS'), (r) => r.status === 200))),
-    Promise.all(calls.map((c) => timed(() => c.desktop.client.queryCall({ thisDN: c.thisDN, connID: c.connID }), (r) => r.event === 'EventPartyInfo'))),
+    Promise.all(calls.map((c) => timed(() => c.legs[0]!.agent.phone.calls.at(-1)!.request('OPTIONS'), (r) => r.status === 200 || `OPTIONS ${r.status}`))),
+    Promise.all(calls.map((c) => timed(() => c.desktop.client.queryCall({ thisDN: c.thisDN, connID: c.connID }), (r) => r.event === 'EventPartyInfo' || `QueryCall ${r.event} ${String(r.ErrorCode ?? '')}`))),
   ]);
-  await waitUntil(() => (run.output().match(restartedLine) ?? []).length > restartsBefore, `the restart after killing ${fault}`, 30_000);
+  await waitUntil(restarted, `the restart after killing ${fault}`, 30_000);
   await sleep(3000);
   const gaps = await stopGaps();
   let lost = 0;
@@ -204,8 +211,14 @@ async function failover(): Promise<Round[]> {
           if (!found) throw new Error('no rtpengine under the launcher');
           victim = { name: fault, pid: found.pid };
         } else throw new Error(`unknown fault ${fault}`);
-        const restarted = fault === 'rtpengine' ? /rtpengine.*child process (ready|restarted)/g : new RegExp(`^ {2}${victim.name} {2}pid \\d+ {2}restarted$`, 'gm');
-        const r = await round(fault, victim.pid, calls, run, restarted);
+        const restartLine = new RegExp(`^ {2}${victim.name} {2}pid \\d+ {2}restarted$`, 'gm');
+        const restartsBefore = (run.output().match(restartLine) ?? []).length;
+        // rtpengine is restarted silently (no line): a new rtpengine under the launcher.
+        const restarted =
+          fault === 'rtpengine'
+            ? () => processTree(run.child.pid!).some((p) => p.name === 'rtpengine' && p.pid !== victim.pid)
+            : () => (run.output().match(restartLine) ?? []).length > restartsBefore;
+        const r = await round(fault, victim.pid, calls, restarted);
         console.log(`  ${fault} #${k + 1} (${victim.name} pid ${victim.pid}): lost ${r.lost}, longest gap ${Math.max(...r.gaps)} ms, OPTIONS p99 ${percentile(r.sipMs, 99)} ms (${r.sipFailed} failed), QueryCall p99 ${percentile(r.tlibMs, 99)} ms (${r.tlibFailed} failed)`);
         rounds.push(r);
         // The restarted process settles (its replica lease, its media heartbeats) before the next kill.
@@ -289,5 +302,6 @@ if (CPS_SECONDS > 0) {
   console.log('replicas  placed  succeeded  calls/s  CPU ms/call');
   for (const c of costs) console.log(`${String(c.replicas).padStart(8)}  ${String(c.placed).padStart(6)}  ${String(c.succeeded).padStart(9)}  ${c.callsPerS.toFixed(1).padStart(7)}  ${c.cpuMsPerCall.toFixed(2).padStart(11)}`);
 }
+if (unanswered.size > 0) console.log(`\nunanswered requests: ${[...unanswered].map(([why, n]) => `${n} × ${why}`).join(', ')}`);
 console.log(`\n${loadLine()}`);
 rmSync(tmp, { recursive: true, force: true });
