@@ -221,6 +221,7 @@ async function failover(): Promise<Round[]> {
         const r = await round(fault, victim.pid, calls, restarted);
         console.log(`  ${fault} #${k + 1} (${victim.name} pid ${victim.pid}): lost ${r.lost}, longest gap ${Math.max(...r.gaps)} ms, OPTIONS p99 ${percentile(r.sipMs, 99)} ms (${r.sipFailed} failed), QueryCall p99 ${percentile(r.tlibMs, 99)} ms (${r.tlibFailed} failed)`);
         rounds.push(r);
+        if (unanswered.size > 0) console.log(`    unanswered so far: ${[...unanswered].map(([why, n]) => `${n} × ${why}`).join(', ')}`);
         // The restarted process settles (its replica lease, its media heartbeats) before the next kill.
         await sleep(3000);
       }
@@ -259,11 +260,12 @@ async function replicationCost(replicas: number): Promise<Cost> {
   const contact = `\n---\napiVersion: sip.huddle.dev/v1alpha1\nkind: SipDN\nmetadata: { name: bench-uas }\nspec: { cluster: site-a, number: "7802", type: Extension, options: { contact: "sip:127.0.0.1:${uas.port}" } }\n`;
   const file = await configOnFreePorts(HA, tmp, {
     mediaPorts: 4000,
-    edit: (t) => t.replace('replicas: 2', `replicas: ${replicas}`).replace('spec: { cluster: site-a, number: "7001", type: Extension, options: { password: { value: secret-7001 }, sip-trunk-access: ["9000"] } }', 'spec: { cluster: site-a, number: "7001", type: Extension, options: { sip-trunk-access: ["9000"] } }') + contact,
+    // Both behind the edge, so that the difference is the replication alone.
+    edit: (t) => t.replace('    replicas: 2', `    replicas: ${replicas}\n    edge: { enabled: true }`).replace('spec: { cluster: site-a, number: "7001", type: Extension, options: { password: { value: secret-7001 }, sip-trunk-access: ["9000"] } }', 'spec: { cluster: site-a, number: "7001", type: Extension, options: { sip-allow-unauthenticated-insecure: true } }') + contact,
   });
   const run = launch(file, tmp);
   try {
-    await waitUntil(() => /^ {2}tlib-gateway {2}pid/m.test(run.output()), `the launcher's process lines\n${run.output()}`, 90_000);
+    await waitUntil(() => /^ {2}T-Library +ws:/m.test(run.output()), `the launcher's endpoints\n${run.output()}`, 90_000);
     const sip = Number(/^ {2}SIP +udp 127\.0\.0\.1:(\d+)/m.exec(run.output())![1]);
     await sleep(2000);
     const cpuBefore = treeCpuUs(run.child.pid!);
@@ -272,6 +274,7 @@ async function replicationCost(replicas: number): Promise<Cost> {
     const seconds = (Date.now() - started) / 1000;
     const cpuUs = treeCpuUs(run.child.pid!) - cpuBefore;
     const succeeded = result.stats.successful;
+    if (succeeded < CPS_RATE * CPS_SECONDS) console.error(`replicas ${replicas}: ${result.stats.failed} failed calls: ${result.errors.slice(-600)} ${uas.errors().slice(-400)}`);
     return { replicas, placed: CPS_RATE * CPS_SECONDS, succeeded, callsPerS: succeeded / seconds, cpuMsPerCall: cpuUs / 1000 / Math.max(1, succeeded) };
   } finally {
     await stopChild(run.child);
