@@ -8,7 +8,8 @@
  *
  * Faults, each K times: SIGKILL of the signaling replica owning most calls, SIGKILL of
  * media-controller, SIGKILL of rtpengine (the launcher restarts each). Per fault: calls lost (a leg
- * not hearing what it should 5 s later, or its dialog gone), the longest audio gap per leg (what
+ * not hearing what it should 5 s later, or its dialog gone), calls uncontrolled (audio on, but
+ * QueryCall fails once things settled: no replica answers for the call), the longest audio gap per leg (what
  * every phone hears, sampled every 100 ms over 300 ms windows: the resolution), and the time until
  * each call's first in-dialog request (OPTIONS from a phone, sent at the kill) and first T-Library
  * request (QueryCall, sent at the kill) are answered, p50/p99 over calls and rounds.
@@ -135,6 +136,8 @@ function watchGaps(calls: Call[]): () => Promise<number[]> {
 interface Round {
   fault: string;
   lost: number;
+  /** Calls that still have their audio but that no replica answers for (QueryCall fails once things settled). */
+  uncontrolled: number;
   gaps: number[];
   sipMs: number[];
   tlibMs: number[];
@@ -172,15 +175,20 @@ async function round(fault: string, pid: number, calls: Call[], restarted: () =>
   await sleep(3000);
   const gaps = await stopGaps();
   let lost = 0;
+  let uncontrolled = 0;
   for (const call of calls) {
     const ok = await Promise.all(call.legs.map((l) => l.agent.phone.calls.length > 0 && l.agent.hears(l.want, 5000).then(() => true, () => false)));
     if (ok.some((x) => !x)) {
       lost++;
       console.error(`  lost: ${call.name}`);
+      continue;
     }
+    // Audio alone is not enough: some replica must still own the call and answer for it.
+    const info = await call.desktop.client.queryCall({ thisDN: call.thisDN, connID: call.connID }).catch(() => undefined);
+    if (info?.event !== 'EventPartyInfo') uncontrolled++;
   }
   const served = (ms: (number | undefined)[]) => ms.filter((m): m is number => m !== undefined);
-  return { fault, lost, gaps, sipMs: served(sip), tlibMs: served(tlib), sipFailed: sip.filter((m) => m === undefined).length, tlibFailed: tlib.filter((m) => m === undefined).length };
+  return { fault, lost, uncontrolled, gaps, sipMs: served(sip), tlibMs: served(tlib), sipFailed: sip.filter((m) => m === undefined).length, tlibFailed: tlib.filter((m) => m === undefined).length };
 }
 
 async function failover(): Promise<Round[]> {
@@ -219,7 +227,7 @@ async function failover(): Promise<Round[]> {
             ? () => processTree(run.child.pid!).some((p) => p.name === 'rtpengine' && p.pid !== victim.pid)
             : () => (run.output().match(restartLine) ?? []).length > restartsBefore;
         const r = await round(fault, victim.pid, calls, restarted);
-        console.log(`  ${fault} #${k + 1} (${victim.name} pid ${victim.pid}): lost ${r.lost}, longest gap ${Math.max(...r.gaps)} ms, OPTIONS p99 ${percentile(r.sipMs, 99)} ms (${r.sipFailed} failed), QueryCall p99 ${percentile(r.tlibMs, 99)} ms (${r.tlibFailed} failed)`);
+        console.log(`  ${fault} #${k + 1} (${victim.name} pid ${victim.pid}): lost ${r.lost}, uncontrolled ${r.uncontrolled}, longest gap ${Math.max(...r.gaps)} ms, OPTIONS p99 ${percentile(r.sipMs, 99)} ms (${r.sipFailed} failed), QueryCall p99 ${percentile(r.tlibMs, 99)} ms (${r.tlibFailed} failed)`);
         rounds.push(r);
         if (unanswered.size > 0) console.log(`    unanswered so far: ${[...unanswered].map(([why, n]) => `${n} × ${why}`).join(', ')}`);
         // The restarted process settles (its replica lease, its media heartbeats) before the next kill.
@@ -265,7 +273,7 @@ async function replicationCost(replicas: number): Promise<Cost> {
   });
   const run = launch(file, tmp);
   try {
-    await waitUntil(() => /^ {2}T-Library +ws:/m.test(run.output()), `the launcher's endpoints\n${run.output()}`, 90_000);
+    await waitUntil(() => /^ {2}T-Library +ws:/m.test(run.output()), `the launcher's endpoints\n${run.output()}`, 180_000);
     const sip = Number(/^ {2}SIP +udp 127\.0\.0\.1:(\d+)/m.exec(run.output())![1]);
     await sleep(2000);
     const cpuBefore = treeCpuUs(run.child.pid!);
@@ -283,7 +291,7 @@ async function replicationCost(replicas: number): Promise<Cost> {
 }
 
 function table(rounds: Round[]): void {
-  console.log('\nfault              kills  calls lost  longest gap/leg p50 / p99 / max (ms)  in-dialog OPTIONS p50 / p99 (ms)  QueryCall p50 / p99 (ms)  unanswered');
+  console.log('\nfault              kills  calls lost  uncontrolled  longest gap/leg p50 / p99 / max (ms)  in-dialog OPTIONS p50 / p99 (ms)  QueryCall p50 / p99 (ms)  unanswered');
   for (const fault of FAULTS) {
     const rs = rounds.filter((r) => r.fault === fault);
     if (rs.length === 0) continue;
@@ -292,7 +300,7 @@ function table(rounds: Round[]): void {
     const tlib = rs.flatMap((r) => r.tlibMs);
     const unanswered = rs.reduce((n, r) => n + r.sipFailed + r.tlibFailed, 0);
     console.log(
-      `${fault.padEnd(18)} ${String(rs.length).padStart(5)}  ${String(rs.reduce((n, r) => n + r.lost, 0)).padStart(10)}  ${`${percentile(gaps, 50)} / ${percentile(gaps, 99)} / ${Math.max(...gaps)}`.padStart(38)}  ${`${percentile(sip, 50)} / ${percentile(sip, 99)}`.padStart(32)}  ${`${percentile(tlib, 50)} / ${percentile(tlib, 99)}`.padStart(24)}  ${String(unanswered).padStart(10)}`,
+      `${fault.padEnd(18)} ${String(rs.length).padStart(5)}  ${String(rs.reduce((n, r) => n + r.lost, 0)).padStart(10)}  ${String(rs.reduce((n, r) => n + r.uncontrolled, 0)).padStart(12)}  ${`${percentile(gaps, 50)} / ${percentile(gaps, 99)} / ${Math.max(...gaps)}`.padStart(38)}  ${`${percentile(sip, 50)} / ${percentile(sip, 99)}`.padStart(32)}  ${`${percentile(tlib, 50)} / ${percentile(tlib, 99)}`.padStart(24)}  ${String(unanswered).padStart(10)}`,
     );
   }
 }
