@@ -104,8 +104,13 @@ export class MediaClient {
         this.heard(alive);
       },
     });
+    let lastCheck = Date.now();
     this.aliveCheck = setInterval(() => {
       const now = Date.now();
+      // This process itself was paused (SIGSTOP, a stalled event loop): the silence is ours, and the
+      // announcements that arrived meanwhile are still queued. Nobody counts as silent for it.
+      if (now - lastCheck > this.lostAfterMs) for (const seen of this.instances.values()) seen.lastSeen = now;
+      lastCheck = now;
       for (const [instance, seen] of this.instances) {
         const silent = now - seen.lastSeen;
         if (silent > this.lostAfterMs) this.instanceLost(instance, `silent for ${silent} ms`);
