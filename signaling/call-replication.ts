@@ -137,7 +137,7 @@ export class Replicator {
   private lastTick = Date.now();
   private readonly lease: ReplicaLease;
   /** Other replicas' leases: the revision seen and when it last changed, by our clock. */
-  private readonly seen = new Map<string, { revision: number; changedAt: number }>();
+  private readonly seen = new Map<string, { revision: number; changedAt: number; sip: string }>();
   /** Replicas found dead whose groups are still to claim. */
   private readonly dead = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
@@ -165,17 +165,27 @@ export class Replicator {
   /**
    * An in-dialog request for a dialog this replica does not hold: when the Call-ID index names a
    * group of another replica whose lease then stops moving, the request waits for the claim of
-   * that group (`deliver` hands it to the restored dialog). Resolves false when nobody holds the
-   * dialog or its owner lives on (the SIP edge sends its requests there).
+   * that group (`deliver` hands it to the restored dialog). When that owner lives on (the edge sent
+   * the request here because a restarted replica took the address its Record-Route names), the
+   * request is handed to it unchanged (`relay` with its SIP address, behind the edge only). Resolves false when nobody
+   * holds the dialog (or it could not be handed on).
    */
-  async takeOverDialog(callId: string, deliver: () => boolean): Promise<boolean> {
+  async takeOverDialog(callId: string, deliver: () => boolean, relay?: (ownerSip: string) => boolean): Promise<boolean> {
     const groupId = await this.o.store.groupOfDialog(callId).catch(() => undefined);
     const owner = groupId === undefined ? undefined : await this.o.store.ownerOf(groupId).catch(() => undefined);
     if (owner === undefined || owner === this.o.replica) return deliver();
+    const live = () => {
+      const s = this.seen.get(owner);
+      return s !== undefined && Date.now() - s.changedAt <= LeaseRenewMs + WatchMs ? s : undefined;
+    };
+    const alive = relay && live();
+    if (alive) return relay(alive.sip);
     const revision = this.seen.get(owner)?.revision;
     // The owner is alive if its lease moves within two renewals.
     const aliveBy = Date.now() + 2 * LeaseRenewMs + WatchMs;
-    return afterTakeover(() => Date.now() < aliveBy || this.seen.get(owner)?.revision === revision, deliver, LeaseDeadMs + 3 * WatchMs + 500);
+    if (await afterTakeover(() => Date.now() < aliveBy || this.seen.get(owner)?.revision === revision, deliver, LeaseDeadMs + 3 * WatchMs + 500)) return true;
+    const resumed = relay && live();
+    return resumed ? relay(resumed.sip) : false;
   }
 
   /** Calls this replica owns (huddle_calls_active). */
@@ -204,7 +214,7 @@ export class Replicator {
     this.stopWatch = await this.o.store.watchDesktops((dn, origins) => void shell.exclusive(async () => this.desktopWritten(dn, origins)));
     const leases = await this.o.store.leases();
     const now = Date.now();
-    for (const [replica, { revision }] of leases) if (replica !== this.o.replica) this.seen.set(replica, { revision, changedAt: now });
+    for (const [replica, { revision, lease }] of leases) if (replica !== this.o.replica) this.seen.set(replica, { revision, changedAt: now, sip: lease.sip });
     await this.claim((owner) => owner === this.o.replica || !leases.has(owner), false);
     await shell.perform(this.o.model.registeredDns().flatMap((dn) => this.o.model.resync(dn)));
     this.timer = setInterval(() => void this.tick(), WatchMs);
@@ -492,7 +502,7 @@ export class Replicator {
   /** Notes which replicas' leases stopped moving; claims the groups of dead ones. */
   private async watchReplicas(): Promise<void> {
     const now = Date.now();
-    let leases: Map<string, { revision: number }>;
+    let leases: Map<string, { revision: number; lease: ReplicaLease }>;
     try {
       leases = await this.o.store.leases();
     } catch {
@@ -500,10 +510,10 @@ export class Replicator {
       for (const s of this.seen.values()) s.changedAt = Date.now();
       return;
     }
-    for (const [replica, { revision }] of leases) {
+    for (const [replica, { revision, lease }] of leases) {
       if (replica === this.o.replica) continue;
       const s = this.seen.get(replica);
-      if (!s || s.revision !== revision) this.seen.set(replica, { revision, changedAt: now });
+      if (!s || s.revision !== revision) this.seen.set(replica, { revision, changedAt: now, sip: lease.sip });
       else if (now - s.changedAt > LeaseDeadMs) this.dead.add(replica);
     }
     for (const replica of this.seen.keys()) {

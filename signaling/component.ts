@@ -17,7 +17,7 @@ import { CallStateStore } from './call-state.js';
 import { ConferenceEventNotifier } from './conference-events.js';
 import { DnAuthenticator } from './dn-auth.js';
 import { DnDirectory } from './dn-directory.js';
-import { edgePlacement, refusedWhileStopping } from './edge.js';
+import { edgePlacement, refusedWhileStopping, relayTo } from './edge.js';
 import { MediaClient } from './media-client.js';
 import { signalingMetrics } from './metrics.js';
 import { CallModel, type ModelEnv } from './model/index.js';
@@ -139,9 +139,11 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     }
     b2bua.onRequest(req);
   });
-  // An in-dialog request for a call of a replica that just died is served once its calls are claimed here.
+  // An in-dialog request for a call of a replica that just died is served once its calls are claimed
+  // here; behind the edge, one for a call another live replica owns is relayed to it (its answer
+  // goes to the edge, the top Via).
   stack.onUnknownDialog((req) => {
-    void replicator.takeOverDialog(req.message.callId, () => stack.deliver(req)).then((delivered) => {
+    void replicator.takeOverDialog(req.message.callId, () => stack.deliver(req), edge && ((ownerSip) => relayTo(req, ownerSip))).then((delivered) => {
       if (!delivered && !req.answered) req.respond(481);
     });
   });

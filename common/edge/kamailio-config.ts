@@ -203,8 +203,10 @@ route[IN_DIALOG] {
     exit;
   }
   if (ds_is_active("${EDGE_REPLICA_SET}", "sip:$avp(replica)")) {
-    # Until the probes find it dead (within 2 s) a request to a dead replica times out.
+    # Until the probes find it dead (within 2 s) a request to a dead replica times out, and is
+    # tried on the survivor that claims its calls.
     $du = "sip:" + $avp(replica);
+    t_on_failure("NAMED_REPLICA_FAILED");
     route(RELAY_TO_REPLICA);
   }
   if (!ds_select_dst("${EDGE_REPLICA_SET}", "7")) route(NO_REPLICA);
@@ -254,6 +256,17 @@ failure_route[REPLICA_FAILED] {
   ds_mark_dst("ip");
   if (!ds_select_dst("${EDGE_REPLICA_SET}", "7")) exit;
   t_on_failure("REPLICA_FAILED");
+  $fsn = "replicas";
+  t_relay();
+}
+
+# The replica an in-dialog request's Record-Route names timed out before the probes marked it
+# dead: the request goes to the replica the hash over that name picks, never to the failed one.
+failure_route[NAMED_REPLICA_FAILED] {
+  if (t_is_canceled()) exit;
+  if (!t_check_status("408|503") && !t_branch_timeout()) exit;
+  if (!ds_select_dst("${EDGE_REPLICA_SET}", "7")) exit;
+  if ($du == "sip:" + $avp(replica) && !ds_next_dst()) exit;
   $fsn = "replicas";
   t_relay();
 }

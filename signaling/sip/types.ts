@@ -179,6 +179,12 @@ export interface ServerRequest {
    * (§13.3.1.4) and sends BYE if none arrives within 64*T1.
    */
   accept(opts?: ResponseOptions): Dialog;
+  /**
+   * Hands the request unchanged to another server over the transport it came on (a replica
+   * behind the SIP edge owning its dialog): that one answers the top Via itself. The transaction
+   * here ends without a response, so a retransmission is handed on again.
+   */
+  relay(to: Endpoint): void;
 }
 
 export interface RequestOptions extends BodyOptions {

@@ -80,6 +80,10 @@ export class UserAgentCore implements TransactionLayerUser, InviteCore<DialogImp
     this.unknownDialogHandler = handler;
   }
 
+  relay(req: SipRequest, to: Endpoint, transport: Transport): void {
+    this.transport.send(req, to, transport, false);
+  }
+
   deliver(req: ServerRequest): boolean {
     const msg = req.message;
     const dialog = this.dialogs.get(dialogKey(msg.callId, msg.toTag ?? '', msg.fromTag ?? ''));
