@@ -24,6 +24,8 @@ export interface MediaComponentOptions {
   failAfter?: number;
   /** How often the instance tells signaling it is alive (signaling gives up after three silent intervals). */
   aliveIntervalMs?: number;
+  /** How long a stopping instance waits for other instances to adopt its bridges (default 3000 ms). */
+  handOverTimeoutMs?: number;
 }
 
 export interface RunningMediaController extends Component {
@@ -82,10 +84,13 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
     pool,
     stop: async () => {
       clearInterval(alive);
+      // No command reaches this instance any more; `gone` has signaling move its bridges to another
+      // instance at once (or release their calls when none can take them). Audio flows through ours
+      // until rtpengine points each leg at the adopter.
       await api.drain();
-      await controller.drain();
-      // Its bridges are gone: signaling releases their calls now rather than after three silent intervals.
       announce(true);
+      const { adopted, destroyed } = await controller.handOver(options.handOverTimeoutMs ?? 3000);
+      log.info({ adopted, destroyed }, 'bridges handed over');
       await mixer.stop();
       pool.stop();
     },

@@ -495,6 +495,33 @@ export class MediaController {
     return callIds;
   }
 
+  /**
+   * Stopping while signaling has other instances adopt our bridges (we announced `gone`): waits,
+   * for at most `timeoutMs`, until the store shows each bridge written by another instance, and
+   * lets go of those (sockets closed, rtpengine calls left: they are the adopter's now). Bridges
+   * nobody adopted by then are destroyed with their rtpengine calls. Resolves with the counts.
+   */
+  async handOver(timeoutMs: number): Promise<{ adopted: number; destroyed: number }> {
+    const deadline = Date.now() + timeoutMs;
+    let adopted = 0;
+    while (this.bridges.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      await Promise.all(
+        [...this.bridges.values()].map(async (bridge) => {
+          const stored = await this.opts.store.load(bridge.id).catch(() => 'unknown' as const);
+          if (stored === 'unknown') return;
+          const elsewhere = stored === undefined ? bridge.revision !== undefined : stored.revision !== bridge.revision;
+          if (!elsewhere || !this.bridges.has(bridge.id)) return;
+          adopted++;
+          await this.letGo(bridge);
+        }),
+      );
+    }
+    const destroyed = this.bridges.size;
+    await this.drain();
+    return { adopted, destroyed };
+  }
+
   /** Destroys every bridge (deleting its rtpengine calls). */
   async drain(): Promise<void> {
     await Promise.all([...this.bridges.values()].map((b) => b.queue.then(() => this.destroyBridge(b))));

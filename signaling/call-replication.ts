@@ -6,7 +6,9 @@
  * not carried out (fencing). Leases say which replicas live: a replica whose lease stops moving
  * for 1500 ms (by our own clock) is dead, and its groups are claimed (owner := us) and rebuilt.
  * A replica that finds its own lease gone or that was paused longer than a lease drops all its
- * groups before acting on any of them.
+ * groups before acting on any of them. A replica that stops while others live hands its groups
+ * over instead of releasing their calls: it says so in its lease, drops the groups here without a
+ * BYE and removes its lease, and the others claim them at once (handOff).
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -21,6 +23,8 @@ export const LeaseRenewMs = 500;
 export const LeaseDeadMs = 1500;
 /** How often other replicas' leases are looked at: a dead one is noticed within LeaseDeadMs + this. */
 const WatchMs = 250;
+/** How long a request for a call of a leaving replica waits for the hand-over, at most. */
+const LeavingWaitMs = 5000;
 
 /** What an input and its outputs name: the calls, legs and bridges whose groups may have changed. */
 export interface Seeds {
@@ -138,6 +142,8 @@ export class Replicator {
   private readonly seen = new Map<string, { revision: number; changedAt: number }>();
   /** Replicas found dead whose groups are still to claim. */
   private readonly dead = new Set<string>();
+  /** Replicas whose lease says they stop: their groups are about to be handed over. */
+  private readonly leaving = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private stopWatch: (() => void) | undefined;
   private stopping = false;
@@ -155,7 +161,7 @@ export class Replicator {
   /** A replica went silent for more than a renewal or is found dead: its calls are about to be claimed. */
   takeoverPending(): boolean {
     const now = Date.now();
-    return this.dead.size > 0 || [...this.seen.values()].some((s) => now - s.changedAt > 2 * LeaseRenewMs);
+    return this.dead.size > 0 || this.leaving.size > 0 || [...this.seen.values()].some((s) => now - s.changedAt > 2 * LeaseRenewMs);
   }
 
   /**
@@ -169,9 +175,10 @@ export class Replicator {
     const owner = groupId === undefined ? undefined : await this.o.store.ownerOf(groupId).catch(() => undefined);
     if (owner === undefined || owner === this.o.replica) return deliver();
     const revision = this.seen.get(owner)?.revision;
-    // The owner is alive if its lease moves within two renewals.
+    // The owner is alive if its lease moves within two renewals; a leaving owner hands the group over.
     const aliveBy = Date.now() + 2 * LeaseRenewMs + WatchMs;
-    return afterTakeover(() => Date.now() < aliveBy || this.seen.get(owner)?.revision === revision, deliver, LeaseDeadMs + 3 * WatchMs + 500);
+    const pending = () => Date.now() < aliveBy || this.seen.get(owner)?.revision === revision || this.leaving.has(owner) || this.dead.has(owner);
+    return afterTakeover(pending, deliver, this.leaving.has(owner) ? LeavingWaitMs : LeaseDeadMs + 3 * WatchMs + 500);
   }
 
   /** Calls this replica owns (huddle_calls_active). */
@@ -214,6 +221,45 @@ export class Replicator {
     if (!release) return;
     for (const [groupId, group] of this.owned) await this.o.store.deleteGroup(groupId, group.revision).catch(() => undefined);
     await this.o.store.deleteLease(this.o.replica).catch(() => undefined);
+  }
+
+  /**
+   * Says in our lease, from its next renewal on (within LeaseRenewMs), that this replica stops
+   * (rolling upgrade): the others make requests for its calls wait for the hand-over instead of
+   * answering them as unknown.
+   */
+  leave(): void {
+    this.lease.leaving = true;
+  }
+
+  /**
+   * Hands every call group to the other live replicas, without a BYE: in the model's queue (no
+   * input runs meanwhile), the groups in the bucket are dropped here and our lease is removed; the
+   * others claim them within a lease check (WatchMs), as they would a dead replica's. Resolves
+   * with the calls handed over, or undefined when no other replica lives: the caller then releases
+   * the calls. Groups not yet in the bucket (a set-up under way) stay here to be released.
+   */
+  async handOff(): Promise<number | undefined> {
+    const shell = this.shell;
+    if (!shell) return undefined;
+    const now = Date.now();
+    const alive = [...this.seen].filter(([replica, s]) => !this.leaving.has(replica) && now - s.changedAt <= LeaseDeadMs).map(([replica]) => replica);
+    if (alive.length === 0) return undefined;
+    return shell.exclusive(async () => {
+      this.stopping = true;
+      clearInterval(this.timer);
+      const stored = [...this.owned].filter(([, group]) => group.revision > 0);
+      let calls = 0;
+      for (const [groupId, group] of stored) {
+        calls += group.connIds.length;
+        this.dropLocal(groupId, group.connIds);
+      }
+      await retry(() => this.o.store.deleteLease(this.o.replica), this.o.log).catch((err: unknown) => {
+        this.o.log.warn({ err: (err as Error).message }, 'lease not removed: the others claim the calls once it stops moving');
+      });
+      this.o.log.info({ groups: stored.length, calls, to: alive }, 'calls handed to the other replicas');
+      return calls;
+    });
   }
 
   // ---------------------------------------------------------------- writing
@@ -460,7 +506,7 @@ export class Replicator {
   /** Notes which replicas' leases stopped moving; claims the groups of dead ones. */
   private async watchReplicas(): Promise<void> {
     const now = Date.now();
-    let leases: Map<string, { revision: number }>;
+    let leases: Map<string, { revision: number; lease: ReplicaLease }>;
     try {
       leases = await this.o.store.leases();
     } catch {
@@ -468,8 +514,10 @@ export class Replicator {
       for (const s of this.seen.values()) s.changedAt = Date.now();
       return;
     }
-    for (const [replica, { revision }] of leases) {
+    for (const [replica, { revision, lease }] of leases) {
       if (replica === this.o.replica) continue;
+      if (lease.leaving) this.leaving.add(replica);
+      else this.leaving.delete(replica);
       const s = this.seen.get(replica);
       if (!s || s.revision !== revision) this.seen.set(replica, { revision, changedAt: now });
       else if (now - s.changedAt > LeaseDeadMs) this.dead.add(replica);
@@ -478,6 +526,7 @@ export class Replicator {
       if (!leases.has(replica)) {
         this.dead.add(replica);
         this.seen.delete(replica);
+        this.leaving.delete(replica);
       }
     }
     if (this.dead.size === 0) return;

@@ -28,6 +28,8 @@ export interface ReplicaLease {
   /** The replica's SIP address (transport host:port), where a request for a dialog it owns is relayed. */
   sip: string;
   startedAt: number;
+  /** Set while the replica stops: its calls are about to be handed to the others (rolling upgrade). */
+  leaving?: true;
 }
 
 /** A compare-and-set lost: the key changed since the revision given. */

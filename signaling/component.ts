@@ -128,8 +128,14 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   await replicator.start(calls);
 
   let stopping = false;
+  // Resolved once the edge's OPTIONS probe got our 503: from then on the edge sends us nothing new.
+  let edgeProbeRefused: () => void = () => undefined;
+  const edgeLetGo = new Promise<void>((resolve) => (edgeProbeRefused = resolve));
   stack.onRequest((req) => {
-    if (stopping && refusedWhileStopping(req)) return;
+    if (stopping && refusedWhileStopping(req)) {
+      if (req.method === 'OPTIONS') edgeProbeRefused();
+      return;
+    }
     if (req.method === 'REGISTER') {
       registrar.onRegister(req).catch((err: Error) => {
         ctx.log.error({ err: err.stack }, 'REGISTER failed');
@@ -173,7 +179,13 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     endpoints: [`SIP        ${sip}`],
     stop: async () => {
       stopping = true;
-      await tlib.drain();
+      replicator.leave();
+      // Rolling upgrade: once the edge routes this replica's dialogs elsewhere and the set-ups under
+      // way are confirmed, its calls go on at another replica without a BYE (only the last replica
+      // releases them).
+      const probeMs = spec.sip.edge.probeIntervalSeconds * 1000;
+      await Promise.all([tlib.drain(), edge ? within(edgeLetGo, 2 * probeMs + 500) : undefined, until(() => b2bua.settingUp === 0, HandOverSetUpWaitMs)]);
+      await replicator.handOff();
       await router.drain();
       await calls.drain();
       await replicator.stop(true);
@@ -183,6 +195,22 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     },
   };
 };
+
+/** How long a stopping replica lets the set-ups under way finish before it hands its calls over. */
+const HandOverSetUpWaitMs = 3000;
+
+/** Resolves when `p` does, or after `ms`. */
+async function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+/** Resolves once `done` holds (checked every 20 ms), or after `ms`. */
+async function until(done: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
 
 /** What the pure call model may know of the world: options, DNs, music files, ids and the time. */
 function modelEnv(ctx: ComponentContext, directory: DnDirectory): ModelEnv {
