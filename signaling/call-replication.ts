@@ -103,6 +103,9 @@ interface OwnedGroup {
   callIds: string[];
 }
 
+/** What became of an in-dialog request for a dialog this replica did not hold (takeOverDialog). */
+export type DialogOutcome = 'delivered' | 'unknown' | { relay: string };
+
 /** The shell's serial queue, as the replicator reaches it. */
 export interface ReplicationShell {
   /** Runs `job` alone in the model's queue. */
@@ -139,7 +142,7 @@ export class Replicator {
   private lastTick = Date.now();
   private readonly lease: ReplicaLease;
   /** Other replicas' leases: the revision seen and when it last changed, by our clock. */
-  private readonly seen = new Map<string, { revision: number; changedAt: number }>();
+  private readonly seen = new Map<string, { revision: number; changedAt: number; sip: string }>();
   /** Replicas found dead whose groups are still to claim. */
   private readonly dead = new Set<string>();
   /** Replicas whose lease says they stop: their groups are about to be handed over. */
@@ -165,20 +168,37 @@ export class Replicator {
   }
 
   /**
-   * An in-dialog request for a dialog this replica does not hold: when the Call-ID index names a
-   * group of another replica whose lease then stops moving, the request waits for the claim of
-   * that group (`deliver` hands it to the restored dialog). Resolves false when nobody holds the
-   * dialog or its owner lives on (the SIP edge sends its requests there).
+   * An in-dialog request for a dialog this replica does not hold. When the Call-ID index names a
+   * group of another live replica, the request is for that replica (`relay` to its SIP address:
+   * the SIP edge sends a dialog to its first replica whenever that one answers probes, and to a
+   * survivor otherwise, neither of which need own it now). When the owner is leaving or its lease
+   * stops moving, the request waits for the hand-over or claim of that group (`deliver` hands it
+   * to the restored dialog here). Unknown when nobody holds the dialog.
    */
-  async takeOverDialog(callId: string, deliver: () => boolean): Promise<boolean> {
-    const groupId = await this.o.store.groupOfDialog(callId).catch(() => undefined);
-    const owner = groupId === undefined ? undefined : await this.o.store.ownerOf(groupId).catch(() => undefined);
-    if (owner === undefined || owner === this.o.replica) return deliver();
+  async takeOverDialog(callId: string, deliver: () => boolean): Promise<DialogOutcome> {
+    const ownerOf = async () => {
+      const groupId = await this.o.store.groupOfDialog(callId).catch(() => undefined);
+      return groupId === undefined ? undefined : await this.o.store.ownerOf(groupId).catch(() => undefined);
+    };
+    const owner = await ownerOf();
+    if (owner === undefined || owner === this.o.replica) return deliver() ? 'delivered' : 'unknown';
+    const live = this.liveSip(owner);
+    if (live !== undefined) return { relay: live };
     const revision = this.seen.get(owner)?.revision;
     // The owner is alive if its lease moves within two renewals; a leaving owner hands the group over.
     const aliveBy = Date.now() + 2 * LeaseRenewMs + WatchMs;
     const pending = () => Date.now() < aliveBy || this.seen.get(owner)?.revision === revision || this.leaving.has(owner) || this.dead.has(owner);
-    return afterTakeover(pending, deliver, this.leaving.has(owner) ? LeavingWaitMs : LeaseDeadMs + 3 * WatchMs + 500);
+    if (await afterTakeover(pending, deliver, this.leaving.has(owner) ? LeavingWaitMs : LeaseDeadMs + 3 * WatchMs + 500)) return 'delivered';
+    const now = await ownerOf();
+    const sip = now === undefined || now === this.o.replica ? undefined : this.liveSip(now);
+    return sip === undefined ? 'unknown' : { relay: sip };
+  }
+
+  /** The SIP address of a replica whose lease moves and that is not leaving. */
+  private liveSip(replica: string): string | undefined {
+    const s = this.seen.get(replica);
+    if (!s || this.leaving.has(replica) || this.dead.has(replica) || Date.now() - s.changedAt > 2 * LeaseRenewMs + WatchMs) return undefined;
+    return s.sip;
   }
 
   /** Calls this replica owns (huddle_calls_active). */
@@ -207,7 +227,7 @@ export class Replicator {
     this.stopWatch = await this.o.store.watchDesktops((dn, origins) => void shell.exclusive(async () => this.desktopWritten(dn, origins)));
     const leases = await this.o.store.leases();
     const now = Date.now();
-    for (const [replica, { revision }] of leases) if (replica !== this.o.replica) this.seen.set(replica, { revision, changedAt: now });
+    for (const [replica, { revision, lease }] of leases) if (replica !== this.o.replica) this.seen.set(replica, { revision, changedAt: now, sip: lease.sip });
     await this.claim((owner) => owner === this.o.replica || !leases.has(owner), false);
     await shell.perform(this.o.model.registeredDns().flatMap((dn) => this.o.model.resync(dn)));
     this.timer = setInterval(() => void this.tick(), WatchMs);
@@ -519,7 +539,7 @@ export class Replicator {
       if (lease.leaving) this.leaving.add(replica);
       else this.leaving.delete(replica);
       const s = this.seen.get(replica);
-      if (!s || s.revision !== revision) this.seen.set(replica, { revision, changedAt: now });
+      if (!s || s.revision !== revision) this.seen.set(replica, { revision, changedAt: now, sip: lease.sip });
       else if (now - s.changedAt > LeaseDeadMs) this.dead.add(replica);
     }
     for (const replica of this.seen.keys()) {

@@ -22,7 +22,7 @@ import { MediaClient } from './media-client.js';
 import { signalingMetrics } from './metrics.js';
 import { CallModel, type ModelEnv } from './model/index.js';
 import { RegistrarService } from './registrar-service.js';
-import { createSipStack, type DigestSecret, type SipStackOptions } from './sip/index.js';
+import { createSipStack, type DigestSecret, type Endpoint, type SipStackOptions } from './sip/index.js';
 import { TlibRouter } from './tlib-forward.js';
 import { TlibService } from './tlib-service.js';
 
@@ -145,10 +145,13 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     }
     b2bua.onRequest(req);
   });
-  // An in-dialog request for a call of a replica that just died is served once its calls are claimed here.
+  // An in-dialog request for a call of a replica that just died (or stops) is served once its calls
+  // are claimed here; one for a call another live replica owns is relayed to it.
   stack.onUnknownDialog((req) => {
-    void replicator.takeOverDialog(req.message.callId, () => stack.deliver(req)).then((delivered) => {
-      if (!delivered && !req.answered) req.respond(481);
+    void replicator.takeOverDialog(req.message.callId, () => stack.deliver(req)).then((outcome) => {
+      if (outcome === 'delivered' || req.answered) return;
+      const owner = outcome === 'unknown' ? undefined : sipEndpoint(outcome.relay);
+      if (!owner || !stack.relay(req, owner)) req.respond(481);
     });
   });
   media.onEvents((event) => calls.mediaEvent({ kind: 'media.event', event }));
@@ -195,6 +198,12 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     },
   };
 };
+
+/** "udp 127.0.0.1:15061" (a replica's lease) as an endpoint. */
+function sipEndpoint(address: string): Endpoint | undefined {
+  const m = /^(udp|tcp|tls) (.+):(\d+)$/.exec(address);
+  return m ? { protocol: m[1] as Endpoint['protocol'], host: m[2]!, port: Number(m[3]) } : undefined;
+}
 
 /** How long a stopping replica lets the set-ups under way finish before it hands its calls over. */
 const HandOverSetUpWaitMs = 3000;

@@ -78,6 +78,14 @@ export class UserAgentCore implements TransactionLayerUser, InviteCore<DialogImp
     return true;
   }
 
+  relay(req: ServerRequest, to: Endpoint): boolean {
+    if (!(req instanceof ServerRequestImpl) || req.tx.transport.protocol !== to.protocol) return false;
+    this.transport.send(req.message, to, req.tx.transport, false);
+    // The answer goes from the other process to the sender: nothing is left to do here.
+    req.tx.terminate();
+    return true;
+  }
+
   contact(user?: string, transport?: TransportProtocol): string {
     return this.transport.contact(user, transport);
   }
