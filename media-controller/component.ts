@@ -83,6 +83,10 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
     controller,
     pool,
     stop: async () => {
+      // New bridges go to the other instances; the calls being set up on ours finish first.
+      await api.stopTakingBridges();
+      const deadline = Date.now() + SetUpWaitMs;
+      while (!controller.settled(SetUpQuietMs) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       clearInterval(alive);
       // No command reaches this instance any more; `gone` has signaling move its bridges to another
       // instance at once (or release their calls when none can take them). Audio flows through ours
@@ -96,6 +100,11 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
     },
   };
 }
+
+/** How long a stopping instance lets the calls being set up on its bridges finish, at most. */
+const SetUpWaitMs = 3000;
+/** A bridge without a command for this long is no longer being set up. */
+const SetUpQuietMs = 500;
 
 export const startMediaController: ComponentFactory = (ctx) =>
   createMediaController(ctx, { bridgeHost: process.env.HUDDLE_MEDIA_BRIDGE_HOST ?? process.env.POD_IP ?? '127.0.0.1' });

@@ -84,6 +84,8 @@ interface Bridge {
   queue: Promise<unknown>;
   /** Revision of our last write of the bridge in the store. */
   revision?: number;
+  /** When it last got a command (Date.now()). */
+  touchedAt?: number;
 }
 
 /** rtpengine flags for the SDP it writes towards our bridge: plain RTP. */
@@ -144,6 +146,7 @@ export class MediaController {
     if (cmd.op === 'bridge.create') return this.createBridge(cmd.bridgeId);
     if (cmd.op === 'bridge.adopt') return this.adoptBridge(cmd.bridgeId);
     const bridge = this.bridge(cmd.bridgeId);
+    bridge.touchedAt = Date.now();
     const run = bridge.queue.then(() => this.run(bridge, cmd));
     bridge.queue = run.catch(() => undefined);
     return run;
@@ -493,6 +496,20 @@ export class MediaController {
     const callIds: string[] = [];
     for (const bridge of this.bridges.values()) for (const leg of bridge.legs.values()) if (leg.ng === ng && !leg.failed) callIds.push(leg.callId);
     return callIds;
+  }
+
+  /**
+   * Whether the calls on our bridges are set up: no leg waits for its answer and no bridge got a
+   * command within `quietMs` (a call being set up gets its next leg within that). Only bridges of
+   * set-up calls are worth handing over: a leg not yet answered cannot be adopted.
+   */
+  settled(quietMs: number): boolean {
+    const since = Date.now() - quietMs;
+    for (const bridge of this.bridges.values()) {
+      if ((bridge.touchedAt ?? 0) > since) return false;
+      for (const leg of bridge.legs.values()) if (leg.awaitingAnswer || leg.phoneSdp === undefined) return false;
+    }
+    return true;
   }
 
   /**

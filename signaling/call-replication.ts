@@ -560,28 +560,37 @@ export class Replicator {
     }
   }
 
-  /** Claims (compare-and-set owner := us) every group whose owner `claimable` says, and carries its calls on. */
+  /**
+   * Claims (compare-and-set owner := us) every group whose owner `claimable` says, and carries its
+   * calls on. All claims are written at once and then rebuilt in one turn of the model's queue: a
+   * replica that takes hundreds of calls over while it carries its own load takes them in well
+   * under a second.
+   */
   private async claim(claimable: (owner: string) => boolean, resync: boolean): Promise<void> {
     const shell = this.shell;
     if (!shell) return;
     const groups = await this.o.store.groups();
+    const claimed = await Promise.all(
+      groups
+        .filter(({ groupId, record }) => claimable(record.owner) && !this.owned.has(groupId))
+        .map(async ({ groupId, revision, record }) => {
+          const mine: GroupRecord = { ...record, owner: this.o.replica };
+          const json = JSON.stringify(mine);
+          try {
+            return { groupId, from: record.owner, record: mine, json, revision: await this.o.store.putGroup(groupId, json, revision) };
+          } catch (err) {
+            if (err instanceof CallStateConflict) return undefined;
+            throw err;
+          }
+        }),
+    );
+    const won = claimed.filter((c) => c !== undefined);
+    if (won.length === 0) return;
     const dns = new Set<string>();
-    for (const { groupId, revision, record } of groups) {
-      if (!claimable(record.owner) || this.owned.has(groupId)) continue;
-      const mine: GroupRecord = { ...record, owner: this.o.replica };
-      const json = JSON.stringify(mine);
-      let claimed: number;
-      try {
-        claimed = await this.o.store.putGroup(groupId, json, revision);
-      } catch (err) {
-        if (err instanceof CallStateConflict) continue;
-        throw err;
-      }
-      await shell.exclusive(async () => {
-        for (const party of this.restore(groupId, mine, claimed, json)) dns.add(party);
-      });
-      this.o.log.info({ group: groupId, from: record.owner, calls: record.calls.map((c) => c.connId) }, 'call group taken over');
-    }
+    await shell.exclusive(async () => {
+      for (const { groupId, record, revision, json } of won) for (const party of this.restore(groupId, record, revision, json)) dns.add(party);
+    });
+    this.o.log.info({ groups: won.length, calls: won.reduce((n, c) => n + c.record.calls.length, 0), from: [...new Set(won.map((c) => c.from))] }, 'call groups taken over');
     if (resync) {
       const registered = [...dns].filter((dn) => this.o.model.registrationsOf(dn).length > 0);
       await shell.perform(registered.flatMap((dn) => this.o.model.resync(dn)));
