@@ -150,6 +150,8 @@ export class Replicator {
   private timer: NodeJS.Timeout | undefined;
   private stopWatch: (() => void) | undefined;
   private stopping = false;
+  /** Our groups were handed to the other replicas (handOff): requests for them go to their claimers. */
+  private handedOff = false;
   private ticking = false;
 
   constructor(private readonly o: ReplicatorOptions) {
@@ -181,6 +183,7 @@ export class Replicator {
       return groupId === undefined ? undefined : await this.o.store.ownerOf(groupId).catch(() => undefined);
     };
     const owner = await ownerOf();
+    if (owner === this.o.replica && this.handedOff) return this.toClaimer(ownerOf);
     if (owner === undefined || owner === this.o.replica) return deliver() ? 'delivered' : 'unknown';
     const live = this.liveSip(owner);
     if (live !== undefined) return { relay: live };
@@ -192,6 +195,19 @@ export class Replicator {
     const now = await ownerOf();
     const sip = now === undefined || now === this.o.replica ? undefined : this.liveSip(now);
     return sip === undefined ? 'unknown' : { relay: sip };
+  }
+
+  /** A request for a group this replica just handed over: for the replica that claims it (within LeavingWaitMs). */
+  private async toClaimer(ownerOf: () => Promise<string | undefined>): Promise<DialogOutcome> {
+    const deadline = Date.now() + LeavingWaitMs;
+    for (;;) {
+      const owner = await ownerOf();
+      if (owner === undefined) return 'unknown';
+      const sip = owner === this.o.replica ? undefined : this.seen.get(owner)?.sip;
+      if (sip !== undefined) return { relay: sip };
+      if (Date.now() > deadline) return 'unknown';
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** The SIP address of a replica whose lease moves and that is not leaving. */
@@ -267,6 +283,7 @@ export class Replicator {
     if (alive.length === 0) return undefined;
     return shell.exclusive(async () => {
       this.stopping = true;
+      this.handedOff = true;
       clearInterval(this.timer);
       const stored = [...this.owned].filter(([, group]) => group.revision > 0);
       let calls = 0;

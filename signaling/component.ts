@@ -188,9 +188,11 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       // releases them).
       const probeMs = spec.sip.edge.probeIntervalSeconds * 1000;
       await Promise.all([tlib.drain(), edge ? within(edgeLetGo, 2 * probeMs + 500) : undefined, until(() => b2bua.settingUp === 0, HandOverSetUpWaitMs)]);
-      await replicator.handOff();
+      const handed = await replicator.handOff();
       await router.drain();
       await calls.drain();
+      // In-dialog requests that still reach us (already on their way, or the edge's hash) are relayed to the claimers meanwhile.
+      if (handed !== undefined) await new Promise((r) => setTimeout(r, HandOverRelayMs));
       await replicator.stop(true);
       await media.drain();
       await stack.close(1500);
@@ -207,6 +209,9 @@ function sipEndpoint(address: string): Endpoint | undefined {
 
 /** How long a stopping replica lets the set-ups under way finish before it hands its calls over. */
 const HandOverSetUpWaitMs = 3000;
+
+/** How long a replica that handed its calls over still relays their in-dialog requests before its SIP stack closes. */
+const HandOverRelayMs = 1500;
 
 /** Resolves when `p` does, or after `ms`. */
 async function within(p: Promise<void>, ms: number): Promise<void> {
