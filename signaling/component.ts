@@ -150,7 +150,9 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   stack.onUnknownDialog((req) => {
     void replicator.takeOverDialog(req.message.callId, () => stack.deliver(req)).then((outcome) => {
       if (outcome === 'delivered' || req.answered) return;
-      const owner = outcome === 'unknown' ? undefined : sipEndpoint(outcome.relay);
+      // Only behind the edge: it matches the owner's answer to the request; a phone talking to a
+      // replica directly keeps sending to it whatever we relay.
+      const owner = outcome === 'unknown' || !edge ? undefined : sipEndpoint(outcome.relay);
       if (!owner || !stack.relay(req, owner)) req.respond(481);
     });
   });
