@@ -126,6 +126,12 @@ export interface ReplicatorOptions {
   b2bua: Pick<B2bua, 'exportLeg' | 'restoreLeg' | 'dropLeg' | 'callIdOf'>;
   media: Pick<MediaClient, 'ownerOf' | 'setOwner'>;
   log: Logger;
+  /**
+   * Whether an in-dialog request for a call another live replica owns is relayed to it: only
+   * behind the SIP edge, which matches the owner's answer to the request (a phone talking to a
+   * replica directly would keep sending to it whatever we relay).
+   */
+  relays?: boolean;
   /** Figures of the replication: bytes written and write time. */
   onWrite?: (bytes: number, seconds: number) => void;
 }
@@ -183,16 +189,17 @@ export class Replicator {
       return groupId === undefined ? undefined : await this.o.store.ownerOf(groupId).catch(() => undefined);
     };
     const owner = await ownerOf();
-    if (owner === this.o.replica && this.handedOff) return this.toClaimer(ownerOf);
+    const relays = this.o.relays === true;
+    if (relays && owner === this.o.replica && this.handedOff) return this.toClaimer(ownerOf);
     if (owner === undefined || owner === this.o.replica) return deliver() ? 'delivered' : 'unknown';
-    const live = this.liveSip(owner);
+    const live = relays ? this.liveSip(owner) : undefined;
     if (live !== undefined) return { relay: live };
     const revision = this.seen.get(owner)?.revision;
     // The owner is alive if its lease moves within two renewals; a leaving owner hands the group over.
     const aliveBy = Date.now() + 2 * LeaseRenewMs + WatchMs;
     const pending = () => Date.now() < aliveBy || this.seen.get(owner)?.revision === revision || this.leaving.has(owner) || this.dead.has(owner);
     if (await afterTakeover(pending, deliver, this.leaving.has(owner) ? LeavingWaitMs : LeaseDeadMs + 3 * WatchMs + 500)) return 'delivered';
-    const now = await ownerOf();
+    const now = relays ? await ownerOf() : undefined;
     const sip = now === undefined || now === this.o.replica ? undefined : this.liveSip(now);
     return sip === undefined ? 'unknown' : { relay: sip };
   }

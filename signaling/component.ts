@@ -90,6 +90,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   const replicator = new Replicator({
     store: await CallStateStore.open(ctx.nc, location, bucketReplicas(spec), ctx.log),
     replica: ctx.instance,
+    relays: edge !== undefined,
     sip: stack.addresses.map((a) => `${a.transport} ${a.host}:${a.port}`)[0] ?? '',
     model,
     b2bua,
@@ -150,9 +151,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   stack.onUnknownDialog((req) => {
     void replicator.takeOverDialog(req.message.callId, () => stack.deliver(req)).then((outcome) => {
       if (outcome === 'delivered' || req.answered) return;
-      // Only behind the edge: it matches the owner's answer to the request; a phone talking to a
-      // replica directly keeps sending to it whatever we relay.
-      const owner = outcome === 'unknown' || !edge ? undefined : sipEndpoint(outcome.relay);
+      const owner = outcome === 'unknown' ? undefined : sipEndpoint(outcome.relay);
       if (!owner || !stack.relay(req, owner)) req.respond(481);
     });
   });
