@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { PlatformConfig } from '../common/config/load.js';
 import { SIP_TLS_DIR, sipListenAddresses, tlsFiles } from '../common/config/schema.js';
-import type { EdgeReplica } from '../common/edge/kamailio-config.js';
+import { newSourceToken, type EdgeReplica } from '../common/edge/kamailio-config.js';
 import type { NatsRole } from '../common/nats/permissions.js';
 import { SupervisedProcess } from '../common/supervisor/child.js';
 import { startKamailioEdge, waitForHttp } from '../common/supervisor/kamailio.js';
@@ -77,6 +77,7 @@ export async function startProcessSite(o: ProcessSiteOptions): Promise<ProcessSi
     // The edge's socket for the replicas, apart from the one phones use.
     const internal = { host: '127.0.0.1', port: await freePort() };
     const replicas: EdgeReplica[] = [];
+    const sourceToken = newSourceToken();
     for (let i = 0; i < spec.sip.replicas; i++) {
       const port = await freePort();
       const name = `signaling-${i}`;
@@ -85,6 +86,7 @@ export async function startProcessSite(o: ProcessSiteOptions): Promise<ProcessSi
         HUDDLE_SIP_LISTEN: `udp:127.0.0.1:${port},tcp:127.0.0.1:${port}`,
         HUDDLE_SIP_EDGE: `${internal.host}:${internal.port}`,
         HUDDLE_SIP_EDGE_CONTACT: `${edgeHost}:${edgeUdp.port}`,
+        HUDDLE_SIP_EDGE_TOKEN: sourceToken,
       });
     }
     await component('tlib-gateway', 'tlib-gateway', 'gateway');
@@ -93,6 +95,7 @@ export async function startProcessSite(o: ProcessSiteOptions): Promise<ProcessSi
     const rate = spec.sip.rateLimit;
     const edge = await startKamailioEdge({
       listen: edgeListen,
+      sourceToken,
       internal,
       replicas,
       dataDir: o.dataDir,

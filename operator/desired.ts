@@ -22,7 +22,7 @@ import type { PodDisruptionBudget } from 'kubernetes-types/policy/v1.js';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { edgeEnabled, GATEWAY_TLS_DIR, SIP_TLS_DIR, sipListenAddresses } from '../common/config/schema.js';
 import { parseHostPort } from '../common/process/http.js';
-import { edgeConfigHash, edgeContainer, edgeFiles, EDGE_INTERNAL_PORT, type EdgeNames } from './edge.js';
+import { edgeConfigHash, edgeContainer, edgeFiles, edgeSourceToken, EDGE_INTERNAL_PORT, type EdgeNames } from './edge.js';
 import { API_GROUP, API_GROUP_VERSION, type SipClusterResource } from './resources.js';
 
 export interface OperatorSettings {
@@ -291,6 +291,7 @@ function replicaEnv(cluster: SipClusterResource): EnvVar[] {
     { name: 'HUDDLE_SIP_LISTEN', value: `udp:0.0.0.0:${port},tcp:0.0.0.0:${port}` },
     { name: 'HUDDLE_SIP_EDGE', value: `${names.internal}.${names.namespace}.svc.cluster.local:${EDGE_INTERNAL_PORT}` },
     { name: 'HUDDLE_SIP_EDGE_CONTACT', value: `${sip.advertisedHost ?? `${objectName(cluster, 'sip')}.${names.namespace}.svc.cluster.local`}:${sip.service.port}` },
+    { name: 'HUDDLE_SIP_EDGE_TOKEN', value: edgeSourceToken(cluster) },
     { name: 'HUDDLE_SIP_REPLICA_HOST', value: `$(POD_NAME).${names.signaling}.${names.namespace}.svc.cluster.local` },
   ];
 }

@@ -42,6 +42,16 @@ export function edgeReplicas(cluster: SipClusterResource, names: EdgeNames): { n
   return Array.from({ length: replicas }, (_, i) => ({ name: `${names.signaling}-${i}`, host: `${names.signaling}-${i}.${fqdn(names.signaling, names.namespace)}`, port: edge.replicaPort }));
 }
 
+/**
+ * The token the edge puts in its source header and the replicas check (HUDDLE_SIP_EDGE_TOKEN):
+ * derived from the SipCluster's uid, which nobody on the network can learn, and stable across
+ * reconciles so that pods are not restarted for it.
+ */
+export function edgeSourceToken(cluster: SipClusterResource): string {
+  const { uid = '', namespace = '', name } = cluster.metadata;
+  return createHash('sha256').update(`huddle-sip-edge-source\u0000${uid}\u0000${namespace}/${name}`).digest('base64url');
+}
+
 /** The kamailio.cfg, dispatcher list and TLS settings, in the edge's ConfigMap. */
 export function edgeFiles(cluster: SipClusterResource, names: EdgeNames): Record<string, string> {
   const sip = cluster.spec.sip;
@@ -57,6 +67,7 @@ export function edgeFiles(cluster: SipClusterResource, names: EdgeNames): Record
   return {
     'kamailio.cfg': kamailioConfig({
       listen,
+      sourceToken: edgeSourceToken(cluster),
       internal: { host: 'eth0', port: EDGE_INTERNAL_PORT, advertise: `${fqdn(names.internal, names.namespace)}:${EDGE_INTERNAL_PORT}` },
       metrics: { host: '0.0.0.0', port: sip.edge.metricsPort },
       dispatcherFile: `${EDGE_CONFIG_DIR}/dispatcher.list`,

@@ -21,6 +21,8 @@ import type { CallModel, ModelInput, ModelOutput } from './model/index.js';
 
 export const LeaseRenewMs = 500;
 export const LeaseDeadMs = 1500;
+/** How long an input waits for its call state write before it goes on (see Replicator.bounded). */
+const WriteWaitMs = 1000;
 /** How often other replicas' leases are looked at: a dead one is noticed within LeaseDeadMs + this. */
 const WatchMs = 250;
 /** How long a request for a call of a leaving replica waits for the hand-over, at most. */
@@ -159,6 +161,8 @@ export class Replicator {
   /** Our groups were handed to the other replicas (handOff): requests for them go to their claimers. */
   private handedOff = false;
   private ticking = false;
+  /** Every write, in input order (a delayed one keeps the next behind it). */
+  private writes: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: ReplicatorOptions) {
     this.lease = { replica: o.replica, sip: o.sip, startedAt: Date.now() };
@@ -315,8 +319,10 @@ export class Replicator {
    */
   async persist(input: ModelInput, outputs: readonly ModelOutput[]): Promise<boolean> {
     if (!(await this.ensureLease())) return false;
-    await this.persistDesktops(input);
-    const lost = await this.write(seedsOf(input, outputs), 'before');
+    const lost = await this.bounded(async () => {
+      await this.persistDesktops(input);
+      return this.write(seedsOf(input, outputs), 'before');
+    });
     if (lost.length === 0) return true;
     this.o.log.warn({ groups: lost }, 'call groups owned by another replica now: dropped here, outputs not carried out');
     return false;
@@ -324,7 +330,33 @@ export class Replicator {
 
   /** After the outputs: what they changed on the SIP side (a dialog confirmed, new SDP) is written too. */
   async settle(input: ModelInput, outputs: readonly ModelOutput[]): Promise<void> {
-    await this.write(seedsOf(input, outputs), 'after');
+    await this.bounded(() => this.write(seedsOf(input, outputs), 'after'));
+  }
+
+  /**
+   * Runs a write after every write before it, and waits for it at most WriteWaitMs. JetStream
+   * answers in a millisecond, but while a NATS cluster elects a new leader for the bucket (up to
+   * ~7 s after a server dies) the calls must not stand still (a desktop's request would time out):
+   * the input goes on and its write completes in order behind the others. Nobody can claim a
+   * group meanwhile (claims are writes to the same bucket), so the fence still holds: a group
+   * found claimed when the write lands is dropped here then.
+   */
+  private bounded(write: () => Promise<string[]>): Promise<string[]> {
+    const done = this.writes.then(write);
+    this.writes = done.then(
+      (lost) => {
+        if (lost.length > 0) this.o.log.warn({ groups: lost }, 'call groups found owned by another replica after a delayed write: dropped here');
+      },
+      (err: Error) => this.o.log.error({ err: err.message }, 'call state not written'),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<string[]>((resolve) => {
+      timer = setTimeout(() => {
+        this.o.log.warn({ waitedMs: WriteWaitMs }, 'call state write delayed by JetStream; the call goes on and the write follows');
+        resolve([]);
+      }, WriteWaitMs);
+    });
+    return Promise.race([done, waited]).finally(() => clearTimeout(timer));
   }
 
   /**

@@ -13,6 +13,7 @@ describe('a signaling replica behind the SIP edge (environment)', () => {
         HUDDLE_SIP_EDGE_CONTACT: 'sip.example.com:5060',
         HUDDLE_SIP_LISTEN: 'udp:0.0.0.0:5070, tcp:0.0.0.0:5070',
         HUDDLE_SIP_REPLICA_HOST: 'site-a-signaling-0.site-a-signaling.telephony.svc.cluster.local',
+        HUDDLE_SIP_EDGE_TOKEN: 'token-1',
       }),
     ).toEqual({
       listen: [
@@ -21,12 +22,13 @@ describe('a signaling replica behind the SIP edge (environment)', () => {
       ],
       contactAddress: { host: 'sip.example.com', port: 5060 },
       outboundProxy: { protocol: 'udp', host: 'site-a-sip-edge-internal.telephony.svc.cluster.local', port: 5071 },
+      edgeSourceToken: 'token-1',
       advertisedHost: 'site-a-signaling-0.site-a-signaling.telephony.svc.cluster.local',
     });
   });
 
   it('names the edge for phones as the replicas reach it when no contact address is given; IPv6 in brackets', () => {
-    const placement = edgePlacement({ HUDDLE_SIP_EDGE: '[::1]:5071', HUDDLE_SIP_LISTEN: 'udp:[::1]:15061' });
+    const placement = edgePlacement({ HUDDLE_SIP_EDGE: '[::1]:5071', HUDDLE_SIP_LISTEN: 'udp:[::1]:15061', HUDDLE_SIP_EDGE_TOKEN: 't' });
     expect(placement?.contactAddress).toEqual({ host: '::1', port: 5071 });
     expect(placement?.listen).toEqual([{ transport: 'udp', host: '::1', port: 15061 }]);
   });
@@ -34,6 +36,7 @@ describe('a signaling replica behind the SIP edge (environment)', () => {
   it('refuses a malformed setting, naming the variable', () => {
     expect(() => edgePlacement({ HUDDLE_SIP_EDGE: '127.0.0.1:5071' })).toThrow(/HUDDLE_SIP_LISTEN must name/);
     expect(() => listenAddress('sctp:127.0.0.1:5060')).toThrow(/HUDDLE_SIP_LISTEN: "sctp:127.0.0.1:5060"/);
-    expect(() => edgePlacement({ HUDDLE_SIP_EDGE: 'edge', HUDDLE_SIP_LISTEN: 'udp:127.0.0.1:1' })).toThrow(/HUDDLE_SIP_EDGE: "edge" is not host:port/);
+    expect(() => edgePlacement({ HUDDLE_SIP_EDGE: '127.0.0.1:5071', HUDDLE_SIP_LISTEN: 'udp:127.0.0.1:1' })).toThrow(/HUDDLE_SIP_EDGE_TOKEN must give/);
+    expect(() => edgePlacement({ HUDDLE_SIP_EDGE: 'edge', HUDDLE_SIP_LISTEN: 'udp:127.0.0.1:1', HUDDLE_SIP_EDGE_TOKEN: 't' })).toThrow(/HUDDLE_SIP_EDGE: "edge" is not host:port/);
   });
 });

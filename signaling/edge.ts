@@ -7,6 +7,8 @@
  *   HUDDLE_SIP_LISTEN        its own sockets, e.g. "udp:127.0.0.1:15061,tcp:127.0.0.1:15061"
  *   HUDDLE_SIP_EDGE          the edge's socket for the replicas, host:port (UDP)
  *   HUDDLE_SIP_EDGE_CONTACT  the edge as phones reach it, host:port (default HUDDLE_SIP_EDGE)
+ *   HUDDLE_SIP_EDGE_TOKEN    the edge's source token: only a request carrying it is believed about
+ *                            where it came from (X-Huddle-Source)
  *   HUDDLE_SIP_REPLICA_HOST  the name the edge's replica list gives this replica, written in Via
  *                            (default: the listen host): the edge names the replica of a dialog it
  *                            started by that
@@ -17,20 +19,23 @@ export interface EdgeEnv {
   HUDDLE_SIP_LISTEN?: string;
   HUDDLE_SIP_EDGE?: string;
   HUDDLE_SIP_EDGE_CONTACT?: string;
+  HUDDLE_SIP_EDGE_TOKEN?: string;
   HUDDLE_SIP_REPLICA_HOST?: string;
 }
 
-export type EdgePlacement = Required<Pick<SipStackOptions, 'listen' | 'contactAddress' | 'outboundProxy'>> & Pick<SipStackOptions, 'advertisedHost'>;
+export type EdgePlacement = Required<Pick<SipStackOptions, 'listen' | 'contactAddress' | 'outboundProxy' | 'edgeSourceToken'>> & Pick<SipStackOptions, 'advertisedHost'>;
 
 /** The stack options of a replica behind the edge, or undefined when signaling faces phones itself. */
 export function edgePlacement(env: EdgeEnv): EdgePlacement | undefined {
   if (!env.HUDDLE_SIP_EDGE) return undefined;
   if (!env.HUDDLE_SIP_LISTEN) throw new Error('HUDDLE_SIP_EDGE is set: HUDDLE_SIP_LISTEN must name this replica\'s own sockets');
+  if (!env.HUDDLE_SIP_EDGE_TOKEN) throw new Error('HUDDLE_SIP_EDGE is set: HUDDLE_SIP_EDGE_TOKEN must give the edge\'s source token');
   const edge = hostPort(env.HUDDLE_SIP_EDGE, 'HUDDLE_SIP_EDGE');
   return {
     listen: env.HUDDLE_SIP_LISTEN.split(',').map((s) => listenAddress(s.trim())),
     contactAddress: env.HUDDLE_SIP_EDGE_CONTACT ? hostPort(env.HUDDLE_SIP_EDGE_CONTACT, 'HUDDLE_SIP_EDGE_CONTACT') : edge,
     outboundProxy: { protocol: 'udp', ...edge },
+    edgeSourceToken: env.HUDDLE_SIP_EDGE_TOKEN,
     ...(env.HUDDLE_SIP_REPLICA_HOST ? { advertisedHost: env.HUDDLE_SIP_REPLICA_HOST } : {}),
   };
 }

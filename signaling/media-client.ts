@@ -58,6 +58,9 @@ interface InstanceSeen {
   probed?: boolean;
 }
 
+/** A liveness tick (every 100 ms) this late means this process itself was not running. */
+const STALL_MS = 600;
+
 export class MediaClient {
   /** bridgeId -> media-controller instance that created it: later commands must reach the same one. */
   private readonly owners = new Map<string, string>();
@@ -107,8 +110,18 @@ export class MediaClient {
         this.heard(alive);
       },
     });
+    let lastTick = Date.now();
     this.aliveCheck = setInterval(() => {
       const now = Date.now();
+      const stalled = now - lastTick > STALL_MS;
+      lastTick = now;
+      // This process was paused (SIGSTOP, a long GC, a starved CPU): the silence it measured is its
+      // own. Every instance gets a fresh period; meanwhile the replica learns whether it still owns
+      // its calls (a paused replica's bridges are another's by now and must not be touched).
+      if (stalled) {
+        for (const seen of this.instances.values()) seen.lastSeen = now;
+        return;
+      }
       for (const [instance, seen] of this.instances) {
         const silent = now - seen.lastSeen;
         if (silent > this.lostAfterMs) this.instanceLost(instance, `silent for ${silent} ms`);
@@ -295,8 +308,14 @@ export class MediaClient {
 
   /** Takes over a bridge's owner (restored call), or forgets it (a call this process no longer owns). */
   setOwner(bridgeId: string, instance: string | undefined): void {
-    if (instance === undefined) this.owners.delete(bridgeId);
-    else this.owners.set(bridgeId, instance);
+    if (instance !== undefined) {
+      this.owners.set(bridgeId, instance);
+      return;
+    }
+    // Another replica carries the call now: nothing here may adopt, lose or destroy its bridge.
+    this.owners.delete(bridgeId);
+    this.lost.delete(bridgeId);
+    for (const left of this.leftBehind.values()) left.bridgeIds = left.bridgeIds.filter((id) => id !== bridgeId);
   }
 
   /** Delivers every valid media event for this site; invalid ones are logged and dropped. */

@@ -18,12 +18,18 @@
  *   hash over the failed one picks: later in-dialog requests of that call (whose Record-Route
  *   names the failed one) find it there.
  */
+import { randomBytes } from 'node:crypto';
 
 /** The dispatcher set of the signaling replicas. */
 export const EDGE_REPLICA_SET = 1;
 
 /** What the edge tells a replica of a request's source ("<transport> <ip> <port>"); signaling/sip reads it. */
 export const EDGE_SOURCE_HEADER = 'X-Huddle-Source';
+
+/** A new random EdgeConfigInput.sourceToken (for an edge the launcher runs). */
+export function newSourceToken(): string {
+  return randomBytes(24).toString('base64url');
+}
 
 /** The Record-Route parameter naming the replica that handles a dialog. */
 export const EDGE_REPLICA_PARAM = 'hr';
@@ -46,6 +52,11 @@ export interface EdgeReplica {
 export interface EdgeConfigInput {
   /** The sockets phones and trunks reach. */
   listen: EdgeListen[];
+  /**
+   * Proves to a replica that EDGE_SOURCE_HEADER was written by the edge: a replica reachable by
+   * others than the edge would otherwise take a stranger's word for a trunk's source address.
+   */
+  sourceToken: string;
   /** The UDP socket the replicas send to and the edge sends to them from. */
   internal: { host: string; port: number; advertise?: string };
   /** Where /metrics (Prometheus), /healthz and /readyz are served, over HTTP on TCP. */
@@ -163,7 +174,7 @@ request_route {
   if ($Rp == ${input.internal.port}) route(FROM_REPLICA);
 ${pikeCheck}  # Where it came from, for the replica (trunks are known by their address); never the sender's say.
   remove_hf("${EDGE_SOURCE_HEADER}");
-  append_hf("${EDGE_SOURCE_HEADER}: $pr $si $sp\\r\\n");
+  append_hf("${EDGE_SOURCE_HEADER}: $pr $si $sp ${input.sourceToken}\\r\\n");
   if (has_totag()) route(IN_DIALOG);
   route(TO_REPLICA);
 }

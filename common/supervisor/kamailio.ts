@@ -21,6 +21,8 @@ export interface EmbeddedEdge {
 
 export interface EdgeOptions {
   listen: EdgeListen[];
+  /** EdgeConfigInput.sourceToken; the replicas get the same (HUDDLE_SIP_EDGE_TOKEN). */
+  sourceToken: string;
   replicas: EdgeReplica[];
   dataDir: string;
   log: Logger;
@@ -63,6 +65,7 @@ export async function startKamailioEdge(opts: EdgeOptions): Promise<EmbeddedEdge
     configFile,
     kamailioConfig({
       listen: opts.listen,
+      sourceToken: opts.sourceToken,
       internal,
       metrics: { host: metricsHost, port: metricsPort },
       dispatcherFile,

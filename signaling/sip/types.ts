@@ -28,6 +28,8 @@ export interface SipStackOptions {
   contactAddress?: { host: string; port: number };
   /** Next hop of requests that have neither a destination nor a route set (the edge, RFC 3261 §8.1.2 outbound proxy). */
   outboundProxy?: Endpoint;
+  /** Behind the SIP edge: the token its source header must carry to be believed (common/edge). */
+  edgeSourceToken?: string;
   /** UDP SO_RCVBUF in bytes (default 4 MiB). */
   recvBufferSize?: number;
   /** RFC 3261 T1/T2/T4 (defaults 500/4000/5000 ms), as in SipCluster spec.sip.timers. */

@@ -3,6 +3,7 @@
  * routes the requests the transaction layer hands up to dialogs or to the TU, and answers what
  * the TU does not (100, 481, 487, 491, 420, 503...).
  */
+import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { EDGE_SOURCE_HEADER } from '../../common/edge/kamailio-config.js';
 import type { Clock } from './clock.js';
@@ -24,10 +25,16 @@ import type { Dialog, DialogState, InviteOptions, OutgoingInvite, RequestOptions
 import { parseUri } from './uri.js';
 import { applyBody, applyHeaders, asNameAddr, newTag, randomToken, toPairs } from './util.js';
 
-/** Where the SIP edge received a request from outside (it replaces any such header the sender put). */
-function edgeOrigin(req: SipRequest): Endpoint | undefined {
-  const m = /^(udp|tcp|tls) (\S+) (\d{1,5})$/i.exec(req.get(EDGE_SOURCE_HEADER)?.trim() ?? '');
-  return m ? { protocol: m[1]!.toLowerCase() as TransportProtocol, host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[3]) } : undefined;
+/**
+ * Where the SIP edge received a request from outside (it replaces any such header the sender put),
+ * when the header carries the edge's token: a request sent straight to the replica is not believed.
+ */
+function edgeOrigin(req: SipRequest, token: Buffer): Endpoint | undefined {
+  const m = /^(udp|tcp|tls) (\S+) (\d{1,5}) (\S+)$/i.exec(req.get(EDGE_SOURCE_HEADER)?.trim() ?? '');
+  if (!m) return undefined;
+  const given = Buffer.from(m[4]!);
+  if (given.length !== token.length || !timingSafeEqual(given, token)) return undefined;
+  return { protocol: m[1]!.toLowerCase() as TransportProtocol, host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[3]) };
 }
 
 /** The methods the SIP Server handles (signaling/b2bua.ts, signaling/registrar*.ts), advertised in Allow. */
@@ -48,6 +55,8 @@ export class UserAgentCore implements TransactionLayerUser, InviteCore<DialogImp
   /** SUBSCRIBEs awaiting their 2xx, by Call-ID and From tag: a NOTIFY may overtake the 2xx. */
   private readonly pendingSubs = new Table<PendingSubscription>();
   private handler?: (req: ServerRequest) => void;
+  /** Behind the SIP edge: the token that makes its source header believed. */
+  private readonly edgeToken?: Buffer;
   private unknownDialogHandler?: (req: ServerRequest) => void;
   private closing = false;
 
@@ -60,6 +69,7 @@ export class UserAgentCore implements TransactionLayerUser, InviteCore<DialogImp
     readonly log: Logger | undefined,
   ) {
     this.transactions = new TransactionLayer(this, transport, clock, timers, metrics);
+    if (opts.edgeSourceToken !== undefined) this.edgeToken = Buffer.from(opts.edgeSourceToken);
   }
 
   onRequest(handler: (req: ServerRequest) => void): void {
@@ -295,7 +305,7 @@ export class UserAgentCore implements TransactionLayerUser, InviteCore<DialogImp
     const method = req.method;
     const toTag = req.toTag;
     const dialog = toTag !== undefined ? this.dialogFor(req, toTag, tx.transport) : undefined;
-    const sreq = new ServerRequestImpl(this, tx, req, source, dialog, this.opts.outboundProxy ? (edgeOrigin(req) ?? source) : source);
+    const sreq = new ServerRequestImpl(this, tx, req, source, dialog, this.edgeToken ? (edgeOrigin(req, this.edgeToken) ?? source) : source);
     if (this.closing) {
       sreq.respond(503, { headers: { 'Retry-After': '5' } });
       return;

@@ -2,12 +2,14 @@
  * The SIP edge (common/edge/kamailio-config.ts) with a real kamailio, two replicas and a phone,
  * all of them our SIP stack on loopback: which replica gets which request.
  */
+import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/process/logger.js';
+import { newSourceToken } from '../../common/edge/kamailio-config.js';
 import { startKamailioEdge, type EmbeddedEdge } from '../../common/supervisor/kamailio.js';
 import { freePort } from '../../common/supervisor/ports.js';
 import { createSipStack, type Dialog, type Endpoint, type SipStack, type Transport, type TransportHandler } from '../../signaling/sip/index.js';
@@ -36,6 +38,7 @@ class Replica {
       listen: [{ transport: 'udp', host: '127.0.0.1', port }],
       contactAddress: { host: '127.0.0.1', port: edge.public },
       outboundProxy: { protocol: 'udp', host: '127.0.0.1', port: edge.internal },
+      edgeSourceToken: sourceToken,
       timers,
       wrapTransport: (t) => recording(t, received),
     });
@@ -46,6 +49,7 @@ class Replica {
         req.respond(503, { headers: { 'Retry-After': '1' } });
         return;
       }
+      replica.origins.set(req.message.callId, req.origin);
       if (req.method !== 'INVITE') {
         req.respond(200);
         return;
@@ -85,6 +89,8 @@ function recording(t: Transport, log: string[]): Transport {
   return t;
 }
 
+/** The edge's source token, as the launcher gives it to the edge and to every replica. */
+const sourceToken = newSourceToken();
 let edge: EmbeddedEdge;
 let edgePort: number;
 let replicas: [Replica, Replica];
@@ -98,6 +104,7 @@ beforeAll(async () => {
   const sockets = { public: edgePort, internal };
   replicas = [await Replica.start('signaling-0', ports[0]!, sockets), await Replica.start('signaling-1', ports[1]!, sockets)];
   edge = await startKamailioEdge({
+    sourceToken,
     internal: { host: '127.0.0.1', port: internal },
     listen: [
       { transport: 'udp', host: '127.0.0.1', port: edgePort },
@@ -165,6 +172,16 @@ describe('the SIP edge (kamailio)', () => {
     const replica = replicas.find((r) => r.invites.has(result.dialog.callId))!;
     expect(replica.origins.get(result.dialog.callId)).toEqual({ protocol: 'udp', host: '127.0.0.1', port: phone.addresses[0]!.port });
     expect((await result.dialog.bye()).status).toBe(200);
+  });
+
+  it("a request sent straight to a replica is not believed about its source: a forged header without the edge's token is ignored", async () => {
+    const [replica] = replicas;
+    for (const forged of ['udp 10.9.9.9 5090', 'udp 10.9.9.9 5090 not-the-token', `udp 10.9.9.9 5090 ${sourceToken}x`]) {
+      const callId = `forged-${randomUUID()}`;
+      const res = await phone.request('OPTIONS', `sip:7002@127.0.0.1:${replica.stack.addresses[0]!.port}`, { callId, headers: { 'X-Huddle-Source': forged } });
+      expect(res.status).toBe(200);
+      expect(replica.origins.get(callId)).toEqual({ protocol: 'udp', host: '127.0.0.1', port: phone.addresses[0]!.port });
+    }
   });
 
   it("a replica's INVITE goes through the edge to the phone, and the phone's BYE comes back to that replica", async () => {
@@ -246,6 +263,7 @@ describe('the SIP edge (kamailio)', () => {
       listen: [{ transport: 'udp', host: '127.0.0.1', port: port3 }],
       internal: edge.internal,
       replicas: all.map((r, i) => ({ name: r.name, host: '127.0.0.1', port: ports[i]! })),
+      sourceToken,
       dataDir: edgeDir,
       log,
     });
