@@ -8,6 +8,7 @@
  * A call between two tone phones (with desktops) lives through all of it: after each restart both
  * hear each other and a T-Library request about the call is answered; the phone's BYE ends it.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,6 +75,7 @@ describe('rolling upgrade under sipp load', () => {
     });
     await site.startMediaProcess('media-1');
     const internal = { host: '127.0.0.1', port: await freePort() };
+    const sourceToken = randomBytes(16).toString('hex');
     const ports = [await freePort(), await freePort()];
     for (const [i, port] of ports.entries()) {
       replicas.push(
@@ -81,6 +83,7 @@ describe('rolling upgrade under sipp load', () => {
           HUDDLE_SIP_LISTEN: `udp:127.0.0.1:${port}`,
           HUDDLE_SIP_EDGE: `${internal.host}:${internal.port}`,
           HUDDLE_SIP_EDGE_CONTACT: `127.0.0.1:${edgePort}`,
+          HUDDLE_SIP_EDGE_TOKEN: sourceToken,
         }),
       );
     }
@@ -90,6 +93,7 @@ describe('rolling upgrade under sipp load', () => {
       replicas: ports.map((port, i) => ({ name: `signaling-${i}`, host: '127.0.0.1', port })),
       dataDir: tmp,
       log,
+      sourceToken,
     });
     [a, b] = [await site.agent('7003', 1), await site.agent('7004', 2)];
     // DN 7002's phone: answers every call until the test ends.
