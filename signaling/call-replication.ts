@@ -160,6 +160,8 @@ export class Replicator {
   private stopping = false;
   /** Our groups were handed to the other replicas (handOff): requests for them go to their claimers. */
   private handedOff = false;
+  /** Claims under way (written, maybe not rebuilt yet). */
+  private claiming = 0;
   private ticking = false;
   /** Every write, in input order (a delayed one keeps the next behind it). */
   private writes: Promise<void> = Promise.resolve();
@@ -195,7 +197,9 @@ export class Replicator {
     const owner = await ownerOf();
     const relays = this.o.relays === true;
     if (relays && owner === this.o.replica && this.handedOff) return this.toClaimer(ownerOf);
-    if (owner === undefined || owner === this.o.replica) return deliver() ? 'delivered' : 'unknown';
+    if (owner === undefined) return deliver() ? 'delivered' : 'unknown';
+    // Ours: claimed already and being rebuilt (the claims are written before the rebuild).
+    if (owner === this.o.replica) return (await afterTakeover(() => this.claiming > 0, deliver, LeavingWaitMs)) ? 'delivered' : 'unknown';
     const live = relays ? this.liveSip(owner) : undefined;
     if (live !== undefined) return { relay: live };
     const revision = this.seen.get(owner)?.revision;
@@ -625,6 +629,15 @@ export class Replicator {
   private async claim(claimable: (owner: string) => boolean, resync: boolean): Promise<void> {
     const shell = this.shell;
     if (!shell) return;
+    this.claiming++;
+    try {
+      await this.claimNow(shell, claimable, resync);
+    } finally {
+      this.claiming--;
+    }
+  }
+
+  private async claimNow(shell: ReplicationShell, claimable: (owner: string) => boolean, resync: boolean): Promise<void> {
     const groups = await this.o.store.groups();
     const claimed = await Promise.all(
       groups

@@ -126,13 +126,17 @@ describe('rolling upgrade under sipp load', () => {
     const established = await b.desktop!.waitFor((e) => e.event === 'EventEstablished' && b.desktop!.events.indexOf(e) >= since, 'EventEstablished on 7004');
     const connID = established.ConnID!;
     // The call between the tone phones goes on: audio both ways, and its T-Library requests answered.
-    const goesOn = async (): Promise<void> => {
+    const goesOn = async (after: string): Promise<void> => {
       await a.hears(exactly([b.tone]));
       await b.hears(exactly([a.tone]));
-      expect(await b.desktop!.client.queryCall({ thisDN: '7004', connID })).toMatchObject({ event: 'EventPartyInfo', ConnID: connID });
+      const asked = Date.now();
+      const info = await b.desktop!.client.queryCall({ thisDN: '7004', connID }).catch((err: Error) => new Error(`QueryCall after ${after}: ${err.message}`));
+      if (info instanceof Error) throw info;
+      expect(info).toMatchObject({ event: 'EventPartyInfo', ConnID: connID });
+      steps.push(`after ${after}: QueryCall answered in ${Date.now() - asked} ms`);
     };
-    await goesOn();
     const steps: string[] = [];
+    await goesOn('set-up');
     // Calls held on every process before the first restart.
     await new Promise((r) => setTimeout(r, 5000));
     for (const replica of replicas) {
@@ -142,7 +146,7 @@ describe('rolling upgrade under sipp load', () => {
       const stopped = at();
       await replica.restart();
       await inEdgeAgain(replica);
-      await goesOn();
+      await goesOn(`${replica.pod} restart`);
       steps.push(`${replica.pod}: ${owned} calls, SIGTERM at ${from}, exited at ${stopped}, ready at ${at()}`);
     }
     for (const pod of ['media-0', 'media-1']) {
@@ -152,7 +156,7 @@ describe('rolling upgrade under sipp load', () => {
       await mc.stop();
       const stopped = at();
       await site.startMediaProcess(pod);
-      await goesOn();
+      await goesOn(`${pod} restart`);
       steps.push(`${pod}: ${bridges} bridges, SIGTERM at ${from}, exited at ${stopped}, ready at ${at()}`);
     }
     const restartsDone = (Date.now() - started) / 1000;
