@@ -300,6 +300,15 @@ export class Replicator {
       this.stopping = true;
       this.handedOff = true;
       clearInterval(this.timer);
+      // What the SIP side learnt since the last write (an ACK confirming a dialog) goes with the groups.
+      await Promise.all(
+        [...this.owned].map(([groupId, group]) =>
+          this.writeGroup(groupId, group.connIds, 'after').catch((err: unknown) => {
+            if (err instanceof CallStateConflict) this.dropLocal(groupId, group.connIds);
+            else this.o.log.warn({ group: groupId, err: (err as Error).message }, 'call group not written before the hand-over');
+          }),
+        ),
+      );
       const stored = [...this.owned].filter(([, group]) => group.revision > 0);
       let calls = 0;
       for (const [groupId, group] of stored) {
