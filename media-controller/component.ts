@@ -24,6 +24,8 @@ export interface MediaComponentOptions {
   failAfter?: number;
   /** How often the instance tells signaling it is alive (signaling gives up after three silent intervals). */
   aliveIntervalMs?: number;
+  /** How long a stopping instance waits for other instances to adopt its bridges (default 3000 ms). */
+  handOverTimeoutMs?: number;
 }
 
 export interface RunningMediaController extends Component {
@@ -81,16 +83,28 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
     controller,
     pool,
     stop: async () => {
+      // New bridges go to the other instances; the calls being set up on ours finish first.
+      await api.stopTakingBridges();
+      const deadline = Date.now() + SetUpWaitMs;
+      while (!controller.settled(SetUpQuietMs) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       clearInterval(alive);
+      // No command reaches this instance any more; `gone` has signaling move its bridges to another
+      // instance at once (or release their calls when none can take them). Audio flows through ours
+      // until rtpengine points each leg at the adopter.
       await api.drain();
-      await controller.drain();
-      // Its bridges are gone: signaling releases their calls now rather than after three silent intervals.
       announce(true);
+      const { adopted, destroyed } = await controller.handOver(options.handOverTimeoutMs ?? 3000);
+      log.info({ adopted, destroyed }, 'bridges handed over');
       await mixer.stop();
       pool.stop();
     },
   };
 }
+
+/** How long a stopping instance lets the calls being set up on its bridges finish, at most. */
+const SetUpWaitMs = 3000;
+/** A bridge without a command for this long is no longer being set up. */
+const SetUpQuietMs = 500;
 
 export const startMediaController: ComponentFactory = (ctx) =>
   createMediaController(ctx, { bridgeHost: process.env.HUDDLE_MEDIA_BRIDGE_HOST ?? process.env.POD_IP ?? '127.0.0.1' });

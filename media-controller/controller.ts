@@ -84,6 +84,8 @@ interface Bridge {
   queue: Promise<unknown>;
   /** Revision of our last write of the bridge in the store. */
   revision?: number;
+  /** When it last got a command (Date.now()). */
+  touchedAt?: number;
 }
 
 /** rtpengine flags for the SDP it writes towards our bridge: plain RTP. */
@@ -144,6 +146,7 @@ export class MediaController {
     if (cmd.op === 'bridge.create') return this.createBridge(cmd.bridgeId);
     if (cmd.op === 'bridge.adopt') return this.adoptBridge(cmd.bridgeId);
     const bridge = this.bridge(cmd.bridgeId);
+    bridge.touchedAt = Date.now();
     const run = bridge.queue.then(() => this.run(bridge, cmd));
     bridge.queue = run.catch(() => undefined);
     return run;
@@ -493,6 +496,47 @@ export class MediaController {
     const callIds: string[] = [];
     for (const bridge of this.bridges.values()) for (const leg of bridge.legs.values()) if (leg.ng === ng && !leg.failed) callIds.push(leg.callId);
     return callIds;
+  }
+
+  /**
+   * Whether the calls on our bridges are set up: no leg waits for its answer and no bridge got a
+   * command within `quietMs` (a call being set up gets its next leg within that). Only bridges of
+   * set-up calls are worth handing over: a leg not yet answered cannot be adopted.
+   */
+  settled(quietMs: number): boolean {
+    const since = Date.now() - quietMs;
+    for (const bridge of this.bridges.values()) {
+      if ((bridge.touchedAt ?? 0) > since) return false;
+      for (const leg of bridge.legs.values()) if (leg.awaitingAnswer || leg.phoneSdp === undefined) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Stopping while signaling has other instances adopt our bridges (we announced `gone`): waits,
+   * for at most `timeoutMs`, until the store shows each bridge written by another instance, and
+   * lets go of those (sockets closed, rtpengine calls left: they are the adopter's now). Bridges
+   * nobody adopted by then are destroyed with their rtpengine calls. Resolves with the counts.
+   */
+  async handOver(timeoutMs: number): Promise<{ adopted: number; destroyed: number }> {
+    const deadline = Date.now() + timeoutMs;
+    let adopted = 0;
+    while (this.bridges.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      await Promise.all(
+        [...this.bridges.values()].map(async (bridge) => {
+          const stored = await this.opts.store.load(bridge.id).catch(() => 'unknown' as const);
+          if (stored === 'unknown') return;
+          const elsewhere = stored === undefined ? bridge.revision !== undefined : stored.revision !== bridge.revision;
+          if (!elsewhere || !this.bridges.has(bridge.id)) return;
+          adopted++;
+          await this.letGo(bridge);
+        }),
+      );
+    }
+    const destroyed = this.bridges.size;
+    await this.drain();
+    return { adopted, destroyed };
   }
 
   /** Destroys every bridge (deleting its rtpengine calls). */

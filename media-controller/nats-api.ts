@@ -40,6 +40,11 @@ export class MediaApi {
     ];
   }
 
+  /** Stops taking new bridges (the queue subject): they go to the other instances. */
+  async stopTakingBridges(): Promise<void> {
+    await this.served[0]?.drain();
+  }
+
   /** Stops taking commands and resolves once those taken are answered. */
   async drain(): Promise<void> {
     await Promise.all(this.served.map((s) => s.drain()));

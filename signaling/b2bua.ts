@@ -102,6 +102,13 @@ export class B2bua {
     return this.legs.size;
   }
 
+  /** INVITEs not yet taken and legs whose set-up is under way (no confirmed dialog): what a replica lets finish before it hands its calls over. */
+  get settingUp(): number {
+    let n = this.pendingIncoming.size;
+    for (const leg of this.legs.values()) if (!leg.released && leg.dialog?.state !== 'confirmed') n++;
+    return n;
+  }
+
   /** The state of a leg, for the call state store; undefined once it ended. */
   exportLeg(legId: string): LegState | undefined {
     const leg = this.legs.get(legId);

@@ -6,7 +6,9 @@
  * not carried out (fencing). Leases say which replicas live: a replica whose lease stops moving
  * for 1500 ms (by our own clock) is dead, and its groups are claimed (owner := us) and rebuilt.
  * A replica that finds its own lease gone or that was paused longer than a lease drops all its
- * groups before acting on any of them.
+ * groups before acting on any of them. A replica that stops while others live hands its groups
+ * over instead of releasing their calls: it says so in its lease, drops the groups here without a
+ * BYE and removes its lease, and the others claim them at once (handOff).
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -23,6 +25,8 @@ export const LeaseDeadMs = 1500;
 const WriteWaitMs = 1000;
 /** How often other replicas' leases are looked at: a dead one is noticed within LeaseDeadMs + this. */
 const WatchMs = 250;
+/** How long a request for a call of a leaving replica waits for the hand-over, at most. */
+const LeavingWaitMs = 5000;
 
 /** What an input and its outputs name: the calls, legs and bridges whose groups may have changed. */
 export interface Seeds {
@@ -101,6 +105,9 @@ interface OwnedGroup {
   callIds: string[];
 }
 
+/** What became of an in-dialog request for a dialog this replica did not hold (takeOverDialog). */
+export type DialogOutcome = 'delivered' | 'unknown' | { relay: string };
+
 /** The shell's serial queue, as the replicator reaches it. */
 export interface ReplicationShell {
   /** Runs `job` alone in the model's queue. */
@@ -121,6 +128,12 @@ export interface ReplicatorOptions {
   b2bua: Pick<B2bua, 'exportLeg' | 'restoreLeg' | 'dropLeg' | 'callIdOf'>;
   media: Pick<MediaClient, 'ownerOf' | 'setOwner'>;
   log: Logger;
+  /**
+   * Whether an in-dialog request for a call another live replica owns is relayed to it: only
+   * behind the SIP edge, which matches the owner's answer to the request (a phone talking to a
+   * replica directly would keep sending to it whatever we relay).
+   */
+  relays?: boolean;
   /** Figures of the replication: bytes written and write time. */
   onWrite?: (bytes: number, seconds: number) => void;
 }
@@ -140,9 +153,15 @@ export class Replicator {
   private readonly seen = new Map<string, { revision: number; changedAt: number; sip: string }>();
   /** Replicas found dead whose groups are still to claim. */
   private readonly dead = new Set<string>();
+  /** Replicas whose lease says they stop: their groups are about to be handed over. */
+  private readonly leaving = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private stopWatch: (() => void) | undefined;
   private stopping = false;
+  /** Our groups were handed to the other replicas (handOff): requests for them go to their claimers. */
+  private handedOff = false;
+  /** Claims under way (written, maybe not rebuilt yet). */
+  private claiming = 0;
   private ticking = false;
   /** Every write, in input order (a delayed one keeps the next behind it). */
   private writes: Promise<void> = Promise.resolve();
@@ -159,33 +178,58 @@ export class Replicator {
   /** A replica went silent for more than a renewal or is found dead: its calls are about to be claimed. */
   takeoverPending(): boolean {
     const now = Date.now();
-    return this.dead.size > 0 || [...this.seen.values()].some((s) => now - s.changedAt > 2 * LeaseRenewMs);
+    return this.dead.size > 0 || this.leaving.size > 0 || [...this.seen.values()].some((s) => now - s.changedAt > 2 * LeaseRenewMs);
   }
 
   /**
-   * An in-dialog request for a dialog this replica does not hold: when the Call-ID index names a
-   * group of another replica whose lease then stops moving, the request waits for the claim of
-   * that group (`deliver` hands it to the restored dialog). When that owner lives on (the edge sent
-   * the request here because a restarted replica took the address its Record-Route names), the
-   * request is handed to it unchanged (`relay` with its SIP address, behind the edge only). Resolves false when nobody
-   * holds the dialog (or it could not be handed on).
+   * An in-dialog request for a dialog this replica does not hold. When the Call-ID index names a
+   * group of another live replica, the request is for that replica (`relay` to its SIP address:
+   * the SIP edge sends a dialog to its first replica whenever that one answers probes, and to a
+   * survivor otherwise, neither of which need own it now). When the owner is leaving or its lease
+   * stops moving, the request waits for the hand-over or claim of that group (`deliver` hands it
+   * to the restored dialog here). Unknown when nobody holds the dialog.
    */
-  async takeOverDialog(callId: string, deliver: () => boolean, relay?: (ownerSip: string) => boolean): Promise<boolean> {
-    const groupId = await this.o.store.groupOfDialog(callId).catch(() => undefined);
-    const owner = groupId === undefined ? undefined : await this.o.store.ownerOf(groupId).catch(() => undefined);
-    if (owner === undefined || owner === this.o.replica) return deliver();
-    const live = () => {
-      const s = this.seen.get(owner);
-      return s !== undefined && Date.now() - s.changedAt <= LeaseRenewMs + WatchMs ? s : undefined;
+  async takeOverDialog(callId: string, deliver: () => boolean): Promise<DialogOutcome> {
+    const ownerOf = async () => {
+      const groupId = await this.o.store.groupOfDialog(callId).catch(() => undefined);
+      return groupId === undefined ? undefined : await this.o.store.ownerOf(groupId).catch(() => undefined);
     };
-    const alive = relay && live();
-    if (alive) return relay(alive.sip);
+    const owner = await ownerOf();
+    const relays = this.o.relays === true;
+    if (relays && owner === this.o.replica && this.handedOff) return this.toClaimer(ownerOf);
+    if (owner === undefined) return deliver() ? 'delivered' : 'unknown';
+    // Ours: claimed already and being rebuilt (the claims are written before the rebuild).
+    if (owner === this.o.replica) return (await afterTakeover(() => this.claiming > 0, deliver, LeavingWaitMs)) ? 'delivered' : 'unknown';
+    const live = relays ? this.liveSip(owner) : undefined;
+    if (live !== undefined) return { relay: live };
     const revision = this.seen.get(owner)?.revision;
-    // The owner is alive if its lease moves within two renewals.
+    // The owner is alive if its lease moves within two renewals; a leaving owner hands the group over.
     const aliveBy = Date.now() + 2 * LeaseRenewMs + WatchMs;
-    if (await afterTakeover(() => Date.now() < aliveBy || this.seen.get(owner)?.revision === revision, deliver, LeaseDeadMs + 3 * WatchMs + 500)) return true;
-    const resumed = relay && live();
-    return resumed ? relay(resumed.sip) : false;
+    const pending = () => Date.now() < aliveBy || this.seen.get(owner)?.revision === revision || this.leaving.has(owner) || this.dead.has(owner);
+    if (await afterTakeover(pending, deliver, this.leaving.has(owner) ? LeavingWaitMs : LeaseDeadMs + 3 * WatchMs + 500)) return 'delivered';
+    const now = relays ? await ownerOf() : undefined;
+    const sip = now === undefined || now === this.o.replica ? undefined : this.liveSip(now);
+    return sip === undefined ? 'unknown' : { relay: sip };
+  }
+
+  /** A request for a group this replica just handed over: for the replica that claims it (within LeavingWaitMs). */
+  private async toClaimer(ownerOf: () => Promise<string | undefined>): Promise<DialogOutcome> {
+    const deadline = Date.now() + LeavingWaitMs;
+    for (;;) {
+      const owner = await ownerOf();
+      if (owner === undefined) return 'unknown';
+      const sip = owner === this.o.replica ? undefined : this.seen.get(owner)?.sip;
+      if (sip !== undefined) return { relay: sip };
+      if (Date.now() > deadline) return 'unknown';
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** The SIP address of a replica whose lease moves and that is not leaving. */
+  private liveSip(replica: string): string | undefined {
+    const s = this.seen.get(replica);
+    if (!s || this.leaving.has(replica) || this.dead.has(replica) || Date.now() - s.changedAt > 2 * LeaseRenewMs + WatchMs) return undefined;
+    return s.sip;
   }
 
   /** Calls this replica owns (huddle_calls_active). */
@@ -228,6 +272,55 @@ export class Replicator {
     if (!release) return;
     for (const [groupId, group] of this.owned) await this.o.store.deleteGroup(groupId, group.revision).catch(() => undefined);
     await this.o.store.deleteLease(this.o.replica).catch(() => undefined);
+  }
+
+  /**
+   * Says in our lease, from its next renewal on (within LeaseRenewMs), that this replica stops
+   * (rolling upgrade): the others make requests for its calls wait for the hand-over instead of
+   * answering them as unknown.
+   */
+  leave(): void {
+    this.lease.leaving = true;
+  }
+
+  /**
+   * Hands every call group to the other live replicas, without a BYE: in the model's queue (no
+   * input runs meanwhile), the groups in the bucket are dropped here and our lease is removed; the
+   * others claim them within a lease check (WatchMs), as they would a dead replica's. Resolves
+   * with the calls handed over, or undefined when no other replica lives: the caller then releases
+   * the calls. Groups not yet in the bucket (a set-up under way) stay here to be released.
+   */
+  async handOff(): Promise<number | undefined> {
+    const shell = this.shell;
+    if (!shell) return undefined;
+    const now = Date.now();
+    const alive = [...this.seen].filter(([replica, s]) => !this.leaving.has(replica) && now - s.changedAt <= LeaseDeadMs).map(([replica]) => replica);
+    if (alive.length === 0) return undefined;
+    return shell.exclusive(async () => {
+      this.stopping = true;
+      this.handedOff = true;
+      clearInterval(this.timer);
+      // What the SIP side learnt since the last write (an ACK confirming a dialog) goes with the groups.
+      await Promise.all(
+        [...this.owned].map(([groupId, group]) =>
+          this.writeGroup(groupId, group.connIds, 'after').catch((err: unknown) => {
+            if (err instanceof CallStateConflict) this.dropLocal(groupId, group.connIds);
+            else this.o.log.warn({ group: groupId, err: (err as Error).message }, 'call group not written before the hand-over');
+          }),
+        ),
+      );
+      const stored = [...this.owned].filter(([, group]) => group.revision > 0);
+      let calls = 0;
+      for (const [groupId, group] of stored) {
+        calls += group.connIds.length;
+        this.dropLocal(groupId, group.connIds);
+      }
+      await retry(() => this.o.store.deleteLease(this.o.replica), this.o.log).catch((err: unknown) => {
+        this.o.log.warn({ err: (err as Error).message }, 'lease not removed: the others claim the calls once it stops moving');
+      });
+      this.o.log.info({ groups: stored.length, calls, to: alive }, 'calls handed to the other replicas');
+      return calls;
+    });
   }
 
   // ---------------------------------------------------------------- writing
@@ -512,6 +605,8 @@ export class Replicator {
     }
     for (const [replica, { revision, lease }] of leases) {
       if (replica === this.o.replica) continue;
+      if (lease.leaving) this.leaving.add(replica);
+      else this.leaving.delete(replica);
       const s = this.seen.get(replica);
       if (!s || s.revision !== revision) this.seen.set(replica, { revision, changedAt: now, sip: lease.sip });
       else if (now - s.changedAt > LeaseDeadMs) this.dead.add(replica);
@@ -520,6 +615,7 @@ export class Replicator {
       if (!leases.has(replica)) {
         this.dead.add(replica);
         this.seen.delete(replica);
+        this.leaving.delete(replica);
       }
     }
     if (this.dead.size === 0) return;
@@ -533,28 +629,46 @@ export class Replicator {
     }
   }
 
-  /** Claims (compare-and-set owner := us) every group whose owner `claimable` says, and carries its calls on. */
+  /**
+   * Claims (compare-and-set owner := us) every group whose owner `claimable` says, and carries its
+   * calls on. All claims are written at once and then rebuilt in one turn of the model's queue: a
+   * replica that takes hundreds of calls over while it carries its own load takes them in well
+   * under a second.
+   */
   private async claim(claimable: (owner: string) => boolean, resync: boolean): Promise<void> {
     const shell = this.shell;
     if (!shell) return;
-    const groups = await this.o.store.groups();
-    const dns = new Set<string>();
-    for (const { groupId, revision, record } of groups) {
-      if (!claimable(record.owner) || this.owned.has(groupId)) continue;
-      const mine: GroupRecord = { ...record, owner: this.o.replica };
-      const json = JSON.stringify(mine);
-      let claimed: number;
-      try {
-        claimed = await this.o.store.putGroup(groupId, json, revision);
-      } catch (err) {
-        if (err instanceof CallStateConflict) continue;
-        throw err;
-      }
-      await shell.exclusive(async () => {
-        for (const party of this.restore(groupId, mine, claimed, json)) dns.add(party);
-      });
-      this.o.log.info({ group: groupId, from: record.owner, calls: record.calls.map((c) => c.connId) }, 'call group taken over');
+    this.claiming++;
+    try {
+      await this.claimNow(shell, claimable, resync);
+    } finally {
+      this.claiming--;
     }
+  }
+
+  private async claimNow(shell: ReplicationShell, claimable: (owner: string) => boolean, resync: boolean): Promise<void> {
+    const groups = await this.o.store.groups();
+    const claimed = await Promise.all(
+      groups
+        .filter(({ groupId, record }) => claimable(record.owner) && !this.owned.has(groupId))
+        .map(async ({ groupId, revision, record }) => {
+          const mine: GroupRecord = { ...record, owner: this.o.replica };
+          const json = JSON.stringify(mine);
+          try {
+            return { groupId, from: record.owner, record: mine, json, revision: await this.o.store.putGroup(groupId, json, revision) };
+          } catch (err) {
+            if (err instanceof CallStateConflict) return undefined;
+            throw err;
+          }
+        }),
+    );
+    const won = claimed.filter((c) => c !== undefined);
+    if (won.length === 0) return;
+    const dns = new Set<string>();
+    await shell.exclusive(async () => {
+      for (const { groupId, record, revision, json } of won) for (const party of this.restore(groupId, record, revision, json)) dns.add(party);
+    });
+    this.o.log.info({ groups: won.length, calls: won.reduce((n, c) => n + c.record.calls.length, 0), from: [...new Set(won.map((c) => c.from))] }, 'call groups taken over');
     if (resync) {
       const registered = [...dns].filter((dn) => this.o.model.registrationsOf(dn).length > 0);
       await shell.perform(registered.flatMap((dn) => this.o.model.resync(dn)));

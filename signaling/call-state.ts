@@ -28,6 +28,8 @@ export interface ReplicaLease {
   /** The replica's SIP address (transport host:port), where a request for a dialog it owns is relayed. */
   sip: string;
   startedAt: number;
+  /** Set while the replica stops: its calls are about to be handed to the others (rolling upgrade). */
+  leaving?: true;
 }
 
 /** A compare-and-set lost: the key changed since the revision given. */
@@ -94,13 +96,13 @@ export class CallStateStore {
 
   /** Every group of the site with its revision. */
   async groups(): Promise<{ groupId: string; revision: number; record: GroupRecord }[]> {
-    const found: { groupId: string; revision: number; record: GroupRecord }[] = [];
-    for await (const key of await this.kv.keys(CallStateKeys.groupAll(this.location))) {
-      const entry = await this.kv.get(key);
-      if (!entry || entry.operation !== 'PUT') continue;
-      found.push({ groupId: CallStateKeys.idOf(key), revision: entry.revision, record: JSON.parse(decoder.decode(entry.value)) as GroupRecord });
-    }
-    return found;
+    const keys: string[] = [];
+    for await (const key of await this.kv.keys(CallStateKeys.groupAll(this.location))) keys.push(key);
+    // Read at once: a site holds hundreds of groups, and a takeover waits for this list.
+    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
+    return entries.flatMap((entry) =>
+      entry?.operation === 'PUT' ? [{ groupId: CallStateKeys.idOf(entry.key), revision: entry.revision, record: JSON.parse(decoder.decode(entry.value)) as GroupRecord }] : [],
+    );
   }
 
   // ---------------------------------------------------------------- leases

@@ -17,12 +17,12 @@ import { CallStateStore } from './call-state.js';
 import { ConferenceEventNotifier } from './conference-events.js';
 import { DnAuthenticator } from './dn-auth.js';
 import { DnDirectory } from './dn-directory.js';
-import { edgePlacement, refusedWhileStopping, relayTo } from './edge.js';
+import { edgePlacement, refusedWhileStopping } from './edge.js';
 import { MediaClient } from './media-client.js';
 import { signalingMetrics } from './metrics.js';
 import { CallModel, type ModelEnv } from './model/index.js';
 import { RegistrarService } from './registrar-service.js';
-import { createSipStack, type DigestSecret, type SipStackOptions } from './sip/index.js';
+import { createSipStack, type DigestSecret, type Endpoint, type SipStackOptions } from './sip/index.js';
 import { TlibRouter } from './tlib-forward.js';
 import { TlibService } from './tlib-service.js';
 
@@ -90,6 +90,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   const replicator = new Replicator({
     store: await CallStateStore.open(ctx.nc, location, bucketReplicas(spec), ctx.log),
     replica: ctx.instance,
+    relays: edge !== undefined,
     sip: stack.addresses.map((a) => `${a.transport} ${a.host}:${a.port}`)[0] ?? '',
     model,
     b2bua,
@@ -128,8 +129,14 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   await replicator.start(calls);
 
   let stopping = false;
+  // Resolved once the edge's OPTIONS probe got our 503: from then on the edge sends us nothing new.
+  let edgeProbeRefused: () => void = () => undefined;
+  const edgeLetGo = new Promise<void>((resolve) => (edgeProbeRefused = resolve));
   stack.onRequest((req) => {
-    if (stopping && refusedWhileStopping(req)) return;
+    if (stopping && refusedWhileStopping(req)) {
+      if (req.method === 'OPTIONS') edgeProbeRefused();
+      return;
+    }
     if (req.method === 'REGISTER') {
       registrar.onRegister(req).catch((err: Error) => {
         ctx.log.error({ err: err.stack }, 'REGISTER failed');
@@ -139,12 +146,13 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     }
     b2bua.onRequest(req);
   });
-  // An in-dialog request for a call of a replica that just died is served once its calls are claimed
-  // here; behind the edge, one for a call another live replica owns is relayed to it (its answer
-  // goes to the edge, the top Via).
+  // An in-dialog request for a call of a replica that just died (or stops) is served once its calls
+  // are claimed here; one for a call another live replica owns is relayed to it.
   stack.onUnknownDialog((req) => {
-    void replicator.takeOverDialog(req.message.callId, () => stack.deliver(req), edge && ((ownerSip) => relayTo(req, ownerSip))).then((delivered) => {
-      if (!delivered && !req.answered) req.respond(481);
+    void replicator.takeOverDialog(req.message.callId, () => stack.deliver(req)).then((outcome) => {
+      if (outcome === 'delivered' || req.answered) return;
+      const owner = outcome === 'unknown' ? undefined : sipEndpoint(outcome.relay);
+      if (!owner || !stack.relay(req, owner)) req.respond(481);
     });
   });
   media.onEvents((event) => calls.mediaEvent({ kind: 'media.event', event }));
@@ -175,9 +183,17 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     endpoints: [`SIP        ${sip}`],
     stop: async () => {
       stopping = true;
-      await tlib.drain();
+      replicator.leave();
+      // Rolling upgrade: once the edge routes this replica's dialogs elsewhere and the set-ups under
+      // way are confirmed, its calls go on at another replica without a BYE (only the last replica
+      // releases them).
+      const probeMs = spec.sip.edge.probeIntervalSeconds * 1000;
+      await Promise.all([tlib.drain(), edge ? within(edgeLetGo, 2 * probeMs + 500) : undefined, until(() => b2bua.settingUp === 0, HandOverSetUpWaitMs)]);
+      const handed = await replicator.handOff();
       await router.drain();
       await calls.drain();
+      // In-dialog requests that still reach us (already on their way, or the edge's hash) are relayed to the claimers meanwhile.
+      if (handed !== undefined) await new Promise((r) => setTimeout(r, HandOverRelayMs));
       await replicator.stop(true);
       await media.drain();
       await stack.close(1500);
@@ -185,6 +201,31 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     },
   };
 };
+
+/** "udp 127.0.0.1:15061" (a replica's lease) as an endpoint. */
+function sipEndpoint(address: string): Endpoint | undefined {
+  const m = /^(udp|tcp|tls) (.+):(\d+)$/.exec(address);
+  return m ? { protocol: m[1] as Endpoint['protocol'], host: m[2]!, port: Number(m[3]) } : undefined;
+}
+
+/** How long a stopping replica lets the set-ups under way finish before it hands its calls over. */
+const HandOverSetUpWaitMs = 3000;
+
+/** How long a replica that handed its calls over still relays their in-dialog requests before its SIP stack closes. */
+const HandOverRelayMs = 1500;
+
+/** Resolves when `p` does, or after `ms`. */
+async function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+/** Resolves once `done` holds (checked every 20 ms), or after `ms`. */
+async function until(done: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
 
 /** What the pure call model may know of the world: options, DNs, music files, ids and the time. */
 function modelEnv(ctx: ComponentContext, directory: DnDirectory): ModelEnv {

@@ -63,15 +63,3 @@ export function refusedWhileStopping(req: ServerRequest): boolean {
   return true;
 }
 
-/**
- * An in-dialog request the edge sent here for a dialog another live replica owns (a restarted
- * replica took the address the dialog's Record-Route names): handed on unchanged to the owner's
- * SIP address as its lease gives it ("udp 127.0.0.1:15061"), which answers the edge directly.
- * False when the address is not one.
- */
-export function relayTo(req: ServerRequest, ownerSip: string): boolean {
-  const m = /^(udp|tcp|tls) (.+):(\d{1,5})$/.exec(ownerSip);
-  if (!m) return false;
-  req.relay({ protocol: m[1] as ListenAddress['transport'], host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[3]) });
-  return true;
-}

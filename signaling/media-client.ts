@@ -43,6 +43,9 @@ export interface MediaClientOptions {
 /** Bridges that died with their media-controller: the calls on them must end. */
 export type BridgesLost = (bridgeIds: string[], instance: string, reason: string) => void;
 
+/** Bridges adopted in parallel from one lost instance. */
+const AdoptAtOnce = 16;
+
 /** Bridges another media-controller adopted from a lost one: their legs' flags and music must be applied again. */
 export type BridgesRebuilt = (bridgeIds: string[], instance: string) => void;
 
@@ -199,7 +202,8 @@ export class MediaClient {
         .map(([name]) => name);
     const adoptOn = async (subject: string, bridgeId: string): Promise<string | undefined> => {
       try {
-        const reply = await call(this.opts.nc, subject, MediaRpc, { op: 'bridge.adopt', bridgeId }, { timeoutMs: this.timeoutMs });
+        // Adopting re-offers every leg to rtpengine: slower than a command, more so for hundreds of bridges at once.
+        const reply = await call(this.opts.nc, subject, MediaRpc, { op: 'bridge.adopt', bridgeId }, { timeoutMs: 3 * this.timeoutMs });
         if (reply.ok) {
           this.owners.set(bridgeId, reply.instance);
           return reply.instance;
@@ -219,7 +223,12 @@ export class MediaClient {
         owner = await adoptOn(Subjects.mediaInstanceCommand(location, candidate), first!);
         if (owner !== undefined) break;
       }
-      const others = owner === undefined ? rest.map(() => undefined) : await Promise.all(rest.map((id) => adoptOn(Subjects.mediaInstanceCommand(location, owner), id)));
+      const others: (string | undefined)[] = [];
+      // A few at a time: the adopter answers each within its time, however many bridges it takes.
+      for (let i = 0; i < rest.length; i += AdoptAtOnce) {
+        const batch = rest.slice(i, i + AdoptAtOnce);
+        others.push(...(owner === undefined ? batch.map(() => undefined) : await Promise.all(batch.map((id) => adoptOn(Subjects.mediaInstanceCommand(location, owner), id)))));
+      }
       const adopted = bridgeIds.filter((_, i) => (i === 0 ? owner : others[i - 1]) !== undefined);
       const lost = bridgeIds.filter((id) => !adopted.includes(id));
       for (const id of lost) this.lost.set(id, from);

@@ -14,6 +14,9 @@ import { connectNats, natsClientFromEnv, tlsFiles, type NatsClientEnv } from '..
 import type { NatsRole } from '../nats/permissions.js';
 import { newRegistry, startOpsServer } from './http.js';
 import { stopOnSignals } from './lifecycle.js';
+
+/** How long a component process may take to stop before it exits anyway. */
+const StopGraceMs = 9000;
 import { createLogger } from './logger.js';
 import { initTracing } from './tracing.js';
 import type { ComponentFactory } from './component.js';
@@ -67,7 +70,8 @@ export async function runComponent(name: string, role: NatsRole, factory: Compon
       await nc.drain();
       await ops.close();
       await stopTracing();
-    }, log);
+      // Stopping hands work over (signaling its calls, media-controller its bridges): seconds, well within a pod's grace period.
+    }, log, StopGraceMs);
     started = true;
   } catch (err) {
     if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);

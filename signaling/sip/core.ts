@@ -43,8 +43,6 @@ export interface ServerRequestCore<D> extends DialogCore<D> {
   buildResponse(req: SipRequest, localTag: string | undefined, transport: Transport, status: number, opts: ResponseOptions, withContact: boolean): SipResponse;
   /** The INVITE under this server transaction key got its final response: CANCEL can no longer affect it. */
   inviteAnswered(key: string): void;
-  /** Sends a received request on, unchanged, to another server (ServerRequest.relay). */
-  relay(req: SipRequest, to: Endpoint, transport: Transport): void;
 }
 
 /** What an outgoing INVITE uses: its request, its hop, its client transactions (INVITE and CANCEL). */

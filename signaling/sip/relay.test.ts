@@ -1,5 +1,5 @@
 /**
- * ServerRequest.relay: a request handed on unchanged to another server (a replica behind the SIP
+ * SipStack.relay: a request handed on unchanged to another server (a replica behind the SIP
  * edge that owns the dialog) is answered by that server straight to the top Via, the sender. The
  * sender here is what the edge is to a replica: a UDP socket whose Via asks for no rport
  * (Kamailio's does not), so the answer goes to the Via's sent-by.
@@ -22,7 +22,7 @@ async function stack(): Promise<SipStack> {
 
 const udpPort = (s: SipStack) => s.addresses.find((a) => a.transport === 'udp')!.port;
 
-describe('ServerRequest.relay', () => {
+describe('SipStack.relay', () => {
   it('the server it is relayed to answers the sender; the relaying one sends nothing back', async () => {
     const [relaying, owner] = [await stack(), await stack()];
     const edge = dgram.createSocket('udp4');
@@ -34,7 +34,7 @@ describe('ServerRequest.relay', () => {
     const answered: ServerRequest[] = [];
     relaying.onRequest((req) => {
       relayed.push(req);
-      req.relay({ protocol: 'udp', host: '127.0.0.1', port: udpPort(owner) });
+      expect(relaying.relay(req, { protocol: 'udp', host: '127.0.0.1', port: udpPort(owner) })).toBe(true);
     });
     owner.onRequest((req) => {
       answered.push(req);

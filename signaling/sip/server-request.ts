@@ -65,12 +65,6 @@ export class ServerRequestImpl implements ServerRequest {
     if (status >= 200 && this.dialog && this.method === 'INVITE') this.dialog.incomingInviteAnswered();
   }
 
-  relay(to: Endpoint): void {
-    if (this.answered || this.tx.state === 'terminated') return;
-    this.core.relay(this.message, to, this.tx.transport);
-    this.tx.terminate();
-  }
-
   accept(opts: ResponseOptions & { status?: number } = {}): DialogImpl {
     const status = opts.status ?? 200;
     if (this.dialog) {

@@ -7,7 +7,7 @@ import { systemClock } from './clock.js';
 import { SipMetrics } from './metrics.js';
 import { timerConfig } from './timers.js';
 import { TransportLayer } from './transport-layer.js';
-import type { TransportProtocol } from './transport/transport.js';
+import type { Endpoint, TransportProtocol } from './transport/transport.js';
 import type { SipResponse } from './message.js';
 import type { Dialog, DialogState, InviteOptions, ListenAddress, OutgoingInvite, RequestOptions, ServerRequest, SipStack, SipStackOptions, SubscribeOptions } from './types.js';
 import { UserAgentCore } from './user-agent-core.js';
@@ -44,6 +44,10 @@ export class SipStackImpl implements SipStack {
 
   deliver(req: ServerRequest): boolean {
     return this.core.deliver(req);
+  }
+
+  relay(req: ServerRequest, to: Endpoint): boolean {
+    return this.core.relay(req, to);
   }
 
   invite(target: string, opts?: InviteOptions): OutgoingInvite {

@@ -179,12 +179,6 @@ export interface ServerRequest {
    * (§13.3.1.4) and sends BYE if none arrives within 64*T1.
    */
   accept(opts?: ResponseOptions): Dialog;
-  /**
-   * Hands the request unchanged to another server over the transport it came on (a replica
-   * behind the SIP edge owning its dialog): that one answers the top Via itself. The transaction
-   * here ends without a response, so a retransmission is handed on again.
-   */
-  relay(to: Endpoint): void;
 }
 
 export interface RequestOptions extends BodyOptions {
@@ -246,6 +240,12 @@ export interface SipStack {
   onUnknownDialog(handler: (req: ServerRequest) => void): void;
   /** Hands an in-dialog request to its dialog if that exists now; false when it does not. */
   deliver(req: ServerRequest): boolean;
+  /**
+   * Sends an in-dialog request on, unchanged, to the process that holds its dialog (another
+   * signaling replica behind the SIP edge), which answers the top Via itself: this stack forgets
+   * the request. False when it cannot (the request did not arrive over the address's transport).
+   */
+  relay(req: ServerRequest, to: Endpoint): boolean;
   /** Starts a call; throws at once for a malformed target. */
   invite(target: string, opts?: InviteOptions): OutgoingInvite;
   /** Out-of-dialog non-INVITE request (REGISTER, OPTIONS, MESSAGE, NOTIFY...): the final response. */

@@ -80,15 +80,19 @@ export class UserAgentCore implements TransactionLayerUser, InviteCore<DialogImp
     this.unknownDialogHandler = handler;
   }
 
-  relay(req: SipRequest, to: Endpoint, transport: Transport): void {
-    this.transport.send(req, to, transport, false);
-  }
-
   deliver(req: ServerRequest): boolean {
     const msg = req.message;
     const dialog = this.dialogs.get(dialogKey(msg.callId, msg.toTag ?? '', msg.fromTag ?? ''));
     if (!dialog || !(req instanceof ServerRequestImpl)) return false;
     dialog.receiveRequest(req);
+    return true;
+  }
+
+  relay(req: ServerRequest, to: Endpoint): boolean {
+    if (!(req instanceof ServerRequestImpl) || req.tx.transport.protocol !== to.protocol) return false;
+    this.transport.send(req.message, to, req.tx.transport, false);
+    // The answer goes from the other process to the sender: nothing is left to do here.
+    req.tx.terminate();
     return true;
   }
 

@@ -18,14 +18,15 @@ export class SignalingProcess {
     private readonly site: Site,
     readonly pod: string,
     readonly metricsPort: number,
+    private readonly env: Record<string, string> = {},
   ) {
     this.child = this.spawn();
     this.exited = new Promise((resolve) => this.child.once('exit', resolve));
   }
 
-  /** Starts signaling as pod `pod` and waits until it is ready. */
-  static async start(site: Site, pod: string): Promise<SignalingProcess> {
-    const p = new SignalingProcess(site, pod, await freePort());
+  /** Starts signaling as pod `pod` (with `env` added, e.g. a replica behind the SIP edge: signaling/edge.ts) and waits until it is ready. */
+  static async start(site: Site, pod: string, env: Record<string, string> = {}): Promise<SignalingProcess> {
+    const p = new SignalingProcess(site, pod, await freePort(), env);
     await p.ready();
     return p;
   }
@@ -53,6 +54,7 @@ export class SignalingProcess {
         HUDDLE_METRICS_LISTEN: `127.0.0.1:${this.metricsPort}`,
         HUDDLE_MUSIC_ROOT: this.site.config.musicRoot,
         POD_NAME: this.pod,
+        ...this.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

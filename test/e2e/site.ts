@@ -50,6 +50,8 @@ export interface SiteOptions<N extends TestNatsBus = TestNats> {
   signaling?: boolean;
   /** Run media-controller as its own process (bin/media-controller.ts), so that a test can SIGKILL it. */
   mediaProcess?: boolean;
+  /** rtpengine's media ports (default 200): a load test holding many calls needs more. */
+  rtpenginePorts?: number;
 }
 
 /** What an agent needs of a site: where to register, and desktops on its gateway. */
@@ -110,7 +112,7 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
     // NATS as npm start runs it: every component its own user, allowed only what it needs.
     // Without opts.nats, N is its default TestNats.
     const nats = opts.nats ?? ((await startTestNats({ sites: [{ location: config.cluster.spec.location, configBucket }] })) as TestNatsBus as N);
-    const rtpengine = await startTestRtpengine(200);
+    const rtpengine = await startTestRtpengine(opts.rtpenginePorts ?? 200);
     const connections = new Map<NatsRole, NatsConnection>();
     for (const role of NatsRoles) connections.set(role, await connectNats(nats.url, `e2e-site-${role}`, undefined, nats.client(role)));
     const nc = connections.get('config-publisher')!;
