@@ -207,8 +207,10 @@ export class Replicator {
     const aliveBy = Date.now() + 2 * LeaseRenewMs + WatchMs;
     const pending = () => Date.now() < aliveBy || this.seen.get(owner)?.revision === revision || this.leaving.has(owner) || this.dead.has(owner);
     if (await afterTakeover(pending, deliver, this.leaving.has(owner) ? LeavingWaitMs : LeaseDeadMs + 3 * WatchMs + 500)) return 'delivered';
-    const now = relays ? await ownerOf() : undefined;
-    const sip = now === undefined || now === this.o.replica ? undefined : this.liveSip(now);
+    // The wait can end between the claim and its rebuild here: the group is ours then.
+    const now = await ownerOf();
+    if (now === this.o.replica) return (await afterTakeover(() => this.claiming > 0, deliver, LeavingWaitMs)) ? 'delivered' : 'unknown';
+    const sip = relays && now !== undefined ? this.liveSip(now) : undefined;
     return sip === undefined ? 'unknown' : { relay: sip };
   }
 
