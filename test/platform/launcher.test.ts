@@ -1,54 +1,24 @@
 /**
  * `npm start` as a person runs it: a real launcher process with its real children, on free ports.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findBinary } from '../../common/supervisor/child.js';
-import { freePort, freePortRange } from '../../common/supervisor/ports.js';
-import { Agent, conference, exactly, openDesktop, type AgentSite, type Desktop } from '../e2e/site.js';
+import { freePort } from '../../common/supervisor/ports.js';
+import { Agent, conference, exactly } from '../e2e/site.js';
+import { configOnFreePorts, HA, launch, LaunchedSite, processLines, type ShippedConfig } from './launched.js';
 import { toneFrequency, type Heard } from '../support/tone-phone.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'huddle-launcher-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function launch(configFile: string): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(root, 'bin/start.ts'), '--config', configFile], {
-    cwd: tmp,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
-}
-
 /** The listen ports and media range a config file names, to be moved to free ones. */
-const LOCAL = { file: 'config/local.yaml', sip: 5060, gateway: 7000, metrics: 9464, portMin: 40000, portMax: 40999 };
-const HA = { ...LOCAL, file: 'config/ha.yaml' };
-const SITE_B = { file: 'config/two-site-b.yaml', sip: 5062, gateway: 7100, metrics: 9465, portMin: 41000, portMax: 41999 };
-
-/** A copy of a shipped config on free ports (SIP on `sip` if given), its state in tmp; `edit` changes the text further. */
-async function configOnFreePorts(base: typeof LOCAL, o: { sip?: number; edit?: (text: string) => string } = {}): Promise<string> {
-  const sip = o.sip ?? (await freePort());
-  const [gateway, metrics] = [await freePort(), await freePort()];
-  const media = await freePortRange(100);
-  const text = readFileSync(path.join(root, base.file), 'utf8')
-    .replaceAll(`port: ${base.sip} }`, `port: ${sip} }`)
-    .replace(`listen: 127.0.0.1:${base.gateway}`, `listen: 127.0.0.1:${gateway}`)
-    .replace(`listen: 127.0.0.1:${base.metrics}`, `listen: 127.0.0.1:${metrics}`)
-    .replace(`portMin: ${base.portMin}`, `portMin: ${media.min}`)
-    .replace(`portMax: ${base.portMax}`, `portMax: ${media.max}`)
-    .replace('  options:\n    sip-enable-call-info', `  musicRoot: ${path.join(root, 'config')}\n  dataDir: ${path.join(tmp, `data-${sip}`)}\n  options:\n    sip-enable-call-info`);
-  const file = path.join(tmp, `config-${sip}.yaml`);
-  writeFileSync(file, (o.edit ?? ((t) => t))(text));
-  return file;
-}
+const LOCAL: ShippedConfig = { file: 'config/local.yaml', sip: 5060, gateway: 7000, metrics: 9464, portMin: 40000, portMax: 40999 };
+const SITE_B: ShippedConfig = { file: 'config/two-site-b.yaml', sip: 5062, gateway: 7100, metrics: 9465, portMin: 41000, portMax: 41999 };
 
 /** Polls `check`; a time-out names `what` and shows `output` (a launcher's, say). */
 async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000, output: () => string = () => ''): Promise<void> {
@@ -68,32 +38,11 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The site a launcher runs, as its printed endpoints show it. */
-class LaunchedSite implements AgentSite {
-  constructor(
-    readonly sipPort: number,
-    private readonly gatewayUrl: string,
-    private readonly token: string,
-  ) {}
-
-  /** `token` may register every DN (config/local.yaml's supervisor unless given). */
-  static from(output: string, token = 'supervisor-secret'): LaunchedSite {
-    const sip = /SIP +udp 127\.0\.0\.1:(\d+)/.exec(output);
-    const gateway = /T-Library +(ws:\/\/\S+)/.exec(output);
-    if (!sip || !gateway) throw new Error(`no SIP or T-Library endpoint in:\n${output}`);
-    return new LaunchedSite(Number(sip[1]), gateway[1]!, token);
-  }
-
-  desktop(dn: string): Promise<Desktop> {
-    return openDesktop(this.gatewayUrl, this.token, dn);
-  }
-}
-
 describe('npm start', () => {
   it('exits non-zero naming the field when a DN type is unknown', async () => {
     const file = path.join(tmp, 'bad-type.yaml');
     writeFileSync(file, readFileSync(path.join(root, 'config/local.yaml'), 'utf8').replace('number: "7003", type: Extension', 'number: "7003", type: Phone'));
-    const run = launch(file);
+    const run = launch(file, tmp);
     expect(await run.exited).toBe(1);
     expect(run.output()).toMatch(/SipDN site-a-7003\): spec\.type: must be one of "Extension"/);
   });
@@ -101,7 +50,7 @@ describe('npm start', () => {
   it('exits non-zero naming the field when music-listen-disconnect is empty', async () => {
     const file = path.join(tmp, 'bad-music.yaml');
     writeFileSync(file, readFileSync(path.join(root, 'config/local.yaml'), 'utf8').replace('music-listen-disconnect: music/on_hold', 'music-listen-disconnect: ""'));
-    const run = launch(file);
+    const run = launch(file, tmp);
     expect(await run.exited).toBe(1);
     expect(run.output()).toMatch(/spec\.options\.music-listen-disconnect: must not be empty/);
   });
@@ -109,9 +58,9 @@ describe('npm start', () => {
   it('warns at start naming each DN that may register and call without credentials', async () => {
     const optedOut = (text: string) =>
       text.replace('number: "7005", type: Extension, options: { password: { value: secret-7005 } }', 'number: "7005", type: Extension, options: { sip-allow-unauthenticated-insecure: true }');
-    const file = await configOnFreePorts(LOCAL, { edit: optedOut });
+    const file = await configOnFreePorts(LOCAL, tmp, { edit: optedOut });
     expect(readFileSync(file, 'utf8')).toContain('sip-allow-unauthenticated-insecure: true');
-    const run = launch(file);
+    const run = launch(file, tmp);
     try {
       await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), 'the endpoint lines', 30_000, run.output);
       expect(run.output()).toMatch(/INSECURE: DN 7005 registers and calls without credentials/);
@@ -123,8 +72,8 @@ describe('npm start', () => {
   });
 
   it('prints its endpoints, serves metrics, and stops everything on SIGTERM within 5 s', async () => {
-    const file = await configOnFreePorts(LOCAL);
-    const run = launch(file);
+    const file = await configOnFreePorts(LOCAL, tmp);
+    const run = launch(file, tmp);
     try {
       await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), 'the endpoint lines');
       const out = run.output();
@@ -154,8 +103,8 @@ describe('npm start', () => {
   });
 
   it('an edit of music-listen-disconnect in the config file applies to the next ListenDisconnect, without a restart', async () => {
-    const file = await configOnFreePorts(LOCAL);
-    const run = launch(file);
+    const file = await configOnFreePorts(LOCAL, tmp);
+    const run = launch(file, tmp);
     const agents: Agent[] = [];
     try {
       await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), 'the endpoint lines');
@@ -193,10 +142,10 @@ describe('npm start', () => {
 
   it('runs the two-site example from a second config file: a call from site A reaches site B over the inter-trunk', async () => {
     const [portA, portB] = [await freePort(), await freePort()];
-    const fileA = await configOnFreePorts(LOCAL, { sip: portA, edit: (t) => t.replace('contact: sip:127.0.0.1:5062', `contact: sip:127.0.0.1:${portB}`) });
-    const fileB = await configOnFreePorts(SITE_B, { sip: portB, edit: (t) => t.replace('contact: sip:127.0.0.1:5060', `contact: sip:127.0.0.1:${portA}`) });
+    const fileA = await configOnFreePorts(LOCAL, tmp, { sip: portA, edit: (t) => t.replace('contact: sip:127.0.0.1:5062', `contact: sip:127.0.0.1:${portB}`) });
+    const fileB = await configOnFreePorts(SITE_B, tmp, { sip: portB, edit: (t) => t.replace('contact: sip:127.0.0.1:5060', `contact: sip:127.0.0.1:${portA}`) });
     // Both at the same moment: each must end up with a NATS and an rtpengine of its own.
-    const runs = [launch(fileA), launch(fileB)];
+    const runs = [launch(fileA, tmp), launch(fileB, tmp)];
     const [runA, runB] = runs as [ReturnType<typeof launch>, ReturnType<typeof launch>];
     const agents: Agent[] = [];
     try {
@@ -220,13 +169,6 @@ describe('npm start', () => {
   });
 });
 
-/** `  <name>  pid <PID>  metrics <URL>` lines of a launcher's output. */
-function processLines(output: string): Map<string, { pid: number; metrics: string }> {
-  const lines = new Map<string, { pid: number; metrics: string }>();
-  for (const m of output.matchAll(/^ {2}(\S+) {2}pid (\d+) {2}metrics (http:\/\/\S+)$/gm)) lines.set(m[1]!, { pid: Number(m[2]), metrics: m[3]! });
-  return lines;
-}
-
 async function metricSum(urls: string[], name: string): Promise<number> {
   let sum = 0;
   for (const url of urls) {
@@ -239,8 +181,8 @@ async function metricSum(urls: string[], name: string): Promise<number> {
 
 describe('npm start -- --config config/ha.yaml', () => {
   it('runs the SIP edge, two signaling replicas, media-controller and the gateway each in its own process; calls go through the edge; a killed replica is restarted', async () => {
-    const file = await configOnFreePorts(HA);
-    const run = launch(file);
+    const file = await configOnFreePorts(HA, tmp);
+    const run = launch(file, tmp);
     const agents: Agent[] = [];
     try {
       await waitFor(() => processLines(run.output()).size === 5, 'the five process lines', 60_000, run.output);
