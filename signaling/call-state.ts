@@ -73,9 +73,20 @@ export class CallStateStore {
     try {
       return revision === undefined ? await this.kv.create(key, encoder.encode(json)) : await this.kv.update(key, encoder.encode(json), revision);
     } catch (err) {
-      if (isConflict(err)) throw new CallStateConflict(key, { cause: err });
+      if (isConflict(err)) return this.ownWrite(key, json, err);
       throw err;
     }
+  }
+
+  /**
+   * A compare-and-set that failed because our own earlier attempt landed late (it timed out during
+   * a NATS leader election and was tried again): the key holds exactly what we wrote, so it is ours
+   * at that revision. Anything else there is another writer's: a CallStateConflict.
+   */
+  private async ownWrite(key: string, json: string, err: unknown): Promise<number> {
+    const entry = await this.kv.get(key);
+    if (entry?.operation === 'PUT' && decoder.decode(entry.value) === json) return entry.revision;
+    throw new CallStateConflict(key, { cause: err });
   }
 
   async deleteGroup(groupId: string, revision: number): Promise<void> {
@@ -114,10 +125,11 @@ export class CallStateStore {
   /** Renews a lease over the revision we last wrote; a CallStateConflict when it was taken or removed meanwhile. */
   async renewLease(lease: ReplicaLease, revision: number): Promise<number> {
     const key = CallStateKeys.replica(this.location, lease.replica);
+    const json = JSON.stringify(lease);
     try {
-      return await this.kv.update(key, encoder.encode(JSON.stringify(lease)), revision);
+      return await this.kv.update(key, encoder.encode(json), revision);
     } catch (err) {
-      if (isConflict(err)) throw new CallStateConflict(key, { cause: err });
+      if (isConflict(err)) return this.ownWrite(key, json, err);
       throw err;
     }
   }
