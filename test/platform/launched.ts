@@ -40,7 +40,18 @@ export interface ShippedConfig {
   portMax: number;
 }
 
-export const HA: ShippedConfig = { file: 'config/ha.yaml', sip: 5060, gateway: 7000, metrics: 9464, portMin: 40000, portMax: 40999 };
+export const LOCAL: ShippedConfig = { file: 'config/local.yaml', sip: 5060, gateway: 7000, metrics: 9464, portMin: 40000, portMax: 40999 };
+export const HA: ShippedConfig = { ...LOCAL, file: 'config/ha.yaml' };
+
+/** Whether a process with this pid is still running. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A copy of a shipped config on free ports (SIP on `sip` if given, `mediaPorts` media ports), its state in `dir`. */
 export async function configOnFreePorts(base: ShippedConfig, dir: string, o: { sip?: number; mediaPorts?: number; edit?: (text: string) => string } = {}): Promise<string> {

@@ -3,65 +3,38 @@
  * launcher runs a 3-server JetStream cluster on loopback, the site's buckets at 3 replicas; a
  * nats-server killed is restarted by the launcher and the site keeps serving calls meanwhile.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, freePortRange } from '../../common/supervisor/ports.js';
-import { Agent, exactly, openDesktop, until, type AgentSite, type Desktop } from '../e2e/site.js';
+import { freePort } from '../../common/supervisor/ports.js';
+import { Agent, exactly, until } from '../e2e/site.js';
+import { alive, configOnFreePorts, launch, LaunchedSite, LOCAL } from './launched.js';
 import { connectNats } from '../../common/nats/connect.js';
 import { toneFrequency } from '../support/tone-phone.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'huddle-launcher-cluster-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('npm start with an embedded 3-server NATS cluster', () => {
   it('runs the cluster with the buckets at 3 replicas, survives a killed nats-server and stops everything on SIGTERM', async () => {
-    const [sip, gateway, metrics] = [await freePort(), await freePort(), await freePort()];
-    const media = await freePortRange(100);
-    const dataDir = path.join(tmp, 'data');
-    const text = readFileSync(path.join(root, 'config/local.yaml'), 'utf8')
-      .replaceAll('port: 5060 }', `port: ${sip} }`)
-      .replace('listen: 127.0.0.1:7000', `listen: 127.0.0.1:${gateway}`)
-      .replace('listen: 127.0.0.1:9464', `listen: 127.0.0.1:${metrics}`)
-      .replace('portMin: 40000', `portMin: ${media.min}`)
-      .replace('portMax: 40999', `portMax: ${media.max}`)
-      .replace('  options:\n    sip-enable-call-info', `  musicRoot: ${path.join(root, 'config')}\n  dataDir: ${dataDir}\n  nats: { embedded: { servers: 3 }, replicas: 3 }\n  options:\n    sip-enable-call-info`);
-    const file = path.join(tmp, 'cluster.yaml');
-    writeFileSync(file, text);
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(root, 'bin/start.ts'), '--config', file], {
-      cwd: tmp,
-      env: { ...process.env, LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const sip = await freePort();
+    const dataDir = path.join(tmp, `data-${sip}`);
+    const file = await configOnFreePorts(LOCAL, tmp, { sip, edit: (t) => t.replace('  options:\n    sip-enable-call-info', '  nats: { embedded: { servers: 3 }, replicas: 3 }\n  options:\n    sip-enable-call-info') });
+    const { child, output, exited } = launch(file, tmp);
     const agents: Agent[] = [];
     try {
-      await until(() => /Metrics +http:\/\/\S+\/metrics/.test(out), `the endpoint lines in:\n${out}`, 60_000);
-      const natsUrl = /NATS +(\S+) \(embedded, 3-server JetStream cluster\)/.exec(out)?.[1];
-      expect(natsUrl, out).toBeDefined();
+      await until(() => /Metrics +http:\/\/\S+\/metrics/.test(output()), `the endpoint lines in:\n${output()}`, 60_000);
+      const natsUrl = /NATS +(\S+) \(embedded, 3-server JetStream cluster\)/.exec(output())?.[1];
+      expect(natsUrl, output()).toBeDefined();
       expect(natsUrl!.split(',')).toHaveLength(3);
 
       const pidFiles = [0, 1, 2].map((i) => path.join(dataDir, 'site-a', `nats-${i}`, 'nats-server.pid'));
       const pids = () => pidFiles.map((f) => Number(readFileSync(f, 'utf8')));
       expect(pids().every(alive)).toBe(true);
 
-      const site: AgentSite = { sipPort: sip, desktop: (dn: string): Promise<Desktop> => openDesktop(`ws://127.0.0.1:${gateway}/tlib`, 'supervisor-secret', dn) };
+      const site = LaunchedSite.from(output());
       const a = await Agent.start(site, '7001', toneFrequency(0), {});
       const b = await Agent.start(site, '7002', toneFrequency(1), {});
       agents.push(a, b);

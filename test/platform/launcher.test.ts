@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { findBinary } from '../../common/supervisor/child.js';
 import { freePort } from '../../common/supervisor/ports.js';
 import { Agent, conference, exactly } from '../e2e/site.js';
-import { configOnFreePorts, HA, launch, LaunchedSite, processLines, type ShippedConfig } from './launched.js';
+import { alive, configOnFreePorts, HA, launch, LaunchedSite, LOCAL, processLines, type ShippedConfig } from './launched.js';
 import { toneFrequency, type Heard } from '../support/tone-phone.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -17,7 +17,6 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'huddle-launcher-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** The listen ports and media range a config file names, to be moved to free ones. */
-const LOCAL: ShippedConfig = { file: 'config/local.yaml', sip: 5060, gateway: 7000, metrics: 9464, portMin: 40000, portMax: 40999 };
 const SITE_B: ShippedConfig = { file: 'config/two-site-b.yaml', sip: 5062, gateway: 7100, metrics: 9465, portMin: 41000, portMax: 41999 };
 
 /** Polls `check`; a time-out names `what` and shows `output` (a launcher's, say). */
@@ -26,15 +25,6 @@ async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000, o
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${output()}`);
     await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
