@@ -161,4 +161,21 @@ describe('call state replication', () => {
     expect(await again.store.groups()).toEqual([]);
     await again.replicator.stop(true);
   });
+
+  it('an in-dialog request for a dead owner waits for the claim, even when the owner\'s last renewal is seen after the request', async () => {
+    const owner = await replica('r-7', 'SiteK');
+    const survivor = await replica('r-8', 'SiteK');
+    const connId = await owner.call('7001', '7002');
+    const legId = owner.h.legOf(connId, '7002');
+    const callId = `call-${legId}`;
+    // SIGKILL: no renewal from now on, nothing removed.
+    await owner.replicator.stop(false);
+    const outcome = survivor.replicator.takeOverDialog(callId, () => survivor.legs.get(legId)?.dialog?.callId === callId);
+    // The renewal the owner made just before it died, as the survivor's watch sees it: after the request came.
+    const { revision, lease } = (await owner.store.leases()).get('r-7')!;
+    await owner.store.renewLease(lease, revision);
+    expect(await outcome).toBe('delivered');
+    expect(survivor.replicator.calls).toBe(1);
+    await survivor.replicator.stop(true);
+  });
 });

@@ -150,7 +150,7 @@ export class Replicator {
   private lastTick = Date.now();
   private readonly lease: ReplicaLease;
   /** Other replicas' leases: the revision seen and when it last changed, by our clock. */
-  private readonly seen = new Map<string, { revision: number; changedAt: number; sip: string }>();
+  private readonly seen = new Map<string, { revision: number; changedAt: number; sip: string; moves: number }>();
   /** Replicas found dead whose groups are still to claim. */
   private readonly dead = new Set<string>();
   /** Replicas whose lease says they stop: their groups are about to be handed over. */
@@ -202,10 +202,15 @@ export class Replicator {
     if (owner === this.o.replica) return (await afterTakeover(() => this.claiming > 0, deliver, LeavingWaitMs)) ? 'delivered' : 'unknown';
     const live = relays ? this.liveSip(owner) : undefined;
     if (live !== undefined) return { relay: live };
-    const revision = this.seen.get(owner)?.revision;
-    // The owner is alive if its lease moves within two renewals; a leaving owner hands the group over.
+    const movesAt = this.seen.get(owner)?.moves;
+    // The owner is alive once its lease moved twice (one move may be a renewal made just before it
+    // died, seen late); a leaving owner hands the group over, a dead one gets claimed.
     const aliveBy = Date.now() + 2 * LeaseRenewMs + WatchMs;
-    const pending = () => Date.now() < aliveBy || this.seen.get(owner)?.revision === revision || this.leaving.has(owner) || this.dead.has(owner);
+    const pending = () => {
+      const s = this.seen.get(owner);
+      const moving = s !== undefined && movesAt !== undefined && s.moves - movesAt >= 2;
+      return (!moving && (s !== undefined || Date.now() < aliveBy)) || this.leaving.has(owner) || this.dead.has(owner);
+    };
     if (await afterTakeover(pending, deliver, this.leaving.has(owner) ? LeavingWaitMs : LeaseDeadMs + 3 * WatchMs + 500)) return 'delivered';
     // The wait can end between the claim and its rebuild here: the group is ours then.
     const now = await ownerOf();
@@ -260,7 +265,7 @@ export class Replicator {
     this.stopWatch = await this.o.store.watchDesktops((dn, origins) => void shell.exclusive(async () => this.desktopWritten(dn, origins)));
     const leases = await this.o.store.leases();
     const now = Date.now();
-    for (const [replica, { revision, lease }] of leases) if (replica !== this.o.replica) this.seen.set(replica, { revision, changedAt: now, sip: lease.sip });
+    for (const [replica, { revision, lease }] of leases) if (replica !== this.o.replica) this.seen.set(replica, { revision, changedAt: now, sip: lease.sip, moves: 0 });
     await this.claim((owner) => owner === this.o.replica || !leases.has(owner), false);
     await shell.perform(this.o.model.registeredDns().flatMap((dn) => this.o.model.resync(dn)));
     this.timer = setInterval(() => void this.tick(), WatchMs);
@@ -610,7 +615,7 @@ export class Replicator {
       if (lease.leaving) this.leaving.add(replica);
       else this.leaving.delete(replica);
       const s = this.seen.get(replica);
-      if (!s || s.revision !== revision) this.seen.set(replica, { revision, changedAt: now, sip: lease.sip });
+      if (!s || s.revision !== revision) this.seen.set(replica, { revision, changedAt: now, sip: lease.sip, moves: (s?.moves ?? 0) + 1 });
       else if (now - s.changedAt > LeaseDeadMs) this.dead.add(replica);
     }
     for (const replica of this.seen.keys()) {

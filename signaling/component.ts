@@ -17,12 +17,12 @@ import { CallStateStore } from './call-state.js';
 import { ConferenceEventNotifier } from './conference-events.js';
 import { DnAuthenticator } from './dn-auth.js';
 import { DnDirectory } from './dn-directory.js';
-import { edgePlacement, refusedWhileStopping } from './edge.js';
+import { edgePlacement, heldWhileStarting, refusedWhileStopping } from './edge.js';
 import { MediaClient } from './media-client.js';
 import { signalingMetrics } from './metrics.js';
 import { CallModel, type ModelEnv } from './model/index.js';
 import { RegistrarService } from './registrar-service.js';
-import { createSipStack, type DigestSecret, type Endpoint, type SipStackOptions } from './sip/index.js';
+import { createSipStack, type DigestSecret, type Endpoint, type ServerRequest, type SipStackOptions } from './sip/index.js';
 import { TlibRouter } from './tlib-forward.js';
 import { TlibService } from './tlib-service.js';
 
@@ -56,6 +56,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     logger: ctx.log.child({ layer: 'sip' }),
     userAgent: 'huddle-sip-server',
   });
+  const started = heldWhileStarting(stack);
 
   const kv = await openBucket(ctx.nc, RegistrationKeys.bucket, { history: 1, replicas: bucketReplicas(spec), log: ctx.log });
   const auth = new DnAuthenticator({ directory, realm: location, secretOf: (dn) => digestSecret(directory, dn, location, ctx) });
@@ -132,7 +133,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   // Resolved once the edge's OPTIONS probe got our 503: from then on the edge sends us nothing new.
   let edgeProbeRefused: () => void = () => undefined;
   const edgeLetGo = new Promise<void>((resolve) => (edgeProbeRefused = resolve));
-  stack.onRequest((req) => {
+  const onRequest = (req: ServerRequest): void => {
     if (stopping && refusedWhileStopping(req)) {
       if (req.method === 'OPTIONS') edgeProbeRefused();
       return;
@@ -145,16 +146,16 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       return;
     }
     b2bua.onRequest(req);
-  });
+  };
   // An in-dialog request for a call of a replica that just died (or stops) is served once its calls
   // are claimed here; one for a call another live replica owns is relayed to it.
-  stack.onUnknownDialog((req) => {
+  const onUnknownDialog = (req: ServerRequest): void => {
     void replicator.takeOverDialog(req.message.callId, () => stack.deliver(req)).then((outcome) => {
       if (outcome === 'delivered' || req.answered) return;
       const owner = outcome === 'unknown' ? undefined : sipEndpoint(outcome.relay);
       if (!owner || !stack.relay(req, owner)) req.respond(481);
     });
-  });
+  };
   media.onEvents((event) => calls.mediaEvent({ kind: 'media.event', event }));
   media.watchInstances(
     (bridgeIds, instance, reason) => calls.bridgesLost(bridgeIds, instance, reason),
@@ -174,6 +175,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   tlib.start((request, origin) => router.route(request, origin));
   tlib.watchGateways((gateway) => calls.gatewayGone(gateway));
 
+  started({ request: onRequest, unknownDialog: onUnknownDialog });
   ctx.addReadiness('sip', () => (stopping ? 'stopping' : true));
   const sip = stack.addresses.map((a) => `${a.transport} ${a.host}:${a.port}`).join(', ');
   ctx.log.info({ sip }, 'signaling started');

@@ -1,5 +1,18 @@
-import { describe, expect, it } from 'vitest';
-import { edgePlacement, listenAddress } from './edge.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { edgePlacement, heldWhileStarting, listenAddress } from './edge.js';
+import { createSipStack, type SipStack } from './sip/index.js';
+
+const stacks: SipStack[] = [];
+
+afterEach(async () => {
+  await Promise.all(stacks.splice(0).map((s) => s.close(0)));
+});
+
+async function stack(): Promise<SipStack> {
+  const s = await createSipStack({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 } });
+  stacks.push(s);
+  return s;
+}
 
 describe('a signaling replica behind the SIP edge (environment)', () => {
   it('faces phones itself without HUDDLE_SIP_EDGE', () => {
@@ -38,5 +51,33 @@ describe('a signaling replica behind the SIP edge (environment)', () => {
     expect(() => listenAddress('sctp:127.0.0.1:5060')).toThrow(/HUDDLE_SIP_LISTEN: "sctp:127.0.0.1:5060"/);
     expect(() => edgePlacement({ HUDDLE_SIP_EDGE: '127.0.0.1:5071', HUDDLE_SIP_LISTEN: 'udp:127.0.0.1:1' })).toThrow(/HUDDLE_SIP_EDGE_TOKEN must give/);
     expect(() => edgePlacement({ HUDDLE_SIP_EDGE: 'edge', HUDDLE_SIP_LISTEN: 'udp:127.0.0.1:1', HUDDLE_SIP_EDGE_TOKEN: 't' })).toThrow(/HUDDLE_SIP_EDGE: "edge" is not host:port/);
+  });
+});
+
+describe('a signaling replica while it starts', () => {
+  it('answers the edge\'s OPTIONS probe 503 and holds other requests until its handlers are in place', async () => {
+    const [replica, edge] = [await stack(), await stack()];
+    const start = heldWhileStarting(replica);
+    const target = `sip:7001@127.0.0.1:${replica.addresses[0]!.port}`;
+    const probe = await edge.request('OPTIONS', target);
+    expect([probe.status, probe.reason, probe.get('retry-after')]).toEqual([503, 'Replica starting', '1']);
+    const handled: string[] = [];
+    let answered = false;
+    const message = edge.request('MESSAGE', target, { body: 'hello', contentType: 'text/plain' }).then((res) => {
+      answered = true;
+      return res;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(answered).toBe(false);
+    start({
+      request: (req) => {
+        handled.push(req.method);
+        req.respond(200);
+      },
+      unknownDialog: (req) => req.respond(481),
+    });
+    expect((await message).status).toBe(200);
+    expect((await edge.request('OPTIONS', target)).status).toBe(200);
+    expect(handled).toEqual(['MESSAGE', 'OPTIONS']);
   });
 });

@@ -13,7 +13,7 @@
  *                            (default: the listen host): the edge names the replica of a dialog it
  *                            started by that
  */
-import type { ListenAddress, ServerRequest, SipStackOptions } from './sip/index.js';
+import type { ListenAddress, ServerRequest, SipStack, SipStackOptions } from './sip/index.js';
 
 export interface EdgeEnv {
   HUDDLE_SIP_LISTEN?: string;
@@ -63,3 +63,32 @@ export function refusedWhileStopping(req: ServerRequest): boolean {
   return true;
 }
 
+
+/** What a replica does with requests once it has started. */
+export interface StartedHandlers {
+  request: (req: ServerRequest) => void;
+  unknownDialog: (req: ServerRequest) => void;
+}
+
+/** Requests held while a replica starts; beyond this many, 503 (a flood at start-up stays bounded). */
+export const HeldWhileStartingMax = 1000;
+
+/**
+ * Until the returned function is called with the replica's handlers (its previous incarnation's
+ * calls are back by then), the edge's OPTIONS probe gets 503, so the edge sends it nothing new, and
+ * any other request waits for those handlers (an INVITE gets its 100 meanwhile).
+ */
+export function heldWhileStarting(stack: Pick<SipStack, 'onRequest' | 'onUnknownDialog'>): (handlers: StartedHandlers) => void {
+  let started: StartedHandlers | undefined;
+  const held: Array<(h: StartedHandlers) => void> = [];
+  const hold = (req: ServerRequest, handle: (h: StartedHandlers) => void) => {
+    if (req.method === 'OPTIONS' || held.length >= HeldWhileStartingMax) req.respond(503, { reason: 'Replica starting', headers: { 'Retry-After': '1' } });
+    else held.push(handle);
+  };
+  stack.onRequest((req) => (started ? started.request(req) : hold(req, (h) => h.request(req))));
+  stack.onUnknownDialog((req) => (started ? started.unknownDialog(req) : hold(req, (h) => h.unknownDialog(req))));
+  return (handlers) => {
+    started = handlers;
+    for (const handle of held.splice(0)) handle(handlers);
+  };
+}

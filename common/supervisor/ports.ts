@@ -18,20 +18,24 @@ function tcpFree(port: number, host: string): Promise<boolean> {
   });
 }
 
-/** A port free on 127.0.0.1 for both TCP and UDP at the moment of asking. */
+/**
+ * Where ports are picked: below the kernel's ephemeral range (32768 and up), where bind(0) and
+ * every outgoing connection take theirs, so none of those can take a port between our check and
+ * the bind. Single ports and media blocks come from separate bands so a block being filled by
+ * rtpengine never holds a single port picked meanwhile.
+ */
+const SinglePorts = { min: 29000, max: 32767 };
+const BlockPorts = { min: 10000, max: 28999 };
+
+const randomIn = (band: { min: number; max: number }, count = 1) => band.min + Math.floor(Math.random() * (band.max - band.min + 2 - count));
+
+/** A port free on `host` for both TCP and UDP at the moment of asking. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once('error', reject);
-      srv.listen(0, host, () => {
-        const p = (srv.address() as net.AddressInfo).port;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (await udpFree(port, host)) return port;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = randomIn(SinglePorts);
+    if (await portFree(port, host)) return port;
   }
-  throw new Error('no free port found in 50 attempts');
+  throw new Error(`no free port found in 200 attempts between ${SinglePorts.min} and ${SinglePorts.max}`);
 }
 
 /**
@@ -55,14 +59,10 @@ export async function portFree(port: number, host = '127.0.0.1'): Promise<boolea
   return (await tcpFree(port, host)) && (await udpFree(port, host));
 }
 
-/**
- * A block of `count` consecutive ports (rtpengine's media range, sipp's RTP ports), taken below
- * the kernel's ephemeral range (32768 and up) so that ports the system hands out on bind(0) never
- * fall inside it later.
- */
+/** A block of `count` consecutive ports (rtpengine's media range, sipp's RTP ports), free when asked. */
 export async function freePortRange(count: number, host = '127.0.0.1'): Promise<{ min: number; max: number }> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const min = 10000 + Math.floor(Math.random() * (32768 - 10000 - count));
+    const min = randomIn(BlockPorts, count);
     let ok = true;
     for (let p = min; p < min + count && ok; p += Math.max(1, Math.floor(count / 8))) ok = await udpFree(p, host);
     if (ok) return { min, max: min + count - 1 };

@@ -463,11 +463,11 @@ export function callEvents(desktop: Desktop, connID: string): string[] {
   return desktop.events.filter((e) => e.ConnID === connID && !NotCallEvents.has(e.event)).map((e) => e.event);
 }
 
-/** Waits until `condition` holds (polling), failing with `what` after `timeoutMs`. */
-export async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+/** Waits until `condition` holds (polling), failing with `what` (read then: it may name output seen meanwhile) after `timeoutMs`. */
+export async function until(condition: () => boolean | Promise<boolean>, what: string | (() => string), timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

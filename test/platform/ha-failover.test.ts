@@ -49,7 +49,7 @@ describe('config/ha.yaml: SIGKILL of the replica owning a conference', () => {
     const run = launch(await configOnFreePorts(HA, tmp), tmp);
     const agents: Agent[] = [];
     try {
-      await until(() => processLines(run.output()).size === 5, `the five process lines\n${run.output()}`, 60_000);
+      await until(() => processLines(run.output()).size === 5, () => `the five process lines in:\n${run.output()}`, 60_000);
       const processes = processLines(run.output());
       const replicas = ['signaling-0', 'signaling-1'].map((name) => ({ name, ...processes.get(name)! }));
       const site = LaunchedSite.from(run.output());

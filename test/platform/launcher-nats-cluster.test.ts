@@ -25,7 +25,7 @@ describe('npm start with an embedded 3-server NATS cluster', () => {
     const { child, output, exited } = launch(file, tmp);
     const agents: Agent[] = [];
     try {
-      await until(() => /Metrics +http:\/\/\S+\/metrics/.test(output()), `the endpoint lines in:\n${output()}`, 60_000);
+      await until(() => /Metrics +http:\/\/\S+\/metrics/.test(output()), () => `the endpoint lines in:\n${output()}`, 60_000);
       const natsUrl = /NATS +(\S+) \(embedded, 3-server JetStream cluster\)/.exec(output())?.[1];
       expect(natsUrl, output()).toBeDefined();
       expect(natsUrl!.split(',')).toHaveLength(3);

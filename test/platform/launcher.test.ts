@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findBinary } from '../../common/supervisor/child.js';
 import { freePort } from '../../common/supervisor/ports.js';
-import { Agent, conference, exactly } from '../e2e/site.js';
+import { Agent, conference, exactly, until } from '../e2e/site.js';
 import { alive, configOnFreePorts, HA, launch, LaunchedSite, LOCAL, processLines, type ShippedConfig } from './launched.js';
 import { toneFrequency, type Heard } from '../support/tone-phone.js';
 
@@ -20,14 +20,6 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const SITE_B: ShippedConfig = { file: 'config/two-site-b.yaml', sip: 5062, gateway: 7100, metrics: 9465, portMin: 41000, portMax: 41999 };
 
 /** Polls `check`; a time-out names `what` and shows `output` (a launcher's, say). */
-async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000, output: () => string = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('npm start', () => {
   it('exits non-zero naming the field when a DN type is unknown', async () => {
     const file = path.join(tmp, 'bad-type.yaml');
@@ -52,7 +44,7 @@ describe('npm start', () => {
     expect(readFileSync(file, 'utf8')).toContain('sip-allow-unauthenticated-insecure: true');
     const run = launch(file, tmp);
     try {
-      await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), 'the endpoint lines', 30_000, run.output);
+      await until(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), () => `the endpoint lines in:\n${run.output()}`, 30_000);
       expect(run.output()).toMatch(/INSECURE: DN 7005 registers and calls without credentials/);
       expect(run.output()).not.toMatch(/INSECURE: DN 700[1-4]/);
     } finally {
@@ -65,7 +57,7 @@ describe('npm start', () => {
     const file = await configOnFreePorts(LOCAL, tmp);
     const run = launch(file, tmp);
     try {
-      await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), 'the endpoint lines');
+      await until(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), () => `the endpoint lines in:\n${run.output()}`, 30_000);
       const out = run.output();
       expect(out).toMatch(/SIP +udp 127\.0\.0\.1:\d+/);
       expect(out).toMatch(/T-Library +ws:\/\/127\.0\.0\.1:\d+\/tlib/);
@@ -97,7 +89,7 @@ describe('npm start', () => {
     const run = launch(file, tmp);
     const agents: Agent[] = [];
     try {
-      await waitFor(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), 'the endpoint lines');
+      await until(() => /Metrics +http:\/\/\S+\/metrics/.test(run.output()), () => `the endpoint lines in:\n${run.output()}`, 30_000);
       const site = LaunchedSite.from(run.output());
       for (const [i, dn] of ['7001', '7002', '7003'].entries()) agents.push(await Agent.start(site, dn, toneFrequency(i), {}));
       const [a, b, c] = agents as [Agent, Agent, Agent];
@@ -139,7 +131,7 @@ describe('npm start', () => {
     const [runA, runB] = runs as [ReturnType<typeof launch>, ReturnType<typeof launch>];
     const agents: Agent[] = [];
     try {
-      for (const run of runs) await waitFor(() => /rtpengine +ng \S+/.test(run.output()), 'the endpoint lines', 30_000, run.output);
+      for (const run of runs) await until(() => /rtpengine +ng \S+/.test(run.output()), () => `the endpoint lines in:\n${run.output()}`, 30_000);
       expect(runB.output()).toContain('site SiteB');
       const own = (run: typeof runA, what: RegExp) => what.exec(run.output())?.[1];
       expect(own(runA, /NATS +(\S+)/)).not.toBe(own(runB, /NATS +(\S+)/));
@@ -175,7 +167,7 @@ describe('npm start -- --config config/ha.yaml', () => {
     const run = launch(file, tmp);
     const agents: Agent[] = [];
     try {
-      await waitFor(() => processLines(run.output()).size === 5, 'the five process lines', 60_000, run.output);
+      await until(() => processLines(run.output()).size === 5, () => `the five process lines in:\n${run.output()}`, 60_000);
       const processes = processLines(run.output());
       expect([...processes.keys()].sort()).toEqual(['media-controller', 'signaling-0', 'signaling-1', 'sip-edge', 'tlib-gateway']);
       const entries: Record<string, string> = { 'sip-edge': 'kamailio', 'media-controller': 'bin/media-controller', 'signaling-0': 'bin/signaling', 'signaling-1': 'bin/signaling', 'tlib-gateway': 'bin/tlib-gateway' };
@@ -204,7 +196,7 @@ describe('npm start -- --config config/ha.yaml', () => {
       // In-dialog requests from the phone reach the replica that has the dialog.
       expect((await a.phone.calls.at(-1)!.request('OPTIONS')).status).toBe(200);
       expect((await a.phone.hangup())?.status).toBe(200);
-      await waitFor(() => b.phone.calls.length === 0, 'the BYE at 7002');
+      await until(() => b.phone.calls.length === 0, 'the BYE at 7002', 30_000);
       // The edge spreads calls over both replicas (by Call-ID), whichever replica took a phone's
       // REGISTER: more calls until each replica has owned one.
       const owners = new Set<number>();
@@ -212,13 +204,13 @@ describe('npm start -- --config config/ha.yaml', () => {
         await a.dial('7002');
         for (const [i, url] of replicaMetrics.entries()) if ((await metricSum([url], 'huddle_calls_active')) === 1) owners.add(i);
         expect((await a.phone.hangup())?.status).toBe(200);
-        await waitFor(() => b.phone.calls.length === 0, 'the BYE at 7002');
+        await until(() => b.phone.calls.length === 0, 'the BYE at 7002', 30_000);
       }
       expect(owners.size).toBe(2);
 
       const victim = processes.get('signaling-0')!;
       process.kill(victim.pid, 'SIGKILL');
-      await waitFor(() => /^ {2}signaling-0 {2}pid \d+ {2}restarted$/m.test(run.output()), 'the restart of signaling-0', 30_000, run.output);
+      await until(() => /^ {2}signaling-0 {2}pid \d+ {2}restarted$/m.test(run.output()), () => `the restart of signaling-0 in:\n${run.output()}`, 30_000);
       const restartedPid = Number(/^ {2}signaling-0 {2}pid (\d+) {2}restarted$/m.exec(run.output())![1]);
       expect(restartedPid).not.toBe(victim.pid);
       expect(alive(restartedPid)).toBe(true);
