@@ -1,5 +1,8 @@
-import net from 'node:net';
 import dgram from 'node:dgram';
+import { closeSync, mkdirSync, openSync, statSync, utimesSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import type { Logger } from 'pino';
 
 function udpFree(port: number, host: string): Promise<boolean> {
@@ -29,11 +32,37 @@ const BlockPorts = { min: 10000, max: 28999 };
 
 const randomIn = (band: { min: number; max: number }, count = 1) => band.min + Math.floor(Math.random() * (band.max - band.min + 2 - count));
 
-/** A port free on `host` for both TCP and UDP at the moment of asking. */
+/**
+ * Ports handed out lately by any process of this machine (a test worker, a launcher, its children),
+ * one file each whose mtime is the moment: a port picked but not bound yet is not picked again by
+ * another process meanwhile.
+ */
+const ReservedDir = path.join(os.tmpdir(), 'huddle-ports');
+const ReservedMs = 120_000;
+
+function reserve(port: number): boolean {
+  const file = path.join(ReservedDir, String(port));
+  try {
+    mkdirSync(ReservedDir, { recursive: true });
+    closeSync(openSync(file, 'wx'));
+    return true;
+  } catch {
+    try {
+      if (Date.now() - statSync(file).mtimeMs < ReservedMs) return false;
+      const now = new Date();
+      utimesSync(file, now, now);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** A port free on `host` for both TCP and UDP at the moment of asking, and not handed out lately. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = randomIn(SinglePorts);
-    if (await portFree(port, host)) return port;
+    if ((await portFree(port, host)) && reserve(port)) return port;
   }
   throw new Error(`no free port found in 200 attempts between ${SinglePorts.min} and ${SinglePorts.max}`);
 }

@@ -9,6 +9,15 @@ import { startRtpengine, type EmbeddedRtpengine } from '../../common/supervisor/
 
 const log = createLogger('ports-test', 'silent');
 
+describe('freePort', () => {
+  it('never hands out a port twice while it may still be about to be bound (any process of the machine)', async () => {
+    const ports: number[] = [];
+    for (let i = 0; i < 200; i++) ports.push(await freePort());
+    expect(new Set(ports).size).toBe(ports.length);
+    expect(ports.every((p) => p < 32768)).toBe(true);
+  });
+});
+
 describe('onFreshPorts', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
   afterEach(async () => {
