@@ -172,7 +172,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     log: ctx.log,
   });
   router.start();
-  tlib.start((request, origin) => router.route(request, origin));
+  tlib.start((request, origin, id) => router.route(request, origin, id));
   tlib.watchGateways((gateway) => calls.gatewayGone(gateway));
 
   started({ request: onRequest, unknownDialog: onUnknownDialog });

@@ -18,6 +18,10 @@ import { afterTakeover } from './call-replication.js';
 /** How long a replica waits for another's answer (a paused one never answers). */
 const ForwardTimeoutMs = 1000;
 
+/** How long, and for how many requests at most, an answer is kept for the gateway's later attempts of the same request. */
+const AnswerKeptMs = 60_000;
+const AnswersKeptMax = 20_000;
+
 export interface TlibRouterOptions {
   nc: NatsConnection;
   location: string;
@@ -34,6 +38,8 @@ export interface TlibRouterOptions {
 
 export class TlibRouter {
   private served: Served | undefined;
+  /** Requests by the gateway's id, in arrival order: a later attempt gets the first one's answer. */
+  private readonly answers = new Map<string, { events: Promise<TEvent[]>; at: number }>();
 
   constructor(private readonly o: TlibRouterOptions) {}
 
@@ -47,11 +53,11 @@ export class TlibRouter {
         badRequest: (error) => ({ owned: true, events: [errorEvent(ErrorCodes.InvalidAttribute, error.problem)] }),
         onError: (err) => this.o.log.error({ err: err.stack }, 'forwarded T-Library request failed'),
       },
-      async ({ request, origin }) => {
+      async ({ request, origin, id }) => {
         const connId = connIdOf(request as TRequest);
         if (connId !== undefined && !this.o.owns(connId)) return { owned: false, events: [] };
         try {
-          return { owned: true, events: await this.o.handle(request as TRequest, origin) };
+          return { owned: true, events: await this.once(id, () => this.o.handle(request as TRequest, origin)) };
         } catch (err) {
           if (err instanceof NotOwner) return { owned: false, events: [] };
           throw err;
@@ -60,8 +66,29 @@ export class TlibRouter {
     );
   }
 
-  /** A request from a gateway, answered here or by the replica that owns its call. */
-  async route(request: TRequest, origin: TlibOrigin): Promise<TEvent[]> {
+  /** A request from a gateway, answered here or by the replica that owns its call; `id` the gateway's, the same on each attempt. */
+  route(request: TRequest, origin: TlibOrigin, id?: string): Promise<TEvent[]> {
+    return this.once(id, () => this.routeOnce(request, origin, id));
+  }
+
+  /** Runs `job` for the first attempt of request `id`; later attempts get its outcome. */
+  private once(id: string | undefined, job: () => Promise<TEvent[]>): Promise<TEvent[]> {
+    if (id === undefined) return job();
+    const earlier = this.answers.get(id);
+    if (earlier) return earlier.events;
+    const now = Date.now();
+    for (const [oldId, answer] of this.answers) {
+      if (now - answer.at < AnswerKeptMs && this.answers.size < AnswersKeptMax) break;
+      this.answers.delete(oldId);
+    }
+    const events = job();
+    this.answers.set(id, { events, at: now });
+    // A request that failed may be tried again by the gateway: only answers are kept.
+    events.catch(() => this.answers.delete(id));
+    return events;
+  }
+
+  private async routeOnce(request: TRequest, origin: TlibOrigin, id: string | undefined): Promise<TEvent[]> {
     const connId = connIdOf(request);
     if (connId === undefined) return this.o.handle(request, origin);
     if (this.o.owns(connId)) {
@@ -74,7 +101,7 @@ export class TlibRouter {
     }
     const answers = await Promise.all(
       this.o.peers().map((peer) =>
-        call(this.o.nc, Subjects.tlibReplica(this.o.location, peer), TlibForwardRpc, { request, origin }, { timeoutMs: ForwardTimeoutMs }).catch(() => undefined),
+        call(this.o.nc, Subjects.tlibReplica(this.o.location, peer), TlibForwardRpc, { request, origin, ...(id !== undefined ? { id } : {}) }, { timeoutMs: ForwardTimeoutMs }).catch(() => undefined),
       ),
     );
     const owner = answers.find((a) => a?.owned === true);

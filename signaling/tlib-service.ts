@@ -18,7 +18,7 @@ import { tlibRequestLabel, type SignalingMetrics } from './metrics.js';
 
 const isGatewayAlive = checker(TlibGatewayAlive);
 
-export type TlibRequestHandler = (request: TRequest, origin: TlibOrigin) => Promise<TEvent[]> | TEvent[];
+export type TlibRequestHandler = (request: TRequest, origin: TlibOrigin, id?: string) => Promise<TEvent[]> | TEvent[];
 
 export class TlibService {
   private served: Served | undefined;
@@ -45,7 +45,7 @@ export class TlibService {
         onError: (err) => this.log.error({ err: err.stack }, 'T-Library request failed'),
       },
       // The gateway checked the request against its T-Library schema before sending it.
-      (message) => this.handle(message.request as TRequest, message.origin, handler),
+      (message) => this.handle(message.request as TRequest, message.origin, message.id, handler),
     );
   }
 
@@ -98,11 +98,11 @@ export class TlibService {
     clearTimeout(timer);
   }
 
-  private async handle(request: TRequest, origin: TlibOrigin, handler: TlibRequestHandler): Promise<TlibReplyMessage> {
+  private async handle(request: TRequest, origin: TlibOrigin, id: string | undefined, handler: TlibRequestHandler): Promise<TlibReplyMessage> {
     const label = tlibRequestLabel(request.request);
     const end = this.metrics.tlibRequestDuration.startTimer({ request: label });
     try {
-      const events = await handler(request, origin);
+      const events = await handler(request, origin, id);
       const error = events.find((e) => e.event === 'EventError');
       this.metrics.tlibRequests.inc({ request: label, result: error ? String(error.ErrorCode) : 'ok' });
       return { events };

@@ -17,7 +17,8 @@
  * its gateway publishes an UnregisterAddress (ReferenceID 0, the client's origin) per DN it had
  * registered, without awaiting a reply, so signaling's registrations end with the connection.
  * A request that signaling does not answer within the gateway's timeout (5 s) becomes
- * EventError 57 for the client.
+ * EventError 57 for the client. Within that time the gateway sends an unanswered request again
+ * (every TlibAttemptMs) with the same `id`; signaling answers every attempt with the one outcome.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { TEvent, TRequest } from '../tlib/messages.js';
@@ -38,6 +39,12 @@ export type TlibOrigin = Static<typeof TlibOrigin>;
 export const TlibRequestEnvelope = Type.Object({
   request: Type.Object({ request: Type.String(), ReferenceID: Type.Integer({ minimum: 0 }) }, { additionalProperties: true }),
   origin: TlibOrigin,
+  /**
+   * The gateway's id of this request, the same on every attempt: a request or its reply lost while
+   * a NATS server fails over is sent again, and signaling carries it out once (the later attempts
+   * get the first one's answer).
+   */
+  id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
 });
 
 /** The reply as the gateway checks it: events, each named; signaling built them from the model. */
@@ -45,12 +52,16 @@ export const TlibReplyEnvelope = Type.Object({
   events: Type.Array(Type.Object({ event: Type.String() }, { additionalProperties: true })),
 });
 
+/** How long the gateway waits for one attempt of a request before it sends it again (same id). */
+export const TlibAttemptMs = 1500;
+
 export const TlibRpc = { request: TlibRequestEnvelope, reply: TlibReplyEnvelope } satisfies RpcContract;
 
 /** What the gateway sends: a request it checked. */
 export interface TlibRequestMessage {
   request: TRequest;
   origin: TlibOrigin;
+  id?: string;
 }
 
 export interface TlibReplyMessage {

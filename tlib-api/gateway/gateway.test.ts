@@ -10,6 +10,8 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricValue, startTlibSite, waitUntil, type TlibSite } from '../../test/tlib/harness.js';
 import { openOk, openRaw, type RawClient } from '../../test/tlib/raw-client.js';
+import { Subjects } from '../../common/nats/subjects.js';
+import { TlibAttemptMs } from '../../common/nats/tlib-contract.js';
 import { TlibClient } from '../client/index.js';
 
 const hsSecret = 'a-test-secret-of-at-least-32-bytes!!';
@@ -237,6 +239,33 @@ describe('at scale', () => {
 
 // Last: these stall the bus and then stop signaling for good.
 describe('when signaling does not answer', () => {
+  it('sends an unanswered request again with the same id, and signaling carries it out once', async () => {
+    const c = await open('supervisor-secret');
+    const observer = await open('supervisor-secret');
+    expect(await register(c, '7002', 80)).toMatchObject({ event: 'EventRegistered' });
+    expect(await register(observer, '7002', 81)).toMatchObject({ event: 'EventRegistered' });
+    const attempts: string[] = [];
+    const nc = h.site.context('signaling').nc;
+    const watch = nc.subscribe(Subjects.tlibRequest(h.location, '7002'), {
+      callback: (_err, msg) => {
+        attempts.push((msg.json() as { id?: string }).id ?? 'none');
+      },
+    });
+    await nc.flush();
+    const pid = h.site.nats.process.pid!;
+    // A bus that takes nothing for longer than one attempt: the gateway's second attempt queues behind the first.
+    process.kill(pid, 'SIGSTOP');
+    c.send({ request: 'SendUserEvent', ReferenceID: 82, ThisDN: '7002', UserData: { once: 'yes' } });
+    await new Promise((r) => setTimeout(r, TlibAttemptMs + 500));
+    process.kill(pid, 'SIGCONT');
+    expect(await c.next((e) => e.ReferenceID === 82)).toMatchObject({ event: 'EventACK' });
+    await new Promise((r) => setTimeout(r, 1000));
+    watch.unsubscribe();
+    expect(attempts.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(attempts).size).toBe(1);
+    expect(observer.events.filter((e) => e.event === 'EventUserEvent' && (e.UserData as { once?: string } | undefined)?.once === 'yes')).toHaveLength(1);
+  });
+
   it('answers EventError 57 when signaling does not answer in time', async () => {
     const replica = await h.startReplica('gw-timeout', { requestTimeoutMs: 1000 });
     const c = await open('supervisor-secret', 'header', replica.wsUrl);

@@ -5,6 +5,7 @@
  *   client --ws--> gateway --NATS request tlib.req.<ThisDN>--> signaling  (reply: events at once)
  *   signaling --NATS tlib.evt.<dn>--> every gateway with a client on <dn> --ws--> those clients
  */
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +17,7 @@ import { GATEWAY_TLS_DIR, tlsFiles } from '../../common/config/schema.js';
 import { decodeChecked, encodeJson } from '../../common/nats/codec.js';
 import { RpcBadReply, RpcNoResponders, RpcRequestFailed, RpcTimeout, call, notify } from '../../common/nats/rpc.js';
 import { Subjects } from '../../common/nats/subjects.js';
-import { TlibEventEnvelope, TlibRpc, type TlibEventMessage, type TlibGatewayAlive, type TlibOrigin, type TlibRequestMessage } from '../../common/nats/tlib-contract.js';
+import { TlibAttemptMs, TlibEventEnvelope, TlibRpc, type TlibEventMessage, type TlibGatewayAlive, type TlibOrigin, type TlibRequestMessage } from '../../common/nats/tlib-contract.js';
 import type { ComponentContext } from '../../common/process/component.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { parseHostPort } from '../../common/process/http.js';
@@ -306,14 +307,20 @@ class GatewayImpl implements Gateway {
 
   /** NATS round trip to signaling; failures become the EventError the client gets. */
   private async forward(client: ClientConnection, request: TRequest): Promise<Outcome> {
-    const message: TlibRequestMessage = { request, origin: this.origin(client) };
-    try {
-      const reply = await call(this.ctx.nc, Subjects.tlibRequest(this.location, request.ThisDN!), TlibRpc, message, { timeoutMs: this.requestTimeoutMs });
-      // Signaling built the events from the model; the envelope check found each one named.
-      const events = reply.events as TEvent[];
-      return { result: events.some((e) => e.event === 'EventError') ? 'error' : 'ok', events };
-    } catch (err) {
-      return this.failed(err as Error, request);
+    const message: TlibRequestMessage = { request, origin: this.origin(client), id: randomUUID() };
+    const deadline = performance.now() + this.requestTimeoutMs;
+    for (;;) {
+      const left = Math.ceil(deadline - performance.now());
+      try {
+        const reply = await call(this.ctx.nc, Subjects.tlibRequest(this.location, request.ThisDN!), TlibRpc, message, { timeoutMs: Math.min(TlibAttemptMs, left) });
+        // Signaling built the events from the model; the envelope check found each one named.
+        const events = reply.events as TEvent[];
+        return { result: events.some((e) => e.event === 'EventError') ? 'error' : 'ok', events };
+      } catch (err) {
+        // The request or its reply may have been lost on a NATS server that failed: same id again.
+        if (err instanceof RpcTimeout && deadline - performance.now() >= 1) continue;
+        return this.failed(err instanceof RpcTimeout ? new RpcTimeout(err.subject, this.requestTimeoutMs) : (err as Error), request);
+      }
     }
   }
 
