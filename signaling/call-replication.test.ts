@@ -8,7 +8,7 @@ import { connectNats } from '../common/nats/connect.js';
 import { createLogger } from '../common/process/logger.js';
 import { startTestNats, type TestNats } from '../test/support/infra.js';
 import type { LegState } from './b2bua.js';
-import { Replicator } from './call-replication.js';
+import { LeaseDeadMs, Replicator } from './call-replication.js';
 import { CallStateStore } from './call-state.js';
 import type { ModelInput, ModelOutput } from './model/index.js';
 import { Harness } from './model/test-harness.js';
@@ -160,6 +160,28 @@ describe('call state replication', () => {
     await again.input({ kind: 'sip.released', legId: again.h.legOf(connId, '7002') });
     expect(await again.store.groups()).toEqual([]);
     await again.replicator.stop(true);
+  });
+
+  it('a lease renewal held up in NATS does not hold up the calls: only a paused process confirms its lease before it acts', async () => {
+    const r = await replica('r-9', 'SiteL');
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const renew = r.store.renewLease.bind(r.store);
+    let renewals = 0;
+    r.store.renewLease = async (lease, revision) => {
+      renewals++;
+      await held;
+      return renew(lease, revision);
+    };
+    for (let i = 0; i < 100 && renewals === 0; i++) await new Promise((res) => setTimeout(res, 20));
+    expect(renewals).toBe(1);
+    // The renewal under way is now older than a lease.
+    await new Promise((res) => setTimeout(res, LeaseDeadMs + 300));
+    const outcome = await Promise.race([r.call('7001', '7002').then(() => 'call set up'), new Promise((res) => setTimeout(() => res('held up'), 5000))]);
+    release();
+    expect(outcome).toBe('call set up');
+    expect(renewals).toBe(1);
+    await r.replicator.stop(true);
   });
 
   it('an in-dialog request for a dead owner waits for the claim, even when the owner\'s last renewal is seen after the request', async () => {

@@ -148,6 +148,13 @@ export class Replicator {
   private leaseRevision = 0;
   /** When the lease was last renewed (or tried), by our clock. */
   private lastTick = Date.now();
+  /**
+   * When our timer last ran. A gap longer than a lease means this process was paused (SIGSTOP, a
+   * stalled host): its lease must be confirmed before it acts again. A renewal that is merely slow
+   * (NATS electing a leader) is not: inputs do not wait for it.
+   */
+  private awakeAt = Date.now();
+  private paused = false;
   private readonly lease: ReplicaLease;
   /** Other replicas' leases: the revision seen and when it last changed, by our clock. */
   private readonly seen = new Map<string, { revision: number; changedAt: number; sip: string; moves: number }>();
@@ -268,7 +275,12 @@ export class Replicator {
     for (const [replica, { revision, lease }] of leases) if (replica !== this.o.replica) this.seen.set(replica, { revision, changedAt: now, sip: lease.sip, moves: 0 });
     await this.claim((owner) => owner === this.o.replica || !leases.has(owner), false);
     await shell.perform(this.o.model.registeredDns().flatMap((dn) => this.o.model.resync(dn)));
-    this.timer = setInterval(() => void this.tick(), WatchMs);
+    this.awakeAt = Date.now();
+    this.timer = setInterval(() => {
+      if (Date.now() - this.awakeAt > LeaseDeadMs) this.paused = true;
+      this.awakeAt = Date.now();
+      void this.tick();
+    }, WatchMs);
   }
 
   /** Stops renewing; with `release` the groups (all ended by now) and the lease are removed. */
@@ -558,7 +570,7 @@ export class Replicator {
    * is renewed first: when another replica removed it meanwhile, every group is dropped here.
    */
   private async ensureLease(): Promise<boolean> {
-    if (Date.now() - this.lastTick <= LeaseDeadMs) return true;
+    if (!this.paused && Date.now() - this.awakeAt <= LeaseDeadMs) return true;
     return this.renew();
   }
 
@@ -566,8 +578,10 @@ export class Replicator {
     this.lastTick = Date.now();
     try {
       this.leaseRevision = await this.o.store.renewLease(this.lease, this.leaseRevision);
+      this.paused = false;
       return true;
     } catch (err) {
+      this.paused = false;
       if (!(err instanceof CallStateConflict)) {
         // NATS out of reach: nobody else can claim our groups either; we keep them.
         this.o.log.warn({ err: (err as Error).message }, 'lease not renewed');
@@ -585,8 +599,7 @@ export class Replicator {
     this.ticking = true;
     try {
       const since = Date.now() - this.lastTick;
-      const paused = since > LeaseDeadMs;
-      const kept = paused ? await this.shell.exclusive(() => this.renew()) : since >= LeaseRenewMs ? await this.renew() : true;
+      const kept = this.paused ? await this.shell.exclusive(() => this.renew()) : since >= LeaseRenewMs ? await this.renew() : true;
       if (!kept) {
         // Whatever nobody claimed while we were away is ours again.
         await this.claim((owner) => owner === this.o.replica, true);
