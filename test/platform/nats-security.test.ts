@@ -13,7 +13,8 @@ import { parseConfig } from '../../common/config/load.js';
 import { openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
 import { connectNats, type NatsClientOptions } from '../../common/nats/connect.js';
 import type { NatsRole } from '../../common/nats/permissions.js';
-import { ConfigKeys, Subjects } from '../../common/nats/subjects.js';
+import { openBucket } from '../../common/nats/buckets.js';
+import { CallStateKeys, ConfigKeys, MediaKeys, Subjects } from '../../common/nats/subjects.js';
 import { findBinary } from '../../common/supervisor/child.js';
 import { freePort, freePortRange } from '../../common/supervisor/ports.js';
 import { openDesktop } from '../e2e/site.js';
@@ -178,6 +179,31 @@ describe('subject permissions per component', () => {
     signaling.subscribe(Subjects.tlibRequestAll(SITE), { callback: (_err, m) => void m.respond('answered by signaling') });
     await signaling.flush();
     expect((await gateway.request(Subjects.tlibRequest(SITE, '7001'), 'RequestRegisterAddress', { timeout: 2000 })).string()).toBe('answered by signaling');
+  });
+
+  it('only signaling writes the call state (leases, calls, dialogs), only media-controllers the bridge records', async () => {
+    const nats = await lockedNats();
+    const [gateway, signaling, media] = [await as(nats, 'gateway'), await as(nats, 'signaling'), await as(nats, 'media-controller')];
+    const calls = await openBucket(signaling, CallStateKeys.bucket);
+    await calls.put(CallStateKeys.replica(SITE, 'signaling-0'), '{"replica":"signaling-0"}');
+    const bridges = await openBucket(media, MediaKeys.bucket);
+    await bridges.put(MediaKeys.bridge(SITE, 'b1'), '{"instance":"media-0","legs":[]}');
+    const attempts: [NatsConnection, string, string][] = [
+      // A forged lease or call group would let a stranger take calls over; a forged bridge record, their media.
+      [gateway, `$KV.${CallStateKeys.bucket}.${CallStateKeys.replica(SITE, 'signaling-0')}`, 'gateway'],
+      [media, `$KV.${CallStateKeys.bucket}.${CallStateKeys.replica(SITE, 'signaling-0')}`, 'media-controller'],
+      [gateway, `$KV.${MediaKeys.bucket}.${MediaKeys.bridge(SITE, 'b1')}`, 'gateway'],
+      [signaling, `$KV.${MediaKeys.bucket}.${MediaKeys.bridge(SITE, 'b1')}`, 'signaling'],
+      // Nor may the gateway read a call's dialogs and SDP.
+      [gateway, `$JS.API.DIRECT.GET.KV_${CallStateKeys.bucket}.$KV.${CallStateKeys.bucket}.${CallStateKeys.replica(SITE, 'signaling-0')}`, 'gateway reading'],
+    ];
+    for (const [nc, subject, who] of attempts) {
+      const refused = violation(nc);
+      nc.publish(subject, '{"forged":true}');
+      expect(await refused, who).toMatch(/Permissions Violation for Publish/);
+    }
+    expect((await calls.get(CallStateKeys.replica(SITE, 'signaling-0')))!.string()).toBe('{"replica":"signaling-0"}');
+    expect((await bridges.get(MediaKeys.bridge(SITE, 'b1')))!.string()).toBe('{"instance":"media-0","legs":[]}');
   });
 
   it('a component may read the config bucket but not write it', async () => {
