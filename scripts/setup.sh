@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# binary:debian-package — what `npm start` and `npm test` run.
+# binary (or file path):debian-package — what `npm start` and `npm test` run.
 REQUIRED=(
   "nats-server:nats-server"
   "rtpengine:rtpengine-daemon"
@@ -17,9 +17,14 @@ REQUIRED=(
   "openssl:openssl"
   "chromium:chromium"
   "kamailio:kamailio"
+  "/usr/lib/*/kamailio/modules/tls.so:kamailio-tls-modules"
 )
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+# A command on the PATH or in /usr/sbin, or (a path) a file that exists.
+have() {
+  if [ "${1#/}" != "$1" ]; then compgen -G "$1" >/dev/null; return; fi
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]
+}
 
 missing=()
 for entry in "${REQUIRED[@]}"; do

@@ -12,6 +12,8 @@ import { createLogger } from '../../common/process/logger.js';
 import { newSourceToken } from '../../common/edge/kamailio-config.js';
 import { startKamailioEdge, type EmbeddedEdge } from '../../common/supervisor/kamailio.js';
 import { freePort } from '../../common/supervisor/ports.js';
+import { SipPhone } from '../support/sip-phone.js';
+import { createTestCa } from '../support/test-ca.js';
 import { createSipStack, type Dialog, type Endpoint, type SipStack, type Transport, type TransportHandler } from '../../signaling/sip/index.js';
 
 const log = createLogger('edge-test', 'silent');
@@ -26,6 +28,8 @@ class Replica {
   readonly origins = new Map<string, Endpoint>();
   /** "<method> <Call-ID>" of each request that reached this replica's socket, answered or not. */
   readonly received: string[] = [];
+  /** The dialogs of the INVITEs it answered, by Call-ID. */
+  readonly dialogs = new Map<string, Dialog>();
 
   private constructor(
     readonly name: string,
@@ -56,7 +60,9 @@ class Replica {
       }
       replica.invites.add(req.message.callId);
       replica.origins.set(req.message.callId, req.origin);
-      replica.watch(req.accept());
+      const dialog = req.accept();
+      replica.dialogs.set(req.message.callId, dialog);
+      replica.watch(dialog);
     });
     // From now on the recorder writes straight into the replica's list.
     Object.defineProperty(replica, 'received', { value: received });
@@ -292,6 +298,42 @@ describe('the SIP edge (kamailio)', () => {
       }
     } finally {
       await edge3.process.stop();
+    }
+  });
+});
+
+describe('the SIP edge over TLS (Debian kamailio-tls-modules)', () => {
+  it("takes a phone's call over TLS to a replica, which learns it came over TLS; the replica's BYE reaches the phone over that connection", async () => {
+    const ca = createTestCa();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-edge-tls-'));
+    const [tlsPort, internal, replicaPort] = [await freePort(), await freePort(), await freePort()];
+    const replica = await Replica.start('signaling-tls', replicaPort, { public: tlsPort, internal });
+    const tlsEdge = await startKamailioEdge({
+      sourceToken,
+      internal: { host: '127.0.0.1', port: internal },
+      listen: [{ transport: 'tls', host: '127.0.0.1', port: tlsPort }],
+      replicas: [{ name: replica.name, host: '127.0.0.1', port: replicaPort }],
+      tls: ca.issue('edge'),
+      dataDir: dir,
+      log,
+    });
+    const tlsPhone = await SipPhone.start({ user: '7001', transport: 'tls', tls: { ...ca.issue('phone-7001'), ca: ca.caPem } });
+    try {
+      const outcome = await tlsPhone.call(`sip:7002@127.0.0.1:${tlsPort}`, '');
+      expect(outcome.answered ? 200 : `${outcome.status} ${outcome.reason}`).toBe(200);
+      if (!outcome.answered) return;
+      const callId = outcome.dialog.callId;
+      expect(replica.origins.get(callId)).toMatchObject({ protocol: 'tls', host: '127.0.0.1' });
+      // In-dialog, both ways, through the edge over the phone's TLS connection.
+      expect((await outcome.dialog.request('OPTIONS')).status).toBe(200);
+      expect((await replica.dialogs.get(callId)!.bye()).status).toBe(200);
+      await until(() => outcome.dialog.state === 'terminated', 'the BYE at the TLS phone');
+    } finally {
+      await tlsPhone.close();
+      await tlsEdge.process.stop();
+      await replica.stack.close(0);
+      rmSync(dir, { recursive: true, force: true });
+      ca.remove();
     }
   });
 });
