@@ -75,7 +75,7 @@ function mediaDown(err: Error): boolean {
 }
 
 /** Where an outbound leg goes. */
-type Route = { uri: string; flow?: Endpoint; interTrunk: boolean };
+type Route = { uri: string; flow?: Endpoint; path?: string[]; interTrunk: boolean };
 
 export interface B2buaOptions {
   stack: SipStack;
@@ -355,6 +355,7 @@ export class B2bua {
       headers,
       contactUser: out.caller.alias,
       ...(route.flow ? { destination: route.flow } : {}),
+      ...(route.path ? { route: route.path } : {}),
     });
     leg.outgoing = outgoing;
     let rang = false;
@@ -403,6 +404,8 @@ export class B2bua {
       if (dn?.options.contact) return { uri: dn.options.contact, interTrunk: false };
       const binding = this.o.registrar.lookup(target.dn);
       if (!binding) return { status: 480, reason: `DN ${target.dn} is not registered` };
+      // Registered through a proxy that added Path (the SIP edge): through it, which knows the phone's connection.
+      if (binding.path) return { uri: binding.contact, path: binding.path, interTrunk: false };
       return { uri: binding.contact, flow: { protocol: binding.source.transport, host: binding.source.host, port: binding.source.port }, interTrunk: false };
     }
     const trunk = this.o.directory.dn(target.trunk);

@@ -122,12 +122,13 @@ export class RegistrarService {
       req.respond(400, { reason: `Bad Contact: ${(err as Error).message}`.slice(0, 100) });
       return;
     }
+    const path = msg.getAll('path');
     const source = { transport: req.source.protocol === 'tcp' || req.source.protocol === 'tls' ? req.source.protocol : ('udp' as const), host: req.source.host, port: req.source.port };
     const now = Date.now();
     const result =
       contacts !== '*' && contacts.length === 0
         ? { status: 200 as const, bindings: this.registrar.lookup(dn, now) }
-        : this.registrar.register({ dn, callId: msg.callId, cseq: msg.cseq.seq, source, contacts, expires, now });
+        : this.registrar.register({ dn, callId: msg.callId, cseq: msg.cseq.seq, source, path, contacts, expires, now });
     if (result.status === 423) {
       req.respond(423, { reason: result.reason, headers: { 'Min-Expires': String(result.minExpires) } });
       return;
@@ -136,7 +137,8 @@ export class RegistrarService {
       req.respond(400, { reason: result.reason });
       return;
     }
-    req.respond(200, { headers: { Contact: result.bindings.map((b) => `<${b.contact}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`) } });
+    // RFC 3327 §5.3: the Path stored is echoed, so the phone (and the edge) know it is used.
+    req.respond(200, { headers: { Contact: result.bindings.map((b) => `<${b.contact}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`), ...(path.length > 0 ? { Path: path } : {}) } });
     await this.persist(dn);
   }
 

@@ -16,6 +16,15 @@ describe('Registrar', () => {
     expect(r.lookup('7001', 2)).toEqual([]);
   });
 
+  it('keeps the Path of the REGISTER that made a binding (RFC 3327), and only that one', () => {
+    const r = new Registrar();
+    const path = ['<sip:10.0.0.5:5071;lr;received=sip:203.0.113.7:40112%3Btransport%3Dtcp>'];
+    r.register({ dn: '7001', callId: 'a', cseq: 1, source, path, contacts: [{ uri: 'sip:7001@192.168.1.20:5060;transport=tcp', expires: 60 }], expires: undefined, now: 0 });
+    expect(r.lookup('7001', 0)[0]!.path).toEqual(path);
+    r.register({ dn: '7001', callId: 'a', cseq: 2, source, contacts: [{ uri: 'sip:7001@192.168.1.20:5060;transport=tcp', expires: 60 }], expires: undefined, now: 0 });
+    expect(r.lookup('7001', 0)[0]!.path).toBeUndefined();
+  });
+
   it('answers 423 below the minimum interval and 400 to an old CSeq', () => {
     const r = new Registrar();
     expect(r.register({ dn: '7001', callId: 'a', cseq: 1, source, contacts: [{ uri: 'sip:x@h', expires: 5 }], expires: undefined, now: 0 })).toEqual({

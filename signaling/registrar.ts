@@ -13,6 +13,11 @@ export interface Binding {
   cseq: number;
   /** Epoch ms. */
   expiresAt: number;
+  /**
+   * The REGISTER's Path (RFC 3327), nearest proxy first: requests to this contact are routed
+   * through it (the SIP edge, which reaches the phone over the connection it registered on).
+   */
+  path?: string[];
 }
 
 export interface RegisterInput {
@@ -20,6 +25,7 @@ export interface RegisterInput {
   callId: string;
   cseq: number;
   source: Binding['source'];
+  path?: string[];
   /** '*' removes every binding (requires expires 0). */
   contacts: { uri: string; expires: number | undefined }[] | '*';
   /** The Expires header value, if any. */
@@ -74,6 +80,7 @@ export class Registrar {
         callId: input.callId,
         cseq: input.cseq,
         expiresAt: input.now + Math.min(expires, this.limits.maxExpires) * 1000,
+        ...(input.path && input.path.length > 0 ? { path: input.path } : {}),
       });
     }
     while (next.length > this.limits.maxContactsPerDN) next.shift();

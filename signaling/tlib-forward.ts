@@ -7,7 +7,7 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { call, serve, type Served } from '../common/nats/rpc.js';
+import { call, RpcTimeout, serve, type Served } from '../common/nats/rpc.js';
 import { Subjects } from '../common/nats/subjects.js';
 import { TlibForwardRpc, type TlibOrigin } from '../common/nats/tlib-contract.js';
 import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
@@ -15,8 +15,9 @@ import type { TEvent, TRequest } from '../common/tlib/messages.js';
 import { NotOwner } from './call-model-shell.js';
 import { afterTakeover } from './call-replication.js';
 
-/** How long a replica waits for another's answer (a paused one never answers). */
+/** How long a replica waits for another's answer (a paused one never answers), and for all its tries. */
 const ForwardTimeoutMs = 1000;
+const ForwardDeadlineMs = 3000;
 
 /** How long, and for how many requests at most, an answer is kept for the gateway's later attempts of the same request. */
 const AnswerKeptMs = 60_000;
@@ -99,13 +100,25 @@ export class TlibRouter {
         if (!(err instanceof NotOwner)) throw err;
       }
     }
-    const answers = await Promise.all(
-      this.o.peers().map((peer) =>
-        call(this.o.nc, Subjects.tlibReplica(this.o.location, peer), TlibForwardRpc, { request, origin, ...(id !== undefined ? { id } : {}) }, { timeoutMs: ForwardTimeoutMs }).catch(() => undefined),
-      ),
-    );
-    const owner = answers.find((a) => a?.owned === true);
-    if (owner) return owner.events as TEvent[];
+    const message = { request, origin, ...(id !== undefined ? { id } : {}) };
+    // A loaded peer may answer late: one that said nothing (but is not being taken over) is asked
+    // again, so that a call it owns is not reported unknown.
+    const deadline = Date.now() + ForwardDeadlineMs;
+    for (let peers = this.o.peers(); peers.length > 0 && !this.o.owns(connId); ) {
+      const answers = await Promise.all(
+        peers.map((peer) =>
+          call(this.o.nc, Subjects.tlibReplica(this.o.location, peer), TlibForwardRpc, message, { timeoutMs: ForwardTimeoutMs }).then(
+            (answer) => ({ peer, answer }),
+            (err: unknown) => ({ peer, answer: err instanceof RpcTimeout ? ('silent' as const) : undefined }),
+          ),
+        ),
+      );
+      const owner = answers.find((a) => typeof a.answer === 'object' && a.answer.owned);
+      if (owner && typeof owner.answer === 'object') return owner.answer.events as TEvent[];
+      if (Date.now() > deadline || this.o.takeoverPending()) break;
+      // Only a request with an id is asked again: the peer carries it out once however often asked.
+      peers = id === undefined ? [] : answers.filter((a) => a.answer === 'silent').map((a) => a.peer);
+    }
     await afterTakeover(() => this.o.takeoverPending(), () => this.o.owns(connId));
     return this.o.handle(request, origin);
   }

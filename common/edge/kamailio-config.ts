@@ -102,7 +102,7 @@ export function kamailioConfig(input: EdgeConfigInput): string {
   const tls = input.listen.some((l) => l.transport === 'tls');
   if (tls && !input.tls) throw new Error('SIP edge: a tls listen socket needs a certificate (spec.sip.tls)');
   const rate = input.rateLimit;
-  const modules = ['kex', 'corex', 'tm', 'sl', 'rr', 'pv', 'maxfwd', 'textops', 'siputils', 'xlog', 'sanity', 'dispatcher', 'xhttp', 'xhttp_prom', ...(rate ? ['pike'] : []), ...(tls ? ['tls'] : [])];
+  const modules = ['kex', 'corex', 'tm', 'sl', 'rr', 'pv', 'maxfwd', 'textops', 'siputils', 'xlog', 'sanity', 'dispatcher', 'xhttp', 'xhttp_prom', 'path', 'nathelper', ...(rate ? ['pike'] : []), ...(tls ? ['tls'] : [])];
   const pikeParams = rate
     ? [
         `modparam("pike", "sampling_time_unit", ${Math.max(1, Math.round(rate.windowMs / 1000))})`,
@@ -155,6 +155,9 @@ modparam("dispatcher", "ds_probing_mode", 1)
 modparam("dispatcher", "ds_probing_threshold", 1)
 modparam("dispatcher", "ds_inactive_threshold", 1)
 modparam("xhttp_prom", "xhttp_prom_stats", "all")
+# A request to a registered phone carries the Path the edge added to its REGISTER (RFC 3327): its
+# received parameter is where the phone's REGISTER came from, over the connection it opened.
+modparam("path", "use_received", 1)
 ${pikeParams}
 request_route {
   if (!mf_process_maxfwd_header("10")) {
@@ -175,6 +178,11 @@ request_route {
 ${pikeCheck}  # Where it came from, for the replica (trunks are known by their address); never the sender's say.
   remove_hf("${EDGE_SOURCE_HEADER}");
   append_hf("${EDGE_SOURCE_HEADER}: $pr $si $sp ${input.sourceToken}\\r\\n");
+  # A phone behind NAT (or any TCP/TLS phone: its connection is not its Contact) is reached where
+  # its request came from: a REGISTER gets our Path with that address, other requests an alias in
+  # their Contact, which comes back in the Request-URI of the requests towards it.
+  if (is_method("REGISTER")) add_path_received();
+  else if (is_present_hf("Contact")) add_contact_alias();
   if (has_totag()) route(IN_DIALOG);
   route(TO_REPLICA);
 }
@@ -186,8 +194,11 @@ route[FROM_REPLICA] {
   route(PUBLIC_SOCKET);
   if (has_totag()) {
     loose_route();
+    handle_ruri_alias();
     route(RELAY);
   }
+  # A registered phone's Path: to where its REGISTER came from.
+  if (is_present_hf("Route")) loose_route();
   $avp(replica) = @via[1].host + ":" + @via[1].port;
   if (is_method("INVITE|SUBSCRIBE")) record_route(";${EDGE_REPLICA_PARAM}=$avp(replica)");
   route(RELAY);
@@ -269,6 +280,11 @@ failure_route[NAMED_REPLICA_FAILED] {
   if ($du == "sip:" + $avp(replica) && !ds_next_dst()) exit;
   $fsn = "replicas";
   t_relay();
+}
+
+# A phone's answer: its Contact gets the alias of where it came from, as its requests' do.
+onreply_route {
+  if ($Rp != ${input.internal.port} && is_present_hf("Contact")) add_contact_alias();
 }
 
 event_route[xhttp:request] {

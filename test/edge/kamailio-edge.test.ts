@@ -14,7 +14,7 @@ import { startKamailioEdge, type EmbeddedEdge } from '../../common/supervisor/ka
 import { freePort } from '../../common/supervisor/ports.js';
 import { SipPhone } from '../support/sip-phone.js';
 import { createTestCa } from '../support/test-ca.js';
-import { createSipStack, type Dialog, type Endpoint, type SipStack, type Transport, type TransportHandler } from '../../signaling/sip/index.js';
+import { createSipStack, type Dialog, type Endpoint, type SipRequest, type SipStack, type Transport, type TransportHandler } from '../../signaling/sip/index.js';
 
 const log = createLogger('edge-test', 'silent');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'huddle-edge-'));
@@ -30,6 +30,8 @@ class Replica {
   readonly received: string[] = [];
   /** The dialogs of the INVITEs it answered, by Call-ID. */
   readonly dialogs = new Map<string, Dialog>();
+  /** The last request of each Call-ID that reached it, as received. */
+  readonly requests = new Map<string, SipRequest>();
 
   private constructor(
     readonly name: string,
@@ -54,6 +56,7 @@ class Replica {
         return;
       }
       replica.origins.set(req.message.callId, req.origin);
+      replica.requests.set(req.message.callId, req.message);
       if (req.method !== 'INVITE') {
         req.respond(200);
         return;
@@ -187,6 +190,35 @@ describe('the SIP edge (kamailio)', () => {
       const res = await phone.request('OPTIONS', `sip:7002@127.0.0.1:${replica.stack.addresses[0]!.port}`, { callId, headers: { 'X-Huddle-Source': forged } });
       expect(res.status).toBe(200);
       expect(replica.origins.get(callId)).toEqual({ protocol: 'udp', host: '127.0.0.1', port: phone.addresses[0]!.port });
+    }
+  });
+
+  it('reaches a phone behind NAT over the TCP connection it registered on (Path), and in the dialog through its Contact alias', async () => {
+    const natted = await createSipStack({ listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }], timers });
+    // Behind NAT the Contact a phone sends names an address nobody outside can connect to.
+    const contact = `sip:7009@127.0.0.1:${await freePort()};transport=tcp`;
+    const answered: Dialog[] = [];
+    natted.onRequest((req) => {
+      if (req.method === 'INVITE') answered.push(req.accept({ contact }));
+      else req.respond(200);
+    });
+    try {
+      const reg = await natted.request('REGISTER', `sip:127.0.0.1:${edgePort};transport=tcp`, { headers: { Contact: `<${contact}>` } });
+      expect(reg.status).toBe(200);
+      const replica = replicas.find((r) => r.requests.get(reg.callId)?.method === 'REGISTER')!;
+      const path = replica.requests.get(reg.callId)!.getAll('path');
+      expect(path).toEqual([expect.stringMatching(/;lr;received=/)]);
+      // The replica calls the registered contact through the Path, as the registrar has it do.
+      const invite = await replica.stack.invite(contact, { route: path }).result;
+      expect(invite.ok ? 200 : `${invite.status} ${invite.reason}`).toBe(200);
+      if (!invite.ok) return;
+      expect(answered).toHaveLength(1);
+      // In the dialog the phone's Contact is unreachable too: the edge's alias in it leads to the connection.
+      expect((await invite.dialog.request('OPTIONS')).status).toBe(200);
+      expect((await invite.dialog.bye()).status).toBe(200);
+      await until(() => answered[0]!.state === 'terminated', 'the BYE at the phone behind NAT');
+    } finally {
+      await natted.close(0);
     }
   });
 
