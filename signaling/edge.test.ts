@@ -1,18 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { edgePlacement, heldWhileStarting, listenAddress } from './edge.js';
-import { createSipStack, type SipStack } from './sip/index.js';
+import { loopbackStacks } from '../test/support/sip-stacks.js';
 
-const stacks: SipStack[] = [];
+const { stack, closeAll } = loopbackStacks();
 
-afterEach(async () => {
-  await Promise.all(stacks.splice(0).map((s) => s.close(0)));
-});
-
-async function stack(): Promise<SipStack> {
-  const s = await createSipStack({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 } });
-  stacks.push(s);
-  return s;
-}
+afterEach(closeAll);
 
 describe('a signaling replica behind the SIP edge (environment)', () => {
   it('faces phones itself without HUDDLE_SIP_EDGE', () => {

@@ -6,19 +6,12 @@
  */
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSipStack, type ServerRequest, type SipStack } from './index.js';
+import { loopbackStacks } from '../../test/support/sip-stacks.js';
+import type { ServerRequest, SipStack } from './index.js';
 
-const stacks: SipStack[] = [];
+const { stack, closeAll } = loopbackStacks();
 
-afterEach(async () => {
-  await Promise.all(stacks.splice(0).map((s) => s.close(0)));
-});
-
-async function stack(): Promise<SipStack> {
-  const s = await createSipStack({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], timers: { t1Ms: 100, t2Ms: 400, t4Ms: 500 } });
-  stacks.push(s);
-  return s;
-}
+afterEach(closeAll);
 
 const udpPort = (s: SipStack) => s.addresses.find((a) => a.transport === 'udp')!.port;
 

@@ -6,9 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TEvent } from '../../common/tlib/messages.js';
-import type { Heard } from '../support/tone-phone.js';
 import { SignalingProcess } from './signaling-process.js';
-import { conference, exactly, Site, until, type Agent } from './site.js';
+import { conferenceAndCall, exactly, Site, until, watchAudio, type Agent } from './site.js';
 
 describe('signaling restart keeps every call', () => {
   let site: Site;
@@ -28,46 +27,19 @@ describe('signaling restart keeps every call', () => {
   });
 
   it('calls, conference and listen-disconnect survive SIGKILL and a restart', async () => {
-    connID = await conference(a, b, c);
-    await a.desktop!.client.listenDisconnect({ thisDN: '7001', connID, otherDN: '7003' });
-    await d.dial('7005');
-    await c.hears(exactly([], true));
-    // Over a second: the party tones heard, the music (its notes change, so a window may hold one
-    // only) without any party tone; and of 50 packets at least 30. Run alone, every window holds
-    // 45 or more; on a loaded machine (the whole suite in parallel) this test's own event loop
-    // takes every phone's packets late alike, so the bound proves no gap over 400 ms.
-    const steady = (want: (h: Heard) => boolean) => (h: Heard) => h.packets >= 30 && want(h);
-    const expected = new Map<Agent, (h: Heard) => boolean>([
-      [a, steady(exactly([b.tone]))],
-      [b, steady(exactly([a.tone]))],
-      [c, steady((h) => h.tones.length === 0 && !h.silence)],
-      [d, steady(exactly([e.tone]))],
-      [e, steady(exactly([d.tone]))],
-    ]);
-    for (const [agent, want] of expected) await agent.hears(want);
+    const calls = await conferenceAndCall(a, b, c, d, e);
+    connID = calls.connID;
     expect(await signaling.metric('huddle_calls_active')).toBe(2);
     expect(await signaling.metric('huddle_call_state_writes_total')).toBeGreaterThan(0);
 
     // What every phone hears, every 250 ms, from the kill until the calls are carried on.
-    const gaps: string[] = [];
-    let watching = true;
-    const watcher = (async () => {
-      while (watching) {
-        for (const [agent, want] of expected) {
-          const heard = agent.media.heard(1000);
-          if (!want(heard)) gaps.push(`${agent.dn}: ${JSON.stringify(heard)}`);
-        }
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    })();
+    const stopWatching = watchAudio(calls.expected);
 
     const eventsBefore = new Map([a, b, c, d, e].map((x) => [x, x.desktop!.events.length]));
     await signaling.kill();
     await new Promise((r) => setTimeout(r, 2000));
     await signaling.restart();
-    watching = false;
-    await watcher;
-    expect(gaps).toEqual([]);
+    expect(await stopWatching()).toEqual([]);
     expect(await signaling.metric('huddle_calls_active')).toBe(2);
 
     // Each registered DN got its state again, without registering: EventRegistered, then its calls.

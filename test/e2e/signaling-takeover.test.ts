@@ -16,7 +16,7 @@ import type { TEvent } from '../../common/tlib/messages.js';
 import { startSignaling } from '../../signaling/component.js';
 import type { Heard } from '../support/tone-phone.js';
 import { SignalingProcess } from './signaling-process.js';
-import { conference, exactly, metricValue, Site, until, type Agent } from './site.js';
+import { conferenceAndCall, exactly, metricValue, Site, steady, until, watchAudio, type Agent } from './site.js';
 
 /** A second signaling replica in this process, on its own SIP port. */
 async function inProcessReplica(site: Site, name: string): Promise<{ component: Component; registry: Registry; sipPort: number }> {
@@ -30,50 +30,6 @@ async function inProcessReplica(site: Site, name: string): Promise<{ component: 
   };
   const config = new Proxy(ctx.config, { get: (target, key) => (key === 'cluster' ? onPort(target.cluster) : (Reflect.get(target, key, target) as unknown)) });
   return { component: await startSignaling({ ...ctx, config }), registry, sipPort };
-}
-
-/**
- * Over a second: the wanted tones, and of 50 packets at least 30. Run alone, every window holds 45
- * or more; on a loaded machine (the whole suite in parallel) this test's own event loop takes every
- * phone's packets late alike, so the bound proves no gap over 400 ms.
- */
-const steady = (want: (h: Heard) => boolean) => (h: Heard) => h.packets >= 30 && want(h);
-
-/** A three-party conference (7003 listen-disconnected) and a two-party call, both set up through `signaling`. */
-async function calls(a: Agent, b: Agent, c: Agent, d: Agent, e: Agent): Promise<{ connID: string; expected: Map<Agent, (h: Heard) => boolean> }> {
-  const connID = await conference(a, b, c);
-  await a.desktop!.client.listenDisconnect({ thisDN: '7001', connID, otherDN: '7003' });
-  await d.dial('7005');
-  await c.hears(exactly([], true));
-  const expected = new Map<Agent, (h: Heard) => boolean>([
-    [a, steady(exactly([b.tone]))],
-    [b, steady(exactly([a.tone]))],
-    [c, steady((h) => h.tones.length === 0 && !h.silence)],
-    [d, steady(exactly([e.tone]))],
-    [e, steady(exactly([d.tone]))],
-  ]);
-  for (const [agent, want] of expected) await agent.hears(want);
-  return { connID, expected };
-}
-
-/** Samples what every phone hears every 250 ms until stopped; resolves with the samples that were not as expected. */
-function watchAudio(expected: Map<Agent, (h: Heard) => boolean>): () => Promise<string[]> {
-  const gaps: string[] = [];
-  let watching = true;
-  const watcher = (async () => {
-    while (watching) {
-      for (const [agent, want] of expected) {
-        const heard = agent.media.heard(1000);
-        if (!want(heard)) gaps.push(`${agent.dn}: ${JSON.stringify(heard)}`);
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  })();
-  return async () => {
-    watching = false;
-    await watcher;
-    return gaps;
-  };
 }
 
 describe('signaling replicas', () => {
@@ -98,7 +54,7 @@ describe('signaling replicas', () => {
   });
 
   it('T-Library requests reach the owner of the call from either replica', async () => {
-    const { connID } = await calls(a, b, c, d, e);
+    const { connID } = await conferenceAndCall(a, b, c, d, e);
     expect(await owner.metric('huddle_calls_active')).toBe(2);
     expect(await metricValue(other.registry, 'huddle_calls_active')).toBe(0);
     // The gateway's requests are spread over both replicas; each is answered by the owner.
@@ -180,7 +136,7 @@ describe('a paused replica', () => {
   });
 
   it('SIGSTOP past its lease, SIGCONT: no BYE, no media command, no event for the calls it lost', async () => {
-    const { expected } = await calls(a, b, c, d, e);
+    const { expected } = await conferenceAndCall(a, b, c, d, e);
     const atStop = new Map([a, b, c, d, e].map((x) => [x, x.desktop!.events.length]));
     owner.signal('SIGSTOP');
     await until(async () => (await metricValue(other.registry, 'huddle_calls_active')) === 2, 'the other replica owns both calls', 5000);

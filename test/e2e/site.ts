@@ -424,6 +424,54 @@ export function exactly(tones: number[], music = false): (h: Heard) => boolean {
   return (h) => h.music === music && h.tones.length === want.length && h.tones.every((t, i) => t === want[i]);
 }
 
+/**
+ * Over a second: what `want` says, and of 50 packets at least 30. Run alone, every window holds 45
+ * or more; on a loaded machine the test's own event loop takes every phone's packets late alike,
+ * so the bound proves no gap over 400 ms.
+ */
+export const steady = (want: (h: Heard) => boolean) => (h: Heard) => h.packets >= 30 && want(h);
+
+/** Samples what every phone hears every 250 ms until stopped; resolves with the samples that were not as expected. */
+export function watchAudio(expected: Map<Agent, (h: Heard) => boolean>): () => Promise<string[]> {
+  const gaps: string[] = [];
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      for (const [agent, want] of expected) {
+        const heard = agent.media.heard(1000);
+        if (!want(heard)) gaps.push(`${agent.dn}: ${JSON.stringify(heard)}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  return async () => {
+    watching = false;
+    await watcher;
+    return gaps;
+  };
+}
+
+/**
+ * The calls the fault tests keep alive: a conference of a, b and c with c listen-disconnected by
+ * a, and d calling e. Resolves once every phone hears what it should, with what that is (c: music).
+ */
+export async function conferenceAndCall(a: Agent, b: Agent, c: Agent, d: Agent, e: Agent): Promise<{ connID: string; expected: Map<Agent, (h: Heard) => boolean> }> {
+  const connID = await conference(a, b, c);
+  await a.desktop!.client.listenDisconnect({ thisDN: a.dn, connID, otherDN: c.dn });
+  await d.dial(e.dn);
+  await c.hears(exactly([], true));
+  const expected = new Map<Agent, (h: Heard) => boolean>([
+    [a, steady(exactly([b.tone]))],
+    [b, steady(exactly([a.tone]))],
+    // The music's notes change: a window may hold one only, never a party tone.
+    [c, steady((h) => h.tones.length === 0 && !h.silence)],
+    [d, steady(exactly([e.tone]))],
+    [e, steady(exactly([d.tone]))],
+  ]);
+  for (const [agent, want] of expected) await agent.hears(want);
+  return { connID, expected };
+}
+
 /** a dials b, then a's desktop adds each of `more` with SingleStepConference; resolves with the ConnID. */
 export async function conference(a: Agent, b: Agent, ...more: Agent[]): Promise<string> {
   const before = a.desktop!.events.length;

@@ -10,39 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TEvent } from '../../common/tlib/messages.js';
-import { Agent, conference, exactly, until } from '../e2e/site.js';
+import { Agent, conference, exactly, steady, until, watchAudio } from '../e2e/site.js';
 import { toneFrequency, type Heard } from '../support/tone-phone.js';
 import { configOnFreePorts, HA, launch, LaunchedSite, processLines, scrape } from './launched.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'huddle-ha-failover-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/**
- * Over a second: the wanted tones, and of 50 packets at least 30. Run alone, every window holds 45
- * or more; on a loaded machine this test's own event loop takes every phone's packets late alike,
- * so the bound proves no gap over 400 ms.
- */
-const steady = (want: (h: Heard) => boolean) => (h: Heard) => h.packets >= 30 && want(h);
-
-/** Samples what every phone hears every 250 ms until stopped; resolves with the samples that were not as expected. */
-function watchAudio(expected: Map<Agent, (h: Heard) => boolean>): () => Promise<string[]> {
-  const gaps: string[] = [];
-  let watching = true;
-  const watcher = (async () => {
-    while (watching) {
-      for (const [agent, want] of expected) {
-        const heard = agent.media.heard(1000);
-        if (!want(heard)) gaps.push(`${agent.dn}: ${JSON.stringify(heard)}`);
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  })();
-  return async () => {
-    watching = false;
-    await watcher;
-    return gaps;
-  };
-}
 
 describe('config/ha.yaml: SIGKILL of the replica owning a conference', () => {
   it('the conference goes on through the edge: no audio gap, ListenReconnect at +2 s within 1 s, OPTIONS and BYE 2xx, the leaving rule, new calls', async () => {
