@@ -1,6 +1,12 @@
+import { Registry } from 'prom-client';
 import { Client } from 'rtpengine-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveMusic } from '../../common/config/load.js';
+import { MediaRpc } from '../../common/nats/media-contract.js';
+import { call } from '../../common/nats/rpc.js';
+import { Subjects } from '../../common/nats/subjects.js';
+import { createLogger } from '../../common/process/logger.js';
+import { createMediaController } from '../../media-controller/component.js';
 import { toneFrequency, type TonePhone } from '../support/tone-phone.js';
 import { MediaHarness } from './harness.js';
 
@@ -151,5 +157,67 @@ describe('media-controller: two plain parties relayed by rtpengine alone', () =>
     );
     expect(joinGap).toBeLessThan(1000);
     expect(leaveGap).toBeLessThan(1000);
+  });
+
+  it('another instance adopts a direct call without touching its audio, and can still take it to the mixer and back', async () => {
+    const a = await h.phone(toneFrequency(0));
+    const b = await h.phone(toneFrequency(1));
+    await h.ok({ op: 'bridge.create', bridgeId: 'adopted' });
+    await h.joinByOffer('adopted', 'a', a);
+    await h.joinByOffer('adopted', 'b', b);
+    await b.waitFor((x) => x.tones.length === 1 && x.tones[0] === a.frequency, HEAR_MS, WINDOW);
+    expect(await direct('adopted')).toEqual([true, true]);
+
+    const adopter = await createMediaController(
+      {
+        config: h.live,
+        musicRoot: h.musicRoot,
+        nc: h.nc,
+        registry: new Registry(),
+        log: createLogger('media-adopter', process.env.TEST_LOG_LEVEL ?? 'silent'),
+        addReadiness: () => undefined,
+        rtpengines: h.rtpengines.map((r) => r.ng),
+        instance: 'media-test-2',
+      },
+      { bridgeHost: '127.0.0.1', pingIntervalMs: 200, commandTimeoutMs: 1000, failAfter: 2 },
+    );
+    const there = (cmd: Parameters<MediaHarness['ok']>[0]) => call(h.nc, Subjects.mediaInstanceCommand(h.location, 'media-test-2'), MediaRpc, cmd, { timeoutMs: 10_000 });
+    try {
+      const adoptAt = Date.now();
+      const adopted = await there({ op: 'bridge.adopt', bridgeId: 'adopted' });
+      expect(adopted).toMatchObject({ ok: true, instance: 'media-test-2' });
+      expect(adopted.ok && adopted.legs?.map((l) => l.direct)).toEqual([true, true]);
+      await a.waitFor((x) => x.tones.length === 1 && x.tones[0] === b.frequency, HEAR_MS, WINDOW);
+      await new Promise((r) => setTimeout(r, 500));
+      const adoptGap = Math.max(a.longestToneGapMs(b.frequency!, adoptAt), b.longestToneGapMs(a.frequency!, adoptAt));
+      expect(await calls()).toHaveLength(1);
+
+      // Hold on the adopter: rtpengine learns its sockets now.
+      await there({ op: 'leg.flags', bridgeId: 'adopted', legId: 'a', listen: false, talk: false });
+      const isolatedAt = Date.now() + ISOLATION_MS;
+      await there({ op: 'leg.flags', bridgeId: 'adopted', legId: 'b', listen: false, talk: false });
+      await there({ op: 'leg.music.play', bridgeId: 'adopted', legId: 'b', file: resolveMusic(h.musicRoot, h.live.cluster.spec.options['default-music']) });
+      await b.waitFor((x) => x.music && x.tones.length === 0, HEAR_MS, WINDOW);
+      expect(a.framesWithTone(b.frequency!, isolatedAt)).toBe(0);
+      expect(b.framesWithTone(a.frequency!, isolatedAt)).toBe(0);
+      await there({ op: 'leg.music.stop', bridgeId: 'adopted', legId: 'b' });
+      await there({ op: 'leg.flags', bridgeId: 'adopted', legId: 'b', listen: true, talk: true });
+      await there({ op: 'leg.flags', bridgeId: 'adopted', legId: 'a', listen: true, talk: true });
+      await a.waitFor((x) => x.tones.length === 1 && x.tones[0] === b.frequency && !x.music, HEAR_MS, WINDOW);
+      await b.waitFor((x) => x.tones.length === 1 && x.tones[0] === a.frequency && !x.music, HEAR_MS, WINDOW);
+      const query = await there({ op: 'bridge.query', bridgeId: 'adopted' });
+      expect(query.ok && query.legs?.map((l) => l.direct)).toEqual([true, true]);
+      console.log(`direct call adopted by another instance: longest gap of the other party's tone ${adoptGap} ms`);
+      expect(adoptGap).toBeLessThan(1000);
+
+      // The first instance lets go without deleting what the adopter holds.
+      await h.ok({ op: 'bridge.destroy', bridgeId: 'adopted' });
+      expect(await calls()).toHaveLength(1);
+      expect(await there({ op: 'bridge.destroy', bridgeId: 'adopted' })).toMatchObject({ ok: true });
+      expect(await calls()).toEqual([]);
+    } finally {
+      await adopter.stop();
+      await h.hangUp(a, b);
+    }
   });
 });
