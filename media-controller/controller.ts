@@ -94,6 +94,8 @@ interface Leg {
   relayed: boolean;
   /** The phone side is paired with the other phone's in rtpengine: the party is out of the mixer. */
   direct: boolean;
+  /** Offered to straight from this phone side of the other party (leg.create next to a plain party): its answer goes there. */
+  offeredBy?: string;
 }
 
 interface Bridge {
@@ -212,7 +214,7 @@ export class MediaController {
       case 'leg.create':
         return { sdp: await this.legCreate(bridge, cmd.legId, cmd.label) };
       case 'leg.answer':
-        await this.legAnswer(this.leg(bridge, cmd.legId), cmd.sdp);
+        await this.legAnswer(bridge, this.leg(bridge, cmd.legId), cmd.sdp);
         return {};
       case 'leg.reoffer':
         return { sdp: await this.legReoffer(this.leg(bridge, cmd.legId), cmd.sdp) };
@@ -239,7 +241,7 @@ export class MediaController {
    * re-offers (its phone side is paired with its bridge side anew), a leg moves between bridges.
    */
   private async beforeApply(bridge: Bridge, cmd: MediaCommand, target: Bridge | undefined): Promise<void> {
-    const direct = liveLegs(bridge).filter((leg) => leg.direct);
+    const direct = setUpLegs(bridge).filter((leg) => leg.direct);
     switch (cmd.op) {
       case 'leg.offer':
       case 'leg.create':
@@ -250,7 +252,7 @@ export class MediaController {
       case 'leg.move':
         if (direct.some((leg) => leg.id === cmd.legId)) await this.toMixer(bridge, direct);
         if (target) {
-          const there = liveLegs(target).filter((leg) => leg.direct);
+          const there = setUpLegs(target).filter((leg) => leg.direct);
           if (there.length > 0) await this.toMixer(target, there);
         }
         return;
@@ -262,17 +264,18 @@ export class MediaController {
   /**
    * Brings the bridge's media path in line with its legs: two plain parties in one rtpengine call
    * are paired directly; any other state (a third party, a flag off, music) has every leg in the
-   * mixer. A lone plain leg stays as it is (the next party pairs with it). True when it changed.
+   * mixer. A lone plain leg stays as it is (the next party pairs with it), and so does a leg still
+   * waiting for its phone's answer (it has nothing to re-pair yet). True when it changed.
    */
   private async settle(bridge: Bridge): Promise<boolean> {
-    const live = liveLegs(bridge);
-    const pair = directPair(live);
+    const pair = directPair(liveLegs(bridge));
     if (pair) {
       if (pair[0].direct && pair[1].direct) return false;
       return this.toDirect(bridge, pair);
     }
-    const direct = live.filter((leg) => leg.direct);
-    if (direct.length === 0 || (live.length === 1 && plain(live[0]!))) return false;
+    const setUp = setUpLegs(bridge);
+    const direct = setUp.filter((leg) => leg.direct);
+    if (direct.length === 0 || (setUp.length === 1 && plain(setUp[0]!))) return false;
     await this.toMixer(bridge, direct);
     return true;
   }
@@ -560,7 +563,10 @@ export class MediaController {
   }
 
   private legCreate(bridge: Bridge, legId: string, label: string | undefined): Promise<string> {
+    const live = liveLegs(bridge);
+    const peer = live.length === 1 && ready(live[0]!) ? live[0] : undefined;
     return this.newLeg(bridge, legId, label, async (leg) => {
+      if (peer && peer.ng === leg.ng && peer.callId === leg.callId) return this.offerFromPeer(bridge, leg, peer);
       const offerSdp = bridgeSdp(leg.party.local.host, leg.party.local.port, BridgeCodecs, leg.sdpVersion++);
       const offer = await this.opts.pool.offer(leg.ng, { 'call-id': leg.callId, 'from-tag': leg.bridgeTag, sdp: offerSdp, replace: TOWARDS_BRIDGE.replace });
       leg.awaitingAnswer = true;
@@ -568,9 +574,33 @@ export class MediaController {
     });
   }
 
-  private async legAnswer(leg: Leg, sdp: string): Promise<void> {
+  /**
+   * The callee of a plain party is offered to straight from that party's phone side, in its
+   * codec only: answered, the two are paired directly without a bridge side (which is made when
+   * first needed) and without pairing twice. The waiting party leaves the mixer now (it is alone
+   * and plain: it hears nothing there either).
+   */
+  private async offerFromPeer(bridge: Bridge, leg: Leg, peer: Leg): Promise<string> {
+    const offer = await this.opts.pool.offer(leg.ng, {
+      'call-id': leg.callId,
+      'from-tag': peer.phoneTag,
+      'to-tag': leg.phoneTag,
+      sdp: peer.phoneSdp!,
+      ...KEEP_PORTS,
+      codec: { mask: ['all'], except: [peer.codec!, 'telephone-event'] },
+    });
+    bridge.media.remove(peer.party.id);
+    peer.direct = true;
+    leg.direct = true;
+    leg.offeredBy = peer.phoneTag;
+    leg.awaitingAnswer = true;
+    return requireSdp(offer.sdp, leg.ng);
+  }
+
+  private async legAnswer(bridge: Bridge, leg: Leg, sdp: string): Promise<void> {
     if (!leg.awaitingAnswer) throw new MediaFailure('BadCommand', `leg ${leg.id} is not waiting for an answer`);
     checkPhoneSdp(sdp);
+    if (leg.offeredBy !== undefined) return this.answerToPeer(bridge, leg, leg.offeredBy, sdp);
     const answer = await this.opts.pool.answer(leg.ng, { 'call-id': leg.callId, 'from-tag': leg.bridgeTag, 'to-tag': leg.phoneTag, sdp, replace: TOWARDS_BRIDGE.replace });
     const remote = parseRemote(requireSdp(answer.sdp, leg.ng));
     await leg.party.setRemote(remote.host, remote.port, remote.codecs[0]!);
@@ -579,6 +609,30 @@ export class MediaController {
     leg.relayed = true;
     leg.awaitingAnswer = false;
     leg.phoneSdp = sdp;
+  }
+
+  /**
+   * The answer pairs the two phones. If the party that offered is no longer a plain direct one
+   * (it got flags or music, or left, while this phone rang), both phones' media are blocked until
+   * the bridge has taken them to the mixer: the pairing must not let one packet through.
+   */
+  private async answerToPeer(bridge: Bridge, leg: Leg, offeredBy: string, sdp: string): Promise<void> {
+    const { pool } = this.opts;
+    const codec = parseRemote(sdp).codecs[0]!;
+    const peer = liveLegs(bridge).find((other) => other.phoneTag === offeredBy);
+    const blocked = peer?.direct === true && plain(peer) ? [] : [leg, ...(peer ? [peer] : [])];
+    for (const l of blocked) await pool.blockMedia(l.ng, l.callId, l.phoneTag);
+    try {
+      await pool.answer(leg.ng, { 'call-id': leg.callId, 'from-tag': offeredBy, 'to-tag': leg.phoneTag, sdp, ...KEEP_PORTS });
+      leg.codec = codec;
+      leg.relayed = true;
+      leg.awaitingAnswer = false;
+      leg.phoneSdp = sdp;
+      delete leg.offeredBy;
+      if (blocked.length > 0) await this.settle(bridge);
+    } finally {
+      for (const l of blocked) await pool.unblockMedia(l.ng, l.callId, l.phoneTag);
+    }
   }
 
   private async legReoffer(leg: Leg, sdp: string): Promise<string> {
@@ -617,7 +671,7 @@ export class MediaController {
 
   /**
    * Frees the rtpengine side of legs no longer kept (already out of every bridge): a call no other
-   * leg of ours uses is deleted whole (one command), otherwise only these legs' parties in it.
+   * leg of ours uses is deleted whole (one command), otherwise only these legs' phone sides.
    */
   private async deleteInRtpengine(legs: Leg[]): Promise<void> {
     const calls = new Map<string, Leg[]>();
@@ -629,7 +683,8 @@ export class MediaController {
     await Promise.all(
       [...calls.values()].map(async (group) => {
         const { ng, callId } = group[0]!;
-        const tags = this.callInUse(ng, callId) ? group.flatMap((leg) => [leg.phoneTag, leg.bridgeTag]) : [undefined];
+        // A bridge side left behind (if the leg ever had one) goes with the call.
+        const tags = this.callInUse(ng, callId) ? group.map((leg) => leg.phoneTag) : [undefined];
         await Promise.all(
           tags.map((tag) =>
             this.opts.pool.delete(ng, callId, tag).catch((err: Error) => this.opts.log.warn({ ng, callId, tag, err: err.message }, 'rtpengine delete failed')),
@@ -759,6 +814,11 @@ function liveLegs(bridge: Bridge): Leg[] {
   return [...bridge.legs.values()].filter((leg) => !leg.failed);
 }
 
+/** Live legs whose phone has answered (or offered): those that can be paired either way. */
+function setUpLegs(bridge: Bridge): Leg[] {
+  return liveLegs(bridge).filter((leg) => !leg.awaitingAnswer);
+}
+
 /** Listens, talks, no music: nothing the mixer must do for this party. */
 function plain(leg: Leg): boolean {
   return leg.party.listen && leg.party.talk && leg.party.music === 'none';
@@ -769,6 +829,11 @@ function mayHear(listener: Leg, talker: Leg): boolean {
   return listener.party.listen && listener.party.music === 'none' && talker.party.talk;
 }
 
+/** Set up, plain and relayed untranscoded: a leg that can be paired with another phone. */
+function ready(leg: Leg): boolean {
+  return !leg.awaitingAnswer && leg.phoneSdp !== undefined && leg.relayed && leg.codec !== undefined && plain(leg);
+}
+
 /**
  * The two legs rtpengine can relay to each other alone: both set up, plain, in the same rtpengine
  * call (legs that met through leg.move were anchored apart and stay in the mixer), speaking the
@@ -777,7 +842,6 @@ function mayHear(listener: Leg, talker: Leg): boolean {
 function directPair(live: Leg[]): [Leg, Leg] | undefined {
   const [a, b] = live;
   if (live.length !== 2 || !a || !b) return undefined;
-  const ready = (leg: Leg) => !leg.awaitingAnswer && leg.phoneSdp !== undefined && leg.relayed && leg.codec !== undefined && plain(leg);
   if (!ready(a) || !ready(b) || a.ng !== b.ng || a.callId !== b.callId || a.codec !== b.codec) return undefined;
   return [a, b];
 }
