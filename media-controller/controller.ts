@@ -1,12 +1,17 @@
 /**
  * The media controller's state and command handling, independent of NATS: bridges, their legs,
- * and for each leg the rtpengine call that anchors it. A leg is one rtpengine call with two sides:
+ * and for each leg the rtpengine call party that anchors it. A leg has two sides in rtpengine:
  * the phone side (the SDP the phone offered or answered) and the bridge side (our RTP socket).
- * Commands on one bridge run one at a time, in arrival order.
+ * The second leg of a bridge joins the first leg's rtpengine call, so that a bridge of two plain
+ * parties is relayed by rtpengine alone: their phone sides are paired with each other (direct)
+ * and the mixer is left out. The bridge takes them back (each phone side paired with its bridge
+ * side again) as soon as that no longer holds. Commands on one bridge run one at a time, in
+ * arrival order.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { LegState, MediaCommand, MediaErrorCode, MediaEvent } from '../common/nats/media-contract.js';
+import type { Codec } from './mixer/g711.js';
 import type { BridgeParty, MediaBridge, MixerEngine } from './mixer/types.js';
 import { MusicFileError, type MusicLibrary } from './music.js';
 import { RtpengineFailure, type RtpenginePool } from './rtpengine.js';
@@ -39,9 +44,17 @@ export interface StoredLeg {
   /** The phone's latest SDP (its offer or answer): re-offered to rtpengine to get the bridge side anew. */
   phoneSdp: string;
   sdpVersion: number;
+  /** Since version 2: the phone side is paired with the other phone's; codec and relayed tell whether it may be. */
+  direct?: boolean;
+  codec?: Codec;
+  relayed?: boolean;
 }
 
+/** Version 2 adds direct legs; a record without a version is 1 (every leg paired with its bridge side). */
+export const StoredBridgeVersion = 2;
+
 export interface StoredBridge {
+  version?: number;
   instance: string;
   legs: StoredLeg[];
 }
@@ -75,6 +88,14 @@ interface Leg {
   sdpVersion: number;
   phoneSdp?: string;
   failed?: string;
+  /** The G.711 codec of the bridge side; when relayed, the phone's own codec too. */
+  codec?: Codec;
+  /** rtpengine relays the phone's G.711 as is (no transcoding). */
+  relayed: boolean;
+  /** The phone side is paired with the other phone's in rtpengine: the party is out of the mixer. */
+  direct: boolean;
+  /** Offered to straight from this phone side of the other party (leg.create next to a plain party): its answer goes there. */
+  offeredBy?: string;
 }
 
 interface Bridge {
@@ -99,6 +120,8 @@ const TOWARDS_BRIDGE = {
  * rtpengine's codec pipeline (measured ~35% more CPU per relayed packet than a plain relay).
  */
 const TRANSCODE_TO_G711 = { codec: { transcode: ['PCMU', 'PCMA'] } };
+/** Re-pairing a phone side must not change the ports the phone sends to (measured: without it rtpengine may give new ones). */
+const KEEP_PORTS = { flags: ['port latching'] };
 
 export interface MediaControllerOptions {
   instance: string;
@@ -156,9 +179,23 @@ export class MediaController {
     try {
       // A command queued behind bridge.destroy finds the bridge gone.
       if (this.bridges.get(bridge.id) !== bridge) throw new MediaFailure('BridgeNotFound', `bridge ${bridge.id} was destroyed`);
-      const result = await this.apply(bridge, cmd);
-      if (Persisted.has(cmd.op)) await this.persist(bridge);
-      if (cmd.op === 'leg.move') await this.persist(this.bridge(cmd.toBridgeId));
+      const target = cmd.op === 'leg.move' ? this.bridge(cmd.toBridgeId) : undefined;
+      await this.beforeApply(bridge, cmd, target);
+      let result: MediaResult;
+      try {
+        result = await this.apply(bridge, cmd);
+      } catch (err) {
+        // Flags or music may be set even so (silence for an unreadable file): the path must follow them.
+        await this.settle(bridge).catch((e: Error) => this.opts.log.warn({ bridge: bridge.id, err: e.message }, 'bridge media path not settled'));
+        throw err;
+      }
+      if (cmd.op === 'bridge.destroy') return result;
+      const changed = await this.settle(bridge);
+      if (Persisted.has(cmd.op) || changed) await this.persist(bridge);
+      if (target) {
+        await this.settle(target);
+        await this.persist(target);
+      }
       return result;
     } catch (err) {
       throw asMediaFailure(err);
@@ -171,13 +208,13 @@ export class MediaController {
         await this.destroyBridge(bridge);
         return {};
       case 'bridge.query':
-        return { legs: [...bridge.legs.values()].map((leg) => this.legState(leg)) };
+        return { legs: await this.queryLegs(bridge) };
       case 'leg.offer':
         return { sdp: await this.legOffer(bridge, cmd.legId, cmd.sdp, cmd.label) };
       case 'leg.create':
         return { sdp: await this.legCreate(bridge, cmd.legId, cmd.label) };
       case 'leg.answer':
-        await this.legAnswer(this.leg(bridge, cmd.legId), cmd.sdp);
+        await this.legAnswer(bridge, this.leg(bridge, cmd.legId), cmd.sdp);
         return {};
       case 'leg.reoffer':
         return { sdp: await this.legReoffer(this.leg(bridge, cmd.legId), cmd.sdp) };
@@ -200,6 +237,100 @@ export class MediaController {
   }
 
   /**
+   * Commands that need the legs in the mixer take them there first: a third party joins, a phone
+   * re-offers (its phone side is paired with its bridge side anew), a leg moves between bridges.
+   */
+  private async beforeApply(bridge: Bridge, cmd: MediaCommand, target: Bridge | undefined): Promise<void> {
+    const direct = setUpLegs(bridge).filter((leg) => leg.direct);
+    switch (cmd.op) {
+      case 'leg.offer':
+      case 'leg.create':
+        // A lone direct leg waits for the newcomer: the two are paired directly right after.
+        if (direct.length === 2) await this.toMixer(bridge, direct);
+        return;
+      case 'leg.reoffer':
+      case 'leg.move':
+        if (direct.some((leg) => leg.id === cmd.legId)) await this.toMixer(bridge, direct);
+        if (target) {
+          const there = setUpLegs(target).filter((leg) => leg.direct);
+          if (there.length > 0) await this.toMixer(target, there);
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * Brings the bridge's media path in line with its legs: two plain parties in one rtpengine call
+   * are paired directly; any other state (a third party, a flag off, music) has every leg in the
+   * mixer. A lone plain leg stays as it is (the next party pairs with it), and so does a leg still
+   * waiting for its phone's answer (it has nothing to re-pair yet). True when it changed.
+   */
+  private async settle(bridge: Bridge): Promise<boolean> {
+    const pair = directPair(liveLegs(bridge));
+    if (pair) {
+      if (pair[0].direct && pair[1].direct) return false;
+      return this.toDirect(bridge, pair);
+    }
+    const setUp = setUpLegs(bridge);
+    const direct = setUp.filter((leg) => leg.direct);
+    if (direct.length === 0 || (setUp.length === 1 && plain(setUp[0]!))) return false;
+    await this.toMixer(bridge, direct);
+    return true;
+  }
+
+  /**
+   * Pairs the two phone sides with each other in rtpengine (offer from one to the other with
+   * their last SDPs; the phones' ports stay: no re-INVITE), after taking both out of the mixer.
+   * If rtpengine refuses, the mixer keeps carrying them.
+   */
+  private async toDirect(bridge: Bridge, [a, b]: [Leg, Leg]): Promise<boolean> {
+    const { pool } = this.opts;
+    for (const leg of [a, b]) bridge.media.remove(leg.party.id);
+    const tags = { 'call-id': a.callId, 'from-tag': a.phoneTag, 'to-tag': b.phoneTag, ...KEEP_PORTS };
+    try {
+      await pool.offer(a.ng, { ...tags, sdp: a.phoneSdp! });
+      await pool.answer(a.ng, { ...tags, sdp: b.phoneSdp! });
+    } catch (err) {
+      this.opts.log.warn({ bridge: bridge.id, err: (err as Error).message }, 'direct pairing refused: the mixer relays the call');
+      await this.toMixer(bridge, [a, b]);
+      return false;
+    }
+    a.direct = true;
+    b.direct = true;
+    return true;
+  }
+
+  /**
+   * Pairs each direct leg's phone side with its bridge side again and adds it to the mixer, whose
+   * flags and music are already set. While the first is re-paired the second still sends to it:
+   * the first is one allowed to hear the other; when neither is (both isolated), the second's
+   * media is blocked in rtpengine for the move, so no packet reaches anyone it must not.
+   */
+  private async toMixer(bridge: Bridge, legs: Leg[]): Promise<void> {
+    const { pool } = this.opts;
+    let order = legs;
+    let blocked: Leg | undefined;
+    const [x, y] = legs;
+    if (x && y) {
+      if (mayHear(y, x)) order = [y, x];
+      else if (!mayHear(x, y)) blocked = y;
+    }
+    if (blocked) await pool.blockMedia(blocked.ng, blocked.callId, blocked.phoneTag);
+    try {
+      for (const leg of order) {
+        await this.phoneOffered(leg, leg.phoneSdp!, leg.relayed, true, KEEP_PORTS);
+        leg.direct = false;
+      }
+    } finally {
+      // Added once re-paired, so no phone gets the mix and the other phone's stream at once.
+      for (const leg of order) if (!leg.direct) bridge.media.add(leg.party);
+      if (blocked) await pool.unblockMedia(blocked.ng, blocked.callId, blocked.phoneTag);
+    }
+  }
+
+  /**
    * Writes what another instance needs to adopt the bridge; a failed write costs only that. When
    * another instance wrote it since, it adopted the bridge: this one lets go of it (its rtpengine
    * calls are the adopter's now) and the command fails.
@@ -208,12 +339,12 @@ export class MediaController {
     const legs: StoredLeg[] = [];
     for (const leg of bridge.legs.values()) {
       if (leg.failed || leg.phoneSdp === undefined) continue;
-      const { id: legId, label, callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion } = leg;
-      legs.push({ legId, ...(label !== undefined ? { label } : {}), callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion });
+      const { id: legId, label, callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion, direct, codec, relayed } = leg;
+      legs.push({ legId, ...(label !== undefined ? { label } : {}), callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion, direct, ...(codec ? { codec } : {}), relayed });
     }
     let revision: number | undefined;
     try {
-      revision = await this.opts.store.save(bridge.id, { instance: this.opts.instance, legs }, bridge.revision);
+      revision = await this.opts.store.save(bridge.id, { version: StoredBridgeVersion, instance: this.opts.instance, legs }, bridge.revision);
     } catch (err) {
       this.opts.log.warn({ bridge: bridge.id, err: (err as Error).message }, 'bridge not saved for adoption');
       return;
@@ -265,6 +396,8 @@ export class MediaController {
         }
       }),
     );
+    // A record of version 1 had every leg in the mixer: two plain parties are paired directly now.
+    await this.settle(bridge).catch((err: Error) => this.opts.log.warn({ bridge: id, err: err.message }, 'adopted bridge: media path not settled'));
     await this.persist(bridge, true);
     this.opts.log.warn({ bridge: id, from: stored?.instance, legs: bridge.legs.size }, 'bridge adopted');
     return { legs: [...bridge.legs.values()].map((leg) => this.legState(leg)) };
@@ -283,16 +416,23 @@ export class MediaController {
       awaitingAnswer: false,
       sdpVersion: s.sdpVersion + 1,
       phoneSdp: s.phoneSdp,
+      ...(s.codec ? { codec: s.codec } : {}),
+      relayed: s.relayed ?? checkPhoneSdp(s.phoneSdp).g711,
+      direct: s.direct === true,
     };
-    try {
-      await this.phoneOffered(leg, s.phoneSdp, checkPhoneSdp(s.phoneSdp).g711, true);
-    } catch (err) {
-      await party.close();
-      throw err;
+    // A direct leg's audio never stopped (rtpengine relays it alone): only our socket is new, and
+    // rtpengine learns it when the leg next goes to the mixer.
+    if (!leg.direct) {
+      try {
+        await this.phoneOffered(leg, s.phoneSdp, leg.relayed, true);
+      } catch (err) {
+        await party.close();
+        throw err;
+      }
     }
     this.opts.pool.attach(leg.ng);
     bridge.legs.set(leg.id, leg);
-    bridge.media.add(party);
+    if (!leg.direct) bridge.media.add(party);
   }
 
   private createBridge(id: string): MediaResult {
@@ -313,7 +453,7 @@ export class MediaController {
     return leg;
   }
 
-  private legState(leg: Leg): LegState {
+  private legState(leg: Leg, packets: { in: number; out: number } = { in: leg.party.counters.packetsIn, out: leg.party.counters.packetsOut }): LegState {
     return {
       legId: leg.id,
       ...(leg.label !== undefined ? { label: leg.label } : {}),
@@ -321,27 +461,69 @@ export class MediaController {
       talk: leg.party.talk,
       music: leg.party.music,
       rtpengine: leg.ng,
-      packetsIn: leg.party.counters.packetsIn,
-      packetsOut: leg.party.counters.packetsOut,
+      direct: leg.direct,
+      packetsIn: packets.in,
+      packetsOut: packets.out,
     };
+  }
+
+  /**
+   * The legs with their packet counts. A direct leg's packets never reach our socket: rtpengine
+   * counts them (what it received from the phone, and from the phone paired with it), one
+   * `query` per rtpengine call.
+   */
+  private async queryLegs(bridge: Bridge): Promise<LegState[]> {
+    const legs = [...bridge.legs.values()];
+    const calls = new Map<string, Promise<Map<string, number> | undefined>>();
+    for (const leg of legs) {
+      const key = `${leg.ng} ${leg.callId}`;
+      if (leg.direct && !leg.failed && !calls.has(key)) calls.set(key, this.phonePackets(leg.ng, leg.callId));
+    }
+    const states: LegState[] = [];
+    for (const leg of legs) {
+      const counts = leg.direct && !leg.failed ? await calls.get(`${leg.ng} ${leg.callId}`) : undefined;
+      const mate = counts && legs.find((other) => other !== leg && other.direct && other.callId === leg.callId);
+      states.push(counts ? this.legState(leg, { in: counts.get(leg.phoneTag) ?? 0, out: mate ? (counts.get(mate.phoneTag) ?? 0) : 0 }) : this.legState(leg));
+    }
+    return states;
+  }
+
+  /** Packets rtpengine received per party (tag) of a call; undefined when it cannot say. */
+  private async phonePackets(ng: string, callId: string): Promise<Map<string, number> | undefined> {
+    try {
+      const reply = await this.opts.pool.query(ng, callId);
+      const counts = new Map<string, number>();
+      for (const [tag, party] of Object.entries((reply.tags ?? {}) as Record<string, { medias?: { streams?: { stats?: { packets?: number } }[] }[] }>)) {
+        counts.set(tag, party.medias?.[0]?.streams?.[0]?.stats?.packets ?? 0);
+      }
+      return counts;
+    } catch (err) {
+      this.opts.log.debug({ ng, callId, err: (err as Error).message }, 'rtpengine query failed');
+      return undefined;
+    }
   }
 
   /** A new leg's rtpengine call and bridge socket; undone if `setup` fails. */
   private async newLeg(bridge: Bridge, legId: string, label: string | undefined, setup: (leg: Leg) => Promise<string>): Promise<string> {
     if (bridge.legs.has(legId)) throw new MediaFailure('LegExists', `leg ${legId} exists in bridge ${bridge.id}`);
-    const ng = this.opts.pool.pick();
+    // The second party joins the first one's rtpengine call: the two can then be paired directly.
+    const live = liveLegs(bridge);
+    const mate = live.length === 1 && this.opts.pool.health(live[0]!.ng) === 'up' ? live[0] : undefined;
+    const ng = mate?.ng ?? this.opts.pool.pick();
     const party = await this.opts.mixer.createParty(legId);
     const tag = randomUUID();
     const leg: Leg = {
       id: legId,
       ...(label !== undefined ? { label } : {}),
-      callId: `huddle-${tag}`,
+      callId: mate?.callId ?? `huddle-${tag}`,
       phoneTag: `phone-${tag.slice(0, 8)}`,
       bridgeTag: `bridge-${tag.slice(0, 8)}`,
       ng,
       party,
       awaitingAnswer: false,
       sdpVersion: 1,
+      relayed: false,
+      direct: false,
     };
     try {
       const sdp = await setup(leg);
@@ -351,7 +533,7 @@ export class MediaController {
       return sdp;
     } catch (err) {
       await party.close();
-      this.opts.pool.delete(ng, leg.callId).catch(() => undefined);
+      await this.deleteInRtpengine([leg]);
       throw err;
     }
   }
@@ -366,20 +548,25 @@ export class MediaController {
   }
 
   /** The phone offered (first or again): rtpengine offers to the bridge, the bridge answers, rtpengine answers the phone. */
-  private async phoneOffered(leg: Leg, sdp: string, g711: boolean, again: boolean): Promise<string> {
+  private async phoneOffered(leg: Leg, sdp: string, g711: boolean, again: boolean, extra: object = {}): Promise<string> {
     const { pool } = this.opts;
     const tags = { 'call-id': leg.callId, 'from-tag': leg.phoneTag, ...(again ? { 'to-tag': leg.bridgeTag } : {}) };
-    const offer = await pool.offer(leg.ng, { ...tags, sdp, ...TOWARDS_BRIDGE, ...(g711 ? {} : TRANSCODE_TO_G711) });
+    const offer = await pool.offer(leg.ng, { ...tags, sdp, ...TOWARDS_BRIDGE, ...(g711 ? {} : TRANSCODE_TO_G711), ...extra });
     const remote = parseRemote(requireSdp(offer.sdp, leg.ng));
     const codec = remote.codecs[0]!;
     const answerSdp = bridgeSdp(leg.party.local.host, leg.party.local.port, [codec], leg.sdpVersion++);
-    const answer = await pool.answer(leg.ng, { 'call-id': leg.callId, 'from-tag': leg.phoneTag, 'to-tag': leg.bridgeTag, sdp: answerSdp, replace: TOWARDS_BRIDGE.replace });
+    const answer = await pool.answer(leg.ng, { 'call-id': leg.callId, 'from-tag': leg.phoneTag, 'to-tag': leg.bridgeTag, sdp: answerSdp, replace: TOWARDS_BRIDGE.replace, ...extra });
     await leg.party.setRemote(remote.host, remote.port, codec);
+    leg.codec = codec;
+    leg.relayed = g711;
     return requireSdp(answer.sdp, leg.ng);
   }
 
   private legCreate(bridge: Bridge, legId: string, label: string | undefined): Promise<string> {
+    const live = liveLegs(bridge);
+    const peer = live.length === 1 && ready(live[0]!) ? live[0] : undefined;
     return this.newLeg(bridge, legId, label, async (leg) => {
+      if (peer && peer.ng === leg.ng && peer.callId === leg.callId) return this.offerFromPeer(bridge, leg, peer);
       const offerSdp = bridgeSdp(leg.party.local.host, leg.party.local.port, BridgeCodecs, leg.sdpVersion++);
       const offer = await this.opts.pool.offer(leg.ng, { 'call-id': leg.callId, 'from-tag': leg.bridgeTag, sdp: offerSdp, replace: TOWARDS_BRIDGE.replace });
       leg.awaitingAnswer = true;
@@ -387,14 +574,65 @@ export class MediaController {
     });
   }
 
-  private async legAnswer(leg: Leg, sdp: string): Promise<void> {
+  /**
+   * The callee of a plain party is offered to straight from that party's phone side, in its
+   * codec only: answered, the two are paired directly without a bridge side (which is made when
+   * first needed) and without pairing twice. The waiting party leaves the mixer now (it is alone
+   * and plain: it hears nothing there either).
+   */
+  private async offerFromPeer(bridge: Bridge, leg: Leg, peer: Leg): Promise<string> {
+    const offer = await this.opts.pool.offer(leg.ng, {
+      'call-id': leg.callId,
+      'from-tag': peer.phoneTag,
+      'to-tag': leg.phoneTag,
+      sdp: peer.phoneSdp!,
+      ...KEEP_PORTS,
+      codec: { mask: ['all'], except: [peer.codec!, 'telephone-event'] },
+    });
+    bridge.media.remove(peer.party.id);
+    peer.direct = true;
+    leg.direct = true;
+    leg.offeredBy = peer.phoneTag;
+    leg.awaitingAnswer = true;
+    return requireSdp(offer.sdp, leg.ng);
+  }
+
+  private async legAnswer(bridge: Bridge, leg: Leg, sdp: string): Promise<void> {
     if (!leg.awaitingAnswer) throw new MediaFailure('BadCommand', `leg ${leg.id} is not waiting for an answer`);
     checkPhoneSdp(sdp);
+    if (leg.offeredBy !== undefined) return this.answerToPeer(bridge, leg, leg.offeredBy, sdp);
     const answer = await this.opts.pool.answer(leg.ng, { 'call-id': leg.callId, 'from-tag': leg.bridgeTag, 'to-tag': leg.phoneTag, sdp, replace: TOWARDS_BRIDGE.replace });
     const remote = parseRemote(requireSdp(answer.sdp, leg.ng));
     await leg.party.setRemote(remote.host, remote.port, remote.codecs[0]!);
+    leg.codec = remote.codecs[0]!;
+    // We offered G.711 only, untranscoded: what the phone answered is relayed as is.
+    leg.relayed = true;
     leg.awaitingAnswer = false;
     leg.phoneSdp = sdp;
+  }
+
+  /**
+   * The answer pairs the two phones. If the party that offered is no longer a plain direct one
+   * (it got flags or music, or left, while this phone rang), both phones' media are blocked until
+   * the bridge has taken them to the mixer: the pairing must not let one packet through.
+   */
+  private async answerToPeer(bridge: Bridge, leg: Leg, offeredBy: string, sdp: string): Promise<void> {
+    const { pool } = this.opts;
+    const codec = parseRemote(sdp).codecs[0]!;
+    const peer = liveLegs(bridge).find((other) => other.phoneTag === offeredBy);
+    const blocked = peer?.direct === true && plain(peer) ? [] : [leg, ...(peer ? [peer] : [])];
+    for (const l of blocked) await pool.blockMedia(l.ng, l.callId, l.phoneTag);
+    try {
+      await pool.answer(leg.ng, { 'call-id': leg.callId, 'from-tag': offeredBy, 'to-tag': leg.phoneTag, sdp, ...KEEP_PORTS });
+      leg.codec = codec;
+      leg.relayed = true;
+      leg.awaitingAnswer = false;
+      leg.phoneSdp = sdp;
+      delete leg.offeredBy;
+      if (blocked.length > 0) await this.settle(bridge);
+    } finally {
+      for (const l of blocked) await pool.unblockMedia(l.ng, l.callId, l.phoneTag);
+    }
   }
 
   private async legReoffer(leg: Leg, sdp: string): Promise<string> {
@@ -428,12 +666,37 @@ export class MediaController {
     bridge.media.remove(leg.party.id);
     await leg.party.close();
     this.opts.pool.release(leg.ng);
-    if (!deleteCall) return;
-    try {
-      await this.opts.pool.delete(leg.ng, leg.callId);
-    } catch (err) {
-      this.opts.log.warn({ leg: leg.id, ng: leg.ng, err: (err as Error).message }, 'rtpengine delete failed');
+    if (deleteCall) await this.deleteInRtpengine([leg]);
+  }
+
+  /**
+   * Frees the rtpengine side of legs no longer kept (already out of every bridge): a call no other
+   * leg of ours uses is deleted whole (one command), otherwise only these legs' phone sides.
+   */
+  private async deleteInRtpengine(legs: Leg[]): Promise<void> {
+    const calls = new Map<string, Leg[]>();
+    for (const leg of legs) {
+      if (leg.failed) continue;
+      const key = `${leg.ng} ${leg.callId}`;
+      calls.set(key, [...(calls.get(key) ?? []), leg]);
     }
+    await Promise.all(
+      [...calls.values()].map(async (group) => {
+        const { ng, callId } = group[0]!;
+        // A bridge side left behind (if the leg ever had one) goes with the call.
+        const tags = this.callInUse(ng, callId) ? group.map((leg) => leg.phoneTag) : [undefined];
+        await Promise.all(
+          tags.map((tag) =>
+            this.opts.pool.delete(ng, callId, tag).catch((err: Error) => this.opts.log.warn({ ng, callId, tag, err: err.message }, 'rtpengine delete failed')),
+          ),
+        );
+      }),
+    );
+  }
+
+  private callInUse(ng: string, callId: string): boolean {
+    for (const b of this.bridges.values()) for (const leg of b.legs.values()) if (!leg.failed && leg.ng === ng && leg.callId === callId) return true;
+    return false;
   }
 
   private async musicPlay(bridge: Bridge, leg: Leg, file: string | null): Promise<void> {
@@ -463,8 +726,10 @@ export class MediaController {
       return true;
     });
     if (!ours) this.opts.log.warn({ bridge: bridge.id }, 'bridge adopted elsewhere: its rtpengine calls are left to the adopter');
-    await Promise.all([...bridge.legs.values()].map((leg) => this.releaseLeg(bridge, leg, ours)));
+    const legs = [...bridge.legs.values()];
     bridge.legs.clear();
+    await Promise.all(legs.map((leg) => this.releaseLeg(bridge, leg, false)));
+    if (ours) await this.deleteInRtpengine(legs);
     await bridge.media.destroy();
   }
 
@@ -543,6 +808,42 @@ export class MediaController {
   async drain(): Promise<void> {
     await Promise.all([...this.bridges.values()].map((b) => b.queue.then(() => this.destroyBridge(b))));
   }
+}
+
+function liveLegs(bridge: Bridge): Leg[] {
+  return [...bridge.legs.values()].filter((leg) => !leg.failed);
+}
+
+/** Live legs whose phone has answered (or offered): those that can be paired either way. */
+function setUpLegs(bridge: Bridge): Leg[] {
+  return liveLegs(bridge).filter((leg) => !leg.awaitingAnswer);
+}
+
+/** Listens, talks, no music: nothing the mixer must do for this party. */
+function plain(leg: Leg): boolean {
+  return leg.party.listen && leg.party.talk && leg.party.music === 'none';
+}
+
+/** May `listener` hear `talker` (as it would in the mixer)? */
+function mayHear(listener: Leg, talker: Leg): boolean {
+  return listener.party.listen && listener.party.music === 'none' && talker.party.talk;
+}
+
+/** Set up, plain and relayed untranscoded: a leg that can be paired with another phone. */
+function ready(leg: Leg): boolean {
+  return !leg.awaitingAnswer && leg.phoneSdp !== undefined && leg.relayed && leg.codec !== undefined && plain(leg);
+}
+
+/**
+ * The two legs rtpengine can relay to each other alone: both set up, plain, in the same rtpengine
+ * call (legs that met through leg.move were anchored apart and stay in the mixer), speaking the
+ * same G.711 codec without transcoding (rtpengine then forwards packets untouched).
+ */
+function directPair(live: Leg[]): [Leg, Leg] | undefined {
+  const [a, b] = live;
+  if (live.length !== 2 || !a || !b) return undefined;
+  if (!ready(a) || !ready(b) || a.ng !== b.ng || a.callId !== b.callId || a.codec !== b.codec) return undefined;
+  return [a, b];
 }
 
 function requireSdp(sdp: string | undefined, ng: string): string {

@@ -166,7 +166,7 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
     }
   }
 
-    health(ng: string): InstanceHealth {
+  health(ng: string): InstanceHealth {
     return this.instances.get(ng)?.health ?? 'down';
   }
 
@@ -222,8 +222,9 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
     return this.command(ng, 'answer', params);
   }
 
-  delete(ng: string, callId: string): Promise<NgResponse> {
-    return this.command(ng, 'delete', { 'call-id': callId });
+  /** Deletes the whole call, or with `fromTag` only that party of it (the others keep their media and ports). */
+  delete(ng: string, callId: string, fromTag?: string): Promise<NgResponse> {
+    return this.command(ng, 'delete', { 'call-id': callId, ...(fromTag !== undefined ? { 'from-tag': fromTag } : {}) });
   }
 
   query(ng: string, callId: string): Promise<NgResponse> {

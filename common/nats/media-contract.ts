@@ -64,6 +64,8 @@ export const LegState = Type.Object({
   talk: Type.Boolean(),
   music: Type.Union([Type.Literal('none'), Type.Literal('file'), Type.Literal('silence')]),
   rtpengine: Type.String(),
+  /** Relayed by rtpengine alone, paired with the other party's phone side (a plain two-party bridge): the mixer is not on its path. */
+  direct: Type.Optional(Type.Boolean()),
   packetsIn: Type.Integer(),
   packetsOut: Type.Integer(),
 });

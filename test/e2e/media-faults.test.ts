@@ -111,7 +111,8 @@ describe('media-controller paused (SIGSTOP) long enough to be adopted from, then
     const paused = site.mediaProcess('media-0');
     paused.pause();
     try {
-      await new Promise((r) => setTimeout(r, 250));
+      // A two-party call is relayed by rtpengine alone: its audio does not wait for the adoption.
+      await until(async () => (await site.mediaProcess('media-1').gauge('huddle_media_bridges')) === 1, 'the other instance adopted the bridge');
       await Promise.all([a.media.waitFor(exactly([b.tone]), 8000, 200), b.media.waitFor(exactly([a.tone]), 8000, 200)]);
     } finally {
       paused.resume();

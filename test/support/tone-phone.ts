@@ -145,6 +145,31 @@ export class TonePhone {
     return longest;
   }
 
+  /**
+   * The longest time between `from` and `to` (Date.now() values) without a received frame carrying
+   * `frequency`, in ms (about 20 when that party was heard throughout). Frames are kept 3 s.
+   */
+  longestToneGapMs(frequency: number, from: number, to = Date.now()): number {
+    let last = from;
+    let longest = 0;
+    for (const r of this.received) {
+      if (r.at < from || r.at > to || !carries(r.samples, frequency)) continue;
+      longest = Math.max(longest, r.at - last);
+      last = r.at;
+    }
+    return Math.max(longest, to - last);
+  }
+
+  /** When the first frame carrying `frequency` arrived at or after `since` (Date.now() values). */
+  toneOnsetAt(frequency: number, since: number): number | undefined {
+    return this.received.find((r) => r.at >= since && carries(r.samples, frequency))?.at;
+  }
+
+  /** How many frames received at or after `since` carry `frequency` (a party that must not be heard). */
+  framesWithTone(frequency: number, since: number): number {
+    return this.received.filter((r) => r.at >= since && carries(r.samples, frequency)).length;
+  }
+
   /** Forgets what was received so far (the next heard() only reflects audio from now on). */
   clear(): void {
     this.received.length = 0;
@@ -233,6 +258,11 @@ export class TonePhone {
     this.received.push({ at: now, samples });
     while (this.received.length > 0 && this.received[0]!.at < now - KEEP_MS) this.received.shift();
   }
+}
+
+/** One 20 ms frame is too short for the 1 s criteria of heard(): a clear share of its energy at the tone. */
+function carries(samples: Int16Array, frequency: number): boolean {
+  return rms(samples) >= SILENCE_RMS && toneShare(samples, frequency, SAMPLE_RATE) > 0.2;
 }
 
 function remoteMedia(sdp: string): { host: string; port: number; codecs: Codec[] } {
