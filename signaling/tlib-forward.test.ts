@@ -64,6 +64,12 @@ describe('T-Library requests between replicas', () => {
     expect(owner.handled).toEqual(['QueryCall']);
   });
 
+  it('a peer that never answers is not guessed to hold no call: the request times out (EventError 57)', async () => {
+    const [, other] = [await replica('signaling-4', ['signaling-5'], ['c4'], 6000), await replica('signaling-5', ['signaling-4'], [])];
+    expect(await other.router.route(query('c4', 9), origin, 'req-4')).toEqual([expect.objectContaining({ event: 'EventError', ErrorCode: 57, ReferenceID: 9 })]);
+    expect(other.handled).toEqual([]);
+  }, 15_000);
+
   it('carries out a request once whatever the number of attempts with its id', async () => {
     const [owner, other] = [await replica('signaling-2', ['signaling-3'], ['c2'], 200), await replica('signaling-3', ['signaling-2'], [])];
     const attempts = await Promise.all([owner.router.route(query('c2', 7), origin, 'req-1'), other.router.route(query('c2', 7), origin, 'req-1'), owner.router.route(query('c2', 7), origin, 'req-1')]);

@@ -17,7 +17,7 @@ import { afterTakeover } from './call-replication.js';
 
 /** How long a replica waits for another's answer (a paused one never answers), and for all its tries. */
 const ForwardTimeoutMs = 1000;
-const ForwardDeadlineMs = 3000;
+const ForwardDeadlineMs = 4000;
 
 /** How long, and for how many requests at most, an answer is kept for the gateway's later attempts of the same request. */
 const AnswerKeptMs = 60_000;
@@ -104,6 +104,7 @@ export class TlibRouter {
     // A loaded peer may answer late: one that said nothing (but is not being taken over) is asked
     // again, so that a call it owns is not reported unknown.
     const deadline = Date.now() + ForwardDeadlineMs;
+    let silent: string[] = [];
     for (let peers = this.o.peers(); peers.length > 0 && !this.o.owns(connId); ) {
       const answers = await Promise.all(
         peers.map((peer) =>
@@ -115,11 +116,18 @@ export class TlibRouter {
       );
       const owner = answers.find((a) => typeof a.answer === 'object' && a.answer.owned);
       if (owner && typeof owner.answer === 'object') return owner.answer.events as TEvent[];
-      if (Date.now() > deadline || this.o.takeoverPending()) break;
+      silent = answers.filter((a) => a.answer === 'silent').map((a) => a.peer);
+      // A silent peer being taken over: its calls are ours in a moment, the wait below is for that.
+      if (this.o.takeoverPending()) silent = [];
+      if (Date.now() > deadline || silent.length === 0) break;
       // Only a request with an id is asked again: the peer carries it out once however often asked.
-      peers = id === undefined ? [] : answers.filter((a) => a.answer === 'silent').map((a) => a.peer);
+      peers = id === undefined ? [] : silent;
     }
     await afterTakeover(() => this.o.takeoverPending(), () => this.o.owns(connId));
+    // A live peer that never answered may own the call: "no such call" would be a guess.
+    if (silent.length > 0 && !this.o.owns(connId)) {
+      return [errorEvent(ErrorCodes.Timeout, `Timeout: signaling replica ${silent.join(', ')} did not answer in time`, { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN })];
+    }
     return this.o.handle(request, origin);
   }
 
