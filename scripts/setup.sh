@@ -17,6 +17,7 @@ REQUIRED=(
   "openssl:openssl"
   "chromium:chromium"
   "kamailio:kamailio"
+  "promtool:prometheus"
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
