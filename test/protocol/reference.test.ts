@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { RequestNames } from '../../common/tlib/enums.js';
-import { BEGIN, END, generate } from './reference.js';
+import { BEGIN, END, generate, passwordShapes } from './reference.js';
 import { record, refusal, scenarios, type Recording, type Row } from './scenarios.js';
 
 const README = new URL('../../tlib-api/README.md', import.meta.url);
@@ -48,5 +48,7 @@ describe('tlib-api/README.md request reference', () => {
     // InitiateConference and RegisterAddress answer with more than one event echoing the ReferenceID.
     expect(echoed(ok('InitiateConference')[0]!).map((row) => row.event)).toEqual(['EventHeld', 'EventDialing']);
     expect(echoed(ok('RegisterAddress')[1]!).map((row) => row.event)).toEqual(['EventRegistered', 'EventPartyInfo', 'EventUserEvent']);
+    // A SipDN password is {value} or {secretKeyRef}; a plain string is refused.
+    expect(passwordShapes().map((p) => p.problem === undefined)).toEqual([true, true, false]);
   });
 });

@@ -65,20 +65,16 @@ function eventName(row: Row): string {
   return row.event;
 }
 
-function table(rows: { step: string; row: Row }[]): string[] {
+function table(steps: Recording['steps']): string[] {
   const lines = ['| # | to | event | ConnID | OtherDN | ThirdPartyDN | CallState | other | ReferenceID |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'];
   let n = 0;
-  let step = '';
-  for (const { step: what, row } of rows) {
-    if (what !== step) {
-      step = what;
-      lines.push(`| | *${what}* | | | | | | | |`);
+  for (const step of steps) {
+    lines.push(`| | *${step.what}${step.rows.length === 0 ? ': no event' : ''}* | | | | | | | |`);
+    for (const row of step.rows) {
+      n += 1;
+      const other = [row.PreviousConnID ? `PreviousConnID ${row.PreviousConnID}` : '', row.ErrorCode !== undefined ? `ErrorCode ${row.ErrorCode}: ${row.ErrorMessage ?? ''}` : ''].filter(Boolean).join('; ');
+      lines.push(`| ${n} | ${row.to} | ${eventName(row)} | ${row.ConnID ?? ''} | ${row.OtherDN ?? ''} | ${row.ThirdPartyDN ?? ''} | ${row.CallState ?? ''} | ${other} | ${row.echoes ? '✓' : ''} |`);
     }
-    n += 1;
-    const other = [row.PreviousConnID ? `PreviousConnID ${row.PreviousConnID}` : '', row.ErrorCode !== undefined ? `ErrorCode ${row.ErrorCode}: ${row.ErrorMessage ?? ''}` : ''].filter(Boolean).join('; ');
-    lines.push(
-      `| ${n} | ${row.to === 'requester' ? 'requester' : row.to} | ${eventName(row)} | ${row.ConnID ?? ''} | ${row.OtherDN ?? ''} | ${row.ThirdPartyDN ?? ''} | ${row.CallState ?? ''} | ${other} | ${row.echoes ? '✓' : ''} |`,
-    );
   }
   return lines;
 }
@@ -98,7 +94,7 @@ function section(name: RequestName, recordings: Recording[]): string[] {
   const lines = [`#### ${name}`, '', `Request id ${RequestIds[name]}.`, '', ...attributes(name)];
   for (const r of recordings.filter((rec) => rec.scenario.refused === undefined)) {
     lines.push('', `**${r.scenario.situation}**`, '', '```json', JSON.stringify(r.request), '```', '');
-    lines.push(...table(r.steps.flatMap((s) => s.rows.map((row) => ({ step: s.what, row })))));
+    lines.push(...table(r.steps));
     lines.push(...details(r));
   }
   const refused = recordings.filter((rec) => rec.scenario.refused !== undefined);
@@ -112,16 +108,15 @@ function section(name: RequestName, recordings: Recording[]): string[] {
   return [...lines, ''];
 }
 
-/** How `password` of a SipDN is written, as the configuration schema takes it. */
-function passwordShapes(): string[] {
-  const check = checker(DNOptions);
-  const base = { 'sip-enable-moh': true, 'sip-server-inter-trunk': false };
+/** How `password` of a SipDN may be written: each shape as the configuration schema judges it (undefined: accepted). */
+export function passwordShapes(): { shown: string; problem: string | undefined }[] {
+  const check = checker(DNOptions.properties.password);
   const shapes: [string, unknown][] = [
     ['{"value": "secret-7001"}', { value: 'secret-7001' }],
     ['{"secretKeyRef": {"name": "site-a-passwords", "key": "7001"}}', { secretKeyRef: { name: 'site-a-passwords', key: '7001' } }],
     ['"secret-7001"', 'secret-7001'],
   ];
-  return shapes.map(([shown, password]) => `| \`password: ${shown}\` | ${check({ ...base, password }) ? 'accepted' : `refused: \`${check.problem()}\``} |`);
+  return shapes.map(([shown, password]) => ({ shown, problem: check(password) ? undefined : (check.error()?.message ?? check.problem()) }));
 }
 
 export function generate(): string {
@@ -174,7 +169,7 @@ export function generate(): string {
     '',
     '| written | |',
     '| --- | --- |',
-    ...passwordShapes(),
+    ...passwordShapes().map((p) => `| \`password: ${p.shown}\` | ${p.problem === undefined ? 'accepted' : `refused: \`${p.problem}\``} |`),
     '',
     END,
   );
