@@ -596,3 +596,55 @@ export function refusal(recording: Recording): number | undefined {
   const first = recording.steps[0]?.rows.find((r) => r.echoes && r.event === 'EventError');
   return first?.ErrorCode;
 }
+
+/** The checks every request goes through before its own, each as a failing request of its kind. */
+export const commonChecks: { check: string; attrs: (h: Harness) => Record<string, string>; needs: 'ThisDN' | 'ConnID' }[] = [
+  { check: 'ThisDN is no DN of the site', needs: 'ThisDN', attrs: () => ({ ThisDN: '7999', ConnID: '00000000000000ff', OtherDN: '7003' }) },
+  {
+    check: 'ThisDN not registered by this client',
+    needs: 'ThisDN',
+    attrs: (h) => ({ ThisDN: '7001', ConnID: h.phoneCall('7001', '7002'), OtherDN: '7003' }),
+  },
+  {
+    check: 'ThisDN is a Trunk, not a phone',
+    needs: 'ThisDN',
+    attrs: (h) => {
+      h.register('9000');
+      return { ThisDN: '9000', ConnID: h.phoneCall('7001', '7002'), OtherDN: '7003' };
+    },
+  },
+  {
+    check: 'ConnID names no call',
+    needs: 'ConnID',
+    attrs: (h) => {
+      h.register('7001');
+      return { ThisDN: '7001', ConnID: '00000000000000ff', OtherDN: '7003' };
+    },
+  },
+  {
+    check: 'ConnID malformed',
+    needs: 'ConnID',
+    attrs: (h) => {
+      h.register('7001');
+      return { ThisDN: '7001', ConnID: 'call-1', OtherDN: '7003' };
+    },
+  },
+  {
+    check: 'ThisDN not a party of the call',
+    needs: 'ConnID',
+    attrs: (h) => {
+      h.register('7004');
+      return { ThisDN: '7004', ConnID: h.phoneCall('7001', '7002'), OtherDN: '7003' };
+    },
+  },
+];
+
+/** The EventError code the model answers a request of `name` with when `check` fails, or undefined when it answers otherwise. */
+export function commonRefusal(name: RequestName, check: (typeof commonChecks)[number], takes: readonly string[]): number | undefined {
+  const h = new Harness();
+  const all = check.attrs(h);
+  const attrs = Object.fromEntries(Object.entries(all).filter(([k]) => takes.includes(k)));
+  const out = h.req(name, attrs);
+  const error = out.find((o) => o.kind === 'tlib.reply' && o.event.event === 'EventError');
+  return error?.kind === 'tlib.reply' ? error.event.ErrorCode : undefined;
+}
