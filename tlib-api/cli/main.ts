@@ -179,6 +179,11 @@ async function main(argv: string[]): Promise<number> {
     if (register) await client.sync();
     return 0;
   } catch (err) {
+    // A command's attributes are read when it runs (--conn): missing ones are usage errors too.
+    if (err instanceof UsageError) {
+      process.stderr.write(`tlib: ${err.message}\n${USAGE}`);
+      return 2;
+    }
     if (!(err instanceof TlibError)) throw err;
     // `register` has printed every event already, the EventError included.
     if (err.event && !register) print(err.event);
