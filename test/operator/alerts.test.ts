@@ -8,16 +8,11 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import { newRegistry } from '../../common/process/http.js';
-import { registerMediaMetrics } from '../../media-controller/metrics.js';
 import { operatorMetrics } from '../../operator/metrics.js';
-import { signalingMetrics } from '../../signaling/metrics.js';
-import { SipMetrics } from '../../signaling/sip/metrics.js';
-import { ConnectionMetrics } from '../../signaling/sip/transport/connection-limits.js';
-import { gatewayMetrics } from '../../tlib-api/gateway/metrics.js';
+import { Site } from '../e2e/site.js';
 import { helm } from './helm.js';
 
 const CHART = 'charts/huddle-operator';
@@ -38,33 +33,34 @@ interface RuleGroup {
   rules: AlertRule[];
 }
 
-/** Each component's registry as its process builds it (process metrics included), with what it registers on it. */
+/**
+ * What our processes export: a real site (media-controller, signaling and the gateway started as
+ * npm start starts them, on real nats-server and rtpengine), and the operator's registry as
+ * operator/main.ts builds it (its metrics and the process metrics every component has).
+ */
 async function exportedMetricNames(): Promise<Set<string>> {
-  const registries: Registry[] = [];
-  const component = (name: string, register: (r: Registry) => void) => {
-    const registry = newRegistry(name);
-    register(registry);
-    registries.push(registry);
-  };
-  component('signaling', (r) => {
-    signalingMetrics(r);
-    new SipMetrics(r);
-    new ConnectionMetrics(r);
-  });
-  component('media-controller', (r) => registerMediaMetrics(r, () => undefined));
-  component('tlib-gateway', (r) => gatewayMetrics(r, { clients: () => 0, registeredDns: () => 0 }));
-  component('operator', (r) => operatorMetrics(r));
-  const names = new Set<string>();
-  for (const registry of registries) {
-    for (const metric of await registry.getMetricsAsJSON()) {
-      names.add(metric.name);
-      // A histogram is scraped as its _bucket, _sum and _count series; a summary as _sum and _count.
-      if (String(metric.type) === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(metric.name + suffix);
-      if (String(metric.type) === 'summary') for (const suffix of ['_sum', '_count']) names.add(metric.name + suffix);
+  const site = await Site.start();
+  try {
+    const operator = newRegistry('operator');
+    operatorMetrics(operator);
+    const names = new Set<string>();
+    for (const registry of [site.registry, operator]) {
+      for (const metric of await registry.getMetricsAsJSON()) {
+        names.add(metric.name);
+        // A histogram is scraped as its _bucket, _sum and _count series; a summary as _sum and _count.
+        if (String(metric.type) === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(metric.name + suffix);
+        if (String(metric.type) === 'summary') for (const suffix of ['_sum', '_count']) names.add(metric.name + suffix);
+      }
     }
+    return names;
+  } finally {
+    await site.stop();
   }
-  return names;
 }
+
+let exported: Promise<Set<string>> | undefined;
+/** One site for the whole file. */
+const exportedOnce = () => (exported ??= exportedMetricNames());
 
 const KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'inf', 'nan']);
 
@@ -113,7 +109,7 @@ describe('alerts and dashboard', () => {
   it('finds the metric names in PromQL, and names the one nobody exports', async () => {
     expect(metricNames('histogram_quantile(0.99, sum by (namespace, le) (rate(huddle_call_setup_seconds_bucket{request="x"}[10m]))) > 1').sort()).toEqual(['huddle_call_setup_seconds_bucket']);
     expect(metricNames('max by (a) (kube_x{d=~".+-signaling"}) < 1 or on (a) up{job="j"} == 0 and bool b_total offset 5m').sort()).toEqual(['b_total', 'kube_x', 'up']);
-    const exported = await exportedMetricNames();
+    const exported = await exportedOnce();
     expect(missing(['sum(rate(huddle_tlib_requests_total[5m])) / sum(rate(huddle_nobody_exports_this_total[5m]))'], exported)).toEqual(['huddle_nobody_exports_this_total']);
     expect(missing(['histogram_quantile(0.5, rate(huddle_media_mixer_tick_lateness_seconds_bucket[1m]))', 'huddle_media_mixer_tick_lateness_seconds_total'], exported)).toEqual([
       'huddle_media_mixer_tick_lateness_seconds_total',
@@ -125,7 +121,7 @@ describe('alerts and dashboard', () => {
     const alertExprs = groups.flatMap((g) => g.rules.map((r) => r.expr));
     expect(alertExprs.length).toBeGreaterThan(10);
     expect(dashboardExprs.length).toBeGreaterThan(10);
-    const exported = await exportedMetricNames();
+    const exported = await exportedOnce();
     expect(missing(alertExprs, exported)).toEqual([]);
     expect(missing(dashboardExprs, exported)).toEqual([]);
   });
