@@ -18,6 +18,7 @@ REQUIRED=(
   "chromium:chromium"
   "kamailio:kamailio"
   "/usr/lib/*/kamailio/modules/tls.so:kamailio-tls-modules"
+  "promtool:prometheus"
 )
 
 # A command on the PATH or in /usr/sbin, or (a path) a file that exists.

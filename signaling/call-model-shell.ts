@@ -10,7 +10,7 @@ import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
 import type { TEvent, TRequest } from '../common/tlib/messages.js';
 import type { CallModel, ModelInput, ModelOutput } from './model/index.js';
 import { MediaCommandError, failureFact, undoesRequest, type FailedMediaCommand, type MediaClient } from './media-client.js';
-import type { B2bua, SipFact, SipFactQueue } from './b2bua.js';
+import type { B2bua, SipAction, SipFact, SipFactQueue } from './b2bua.js';
 import type { ConferenceEventNotifier } from './conference-events.js';
 
 /** A T-Library request about a call that another replica owns now (found while writing its state): nothing was done. */
@@ -30,6 +30,8 @@ export interface CallModelShellOptions {
   b2bua: Pick<B2bua, 'carryOut' | 'connectFailed' | 'releaseAll'>;
   conferenceEvents: Pick<ConferenceEventNotifier, 'stateChanged' | 'endAll'>;
   publish: (dn: string, event: TEvent, origin?: TlibOrigin) => void;
+  /** Sees each SIP action before it is carried out (call set-up time). */
+  onSipAction?: (out: SipAction) => void;
   log: Logger;
   /**
    * Call state in JetStream: `persist` writes the groups an input changed before its outputs are
@@ -181,6 +183,7 @@ export class CallModelShell implements SipFactQueue {
       case 'sip.reject':
       case 'sip.release':
       case 'sip.remoteAnswer': {
+        this.o.onSipAction?.(out);
         const fact = await this.o.b2bua.carryOut(out);
         return fact ? this.input(fact) : NO_REPLIES;
       }

@@ -115,6 +115,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       if (origin && event.event === 'EventListenReconnected') metrics.listenReconnects.inc();
       tlib.publish(dn, event, origin);
     },
+    onSipAction: (out) => metrics.callSetup.sipAction(out),
     log: ctx.log,
   });
 

@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { RequestNames } from '../common/tlib/enums.js';
+import type { ModelOutput } from './model/index.js';
 
 const KNOWN_REQUESTS: ReadonlySet<string> = new Set(RequestNames);
 
@@ -32,6 +33,8 @@ export interface SignalingMetrics {
   callStateWrites: Counter;
   callStateBytes: Counter;
   callStateWriteDuration: Histogram;
+  /** Times incoming calls to their first 180 or 200 (huddle_call_setup_seconds). */
+  callSetup: CallSetupClock;
   /** Points the gauges at the running component. */
   watch(view: SignalingView): void;
 }
@@ -105,8 +108,61 @@ export function signalingMetrics(registry: Registry): SignalingMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
+    callSetup: new CallSetupClock(
+      new Histogram({
+        name: 'huddle_call_setup_seconds',
+        help: 'Post-dial delay of incoming calls: from signaling taking the INVITE up to the caller\'s first 180 or 200',
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+        registers: [registry],
+      }),
+    ),
     watch: (running) => {
       view = running;
     },
   };
+}
+
+/**
+ * Call set-up time as the caller sees it: from the inbound leg the model makes for an INVITE to the
+ * first 180 or 200 sent on it. Ringing ends the measure, so how long people take to answer is not
+ * in it. Legs released before either are forgotten; the map is capped so a leg never answered nor
+ * released (its call handed to another replica) cannot grow it for ever.
+ */
+export class CallSetupClock {
+  private readonly started = new Map<string, number>();
+
+  constructor(
+    private readonly histogram: Histogram,
+    private readonly now: () => number = () => performance.now(),
+    private readonly cap = 10_000,
+  ) {}
+
+  /** Every SIP action the call model's shell carries out. */
+  sipAction(out: ModelOutput): void {
+    switch (out.kind) {
+      case 'sip.connect':
+        if (out.direction !== 'inbound') return;
+        if (this.started.size >= this.cap) this.started.delete(this.started.keys().next().value as string);
+        this.started.set(out.legId, this.now());
+        return;
+      case 'sip.ringing':
+      case 'sip.answer': {
+        const at = this.started.get(out.legId);
+        if (at === undefined) return;
+        this.started.delete(out.legId);
+        this.histogram.observe((this.now() - at) / 1000);
+        return;
+      }
+      case 'sip.release':
+        this.started.delete(out.legId);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Legs waiting for their first 180 or 200. */
+  get pending(): number {
+    return this.started.size;
+  }
 }

@@ -38,12 +38,16 @@ describe('calls with sipp as trunk peer and as phone', () => {
 
   it('inbound trunk call to 7001: answered, two-way audio, the trunk side hangs up', async () => {
     const invitesIn = await metric(site, 'huddle_sip_requests_total', { direction: 'in', method: 'INVITE' });
+    const setups = await metric(site, 'huddle_call_setup_seconds');
     const trunk = await sippPeer({ scenario: path.join(E2E_SCENARIOS, 'trunk-uac-bye.xml'), port: trunkPort, remote: `127.0.0.1:${site.sipPort}`, service: '7001', pauseMs: 6000 });
     const ringing = await a.desktop!.waitFor((e) => e.event === 'EventRinging' && e.OtherDN === '5551234', 'EventRinging from the trunk');
     const connID = ringing.ConnID!;
     expect(ringing).toMatchObject({ ThisDN: '7001', CallType: 'Inbound' });
+    // The 180 to the trunk ends the call's set-up time: one observation, not another at the 200.
+    await until(async () => (await metric(site, 'huddle_call_setup_seconds')) === setups + 1, 'the call set-up time observed');
     await a.hears(exactly([a.tone]));
     expect(await metric(site, 'huddle_calls_active')).toBe(1);
+    expect(await metric(site, 'huddle_call_setup_seconds')).toBe(setups + 1);
 
     const run = await trunk.done;
     expect(run.code, run.output).toBe(0);

@@ -87,6 +87,23 @@ describe('tlib', () => {
     expect(forbidden.stdout.match(/EventError/g)).toHaveLength(1);
   }, TEST_TIMEOUT_MS);
 
+  it('runs as `npx tlib` (package.json bin) and says how to pass the token; query needs --conn', async () => {
+    const help = await new Promise<Run>((resolve) => {
+      const child = spawn('npx', ['--no-install', 'tlib', '--help'], { cwd: ROOT });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/--token <token>\s+bearer token \(env TLIB_TOKEN\), sent as "Authorization: Bearer <token>"/);
+    expect(help.stdout).toContain('TLIB_TOKEN=agent-7001-secret npx tlib register 7001');
+    const query = await tlib(['query', '7001']);
+    expect(query.code).toBe(2);
+    expect(query.stderr).toMatch(/missing --conn/);
+  }, TEST_TIMEOUT_MS);
+
   it('makes a call and prints the answer as JSON', async () => {
     const watcher = await TlibClient.connect({ url: h.wsUrl, token: 'supervisor-secret', reconnect: false });
     try {

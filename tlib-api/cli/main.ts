@@ -20,14 +20,18 @@ const USAGE = `usage: tlib <command> [options]
   conference delete <dn> <party> --conn <id>
   listen-disconnect --this <dn> --other <party> --conn <id>
   listen-reconnect  --this <dn> --other <party> --conn <id>
-  query <dn> [--conn <id>]
+  query <dn> --conn <id>
   user-event <dn> [--conn <id>] --data key=value ...
   watch <dn> [<dn> ...]                       print events as they come (Ctrl-C stops)
+
+  e.g.  TLIB_TOKEN=agent-7001-secret npx tlib register 7001
 
 options:
   --url <ws-url>     gateway, wss:// where it has a certificate (env TLIB_URL, default ws://127.0.0.1:7000/tlib)
   --ca <file>        PEM CA to trust for wss:// besides the system's (env TLIB_CA)
-  --token <token>    bearer token (env TLIB_TOKEN)
+  --token <token>    bearer token (env TLIB_TOKEN), sent as "Authorization: Bearer <token>": a token of
+                     spec.gateway.tokens (npm start: agent-7001-secret for 7001, see config/local.yaml) or a
+                     JWT whose dns claim lists the DN; prefer TLIB_TOKEN, a --token shows in the process list
   --json             print events as JSON, one per line
   --timeout <ms>     how long to wait for an answer (default 10000)
 `;
@@ -78,7 +82,7 @@ function action(command: string | undefined, args: string[], v: Values): Action 
     case 'release':
       return { dns: [dn()], run: (c) => c.releaseCall({ thisDN: dn(), connID: conn() }) };
     case 'query':
-      return { dns: [dn()], run: (c) => c.queryCall({ thisDN: dn(), connID: v.conn }) };
+      return { dns: [dn()], run: (c) => c.queryCall({ thisDN: dn(), connID: conn() }) };
     case 'user-event':
       return { dns: [dn()], run: (c) => c.sendUserEvent({ thisDN: dn(), connID: v.conn, userData: parseData(v.data) }) };
     case 'listen-disconnect':
@@ -175,6 +179,11 @@ async function main(argv: string[]): Promise<number> {
     if (register) await client.sync();
     return 0;
   } catch (err) {
+    // A command's attributes are read when it runs (--conn): missing ones are usage errors too.
+    if (err instanceof UsageError) {
+      process.stderr.write(`tlib: ${err.message}\n${USAGE}`);
+      return 2;
+    }
     if (!(err instanceof TlibError)) throw err;
     // `register` has printed every event already, the EventError included.
     if (err.event && !register) print(err.event);

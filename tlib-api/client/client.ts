@@ -10,6 +10,7 @@ import { WebSocket } from 'ws';
 import { ErrorCodes } from '../../common/tlib/errors.js';
 import type { RequestName } from '../../common/tlib/enums.js';
 import type { TEvent } from '../../common/tlib/messages.js';
+import { TlibSubprotocol } from '../../common/tlib/version.js';
 
 export type KeyValue = Record<string, string | number | boolean>;
 
@@ -276,7 +277,8 @@ export class TlibClient extends EventEmitter<TlibClientEvents> {
 
   private dial(): Promise<WebSocket> {
     const headers: Record<string, string> = this.options.token ? { authorization: `Bearer ${this.options.token}` } : {};
-    const ws = new WebSocket(this.options.url, { headers, handshakeTimeout: this.options.connectTimeoutMs, ...(this.options.ca ? { ca: this.options.ca } : {}) });
+    // Offering the subprotocol makes the handshake fail against a gateway of another protocol version.
+    const ws = new WebSocket(this.options.url, [TlibSubprotocol], { headers, handshakeTimeout: this.options.connectTimeoutMs, ...(this.options.ca ? { ca: this.options.ca } : {}) });
     return new Promise<WebSocket>((resolve, reject) => {
       const fail = (err: Error) => {
         ws.removeAllListeners();

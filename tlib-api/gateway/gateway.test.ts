@@ -13,6 +13,8 @@ import { openOk, openRaw, type RawClient } from '../../test/tlib/raw-client.js';
 import { Subjects } from '../../common/nats/subjects.js';
 import { TlibAttemptMs } from '../../common/nats/tlib-contract.js';
 import { TlibClient } from '../client/index.js';
+import { WebSocket } from 'ws';
+import { TlibProtocolVersion, TlibSubprotocol, TlibVersionHeader } from '../../common/tlib/version.js';
 
 const hsSecret = 'a-test-secret-of-at-least-32-bytes!!';
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -73,6 +75,34 @@ describe('authentication', () => {
     expect(await openRaw(h.wsUrl, expired)).toMatchObject({ refused: 401, body: expect.stringContaining('invalid JWT') as unknown });
     const foreign = await new SignJWT({ dns: ['7005'] }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('another-secret-another-secret-xx'));
     expect(await openRaw(h.wsUrl, foreign)).toMatchObject({ refused: 401 });
+  });
+});
+
+describe('protocol version', () => {
+  /** A handshake offering `protocols`: the response's status, version header and the subprotocol agreed. */
+  function handshake(protocols: string[]): Promise<{ status: number; version?: string; protocol?: string; body?: string }> {
+    const ws = new WebSocket(h.wsUrl, protocols, { headers: { authorization: 'Bearer agent-7001-secret' } });
+    return new Promise((resolve, reject) => {
+      ws.once('upgrade', (res) => {
+        ws.once('open', () => {
+          resolve({ status: res.statusCode ?? 0, version: res.headers[TlibVersionHeader.toLowerCase()] as string, protocol: ws.protocol });
+          ws.close();
+        });
+      });
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      ws.once('error', reject);
+    });
+  }
+
+  it('names its version in the handshake, agrees on huddle.tlib.v1 and refuses a client that offers only another version', async () => {
+    expect(TlibSubprotocol).toBe(`huddle.tlib.v${TlibProtocolVersion}`);
+    expect(await handshake([])).toEqual({ status: 101, version: String(TlibProtocolVersion), protocol: '' });
+    expect(await handshake(['huddle.tlib.v0', TlibSubprotocol])).toEqual({ status: 101, version: String(TlibProtocolVersion), protocol: TlibSubprotocol });
+    expect(await handshake(['huddle.tlib.v2'])).toEqual({ status: 400, body: `this gateway speaks T-Library protocol ${TlibSubprotocol}; offered: huddle.tlib.v2\n` });
   });
 });
 

@@ -24,6 +24,7 @@ import { parseHostPort } from '../../common/process/http.js';
 import { ErrorCodes, errorEvent } from '../../common/tlib/errors.js';
 import { CertificateFiles } from '../../common/tls/certificate-files.js';
 import type { TEvent, TRequest } from '../../common/tlib/messages.js';
+import { TlibProtocolVersion, TlibSubprotocol, TlibVersionHeader } from '../../common/tlib/version.js';
 import { pageHandler, staticDir } from '../page/serve.js';
 import { TokenFile } from './token-file.js';
 import { authenticate, bearerToken, mayUse, type JwtKeys, type Principal } from './auth.js';
@@ -116,7 +117,13 @@ class GatewayImpl implements Gateway {
     const { maxFrameBytes, ...clientLimits } = ctx.config.cluster.spec.gateway.clientLimits;
     this.clientLimits = { ...clientLimits, ...options.clientLimits };
     // ws closes a connection whose frame is larger with 1009 (message too big), before buffering it.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? maxFrameBytes });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxFrameBytes ?? maxFrameBytes,
+      // onUpgrade refused a client offering subprotocols without ours, so here it is ours or none.
+      handleProtocols: (offered) => (offered.has(TlibSubprotocol) ? TlibSubprotocol : false),
+    });
+    this.wss.on('headers', (headers) => headers.push(`${TlibVersionHeader}: ${TlibProtocolVersion}`));
     const pageDir = staticDir();
     if (!pageDir) ctx.log.warn('agent page files not found (set HUDDLE_PAGE_DIR); / answers 404');
     const handler = pageHandler(pageDir);
@@ -208,6 +215,9 @@ class GatewayImpl implements Gateway {
     const pathname = new URL(req.url ?? '/', 'http://gateway').pathname;
     if (pathname !== '/tlib') return refuse(socket, 404, 'Not Found', 'the T-Library endpoint is /tlib');
     if (this.stopping) return refuse(socket, 503, 'Service Unavailable', 'gateway stopping');
+    const offered = req.headers['sec-websocket-protocol'];
+    if (offered !== undefined && !offered.split(',').some((p) => p.trim() === TlibSubprotocol))
+      return refuse(socket, 400, 'Bad Request', `this gateway speaks T-Library protocol ${TlibSubprotocol}; offered: ${offered}`);
     authenticate(bearerToken(req), this.ctx.config.cluster.spec.gateway, this.jwtKeys, this.tokenFile?.tokens())
       .then((auth) => {
         if (!auth.ok) {

@@ -97,3 +97,8 @@ the finalizer and status writes are updates). No secrets: pods mount them, the o
   verbs: ["get", "create", "patch"]
 {{- end }}
 {{- end -}}
+
+{{/* An alert's runbook: its section of docs/runbooks.md (the heading is the alert name, GitHub's anchor its lower case). */}}
+{{- define "huddle-operator.runbook" -}}
+{{ printf "%s#%s" .root.Values.prometheusRule.runbookBaseUrl (lower .alert) | quote }}
+{{- end -}}
