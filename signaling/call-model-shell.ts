@@ -44,8 +44,14 @@ export interface CallModelShellOptions {
 
 export class CallModelShell implements SipFactQueue {
   private queue: Promise<void> = Promise.resolve();
+  private waiting = 0;
 
   constructor(private readonly o: CallModelShellOptions) {}
+
+  /** Jobs queued and not yet finished (admission control refuses new calls past a depth). */
+  get depth(): number {
+    return this.waiting;
+  }
 
   /** A T-Library request from a gateway; resolves with the events answering it at once. */
   tlibRequest(request: TRequest, origin: TlibOrigin): Promise<TEvent[]> {
@@ -104,10 +110,14 @@ export class CallModelShell implements SipFactQueue {
 
   /** Runs `job` after every job queued before it; a failed job is logged and does not stop the queue. */
   private enqueue<T>(job: () => Promise<T>): Promise<T> {
+    this.waiting++;
     const run = this.queue.then(job);
     this.queue = run.then(
-      () => undefined,
-      (err: Error) => this.o.log.error({ err: err.stack }, 'signaling job failed'),
+      () => void this.waiting--,
+      (err: Error) => {
+        this.waiting--;
+        this.o.log.error({ err: err.stack }, 'signaling job failed');
+      },
     );
     return run;
   }

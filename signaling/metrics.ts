@@ -19,6 +19,11 @@ export interface SignalingView {
   conferences(): number;
   registeredDns(): number;
   legs(): number;
+  /** What admission control judges new calls by. */
+  eventLoopDelayMs(): number;
+  mediaLatencyMs(): number;
+  callsSettingUp(): number;
+  queueDepth(): number;
 }
 
 export interface SignalingMetrics {
@@ -32,6 +37,10 @@ export interface SignalingMetrics {
   callStateWrites: Counter;
   callStateBytes: Counter;
   callStateWriteDuration: Histogram;
+  /** New calls refused by admission control, by request (INVITE, MakeCall) and reason. */
+  admissionRefused: Counter<'request' | 'reason'>;
+  /** Incoming INVITEs answered 503 because they neither rang nor were answered in time. */
+  setUpTimeouts: Counter;
   /** Points the gauges at the running component. */
   watch(view: SignalingView): void;
 }
@@ -52,6 +61,10 @@ export function signalingMetrics(registry: Registry): SignalingMetrics {
   gauge('huddle_conferences_active', 'Calls that are conferences', (v) => v.conferences());
   gauge('huddle_signaling_registered_dns', 'DNs registered by T-Library clients', (v) => v.registeredDns());
   gauge('huddle_sip_legs_active', 'SIP legs the B2BUA holds', (v) => v.legs());
+  gauge('huddle_signaling_event_loop_delay_seconds', "The event loop's delay, 99th percentile over the last 0.5 s (admission control)", (v) => v.eventLoopDelayMs() / 1000);
+  gauge('huddle_signaling_media_latency_seconds', 'Media command latency: recent average, or the oldest unanswered command if older (admission control)', (v) => v.mediaLatencyMs() / 1000);
+  gauge('huddle_signaling_calls_setting_up', 'Calls being set up: INVITEs not yet taken, legs without a confirmed dialog (admission control)', (v) => v.callsSettingUp());
+  gauge('huddle_signaling_model_queue_depth', "Inputs waiting in the call model's queue (admission control)", (v) => v.queueDepth());
   return {
     tlibRequests: new Counter({
       name: 'huddle_signaling_tlib_requests_total',
@@ -103,6 +116,17 @@ export function signalingMetrics(registry: Registry): SignalingMetrics {
       name: 'huddle_call_state_write_duration_seconds',
       help: 'Time of one compare-and-set write of a call group',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    admissionRefused: new Counter({
+      name: 'huddle_signaling_admission_refused_total',
+      help: 'New calls refused by admission control (INVITE 503, MakeCall EventError), by request and reason',
+      labelNames: ['request', 'reason'],
+      registers: [registry],
+    }),
+    setUpTimeouts: new Counter({
+      name: 'huddle_signaling_setup_timeouts_total',
+      help: 'Incoming INVITEs answered 503 because they neither rang nor were answered within spec.sip.admission.setUpTimeoutSeconds',
       registers: [registry],
     }),
     watch: (running) => {
