@@ -13,8 +13,8 @@ export interface Load {
   eventLoopDelayMs: number;
   /** Media command latency: recent average, or the age of the oldest unanswered command if longer (ms). */
   mediaLatencyMs: number;
-  /** Calls being set up: INVITEs not yet taken, legs without a confirmed dialog. */
-  callsSettingUp: number;
+  /** SIP legs being set up: INVITEs not yet taken, legs without a confirmed dialog (a two-party call has two). */
+  legsSettingUp: number;
   /** Inputs waiting in the call model's serial queue. */
   queueDepth: number;
   /** Legs held on media now. */
@@ -24,7 +24,7 @@ export interface Load {
 }
 
 /** Why a call was refused; the metrics' `reason` label. */
-export const RefusalReasons = ['event_loop_delay', 'media_latency', 'calls_setting_up', 'queue_depth', 'media_ports'] as const;
+export const RefusalReasons = ['event_loop_delay', 'media_latency', 'legs_setting_up', 'queue_depth', 'media_ports'] as const;
 export type RefusalReason = (typeof RefusalReasons)[number];
 
 export type Verdict = { admit: true } | { admit: false; reason: RefusalReason; message: string };
@@ -38,7 +38,7 @@ const LegsPerNewCall = 2;
 export function admission(load: Load, limits: SipAdmission): Verdict {
   if (!limits.enabled) return ADMIT;
   if (load.queueDepth >= limits.maxQueueDepth) return refuse('queue_depth', `call model queue ${load.queueDepth} >= ${limits.maxQueueDepth}`);
-  if (load.callsSettingUp >= limits.maxCallsSettingUp) return refuse('calls_setting_up', `${load.callsSettingUp} calls setting up >= ${limits.maxCallsSettingUp}`);
+  if (load.legsSettingUp >= limits.maxLegsSettingUp) return refuse('legs_setting_up', `${load.legsSettingUp} legs setting up >= ${limits.maxLegsSettingUp}`);
   if (load.eventLoopDelayMs > limits.maxEventLoopDelayMs) return refuse('event_loop_delay', `event loop delay ${Math.round(load.eventLoopDelayMs)} ms > ${limits.maxEventLoopDelayMs} ms`);
   if (load.mediaLatencyMs > limits.maxMediaLatencyMs) return refuse('media_latency', `media latency ${Math.round(load.mediaLatencyMs)} ms > ${limits.maxMediaLatencyMs} ms`);
   if (limits.mediaPortsPerLeg > 0) {

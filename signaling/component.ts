@@ -85,7 +85,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       const { portMin, portMax, replicas } = ctx.config.cluster.spec.media;
       return {
         mediaLatencyMs: media.latencyMs(),
-        callsSettingUp: b2bua.settingUp,
+        legsSettingUp: b2bua.settingUp,
         queueDepth: calls.depth,
         legs: b2bua.activeLegs,
         mediaPorts: (portMax - portMin + 1) * replicas,
@@ -144,7 +144,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     legs: () => b2bua.activeLegs,
     eventLoopDelayMs: () => admission.eventLoopDelayMs,
     mediaLatencyMs: () => media.latencyMs(),
-    callsSettingUp: () => b2bua.settingUp,
+    legsSettingUp: () => b2bua.settingUp,
     queueDepth: () => calls.depth,
   });
 

@@ -168,7 +168,7 @@ export const SipAdmission = Type.Object(
     enabled: Type.Boolean({ default: true, description: 'Refuse new calls (INVITE 503 with Retry-After, MakeCall EventError 58) while signaling is past its capacity' }),
     maxEventLoopDelayMs: Type.Integer({ minimum: 1, maximum: 60000, default: 150, description: "Refuse while the event loop's delay (99th percentile over the last 0.5 s) is above this" }),
     maxMediaLatencyMs: Type.Integer({ minimum: 1, maximum: 60000, default: 500, description: 'Refuse while media commands take longer than this (recent average, or the oldest one unanswered)' }),
-    maxCallsSettingUp: Type.Integer({ minimum: 1, default: 400, description: 'Refuse while this many calls are being set up (INVITEs not yet taken, legs without a confirmed dialog, ringing ones included)' }),
+    maxLegsSettingUp: Type.Integer({ minimum: 1, default: 400, description: 'Refuse while this many SIP legs are being set up (INVITEs not yet taken, legs without a confirmed dialog, ringing ones included: a two-party call being set up has two)' }),
     maxQueueDepth: Type.Integer({ minimum: 1, default: 200, description: "Refuse while this many inputs wait in the call model's queue" }),
     mediaPortsPerLeg: Type.Integer({
       minimum: 0,
@@ -181,7 +181,7 @@ export const SipAdmission = Type.Object(
       exclusiveMinimum: 0,
       maximum: 300,
       default: 10,
-      description: 'An incoming INVITE neither ringing (180) nor answered this long after it came is answered 503 and its call and media released',
+      description: 'An incoming INVITE neither ringing (180) nor answered this long after it came is answered 503 and its call and media released (also when enabled is false)',
     }),
   },
   { additionalProperties: false, default: {}, description: 'Admission control: overload refuses new calls early; established and ringing calls are never refused' },
