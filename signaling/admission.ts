@@ -17,6 +17,8 @@ export interface Load {
   legsSettingUp: number;
   /** Inputs waiting in the call model's serial queue. */
   queueDepth: number;
+  /** How long a new input would wait in that queue (ms). */
+  queueWaitMs: number;
   /** Legs held on media now. */
   legs: number;
   /** rtpengine ports of every media pod (spec.media.portMin-portMax times spec.media.replicas). */
@@ -24,7 +26,7 @@ export interface Load {
 }
 
 /** Why a call was refused; the metrics' `reason` label. */
-export const RefusalReasons = ['event_loop_delay', 'media_latency', 'legs_setting_up', 'queue_depth', 'media_ports'] as const;
+export const RefusalReasons = ['event_loop_delay', 'media_latency', 'legs_setting_up', 'queue_depth', 'queue_wait', 'media_ports'] as const;
 export type RefusalReason = (typeof RefusalReasons)[number];
 
 export type Verdict = { admit: true } | { admit: false; reason: RefusalReason; message: string };
@@ -38,6 +40,7 @@ const LegsPerNewCall = 2;
 export function admission(load: Load, limits: SipAdmission): Verdict {
   if (!limits.enabled) return ADMIT;
   if (load.queueDepth >= limits.maxQueueDepth) return refuse('queue_depth', `call model queue ${load.queueDepth} >= ${limits.maxQueueDepth}`);
+  if (load.queueWaitMs > limits.maxQueueWaitMs) return refuse('queue_wait', `call model queue wait ${Math.round(load.queueWaitMs)} ms > ${limits.maxQueueWaitMs} ms`);
   if (load.legsSettingUp >= limits.maxLegsSettingUp) return refuse('legs_setting_up', `${load.legsSettingUp} legs setting up >= ${limits.maxLegsSettingUp}`);
   if (load.eventLoopDelayMs > limits.maxEventLoopDelayMs) return refuse('event_loop_delay', `event loop delay ${Math.round(load.eventLoopDelayMs)} ms > ${limits.maxEventLoopDelayMs} ms`);
   if (load.mediaLatencyMs > limits.maxMediaLatencyMs) return refuse('media_latency', `media latency ${Math.round(load.mediaLatencyMs)} ms > ${limits.maxMediaLatencyMs} ms`);

@@ -87,6 +87,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
         mediaLatencyMs: media.latencyMs(),
         legsSettingUp: b2bua.settingUp,
         queueDepth: calls.depth,
+        queueWaitMs: calls.waitMs,
         legs: b2bua.activeLegs,
         mediaPorts: (portMax - portMin + 1) * replicas,
       };
@@ -146,6 +147,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     mediaLatencyMs: () => media.latencyMs(),
     legsSettingUp: () => b2bua.settingUp,
     queueDepth: () => calls.depth,
+    queueWaitMs: () => calls.waitMs,
   });
 
   // Calls and desktop registrations this replica (or its previous incarnation) had, before any request is taken.

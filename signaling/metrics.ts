@@ -24,6 +24,7 @@ export interface SignalingView {
   mediaLatencyMs(): number;
   legsSettingUp(): number;
   queueDepth(): number;
+  queueWaitMs(): number;
 }
 
 export interface SignalingMetrics {
@@ -65,6 +66,7 @@ export function signalingMetrics(registry: Registry): SignalingMetrics {
   gauge('huddle_signaling_media_latency_seconds', 'Media command latency: recent average, or the oldest unanswered command if older (admission control)', (v) => v.mediaLatencyMs() / 1000);
   gauge('huddle_signaling_legs_setting_up', 'SIP legs being set up: INVITEs not yet taken, legs without a confirmed dialog (admission control)', (v) => v.legsSettingUp());
   gauge('huddle_signaling_model_queue_depth', "Inputs waiting in the call model's queue (admission control)", (v) => v.queueDepth());
+  gauge('huddle_signaling_model_queue_wait_seconds', "How long a new input would wait in the call model's queue (admission control)", (v) => v.queueWaitMs() / 1000);
   return {
     tlibRequests: new Counter({
       name: 'huddle_signaling_tlib_requests_total',

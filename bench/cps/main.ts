@@ -83,7 +83,7 @@ async function ours(scenarioDir: string, uacMediaPort: number): Promise<{ target
   const uas = await startSippPeer(uasScenario(scenarioDir, uacMediaPort));
   const huddle = await startHuddle({
     dns: [
-      { number: '7001', type: 'Extension' },
+      { number: '7001', type: 'Extension', options: { 'sip-allow-unauthenticated-insecure': true } },
       { number: '7002', type: 'Extension', options: { contact: `sip:7002@127.0.0.1:${uas.port}` } },
     ],
     // Ample ports, so that an overload shows as what it costs, not as rtpengine running out of ports.

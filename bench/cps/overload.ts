@@ -16,7 +16,7 @@ import { loadLine, sleep } from '../common/proc.js';
 import { freeMediaPort, runSippLoad } from '../common/sipp.js';
 
 const here = import.meta.dirname;
-const FACTORS = [1.5, 3];
+const FACTORS = (process.env.BENCH_CPS_OVERLOAD_FACTORS ?? '1.5,3').split(',').map(Number);
 /** How long each rate is kept up, and how long an answered call is held. */
 const SECONDS = Number(process.env.BENCH_CPS_OVERLOAD_SECONDS ?? 5);
 const HOLD_MS = Number(process.env.BENCH_CPS_OVERLOAD_HOLD_MS ?? 2000);
@@ -60,10 +60,31 @@ async function refusals(url: string | undefined): Promise<Map<string, number>> {
   if (!url) return byReason;
   const text = await (await fetch(url)).text();
   for (const line of text.split('\n')) {
-    const m = /^huddle_signaling_(?:admission_refused_total\{.*reason="([^"]+)".*\}|(setup_timeouts)_total) (\S+)$/.exec(line);
+    const m = /^huddle_signaling_(?:admission_refused_total\{.*reason="([^"]+)".*\}|(setup_timeouts)_total(?:\{.*\})?) (\S+)$/.exec(line);
     if (m) byReason.set(m[1] ?? m[2]!, (byReason.get(m[1] ?? m[2]!) ?? 0) + Number(m[3]));
   }
   return byReason;
+}
+
+/** The admission figures the server exports, read once. */
+async function gauges(url: string): Promise<string> {
+  const text = await (await fetch(url)).text();
+  const lines = text.split('\n');
+  const read = (name: string) => {
+    const line = lines.find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+    return line === undefined ? NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  const ms = (name: string) => `${Math.round(read(name) * 1000)}`;
+  return `queue ${read('huddle_signaling_model_queue_depth')}, legs setting up ${read('huddle_signaling_legs_setting_up')}, loop ${ms('huddle_signaling_event_loop_delay_seconds')} ms, media ${ms('huddle_signaling_media_latency_seconds')} ms, calls ${read('huddle_calls_active')}`;
+}
+
+/** With BENCH_CPS_OVERLOAD_TRACE=1, the server's admission figures every second until `step.over`. */
+async function trace(url: string | undefined, started: number, step: { over: boolean }): Promise<void> {
+  if (!url || !process.env.BENCH_CPS_OVERLOAD_TRACE) return;
+  while (!step.over) {
+    console.log(`      t=${((Date.now() - started) / 1000).toFixed(1)} s: ${await gauges(url).catch((e: Error) => e.message)}`);
+    await sleep(1000);
+  }
 }
 
 /** One flood: sipp at `rate` for SECONDS with the overload scenario; resolves with its message counts. */
@@ -118,10 +139,14 @@ export async function overloadStep(target: OverloadTarget, cleanRate: number): P
     const before = await refusals(target.metricsUrl);
     const floodStart = Date.now();
     const placing = flood(target, rate);
+    const step = { over: false };
+    const tracing = trace(target.metricsUrl, floodStart, step);
     // The flood's last INVITE leaves SECONDS after its first; recovery is timed from then.
     await sleep(SECONDS * 1000);
     const floodEnd = Date.now();
     const [c, recoveredMs] = await Promise.all([placing, recovery(target, floodEnd)]);
+    step.over = true;
+    await tracing;
     const after = await refusals(target.metricsUrl);
     const reasons = [...after].map(([r, n]) => [r, n - (before.get(r) ?? 0)] as const).filter(([, n]) => n > 0);
     const unanswered = c.invites - c.ok - c.refused;

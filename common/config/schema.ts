@@ -170,6 +170,12 @@ export const SipAdmission = Type.Object(
     maxMediaLatencyMs: Type.Integer({ minimum: 1, maximum: 60000, default: 500, description: 'Refuse while media commands take longer than this (recent average, or the oldest one unanswered)' }),
     maxLegsSettingUp: Type.Integer({ minimum: 1, default: 400, description: 'Refuse while this many SIP legs are being set up (INVITEs not yet taken, legs without a confirmed dialog, ringing ones included: a two-party call being set up has two)' }),
     maxQueueDepth: Type.Integer({ minimum: 1, default: 200, description: "Refuse while this many inputs wait in the call model's queue" }),
+    maxQueueWaitMs: Type.Integer({
+      minimum: 1,
+      maximum: 60000,
+      default: 300,
+      description: "Refuse while a new input would wait longer than this in the call model's queue (the inputs queued at the recent time per input, or the oldest one's age)",
+    }),
     mediaPortsPerLeg: Type.Integer({
       minimum: 0,
       maximum: 16,
