@@ -14,6 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../common/supervisor/ports.js';
 import { ErrorCodes } from '../../common/tlib/errors.js';
+import { RefusalReasons } from '../../signaling/admission.js';
 import { TlibError } from '../../tlib-api/client/index.js';
 import { callCounts, killSipps, startSipp } from '../support/sipp.js';
 import { E2E_SCENARIOS } from './sipp-peer.js';
@@ -95,7 +96,7 @@ describe('admission control under an INVITE flood', () => {
     const ended = Date.now();
     const counts = callCounts(run.output);
     const [ok, refused] = [received(run.output, 200), received(run.output, 503)];
-    const reasons = ['queue_depth', 'legs_setting_up', 'event_loop_delay', 'media_latency', 'media_ports'];
+    const reasons = RefusalReasons;
     const byReason = await Promise.all(reasons.map((reason) => metric(site, 'huddle_signaling_admission_refused_total', { request: 'INVITE', reason })));
     const admissionRefused = byReason.reduce((sum, n) => sum + n, 0);
     const timedOut = await metric(site, 'huddle_signaling_setup_timeouts_total');
