@@ -173,7 +173,7 @@ export const SipAdmission = Type.Object(
     maxQueueWaitMs: Type.Integer({
       minimum: 1,
       maximum: 60000,
-      default: 300,
+      default: 1000,
       description: "Refuse while a new input would wait longer than this in the call model's queue (the inputs queued at the recent time per input, or the oldest one's age)",
     }),
     mediaPortsPerLeg: Type.Integer({
