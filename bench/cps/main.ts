@@ -255,7 +255,7 @@ async function main(): Promise<void> {
       t.idleUsPerS = (t.cpuUs() - before) / 3;
       console.log(`  ${t.name.padEnd(38)} idle CPU ${(t.idleUsPerS / 10_000).toFixed(1)}% of a core`);
     }
-    const overload = { name: targets[0]!.name, sip: targets[0]!.sip, uacMediaPort, metricsUrl: huddle.metricsUrl };
+    const overload = { name: targets[0]!.name, sip: targets[0]!.sip, metricsUrl: huddle.metricsUrl };
     if (OVERLOAD_BASE > 0) {
       await overloadStep(overload, OVERLOAD_BASE);
       return;

@@ -29,8 +29,6 @@ export interface OverloadTarget {
   name: string;
   /** host:port sipp calls. */
   sip: string;
-  /** sipp's media port the uas knows (an offer carrying it is not anchored). */
-  uacMediaPort: number;
   /** The server's /metrics, when it has one. */
   metricsUrl?: string;
 }
@@ -94,7 +92,8 @@ async function flood(target: OverloadTarget, rate: number): Promise<Counts & { e
   const args = [
     target.sip,
     '-sf', path.join(here, 'uac-overload.xml'),
-    '-i', '127.0.0.1', '-p', String(await freePort()), '-mp', String(target.uacMediaPort),
+    // A media port of its own: the machine is shared, and a port chosen at the bench's start may be taken by now.
+    '-i', '127.0.0.1', '-p', String(await freePort()), '-mp', String(await freeMediaPort()),
     '-buff_size', String(4 * 1024 * 1024),
     '-nostdin', '-trace_counts', '-trace_err', '-error_file', path.join(dir, 'errors.log'),
     '-s', '7002', '-r', String(rate), '-m', String(calls), '-l', String(calls),
@@ -110,7 +109,9 @@ async function flood(target: OverloadTarget, rate: number): Promise<Counts & { e
   await new Promise((r) => child.once('exit', r));
   clearTimeout(killer);
   try {
-    return { ...readCounts(dir), elapsedMs: Date.now() - started };
+    const counts = readCounts(dir);
+    if (counts.invites === 0) throw new Error('sipp sent no INVITE');
+    return { ...counts, elapsedMs: Date.now() - started };
   } catch (e) {
     const errors = existsSync(path.join(dir, 'errors.log')) ? readFileSync(path.join(dir, 'errors.log'), 'utf8').slice(-800) : '';
     throw new Error(`${(e as Error).message}\n${err}\n${errors}`);
