@@ -7,7 +7,11 @@ import type { SipAdmission } from '../common/config/schema.js';
 import { admission, type Load, type Verdict } from './admission.js';
 import type { SignalingMetrics } from './metrics.js';
 
-/** The event loop's delay is judged over windows this long: recent enough to follow a flood, long enough for a percentile. */
+/**
+ * The event loop's delay is sampled over windows this long, and judged by the lower of the last
+ * two: an overload lasts, whereas one stall (a GC, a burst of other work on a shared machine)
+ * fills a single window and must not refuse calls for it.
+ */
 const WindowMs = 500;
 
 export interface AdmissionGateOptions {
@@ -21,24 +25,27 @@ export class AdmissionGate {
   private readonly delay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
   private readonly timer: NodeJS.Timeout;
   private lastDelayMs = 0;
+  private judgedDelayMs = 0;
 
   constructor(private readonly o: AdmissionGateOptions) {
     this.delay.enable();
     this.timer = setInterval(() => {
-      this.lastDelayMs = this.delay.count > 0 ? this.delay.percentile(99) / 1e6 : 0;
+      const windowMs = this.delay.count > 0 ? this.delay.percentile(99) / 1e6 : 0;
+      this.judgedDelayMs = Math.min(this.lastDelayMs, windowMs);
+      this.lastDelayMs = windowMs;
       this.delay.reset();
     }, WindowMs);
     this.timer.unref();
   }
 
-  /** The event loop's delay, 99th percentile over the last window (ms). */
+  /** The event loop's delay (ms): 99th percentile per window, the lower of the last two windows. */
   get eventLoopDelayMs(): number {
-    return this.lastDelayMs;
+    return this.judgedDelayMs;
   }
 
   /** Whether a new call (`request`: INVITE or MakeCall) may start now; a refusal is counted by its reason. */
   check(request: 'INVITE' | 'MakeCall'): Verdict {
-    const verdict = admission({ ...this.o.load(), eventLoopDelayMs: this.lastDelayMs }, this.o.limits());
+    const verdict = admission({ ...this.o.load(), eventLoopDelayMs: this.judgedDelayMs }, this.o.limits());
     if (!verdict.admit) this.o.metrics.admissionRefused.inc({ request, reason: verdict.reason });
     return verdict;
   }

@@ -10,12 +10,12 @@ const idle: Load = { eventLoopDelayMs: 2, mediaLatencyMs: 1, legsSettingUp: 0, q
 
 describe('admission control (pure)', () => {
   it('has sensible defaults from the schema', () => {
-    expect(limits).toMatchObject({ enabled: true, maxEventLoopDelayMs: 150, maxMediaLatencyMs: 500, maxLegsSettingUp: 400, maxQueueDepth: 200, maxQueueWaitMs: 1000, mediaPortsPerLeg: 4, retryAfterSeconds: 2, setUpTimeoutSeconds: 10 });
+    expect(limits).toMatchObject({ enabled: true, maxEventLoopDelayMs: 250, maxMediaLatencyMs: 500, maxLegsSettingUp: 400, maxQueueDepth: 200, maxQueueWaitMs: 1000, mediaPortsPerLeg: 4, retryAfterSeconds: 2, setUpTimeoutSeconds: 10 });
   });
 
   it('admits a new call while every figure is within its limit, up to the limit itself', () => {
     expect(admission(idle, limits)).toEqual({ admit: true });
-    const atLimits: Load = { eventLoopDelayMs: 150, mediaLatencyMs: 500, legsSettingUp: 399, queueDepth: 199, queueWaitMs: 1000, legs: 248, mediaPorts: 1000 };
+    const atLimits: Load = { eventLoopDelayMs: 250, mediaLatencyMs: 500, legsSettingUp: 399, queueDepth: 199, queueWaitMs: 1000, legs: 248, mediaPorts: 1000 };
     expect(admission(atLimits, limits)).toEqual({ admit: true });
   });
 
@@ -23,7 +23,7 @@ describe('admission control (pure)', () => {
     ['queue_depth', { queueDepth: 200 }, 'call model queue 200 >= 200'],
     ['queue_wait', { queueWaitMs: 1000.6 }, 'call model queue wait 1001 ms > 1000 ms'],
     ['legs_setting_up', { legsSettingUp: 400 }, '400 legs setting up >= 400'],
-    ['event_loop_delay', { eventLoopDelayMs: 151.4 }, 'event loop delay 151 ms > 150 ms'],
+    ['event_loop_delay', { eventLoopDelayMs: 251.4 }, 'event loop delay 251 ms > 250 ms'],
     ['media_latency', { mediaLatencyMs: 501 }, 'media latency 501 ms > 500 ms'],
     // 249 legs hold 996 ports: a new call's two legs need 8 more of 1,000.
     ['media_ports', { legs: 249 }, '249 legs hold 996 of 1000 media ports'],

@@ -62,7 +62,7 @@ export function signalingMetrics(registry: Registry): SignalingMetrics {
   gauge('huddle_conferences_active', 'Calls that are conferences', (v) => v.conferences());
   gauge('huddle_signaling_registered_dns', 'DNs registered by T-Library clients', (v) => v.registeredDns());
   gauge('huddle_sip_legs_active', 'SIP legs the B2BUA holds', (v) => v.legs());
-  gauge('huddle_signaling_event_loop_delay_seconds', "The event loop's delay, 99th percentile over the last 0.5 s (admission control)", (v) => v.eventLoopDelayMs() / 1000);
+  gauge('huddle_signaling_event_loop_delay_seconds', "The event loop's delay as admission control judges it: 99th percentile per 0.5 s, the lower of the last two windows", (v) => v.eventLoopDelayMs() / 1000);
   gauge('huddle_signaling_media_latency_seconds', 'Media command latency: recent average, or the oldest unanswered command if older (admission control)', (v) => v.mediaLatencyMs() / 1000);
   gauge('huddle_signaling_legs_setting_up', 'SIP legs being set up: INVITEs not yet taken, legs without a confirmed dialog (admission control)', (v) => v.legsSettingUp());
   gauge('huddle_signaling_model_queue_depth', "Inputs waiting in the call model's queue (admission control)", (v) => v.queueDepth());

@@ -166,7 +166,12 @@ export function edgeEnabled(sip: { replicas: number; edge: SipEdge }): boolean {
 export const SipAdmission = Type.Object(
   {
     enabled: Type.Boolean({ default: true, description: 'Refuse new calls (INVITE 503 with Retry-After, MakeCall EventError 58) while signaling is past its capacity' }),
-    maxEventLoopDelayMs: Type.Integer({ minimum: 1, maximum: 60000, default: 150, description: "Refuse while the event loop's delay (99th percentile over the last 0.5 s) is above this" }),
+    maxEventLoopDelayMs: Type.Integer({
+      minimum: 1,
+      maximum: 60000,
+      default: 250,
+      description: "Refuse while the event loop's delay (99th percentile per 0.5 s) has been above this in each of the last two windows (a single stall does not count)",
+    }),
     maxMediaLatencyMs: Type.Integer({ minimum: 1, maximum: 60000, default: 500, description: 'Refuse while media commands take longer than this (recent average, or the oldest one unanswered)' }),
     maxLegsSettingUp: Type.Integer({ minimum: 1, default: 400, description: 'Refuse while this many SIP legs are being set up (INVITEs not yet taken, legs without a confirmed dialog, ringing ones included: a two-party call being set up has two)' }),
     maxQueueDepth: Type.Integer({ minimum: 1, default: 200, description: "Refuse while this many inputs wait in the call model's queue" }),
