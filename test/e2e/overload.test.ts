@@ -175,17 +175,19 @@ describe('admission control under an INVITE flood', () => {
       timeoutS: 15,
     });
     await until(async () => (await metric(site, 'huddle_signaling_legs_setting_up')) >= 2, 'the call to 7005 setting up');
-    const before = await metric(site, 'huddle_signaling_admission_refused_total', { request: 'MakeCall', reason: 'legs_setting_up' });
+    const before = await metric(site, 'huddle_signaling_admission_refused_total', { request: 'MakeCall' });
     const outcome = await a.desktop!.client.makeCall({ thisDN: '7003', otherDN: '7004' }).then(
       (event) => new Error(`expected an EventError, got ${JSON.stringify(event)}`),
       (err: unknown) => err,
     );
     if (!(outcome instanceof TlibError)) throw outcome;
     expect(outcome.ErrorCode).toBe(ErrorCodes.OutOfService);
-    expect(outcome.ErrorMessage).toMatch(/^Overload: 2 legs setting up >= 1$/);
-    expect(await metric(site, 'huddle_signaling_admission_refused_total', { request: 'MakeCall', reason: 'legs_setting_up' })).toBe(before + 1);
+    // The call setting up is past the limit; on a busy machine the queue's wait may be found first.
+    expect(outcome.ErrorMessage).toMatch(/^Overload: (2 legs setting up >= 1|call model queue wait \d+ ms > 1000 ms)$/);
+    expect(await metric(site, 'huddle_signaling_admission_refused_total', { request: 'MakeCall' })).toBe(before + 1);
     expect((await pending.done).code).toBe(0);
     await site.reconfigure((cluster) => (cluster.spec.sip.admission.maxLegsSettingUp = 4));
+    await until(async () => (await metric(site, 'huddle_signaling_legs_setting_up')) === 0 && (await metric(site, 'huddle_signaling_model_queue_wait_seconds')) < 1, 'the site below its limits');
 
     const since = b.desktop!.events.length;
     await a.desktop!.client.makeCall({ thisDN: '7003', otherDN: '7004' });
