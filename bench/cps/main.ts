@@ -13,6 +13,8 @@
  * ours, resident memory per established call: N calls held up, RSS before and while they are up.
  *
  * Env: BENCH_CPS_RATES (calls/s list), BENCH_CPS_SECONDS (per step), BENCH_CPS_HOLD (calls held).
+ * BENCH_CPS_OVERLOAD=1 adds the overload step (bench/cps/overload.ts) for ours at 1.5x and 3x its
+ * highest clean rate; BENCH_CPS_OVERLOAD_BASE=<calls/s> runs only that step, from that rate.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,11 +28,13 @@ import { startRtpengine } from '../../common/supervisor/rtpengine.js';
 import { metric, startHuddle, type Huddle } from '../common/huddle.js';
 import { loadLine, mib, sleep, stopChild, treeCpuUs, treeRss, waitUntil } from '../common/proc.js';
 import { diffStats, freeMediaPort, runSippLoad, startSippPeer, type SippPeer, type SippStats } from '../common/sipp.js';
+import { overloadStep } from './overload.js';
 
 const here = import.meta.dirname;
 const RATES = (process.env.BENCH_CPS_RATES ?? '25,50,75,100,150,200,300,400,500,700,1000').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_CPS_SECONDS ?? 5);
 const HOLD = Number(process.env.BENCH_CPS_HOLD ?? 300);
+const OVERLOAD_BASE = Number(process.env.BENCH_CPS_OVERLOAD_BASE ?? 0);
 
 interface Target {
   name: string;
@@ -79,7 +83,7 @@ async function ours(scenarioDir: string, uacMediaPort: number): Promise<{ target
   const uas = await startSippPeer(uasScenario(scenarioDir, uacMediaPort));
   const huddle = await startHuddle({
     dns: [
-      { number: '7001', type: 'Extension' },
+      { number: '7001', type: 'Extension', options: { 'sip-allow-unauthenticated-insecure': true } },
       { number: '7002', type: 'Extension', options: { contact: `sip:7002@127.0.0.1:${uas.port}` } },
     ],
     // Ample ports, so that an overload shows as what it costs, not as rtpengine running out of ports.
@@ -251,6 +255,11 @@ async function main(): Promise<void> {
       t.idleUsPerS = (t.cpuUs() - before) / 3;
       console.log(`  ${t.name.padEnd(38)} idle CPU ${(t.idleUsPerS / 10_000).toFixed(1)}% of a core`);
     }
+    const overload = { name: targets[0]!.name, sip: targets[0]!.sip, metricsUrl: huddle.metricsUrl };
+    if (OVERLOAD_BASE > 0) {
+      await overloadStep(overload, OVERLOAD_BASE);
+      return;
+    }
     await memoryPerCall(targets[0]!, huddle, uacMediaPort);
     await sleep(3000); // rtpengine counts a session in its totals a little after the call ends
     console.log('\nRising rates, each server in turn at each rate:');
@@ -282,6 +291,7 @@ async function main(): Promise<void> {
     }
     if (mine && kam) console.log(`  ratio huddle / Kamailio: ${(mine.rate / kam.rate).toFixed(2)}`);
     else console.log('  ratio huddle / Kamailio: n/a (a server had no clean rate)');
+    if (process.env.BENCH_CPS_OVERLOAD && mine) await overloadStep(overload, mine.rate);
     console.log(`\nDone; ${loadLine()}`);
   } finally {
     await killAll();
