@@ -25,11 +25,16 @@
  * - children=1 vs 2, dns/rev_dns, maxbuffer, memdbg: each within the noise alone (qm: 176/323,
  *   193/159, 206/188 vs 187/172); set as the baseline has them.
  * - Pinning (Kamailio on CPU 1, sipp on CPU 0): it does not move the loopback softirq work (that
- *   runs in the sender's system call either way), and per call it was within the noise (qm
- *   149/148/187/172 pinned vs 128/182/157/152 unpinned); but a pinned target cannot leave a CPU
- *   that another tenant loads, and pinned steps failed calls at 3,000/s (74, 2269 of 18,000) that
- *   unpinned ones never did. Off by default, for every target.
- * - Idle CPU: Kamailio's is 0 ticks/s; subtracted anyway, for every target.
+ *   runs in the sending process's system call either way), and per call it was within the noise
+ *   (tlsf at 2,000/s: 55/65/58/52 µs pinned vs 77/66/60/70/48 unpinned); but a pinned target
+ *   cannot leave a CPU that another tenant loads: pinned runs failed 74 and 2,269 of 18,000 calls
+ *   at 3,000/s and 6,299 of 12,000 at 2,000/s, unpinned ones none. Off by default, for every target.
+ * - Idle CPU: Kamailio's is 0-0.3% of a core; subtracted anyway, for every target.
+ * Before and after, this bench, stateless, 2,000 calls/s, 5 s, load average ~10: 176 µs per call
+ * and 15,935 retransmissions (not clean) -> 69 µs, clean. Same window, the baseline's own script
+ * (kamailio-uas.sh) and this bench: 71.0 / 63 µs at 2,000 calls/s, 70.5 / 72 µs at 4,000: the
+ * bench now measures the peer as the baseline does. Our UAS measured both ways at 2,000 calls/s:
+ * 301/340 µs before, 407/334 µs after (no systematic change).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
