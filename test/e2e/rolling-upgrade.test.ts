@@ -33,18 +33,22 @@ const PLACING_S = Number(process.env.ROLLING_PLACING_S ?? 60);
 
 const log = createLogger('rolling-test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
-/** OPTIONS requests a replica has received: the edge's probes. */
-async function probes(replica: SignalingProcess): Promise<number> {
+/** The edge's OPTIONS probes a replica answered 200 (a starting or stopping one answers 503 and gets no calls). */
+async function probesTaken(replica: SignalingProcess): Promise<number> {
   const text = await (await fetch(replica.metricsUrl)).text();
-  const line = text.split('\n').find((l) => l.startsWith('huddle_sip_requests_total{') && l.includes('direction="in"') && l.includes('method="OPTIONS"'));
+  const line = text.split('\n').find((l) => l.startsWith('huddle_sip_responses_total{') && l.includes('direction="out"') && l.includes('method="OPTIONS"') && l.includes('code="200"'));
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-/** Resolves once the edge has probed the (new) replica process: it is active at the edge again, and new calls reach it. */
+/**
+ * Resolves once the (new) replica process answered an edge probe 200: it has started (its calls
+ * are back) and is active at the edge again, so new calls reach it. As Kubernetes waits for a
+ * pod's readiness before it rolls the next one.
+ */
 async function inEdgeAgain(replica: SignalingProcess): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while ((await probes(replica)) < 1) {
-    if (Date.now() > deadline) throw new Error(`${replica.pod}: the edge has not probed it within 10 s`);
+  const deadline = Date.now() + 20_000;
+  while ((await probesTaken(replica).catch(() => 0)) < 1) {
+    if (Date.now() > deadline) throw new Error(`${replica.pod}: no edge probe answered 200 within 20 s`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
