@@ -25,6 +25,7 @@ import { RegistrarService } from './registrar-service.js';
 import { createSipStack, type DigestSecret, type Endpoint, type ServerRequest, type SipStackOptions } from './sip/index.js';
 import { TlibRouter } from './tlib-forward.js';
 import { TlibService } from './tlib-service.js';
+import { traceAs } from '../common/process/tracing.js';
 
 /** The certificate of spec.sip.tls and the connection limits of spec.sip.connections, as the stack takes them. */
 function sipTlsOptions(sip: SipClusterSpec['sip']): Pick<SipStackOptions, 'tls' | 'connections'> {
@@ -42,6 +43,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   const directory = new DnDirectory(ctx.config);
 
   const model = new CallModel(modelEnv(ctx, directory));
+  traceAs(ctx.nc, 'signaling');
 
   const edge = edgePlacement(process.env);
   const stack = await createSipStack({
