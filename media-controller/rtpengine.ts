@@ -20,7 +20,7 @@ function ngAttributes(ng: string, params: NgParams): Attributes {
   const p = params as { 'call-id'?: unknown; 'from-tag'?: unknown };
   return {
     'server.address': ng,
-    ...(typeof p['call-id'] === 'string' ? { 'sip.call_id': p['call-id'] } : {}),
+    ...(typeof p['call-id'] === 'string' ? { 'rtpengine.call_id': p['call-id'] } : {}),
     ...(typeof p['from-tag'] === 'string' ? { 'rtpengine.from_tag': p['from-tag'] } : {}),
   };
 }
