@@ -45,6 +45,14 @@ let site: Site;
 let a: Agent;
 let connID: string;
 
+/** The standard OpenTelemetry environment, as an operator sets it (the endpoint once the collector listens). */
+const otelEnv: Record<string, string> = {
+  OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+  OTEL_SERVICE_NAME: 'obs-test',
+  OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=e2e,huddle.site.owner=tracing-test',
+  OTEL_BSP_SCHEDULE_DELAY: '100',
+};
+
 function attributesOf(list: OtlpAttribute[] | undefined): Record<string, string> {
   return Object.fromEntries((list ?? []).map((a) => [a.key, String(a.value.stringValue ?? a.value.intValue ?? '')]));
 }
@@ -64,13 +72,8 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
-  Object.assign(process.env, {
-    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-    OTEL_SERVICE_NAME: 'obs-test',
-    OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=e2e,huddle.site.owner=tracing-test',
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-  });
+  Object.assign(process.env, otelEnv);
+  otelEnv.OTEL_EXPORTER_OTLP_ENDPOINT = process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
   stopTracing = await initTracing('launcher');
 
   site = await Site.start();
@@ -87,6 +90,7 @@ afterAll(async () => {
   await site?.stop();
   await stopTracing?.();
   collector?.close();
+  for (const key of Object.keys(otelEnv)) delete process.env[key];
 });
 
 type Tree = { spans: ReceivedSpan[]; root: ReceivedSpan; ancestry: (s: ReceivedSpan) => ReceivedSpan[] };
