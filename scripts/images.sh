@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Container images without Docker: buildah builds them, buildah runs them.
 #   scripts/images.sh          build, then smoke (what .ci/run calls)
-#   scripts/images.sh build    build the huddle and rtpengine images. Base: $BASE_IMAGE when set (the
+#   scripts/images.sh build    build the huddle, rtpengine and SIP edge (kamailio) images. Base: $BASE_IMAGE when set (the
 #                              publish workflow: a public Debian 12 image pinned by digest), otherwise
 #                              a Debian 12 base made on this machine by debootstrap.
 #   scripts/images.sh smoke    run the built images on loopback (nats-server from this machine) and
 #                              place one sipp call through them, audio anchored in rtpengine
-#   scripts/images.sh push DIR push both images to $IMAGE_REPO; writes DIR/<image>-<tag>.digest
+#   scripts/images.sh push DIR push the images to $IMAGE_REPO; writes DIR/<image>-<tag>.digest
 #   scripts/images.sh names    print the image references a build tags (the chart test, the workflow)
 # Images live in a buildah storage of their own ($IMAGES_STORE; one per checkout by default),
 # wiped at the start of a build, so every build starts from the clean sources.
@@ -16,12 +16,16 @@ cd "$(dirname "$0")/.."
 VERSION=$(node -p 'require("./package.json").version')
 NODE_VERSION=$(cat .node-version)
 RTPENGINE_LINE=$(sed -n 's/^ARG RTPENGINE_LINE=//p' images/rtpengine/Containerfile)
+KAMAILIO_LINE=$(sed -n 's/^ARG KAMAILIO_LINE=//p' images/kamailio/Containerfile)
 REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 IMAGE_REPO=${IMAGE_REPO:-ghcr.io/huddle-sip}
 HUDDLE_IMAGE=$IMAGE_REPO/huddle:$VERSION
 RTPENGINE_IMAGE=$IMAGE_REPO/rtpengine:$VERSION
 # The SipCluster default (spec.media.rtpengineImage) names the rtpengine line.
 RTPENGINE_LINE_IMAGE=$IMAGE_REPO/rtpengine:$RTPENGINE_LINE
+# The SIP edge; the SipCluster default (spec.sip.edge.image) names the Kamailio line.
+EDGE_IMAGE=$IMAGE_REPO/kamailio:$VERSION
+EDGE_LINE_IMAGE=$IMAGE_REPO/kamailio:$KAMAILIO_LINE
 LOCAL_BASE=localhost/huddle-base:bookworm
 STORE=${IMAGES_STORE:-/var/tmp/huddle-images/$(pwd | cksum | cut -d' ' -f1)}
 
@@ -135,6 +139,8 @@ build() {
   fi
   say "rtpengine image: $RTPENGINE_IMAGE"
   timed "rtpengine image" bud rtpengine images/rtpengine -t "$RTPENGINE_IMAGE" -t "$RTPENGINE_LINE_IMAGE"
+  say "SIP edge image: $EDGE_IMAGE"
+  timed "SIP edge image" bud kamailio images/kamailio -t "$EDGE_IMAGE" -t "$EDGE_LINE_IMAGE"
   say "huddle image: $HUDDLE_IMAGE (Node $NODE_VERSION)"
   timed "huddle context (tsc, npm ci --omit=dev, node binary)" stage_huddle "$STORE/context/huddle"
   timed "huddle image" bud huddle "$STORE/context/huddle" -t "$HUDDLE_IMAGE"
@@ -147,7 +153,7 @@ build() {
 push() {
   local out=${1:?push needs a directory for the digests} ref
   mkdir -p "$out"
-  for ref in "$HUDDLE_IMAGE" "$RTPENGINE_IMAGE" "$RTPENGINE_LINE_IMAGE"; do
+  for ref in "$HUDDLE_IMAGE" "$RTPENGINE_IMAGE" "$RTPENGINE_LINE_IMAGE" "$EDGE_IMAGE" "$EDGE_LINE_IMAGE"; do
     run bah push --digestfile "$out/$(basename "${ref%%:*}")-${ref##*:}.digest" "$ref" "docker://$ref"
   done
 }
@@ -165,7 +171,7 @@ case "${1:-all}" in
   build) build ;;
   smoke) smoke ;;
   push) push "${2:-}" ;;
-  names) printf '%s\n' "$HUDDLE_IMAGE" "$RTPENGINE_IMAGE" "$RTPENGINE_LINE_IMAGE" ;;
+  names) printf '%s\n' "$HUDDLE_IMAGE" "$RTPENGINE_IMAGE" "$RTPENGINE_LINE_IMAGE" "$EDGE_IMAGE" "$EDGE_LINE_IMAGE" ;;
   all)
     # CI clones into a new folder each time: its store would otherwise stay behind.
     if [ "${CI:-}" = true ]; then REMOVE_STORE=true; fi

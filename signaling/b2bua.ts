@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parse as parseSdp } from 'sdp-transform';
 import type { IncomingFrom, ModelInput, ModelOutput, SipConnect } from './model/index.js';
+import type { AdmissionGate } from './admission-gate.js';
 import { MediaCommandError, type MediaClient } from './media-client.js';
 import type { Dialog, DialogState, Endpoint, InviteResult, OutgoingInvite, ServerRequest, SipRequest, SipStack } from './sip/index.js';
 import { uriUser } from './sip/index.js';
@@ -87,6 +88,8 @@ export interface B2buaOptions {
   /** Takes SUBSCRIBEs to the conference event package. */
   conferenceEvents: Pick<ConferenceEventNotifier, 'onSubscribe'>;
   facts: SipFactQueue;
+  /** Admission control: new INVITEs refused while overloaded, and the bound on a set-up that never rings. */
+  admission?: Pick<AdmissionGate, 'check' | 'retryAfterSeconds' | 'setUpTimeoutMs' | 'setUpTimedOut'>;
   location: () => string;
   log: Logger;
 }
@@ -95,6 +98,8 @@ export class B2bua {
   /** INVITEs told to the model (sip.incoming) that it has not yet made a leg of or rejected. */
   private readonly pendingIncoming = new Map<string, { invite: ServerRequest; offer: string; trunk?: string }>();
   private readonly legs = new Map<string, Leg>();
+  /** Incoming INVITEs answered 180: from then on they are never failed for lack of capacity. */
+  private readonly rang = new WeakSet<ServerRequest>();
 
   constructor(private readonly o: B2buaOptions) {}
 
@@ -178,7 +183,10 @@ export class B2bua {
         return out.direction === 'inbound' ? this.connectInbound(out) : this.connectOutbound(out);
       case 'sip.ringing': {
         const leg = this.legs.get(out.legId);
-        if (leg?.invite && !leg.invite.answered) leg.invite.respond(180);
+        if (leg?.invite && !leg.invite.answered) {
+          leg.invite.respond(180);
+          this.rang.add(leg.invite);
+        }
         return undefined;
       }
       case 'sip.answer':
@@ -243,6 +251,12 @@ export class B2bua {
       req.respond(503, MediaDown);
       return;
     }
+    // Before anything is spent on the call (digest check, media): an overloaded server says so at once.
+    const verdict = this.o.admission?.check('INVITE');
+    if (verdict && !verdict.admit) {
+      req.respond(503, { reason: verdict.message.slice(0, 120), headers: { 'Retry-After': String(this.o.admission!.retryAfterSeconds) } });
+      return;
+    }
     const offer = msg.body.toString();
     if (offer.length === 0) {
       req.respond(488, { reason: 'An SDP offer is required in the INVITE' });
@@ -270,7 +284,30 @@ export class B2bua {
         return { kind: 'sip.released', legId: leg.legId };
       });
     });
-    this.o.facts.serially(() => ({ kind: 'sip.incoming', sipRef, from, to: dialled }));
+    if (this.o.admission) {
+      const timer = setTimeout(() => this.setUpTimedOut(req, sipRef), this.o.admission.setUpTimeoutMs);
+      timer.unref();
+    }
+    // An INVITE answered meanwhile (its set-up timed out) never reaches the model.
+    this.o.facts.serially(() => (this.pendingIncoming.has(sipRef) ? { kind: 'sip.incoming', sipRef, from, to: dialled } : undefined));
+  }
+
+  /**
+   * Every INVITE gets a final answer in bounded time: one neither ringing nor answered by now is
+   * answered 503 at once (however long the model's queue), and its call and media are released
+   * through the model (a leg it made of it ends as if the caller had cancelled).
+   */
+  private setUpTimedOut(req: ServerRequest, sipRef: string): void {
+    if (req.answered || req.canceled || this.rang.has(req)) return;
+    req.respond(503, { reason: 'Call set-up timed out', headers: { 'Retry-After': String(this.o.admission!.retryAfterSeconds) } });
+    this.o.admission!.setUpTimedOut();
+    if (this.pendingIncoming.delete(sipRef)) return;
+    this.o.facts.serially(() => {
+      const leg = [...this.legs.values()].find((l) => l.invite === req);
+      if (!leg || leg.released) return undefined;
+      this.ended(leg);
+      return { kind: 'sip.released', legId: leg.legId };
+    });
   }
 
   /**

@@ -24,6 +24,9 @@ export class NotOwner extends Error {
   }
 }
 
+/** Weight of the latest job in the average job time: about the last twenty count. */
+const JobTimeWeight = 0.05;
+
 /** Most outputs answer nothing; one shared empty list spares an allocation per output. */
 const NO_REPLIES: readonly TEvent[] = [];
 const tracer = trace.getTracer('huddle.signaling');
@@ -50,8 +53,27 @@ export interface CallModelShellOptions {
 
 export class CallModelShell implements SipFactQueue {
   private queue: Promise<void> = Promise.resolve();
+  /** When each unfinished job was queued, oldest first (jobs finish in queue order). */
+  private readonly queuedAt: number[] = [];
+  /** Average time one job holds the queue (ms), its awaited media and state writes included. */
+  private jobAverageMs = 0;
 
   constructor(private readonly o: CallModelShellOptions) {}
+
+  /** Jobs queued and not yet finished (admission control refuses new calls past a depth). */
+  get depth(): number {
+    return this.queuedAt.length;
+  }
+
+  /**
+   * How long a new input would wait (ms): the queued jobs at their recent average time each, or
+   * the age of the oldest unfinished one when that is longer (a job stuck on a slow reply).
+   */
+  get waitMs(): number {
+    const oldest = this.queuedAt[0];
+    if (oldest === undefined) return 0;
+    return Math.max(this.queuedAt.length * this.jobAverageMs, performance.now() - oldest);
+  }
 
   /** A T-Library request from a gateway; resolves with the events answering it at once. */
   tlibRequest(request: TRequest, origin: TlibOrigin): Promise<TEvent[]> {
@@ -110,7 +132,16 @@ export class CallModelShell implements SipFactQueue {
 
   /** Runs `job` after every job queued before it; a failed job is logged and does not stop the queue. */
   private enqueue<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(job);
+    this.queuedAt.push(performance.now());
+    const run = this.queue.then(async () => {
+      const started = performance.now();
+      try {
+        return await job();
+      } finally {
+        this.jobAverageMs += JobTimeWeight * (performance.now() - started - this.jobAverageMs);
+        this.queuedAt.shift();
+      }
+    });
     this.queue = run.then(
       () => undefined,
       (err: Error) => this.o.log.error({ err: err.stack }, 'signaling job failed'),

@@ -10,6 +10,9 @@ import { SIP_TLS_DIR, sipListenAddresses, tlsFiles, type SipClusterSpec } from '
 import { bucketReplicas, openBucket } from '../common/nats/buckets.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
+import { errorEvent, ErrorCodes } from '../common/tlib/errors.js';
+import { AdmissionGate } from './admission-gate.js';
+import type { Load } from './admission.js';
 import { B2bua } from './b2bua.js';
 import { CallModelShell } from './call-model-shell.js';
 import { Replicator } from './call-replication.js';
@@ -78,6 +81,21 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   const media = new MediaClient({ nc: ctx.nc, location: () => location, log: ctx.log, metrics });
   const tlib = new TlibService(ctx.nc, location, ctx.log, metrics);
   const conferenceEvents = new ConferenceEventNotifier({ location: () => location });
+  const admission = new AdmissionGate({
+    limits: () => ctx.config.cluster.spec.sip.admission,
+    load: (): Omit<Load, 'eventLoopDelayMs'> => {
+      const { portMin, portMax, replicas } = ctx.config.cluster.spec.media;
+      return {
+        mediaLatencyMs: media.latencyMs(),
+        legsSettingUp: b2bua.settingUp,
+        queueDepth: calls.depth,
+        queueWaitMs: calls.waitMs,
+        legs: b2bua.activeLegs,
+        mediaPorts: (portMax - portMin + 1) * replicas,
+      };
+    },
+    metrics,
+  });
   const b2bua = new B2bua({
     stack,
     media,
@@ -87,6 +105,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     conferenceEvents,
     // SIP facts go through the call model's queue, which hands its SIP actions back to this B2BUA.
     facts: { serially: (job) => calls.serially(job) },
+    admission,
     location: () => location,
     log: ctx.log,
   });
@@ -127,6 +146,11 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     conferences: () => model.stats().conferences,
     registeredDns: () => model.stats().registeredDns,
     legs: () => b2bua.activeLegs,
+    eventLoopDelayMs: () => admission.eventLoopDelayMs,
+    mediaLatencyMs: () => media.latencyMs(),
+    legsSettingUp: () => b2bua.settingUp,
+    queueDepth: () => calls.depth,
+    queueWaitMs: () => calls.waitMs,
   });
 
   // Calls and desktop registrations this replica (or its previous incarnation) had, before any request is taken.
@@ -171,7 +195,14 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     owns: (connId) => model.call(connId) !== undefined,
     peers: () => replicator.peers(),
     takeoverPending: () => replicator.takeoverPending(),
-    handle: (request, origin) => calls.tlibRequest(request, origin),
+    handle: async (request, origin) => {
+      // A new call from a desktop is refused like an INVITE while overloaded, before the model allocates anything.
+      if (request.request === 'MakeCall') {
+        const verdict = admission.check('MakeCall');
+        if (!verdict.admit) return [errorEvent(ErrorCodes.OutOfService, verdict.message, { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN })];
+      }
+      return calls.tlibRequest(request, origin);
+    },
     log: ctx.log,
   });
   router.start();
@@ -203,6 +234,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       await media.drain();
       await stack.close(1500);
       registrar.stopFollowing();
+      admission.stop();
     },
   };
 };

@@ -61,6 +61,15 @@ interface InstanceSeen {
 /** A liveness tick (every 100 ms) this late means this process itself was not running. */
 const STALL_MS = 600;
 
+/** Weight of the newest round trip in the media latency average (admission control): about the last ten commands count. */
+const LatencyWeight = 0.1;
+
+/**
+ * The average speaks for this long after the last reply: once new calls are refused few commands
+ * go out, and an average frozen at its worst would refuse calls for ever.
+ */
+const LatencyMemoryMs = 1000;
+
 export class MediaClient {
   /** bridgeId -> media-controller instance that created it: later commands must reach the same one. */
   private readonly owners = new Map<string, string>();
@@ -78,6 +87,12 @@ export class MediaClient {
   private watchingSince = Date.now();
   private onLost: BridgesLost = () => undefined;
   private onRebuilt: BridgesRebuilt = () => undefined;
+  /** Average round trip of recent commands (ms). */
+  private latencyAverageMs = 0;
+  private lastReplyAt = 0;
+  /** Start times of the commands awaiting their reply, oldest first (a Map keeps insertion order). */
+  private readonly inFlight = new Map<number, number>();
+  private nextCommand = 0;
 
   constructor(private readonly opts: MediaClientOptions) {}
 
@@ -244,6 +259,17 @@ export class MediaClient {
     });
   }
 
+  /**
+   * How long media commands take now (ms): the recent average, or the age of the oldest command
+   * still unanswered when that is longer (a media-controller that stopped answering shows at once).
+   */
+  latencyMs(): number {
+    const now = performance.now();
+    const average = now - this.lastReplyAt < LatencyMemoryMs ? this.latencyAverageMs : 0;
+    const oldest = this.inFlight.values().next();
+    return oldest.done ? average : Math.max(average, now - oldest.value);
+  }
+
   /** Whether a new call may get media: some media-controller is alive (or signaling has only just started listening). */
   available(): boolean {
     return this.instances.size > 0 || Date.now() - this.watchingSince < this.lostAfterMs;
@@ -277,9 +303,16 @@ export class MediaClient {
     }
     const subject = owner ? Subjects.mediaInstanceCommand(location, owner) : Subjects.mediaCommand(location);
     const end = this.opts.metrics.mediaCommandDuration.startTimer({ op: command.op });
+    const id = this.nextCommand++;
+    const sentAt = performance.now();
+    this.inFlight.set(id, sentAt);
     let reply: MediaReply;
     try {
       reply = await call(this.opts.nc, subject, MediaRpc, command, { timeoutMs: this.timeoutMs });
+      const now = performance.now();
+      const took = now - sentAt;
+      this.latencyAverageMs = now - this.lastReplyAt < LatencyMemoryMs ? this.latencyAverageMs + LatencyWeight * (took - this.latencyAverageMs) : took;
+      this.lastReplyAt = now;
     } catch (err) {
       const failure = commandFailure(err as Error);
       this.opts.metrics.mediaCommands.inc({ op: command.op, result: failure.result });
@@ -289,6 +322,7 @@ export class MediaClient {
       }
       throw new MediaCommandError(failure.code, failure.message, command.op, { cause: err });
     } finally {
+      this.inFlight.delete(id);
       end();
     }
     if (!reply.ok) {

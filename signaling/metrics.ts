@@ -20,6 +20,12 @@ export interface SignalingView {
   conferences(): number;
   registeredDns(): number;
   legs(): number;
+  /** What admission control judges new calls by. */
+  eventLoopDelayMs(): number;
+  mediaLatencyMs(): number;
+  legsSettingUp(): number;
+  queueDepth(): number;
+  queueWaitMs(): number;
 }
 
 export interface SignalingMetrics {
@@ -35,6 +41,10 @@ export interface SignalingMetrics {
   callStateWriteDuration: Histogram;
   /** Times incoming calls to their first 180 or 200 (huddle_call_setup_seconds). */
   callSetup: CallSetupClock;
+  /** New calls refused by admission control, by request (INVITE, MakeCall) and reason. */
+  admissionRefused: Counter<'request' | 'reason'>;
+  /** Incoming INVITEs answered 503 because they neither rang nor were answered in time. */
+  setUpTimeouts: Counter;
   /** Points the gauges at the running component. */
   watch(view: SignalingView): void;
 }
@@ -55,6 +65,11 @@ export function signalingMetrics(registry: Registry): SignalingMetrics {
   gauge('huddle_conferences_active', 'Calls that are conferences', (v) => v.conferences());
   gauge('huddle_signaling_registered_dns', 'DNs registered by T-Library clients', (v) => v.registeredDns());
   gauge('huddle_sip_legs_active', 'SIP legs the B2BUA holds', (v) => v.legs());
+  gauge('huddle_signaling_event_loop_delay_seconds', "The event loop's delay as admission control judges it: 99th percentile per 0.5 s, the lower of the last two windows", (v) => v.eventLoopDelayMs() / 1000);
+  gauge('huddle_signaling_media_latency_seconds', 'Media command latency: recent average, or the oldest unanswered command if older (admission control)', (v) => v.mediaLatencyMs() / 1000);
+  gauge('huddle_signaling_legs_setting_up', 'SIP legs being set up: INVITEs not yet taken, legs without a confirmed dialog (admission control)', (v) => v.legsSettingUp());
+  gauge('huddle_signaling_model_queue_depth', "Inputs waiting in the call model's queue (admission control)", (v) => v.queueDepth());
+  gauge('huddle_signaling_model_queue_wait_seconds', "How long a new input would wait in the call model's queue (admission control)", (v) => v.queueWaitMs() / 1000);
   return {
     tlibRequests: new Counter({
       name: 'huddle_signaling_tlib_requests_total',
@@ -116,6 +131,17 @@ export function signalingMetrics(registry: Registry): SignalingMetrics {
         registers: [registry],
       }),
     ),
+    admissionRefused: new Counter({
+      name: 'huddle_signaling_admission_refused_total',
+      help: 'New calls refused by admission control (INVITE 503, MakeCall EventError), by request and reason',
+      labelNames: ['request', 'reason'],
+      registers: [registry],
+    }),
+    setUpTimeouts: new Counter({
+      name: 'huddle_signaling_setup_timeouts_total',
+      help: 'Incoming INVITEs answered 503 because they neither rang nor were answered within spec.sip.admission.setUpTimeoutSeconds',
+      registers: [registry],
+    }),
     watch: (running) => {
       view = running;
     },

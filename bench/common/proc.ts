@@ -63,9 +63,19 @@ export function treeRss(root: number, which: (name: string) => boolean = () => t
     .reduce((n, p) => n + p.rssBytes, 0);
 }
 
-/** CPU (user+system) of `root`'s tree, in µs. */
+/**
+ * CPU (user+system) of `root`'s tree, in µs: /proc/PID/stat of every process in it, each of which
+ * counts all its threads. Every bench reads a server's CPU this way, ours and the peer's alike.
+ */
 export function treeCpuUs(root: number): number {
   return (processTree(root).reduce((n, p) => n + p.ticks, 0) * 1_000_000) / CLK_TCK;
+}
+
+/** CPU µs per second that `cpuUs` (e.g. a treeCpuUs) grows by with no load, over `ms`: the idle use a bench subtracts. */
+export async function idleCpuUsPerS(cpuUs: () => number, ms = 3000): Promise<number> {
+  const before = cpuUs();
+  await sleep(ms);
+  return ((cpuUs() - before) * 1000) / ms;
 }
 
 export function loadLine(): string {
@@ -128,6 +138,7 @@ export function compileBenchProgram(root: string, name: string, source: string):
 
 /** A child speaking the bench IPC: it sends one message when ready, answers {cmd:'stats'} with its figures, exits on {cmd:'stop'}. */
 export interface StatsChild<S> {
+  pid: number;
   stats(): Promise<S>;
   stop(): Promise<void>;
 }
@@ -140,6 +151,7 @@ export async function startStatsChild<S>(name: string, [command, args]: [string,
     child.once('exit', (c) => reject(new Error(`${name} exited ${c}`)));
   });
   return {
+    pid: child.pid!,
     stats: () =>
       new Promise((resolve) => {
         child.once('message', (m) => resolve(m as S));

@@ -60,11 +60,12 @@ export interface SippPeer {
   stop(): Promise<void>;
 }
 
-export async function startSippPeer(scenario: string): Promise<SippPeer> {
+/** `extraArgs`: more sipp options, e.g. `-l` to raise its limit on calls open at once. */
+export async function startSippPeer(scenario: string, extraArgs: string[] = []): Promise<SippPeer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-bench-sipp-peer-'));
   const port = await freePort();
   const mediaPort = await freeMediaPort();
-  const child: ChildProcess = spawn(findBinary('sipp', 'sip-tester'), baseArgs(dir, scenario, port, mediaPort), { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(findBinary('sipp', 'sip-tester'), [...baseArgs(dir, scenario, port, mediaPort), ...extraArgs], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   await sleep(300);

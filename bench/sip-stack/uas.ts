@@ -1,7 +1,9 @@
 /**
  * The UAS under test, in its own process so its CPU is its own: answers INVITE with 200 at once
- * (stateful: server transactions, 2xx retransmission until ACK, dialogs), BYE is answered by the stack.
- * Parent asks {cmd: 'stats'} over IPC and gets CPU and retransmission counts back.
+ * with the fixed SDP that bench/sip-stack/kamailio.cfg answers with (stateful: server
+ * transactions, 2xx retransmission until ACK, dialogs), BYE is answered by the stack.
+ * Parent asks {cmd: 'stats'} over IPC and gets retransmission counts back (it reads CPU from /proc,
+ * as for Kamailio).
  */
 import { Registry } from 'prom-client';
 import { createSipStack } from '../../signaling/sip/index.js';
@@ -9,8 +11,9 @@ import { createSipStack } from '../../signaling/sip/index.js';
 const port = Number(process.argv[2]);
 const registry = new Registry();
 const stack = await createSipStack({ listen: [{ transport: 'udp', host: '127.0.0.1', port }], registry });
+const ANSWER = 'v=0\r\no=uas 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
 stack.onRequest((req) => {
-  if (req.method === 'INVITE') req.accept();
+  if (req.method === 'INVITE') req.accept({ body: ANSWER });
   else req.respond(200);
 });
 
@@ -21,10 +24,7 @@ async function retransmissions(): Promise<number> {
 
 process.on('message', (msg: { cmd: string }) => {
   if (msg.cmd === 'stats') {
-    void retransmissions().then((r) => {
-      const cpu = process.cpuUsage();
-      process.send?.({ cpuUs: cpu.user + cpu.system, retransmissions: r });
-    });
+    void retransmissions().then((r) => process.send?.({ retransmissions: r }));
   } else if (msg.cmd === 'stop') {
     void stack.close(0).then(() => process.exit(0));
   }

@@ -161,6 +161,46 @@ export function edgeEnabled(sip: { replicas: number; edge: SipEdge }): boolean {
 
 // ---- end SIP edge ------------------------------------------------------------------------------
 
+// ---- Admission control (issue 17 point 3) ------------------------------------------------------
+
+export const SipAdmission = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true, description: 'Refuse new calls (INVITE 503 with Retry-After, MakeCall EventError 58) while signaling is past its capacity' }),
+    maxEventLoopDelayMs: Type.Integer({
+      minimum: 1,
+      maximum: 60000,
+      default: 250,
+      description: "Refuse while the event loop's delay (99th percentile per 0.5 s) has been above this in each of the last two windows (a single stall does not count)",
+    }),
+    maxMediaLatencyMs: Type.Integer({ minimum: 1, maximum: 60000, default: 500, description: 'Refuse while media commands take longer than this (recent average, or the oldest one unanswered)' }),
+    maxLegsSettingUp: Type.Integer({ minimum: 1, default: 400, description: 'Refuse while this many SIP legs are being set up (INVITEs not yet taken, legs without a confirmed dialog, ringing ones included: a two-party call being set up has two)' }),
+    maxQueueDepth: Type.Integer({ minimum: 1, default: 200, description: "Refuse while this many inputs wait in the call model's queue" }),
+    maxQueueWaitMs: Type.Integer({
+      minimum: 1,
+      maximum: 60000,
+      default: 1000,
+      description: "Refuse while a new input would wait longer than this in the call model's queue (the inputs queued at the recent time per input, or the oldest one's age)",
+    }),
+    mediaPortsPerLeg: Type.Integer({
+      minimum: 0,
+      maximum: 16,
+      default: 4,
+      description: 'rtpengine ports one leg holds (RTP and RTCP on its phone and bridge sides): refuse a call whose two legs would not fit in media.portMin-portMax of every media pod; 0: no port check',
+    }),
+    retryAfterSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 2, description: 'Retry-After of a refused INVITE' }),
+    setUpTimeoutSeconds: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 300,
+      default: 10,
+      description: 'An incoming INVITE neither ringing (180) nor answered this long after it came is answered 503 and its call and media released (also when enabled is false)',
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'Admission control: overload refuses new calls early; established and ringing calls are never refused' },
+);
+export type SipAdmission = Static<typeof SipAdmission>;
+
+// ---- end admission control ---------------------------------------------------------------------
+
 const SipClusterFields = Type.Object(
   {
     location: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', description: 'Site (location) name reported in LCTParty<n>_location' }),
@@ -180,6 +220,7 @@ const SipClusterFields = Type.Object(
         timers: SipTimers,
         replicas: Type.Integer({ minimum: 1, default: 1, description: 'Signaling replicas; more than one run behind the SIP edge (sip.edge), each call owned by one of them' }),
         edge: SipEdge,
+        admission: SipAdmission,
         service: Type.Object(
           {
             type: StringEnum(['ClusterIP', 'NodePort', 'LoadBalancer'] as const, { default: 'ClusterIP' }),

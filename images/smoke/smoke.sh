@@ -122,6 +122,21 @@ smoke() {
   non_root "$rtp" "$RTPENGINE_IMAGE"
   non_root "$app" "$HUDDLE_IMAGE"
 
+  # The SIP edge image takes the configuration the operator generates for it (operator/edge.ts:
+  # the tls, path and nathelper modules included), with the pod's interface and Services as loopback.
+  local edge
+  edge=$(bah from --name "huddle-smoke-kamailio-$$" "$EDGE_IMAGE")
+  SMOKE_CONTAINERS+=("$edge")
+  non_root "$edge" "$EDGE_IMAGE"
+  mkdir -p "$SMOKE_DIR/edge"
+  run npx tsx scripts/smoke-edge-config.ts "$SMOKE_DIR/edge"
+  openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=smoke-edge -days 1 -keyout "$SMOKE_DIR/edge/tls.key" -out "$SMOKE_DIR/edge/tls.crt" 2> /dev/null
+  chmod -R a+rX "$SMOKE_DIR/edge"
+  timeout 60 "${BAH[@]}" run --isolation chroot -v "$SMOKE_DIR/edge:/etc/huddle/edge:ro" -v "$SMOKE_DIR/edge:/etc/huddle/sip-tls:ro" "$edge" -- \
+    kamailio -c -f /etc/huddle/edge/kamailio.cfg > "$SMOKE_DIR/edge-check.log" 2>&1 || fail "the SIP edge image refused the operator's configuration"
+  grep -q "config file ok" "$SMOKE_DIR/edge-check.log" || fail "the SIP edge image did not check the operator's configuration"
+  echo "   $EDGE_IMAGE: the operator's configuration is ok ($(grep -c '^loadmodule' "$SMOKE_DIR/edge/kamailio.cfg") modules)"
+
   # The media pod's flags (operator/desired.ts), the pod address being 127.0.0.1 here.
   bg rtpengine "${BAH[@]}" run --isolation chroot "$rtp" -- "${rtp_entry[@]}" --config-file=none --foreground --table=-1 \
     --interface=127.0.0.1 "--listen-ng=127.0.0.1:$ng" "--listen-cli=127.0.0.1:$cli" \

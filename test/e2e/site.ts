@@ -21,7 +21,7 @@ import { NatsRoles, type NatsRole } from '../../common/nats/permissions.js';
 import type { ComponentContext } from '../../common/process/component.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { createLogger } from '../../common/process/logger.js';
-import { freePort, freePortRange } from '../../common/supervisor/ports.js';
+import { freePort } from '../../common/supervisor/ports.js';
 import { startRtpengine } from '../../common/supervisor/rtpengine.js';
 import { startMediaController } from '../../media-controller/component.js';
 import { startSignaling } from '../../signaling/component.js';
@@ -102,20 +102,20 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
   static async start<N extends TestNatsBus = TestNats>(opts: SiteOptions<N> = {}): Promise<Site<N>> {
     const sipPort = opts.sipPort ?? (await freePort());
     const gatewayPort = await freePort();
-    const media = await freePortRange(40);
+    // The site's media port range is its rtpengine's: admission control counts the ports calls hold.
+    const rtpengine = await startTestRtpengine(opts.rtpenginePorts ?? 200);
     let yaml = readFileSync(path.join(ROOT, opts.base ?? 'config/local.yaml'), 'utf8');
     yaml = yaml
       .replace(/port: 506\d/g, `port: ${sipPort}`)
       .replace(/listen: 127\.0\.0\.1:7[01]00/, `listen: 127.0.0.1:${gatewayPort}`)
-      .replace(/portMin: \d+/, `portMin: ${media.min}`)
-      .replace(/portMax: \d+/, `portMax: ${media.max}`);
+      .replace(/portMin: \d+/, `portMin: ${rtpengine.portMin}`)
+      .replace(/portMax: \d+/, `portMax: ${rtpengine.portMax}`);
     if (opts.edit) yaml = opts.edit(yaml);
     const config = parseConfig(yaml, 'test-site.yaml', path.join(ROOT, 'config'));
     const configBucket = `cfg-${config.cluster.metadata.name}`;
     // NATS as npm start runs it: every component its own user, allowed only what it needs.
     // Without opts.nats, N is its default TestNats.
     const nats = opts.nats ?? ((await startTestNats({ sites: [{ location: config.cluster.spec.location, configBucket }] })) as TestNatsBus as N);
-    const rtpengine = await startTestRtpengine(opts.rtpenginePorts ?? 200);
     const connections = new Map<NatsRole, NatsConnection>();
     for (const role of NatsRoles) connections.set(role, await connectNats(nats.url, `e2e-site-${role}`, undefined, nats.client(role)));
     const nc = connections.get('config-publisher')!;

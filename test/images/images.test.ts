@@ -67,19 +67,23 @@ function moduleSpecifiers(js: string): string[] {
 
 describe('container images', () => {
   it('chart defaults name the images a build tags: tag = appVersion = package version, digest optional', async () => {
-    const [huddle, rtpengine, rtpengineLine] = builtImages();
+    const [huddle, rtpengine, rtpengineLine, edge, edgeLine] = builtImages();
     const chart = parse(read(`${CHART}/Chart.yaml`)) as { appVersion: string };
     expect(chart.appVersion).toBe(pkg.version);
     expect(huddle).toBe(`ghcr.io/huddle-sip/huddle:${chart.appVersion}`);
     expect(rtpengine).toBe(`ghcr.io/huddle-sip/rtpengine:${chart.appVersion}`);
     const line = /^ARG RTPENGINE_LINE=(\S+)$/m.exec(read('images/rtpengine/Containerfile'))?.[1];
     expect(rtpengineLine).toBe(`ghcr.io/huddle-sip/rtpengine:${line}`);
+    expect(edge).toBe(`ghcr.io/huddle-sip/kamailio:${chart.appVersion}`);
+    const kamailioLine = /^ARG KAMAILIO_LINE=(\S+)$/m.exec(read('images/kamailio/Containerfile'))?.[1];
+    expect(edgeLine).toBe(`ghcr.io/huddle-sip/kamailio:${kamailioLine}`);
 
     const docs = await render();
     expect(operatorImage(docs)).toBe(huddle);
     // SipCluster pods: the CRD defaults (common/config/schema.ts) must name images that get built.
     expect(crdDefault(docs, 'image')).toBe(huddle);
     expect(crdDefault(docs, 'media', 'rtpengineImage')).toBe(rtpengineLine);
+    expect(crdDefault(docs, 'sip', 'edge', 'image')).toBe(edgeLine);
 
     const digest = `sha256:${'ab'.repeat(32)}`;
     expect(operatorImage(await render(['--set', `image.digest=${digest}`]))).toBe(`${huddle}@${digest}`);

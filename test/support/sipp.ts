@@ -36,6 +36,8 @@ export interface SippOptions {
   /** Echo received RTP back (-rtp_echo), so the party talking to sipp hears its own tone. */
   rtpEcho?: boolean;
   timeoutS?: number;
+  /** A call whose next expected message does not come within this fails (-recv_timeout); default: only timeoutS bounds it. */
+  recvTimeoutMs?: number;
 }
 
 export interface SippProcess {
@@ -66,6 +68,7 @@ export async function startSipp(o: SippOptions): Promise<SippProcess> {
     '-r', String(o.rate ?? 10),
     '-s', o.service ?? 'service',
     ...(o.pauseMs !== undefined ? ['-d', String(o.pauseMs)] : []),
+    ...(o.recvTimeoutMs !== undefined ? ['-recv_timeout', String(o.recvTimeoutMs)] : []),
     '-timeout', `${o.timeoutS ?? 30}s`,
     '-timeout_error',
     '-nostdin',
