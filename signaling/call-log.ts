@@ -38,6 +38,35 @@ export interface CallLogLine {
   cause?: string;
   /** For released: the DNs that left (each its own EventReleased). */
   released?: string[];
+  /** The SIP Call-IDs of the call's legs (known once their dialogs are confirmed). */
+  callIds?: string[];
+}
+
+/**
+ * The lines with the Call-IDs of each call's legs: `callIdsOf` asks the call's present legs; a
+ * call's last known Call-IDs are kept until its release, when the model no longer holds it.
+ */
+const MaxKnownCalls = 100_000;
+
+export class CallLog {
+  private readonly known = new Map<string, string[]>();
+
+  constructor(private readonly callIdsOf: (connId: string) => string[]) {}
+
+  lines(outputs: readonly ModelOutput[]): CallLogLine[] {
+    const lines = callLogLines(outputs);
+    for (const line of lines) {
+      const now = this.callIdsOf(line.connId);
+      const callIds = [...new Set([...(this.known.get(line.connId) ?? []), ...now])];
+      if (callIds.length > 0) line.callIds = callIds;
+      // Gone from the model: released for good, nothing more to remember.
+      if (line.step === 'released' && now.length === 0) this.known.delete(line.connId);
+      else if (callIds.length > 0) this.known.set(line.connId, callIds);
+    }
+    // Calls handed to another replica end there: the oldest are forgotten, so memory stays bounded.
+    while (this.known.size > MaxKnownCalls) this.known.delete(this.known.keys().next().value!);
+    return lines;
+  }
 }
 
 export function callLogLines(outputs: readonly ModelOutput[]): CallLogLine[] {

@@ -14,7 +14,7 @@ import { MediaCommandError, failureFact, undoesRequest, type FailedMediaCommand,
 import type { B2bua, SipAction, SipFact, SipFactQueue } from './b2bua.js';
 import type { ConferenceEventNotifier } from './conference-events.js';
 import { inSpan } from '../common/process/tracing.js';
-import { callLogLines } from './call-log.js';
+import type { CallLog } from './call-log.js';
 
 /** A T-Library request about a call that another replica owns now (found while writing its state): nothing was done. */
 export class NotOwner extends Error {
@@ -37,6 +37,8 @@ export interface CallModelShellOptions {
   b2bua: Pick<B2bua, 'carryOut' | 'connectFailed' | 'releaseAll'> & Partial<Pick<B2bua, 'callIdOf'>>;
   conferenceEvents: Pick<ConferenceEventNotifier, 'stateChanged' | 'endAll'>;
   publish: (dn: string, event: TEvent, origin?: TlibOrigin) => void;
+  /** Writes one info line per call lifecycle step of the model's outputs. */
+  callLog?: CallLog;
   /** Sees each SIP action before it is carried out (call set-up time). */
   onSipAction?: (out: SipAction) => void;
   log: Logger;
@@ -152,7 +154,7 @@ export class CallModelShell implements SipFactQueue {
   /** Hands the model one input and carries out its outputs; resolves with the replies among them. */
   private async input(input: ModelInput): Promise<TEvent[]> {
     const outputs = this.o.model.handle(input);
-    if (this.o.log.isLevelEnabled('info')) for (const step of callLogLines(outputs)) this.o.log.info(step, `call ${step.step}`);
+    if (this.o.callLog && this.o.log.isLevelEnabled('info')) for (const step of this.o.callLog.lines(outputs)) this.o.log.info(step, `call ${step.step}`);
     const replication = this.o.replication;
     if (!replication) return this.execute(outputs);
     if (!(await replication.persist(input, outputs))) {

@@ -29,6 +29,7 @@ import { createSipStack, type DigestSecret, type Endpoint, type ServerRequest, t
 import { TlibRouter } from './tlib-forward.js';
 import { TlibService } from './tlib-service.js';
 import { traceAs } from '../common/process/tracing.js';
+import { CallLog } from './call-log.js';
 
 /** The certificate of spec.sip.tls and the connection limits of spec.sip.connections, as the stack takes them. */
 function sipTlsOptions(sip: SipClusterSpec['sip']): Pick<SipStackOptions, 'tls' | 'connections'> {
@@ -137,6 +138,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       tlib.publish(dn, event, origin);
     },
     onSipAction: (out) => metrics.callSetup.sipAction(out),
+    callLog: new CallLog((connId) => (model.call(connId)?.parties ?? []).flatMap((p) => b2bua.callIdOf(p.legId) ?? [])),
     log: ctx.log,
   });
 

@@ -90,6 +90,13 @@ it('a call is followed by its ConnID at info level: created, conference, listen-
   expect(step('released')[0]).toMatchObject({ released: ['7003'], by: '7003' });
   expect(typeof step('released')[0]!.cause).toBe('string');
   for (const l of lines) expect(l.component).toBe('SiteA-signaling');
+
+  // The Call-IDs of its legs (7001's, 7002's, 7003's), as the SIP debug lines name them.
+  const callIds = step('listen-disconnect')[0]!.callIds as string[];
+  expect(callIds.length).toBe(3);
+  expect(step('released')[0]!.callIds).toEqual(expect.arrayContaining(callIds));
+  const sipCallIds = new Set(raw.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'SIP received').map((l) => l.callId));
+  for (const id of callIds) expect(sipCallIds).toContain(id);
 });
 
 it('SIP messages are debug lines with the Call-ID', () => {
