@@ -94,6 +94,11 @@ interface Leg {
   relayed: boolean;
   /** The phone side is paired with the other phone's in rtpengine: the party is out of the mixer. */
   direct: boolean;
+  /**
+   * Its direct partner's phone side was deleted in rtpengine, and their dialogue with it: rtpengine
+   * may hold nothing of this leg any more (the call is ending), so its absence there is no restart.
+   */
+  orphaned?: boolean;
   /** Offered to straight from this phone side of the other party (leg.create next to a plain party): its answer goes there. */
   offeredBy?: string;
 }
@@ -684,14 +689,25 @@ export class MediaController {
       [...calls.values()].map(async (group) => {
         const { ng, callId } = group[0]!;
         // A bridge side left behind (if the leg ever had one) goes with the call.
-        const tags = this.callInUse(ng, callId) ? group.map((leg) => leg.phoneTag) : [undefined];
+        const inUse = this.callInUse(ng, callId);
+        const tags = inUse ? group.map((leg) => leg.phoneTag) : [undefined];
+        // rtpengine deletes a dialogue with either of its tags: a direct partner loses its media too.
+        if (inUse && group.some((leg) => leg.direct)) this.orphanPartners(ng, callId);
         await Promise.all(
           tags.map((tag) =>
-            this.opts.pool.delete(ng, callId, tag).catch((err: Error) => this.opts.log.warn({ ng, callId, tag, err: err.message }, 'rtpengine delete failed')),
+            this.opts.pool.delete(ng, callId, tag).catch((err: Error) => {
+              // The last leg of a direct pair: its dialogue may have gone with its partner's phone side.
+              if (group.some((leg) => leg.orphaned) && /unknown call/i.test(err.message)) return;
+              this.opts.log.warn({ ng, callId, tag, err: err.message }, 'rtpengine delete failed');
+            }),
           ),
         );
       }),
     );
+  }
+
+  private orphanPartners(ng: string, callId: string): void {
+    for (const b of this.bridges.values()) for (const leg of b.legs.values()) if (leg.direct && leg.ng === ng && leg.callId === callId) leg.orphaned = true;
   }
 
   private callInUse(ng: string, callId: string): boolean {
@@ -759,7 +775,7 @@ export class MediaController {
 
   private callIdsOn(ng: string): string[] {
     const callIds: string[] = [];
-    for (const bridge of this.bridges.values()) for (const leg of bridge.legs.values()) if (leg.ng === ng && !leg.failed) callIds.push(leg.callId);
+    for (const bridge of this.bridges.values()) for (const leg of bridge.legs.values()) if (leg.ng === ng && !leg.failed && !leg.orphaned) callIds.push(leg.callId);
     return callIds;
   }
 

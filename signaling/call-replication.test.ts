@@ -8,7 +8,7 @@ import { connectNats } from '../common/nats/connect.js';
 import { createLogger } from '../common/process/logger.js';
 import { startTestNats, type TestNats } from '../test/support/infra.js';
 import type { LegState } from './b2bua.js';
-import { LeaseDeadMs, Replicator } from './call-replication.js';
+import { LeaseDeadMs, LeaseSilentDeadMs, Replicator } from './call-replication.js';
 import { CallStateStore } from './call-state.js';
 import type { ModelInput, ModelOutput } from './model/index.js';
 import { Harness } from './model/test-harness.js';
@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 /** One replica: a call model, the replicator, and a SIP side whose legs get a dialog when answered. */
-async function replica(name: string, location: string) {
+async function replica(name: string, location: string, probe?: (replica: string) => Promise<'gone' | 'present'>) {
   const h = new Harness();
   const legs = new Map<string, LegState>();
   const dropped: string[] = [];
@@ -51,6 +51,7 @@ async function replica(name: string, location: string) {
     },
     media: { ownerOf: () => 'mc-0', setOwner: () => undefined },
     log: createLogger('test', 'silent'),
+    ...(probe ? { probe } : {}),
   });
   const confirm = (legId: string, bridgeId: string, direction: 'inbound' | 'outbound') =>
     legs.set(legId, {
@@ -183,6 +184,33 @@ describe('call state replication', () => {
     expect(renewals).toBe(1);
     await r.replicator.stop(true);
   });
+
+  it('a replica whose lease stopped is taken over at once when its process is gone, after LeaseSilentDeadMs while it is still connected', async () => {
+    const until = async (cond: () => boolean, ms: number) => {
+      for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 25));
+    };
+    let answer: 'gone' | 'present' = 'present';
+    const owner = await replica('r-11', 'SiteP');
+    const survivor = await replica('r-12', 'SiteP', async () => answer);
+    await owner.call('7001', '7002');
+    await owner.replicator.stop(false);
+    await new Promise((r) => setTimeout(r, LeaseDeadMs + 1000));
+    // Loaded or paused, not gone: its calls stay its own.
+    expect(survivor.replicator.calls).toBe(0);
+    answer = 'gone';
+    await until(() => survivor.replicator.calls === 1, 1500);
+    expect(survivor.replicator.calls).toBe(1);
+
+    const slow = await replica('r-13', 'SiteP');
+    await slow.call('7003', '7004');
+    await slow.replicator.stop(false);
+    answer = 'present';
+    const stoppedAt = Date.now();
+    await until(() => survivor.replicator.calls === 2, LeaseSilentDeadMs + 2000);
+    expect(survivor.replicator.calls).toBe(2);
+    expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(LeaseSilentDeadMs - 600);
+    await survivor.replicator.stop(true);
+  }, 20_000);
 
   it('an in-dialog request for a dead owner waits for the claim, even when the owner\'s last renewal is seen after the request', async () => {
     const owner = await replica('r-7', 'SiteK');

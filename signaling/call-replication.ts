@@ -21,6 +21,12 @@ import type { CallModel, ModelInput, ModelOutput } from './model/index.js';
 
 export const LeaseRenewMs = 500;
 export const LeaseDeadMs = 1500;
+/**
+ * A replica whose lease stopped but whose NATS connection still stands (the probe finds its
+ * subscription) is loaded, paused or cut off from JetStream, not gone: it is taken over only after
+ * this long, so that a busy event loop does not lose its calls.
+ */
+export const LeaseSilentDeadMs = 4000;
 /** How long an input waits for its call state write before it goes on (see Replicator.bounded). */
 const WriteWaitMs = 1000;
 /** How often other replicas' leases are looked at: a dead one is noticed within LeaseDeadMs + this. */
@@ -136,6 +142,12 @@ export interface ReplicatorOptions {
   relays?: boolean;
   /** Figures of the replication: bytes written and write time. */
   onWrite?: (bytes: number, seconds: number) => void;
+  /**
+   * Asks whether the process of a replica whose lease stopped is still connected: 'gone' when NATS
+   * has no subscriber of it any more (killed, crashed), else 'present'. Without it a stopped lease
+   * counts as death after LeaseDeadMs.
+   */
+  probe?: (replica: string) => Promise<'gone' | 'present'>;
 }
 
 export class Replicator {
@@ -218,7 +230,7 @@ export class Replicator {
       const moving = s !== undefined && movesAt !== undefined && s.moves - movesAt >= 2;
       return (!moving && (s !== undefined || Date.now() < aliveBy)) || this.leaving.has(owner) || this.dead.has(owner);
     };
-    if (await afterTakeover(pending, deliver, this.leaving.has(owner) ? LeavingWaitMs : LeaseDeadMs + 3 * WatchMs + 500)) return 'delivered';
+    if (await afterTakeover(pending, deliver, this.leaving.has(owner) ? LeavingWaitMs : LeaseSilentDeadMs + 3 * WatchMs + 500)) return 'delivered';
     // The wait can end between the claim and its rebuild here: the group is ours then.
     const now = await ownerOf();
     if (now === this.o.replica) return (await afterTakeover(() => this.claiming > 0, deliver, LeavingWaitMs)) ? 'delivered' : 'unknown';
@@ -629,7 +641,7 @@ export class Replicator {
       else this.leaving.delete(replica);
       const s = this.seen.get(replica);
       if (!s || s.revision !== revision) this.seen.set(replica, { revision, changedAt: now, sip: lease.sip, moves: (s?.moves ?? 0) + 1 });
-      else if (now - s.changedAt > LeaseDeadMs) this.dead.add(replica);
+      else if (now - s.changedAt > LeaseDeadMs && (now - s.changedAt > LeaseSilentDeadMs || (await this.gone(replica)))) this.dead.add(replica);
     }
     for (const replica of this.seen.keys()) {
       if (!leases.has(replica)) {
@@ -646,6 +658,15 @@ export class Replicator {
       await this.o.store.deleteLease(replica).catch(() => undefined);
       this.dead.delete(replica);
       this.seen.delete(replica);
+    }
+  }
+
+  private async gone(replica: string): Promise<boolean> {
+    if (!this.o.probe) return true;
+    try {
+      return (await this.o.probe(replica)) === 'gone';
+    } catch {
+      return false;
     }
   }
 

@@ -119,6 +119,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     b2bua,
     media,
     log: ctx.log.child({ layer: 'call-state' }),
+    probe: (replica): Promise<'gone' | 'present'> => router.probe(replica),
     onWrite: (bytes, seconds) => {
       metrics.callStateWrites.inc();
       metrics.callStateBytes.inc(bytes);
@@ -155,6 +156,23 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     queueWaitMs: () => calls.waitMs,
   });
 
+  const router = new TlibRouter({
+    nc: ctx.nc,
+    location,
+    replica: ctx.instance,
+    owns: (connId) => model.call(connId) !== undefined,
+    peers: () => replicator.peers(),
+    takeoverPending: () => replicator.takeoverPending(),
+    handle: async (request, origin) => {
+      // A new call from a desktop is refused like an INVITE while overloaded, before the model allocates anything.
+      if (request.request === 'MakeCall') {
+        const verdict = admission.check('MakeCall');
+        if (!verdict.admit) return [errorEvent(ErrorCodes.OutOfService, verdict.message, { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN })];
+      }
+      return calls.tlibRequest(request, origin);
+    },
+    log: ctx.log,
+  });
   // Calls and desktop registrations this replica (or its previous incarnation) had, before any request is taken.
   await replicator.start(calls);
 
@@ -190,23 +208,6 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     (bridgeIds, instance, reason) => calls.bridgesLost(bridgeIds, instance, reason),
     (bridgeIds, instance) => calls.bridgesRebuilt(bridgeIds, instance),
   );
-  const router = new TlibRouter({
-    nc: ctx.nc,
-    location,
-    replica: ctx.instance,
-    owns: (connId) => model.call(connId) !== undefined,
-    peers: () => replicator.peers(),
-    takeoverPending: () => replicator.takeoverPending(),
-    handle: async (request, origin) => {
-      // A new call from a desktop is refused like an INVITE while overloaded, before the model allocates anything.
-      if (request.request === 'MakeCall') {
-        const verdict = admission.check('MakeCall');
-        if (!verdict.admit) return [errorEvent(ErrorCodes.OutOfService, verdict.message, { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN })];
-      }
-      return calls.tlibRequest(request, origin);
-    },
-    log: ctx.log,
-  });
   router.start();
   tlib.start((request, origin, id) => router.route(request, origin, id));
   tlib.watchGateways((gateway) => calls.gatewayGone(gateway));

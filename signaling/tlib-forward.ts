@@ -7,7 +7,7 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { call, RpcTimeout, serve, type Served } from '../common/nats/rpc.js';
+import { call, RpcNoResponders, RpcTimeout, serve, type Served } from '../common/nats/rpc.js';
 import { Subjects } from '../common/nats/subjects.js';
 import { TlibForwardRpc, type TlibOrigin } from '../common/nats/tlib-contract.js';
 import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
@@ -18,6 +18,8 @@ import { afterTakeover } from './call-replication.js';
 /** How long a replica waits for another's answer (a paused one never answers), and for all its tries. */
 const ForwardTimeoutMs = 1000;
 const ForwardDeadlineMs = 4000;
+/** How long a liveness probe waits: a loaded peer may not answer, its subscription is what counts. */
+const ProbeTimeoutMs = 300;
 
 /** How long, and for how many requests at most, an answer is kept for the gateway's later attempts of the same request. */
 const AnswerKeptMs = 60_000;
@@ -117,8 +119,6 @@ export class TlibRouter {
       const owner = answers.find((a) => typeof a.answer === 'object' && a.answer.owned);
       if (owner && typeof owner.answer === 'object') return owner.answer.events as TEvent[];
       silent = answers.filter((a) => a.answer === 'silent').map((a) => a.peer);
-      // A silent peer being taken over: its calls are ours in a moment, the wait below is for that.
-      if (this.o.takeoverPending()) silent = [];
       if (Date.now() > deadline || silent.length === 0) break;
       // Only a request with an id is asked again: the peer carries it out once however often asked.
       peers = id === undefined ? [] : silent;
@@ -129,6 +129,21 @@ export class TlibRouter {
       return [errorEvent(ErrorCodes.Timeout, `Timeout: signaling replica ${silent.join(', ')} did not answer in time`, { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN })];
     }
     return this.o.handle(request, origin);
+  }
+
+  /**
+   * Whether a peer's process still holds its subscription here: NATS answers "no responders" at
+   * once for a process that was killed or crashed (its connection closed); one that is loaded or
+   * paused still has it. The question is a lookup of a ConnID nobody has.
+   */
+  async probe(peer: string): Promise<'gone' | 'present'> {
+    const request = { request: 'QueryCall', ReferenceID: 0, ThisDN: '', ConnID: 'liveness-probe' } as unknown as TRequest;
+    try {
+      await call(this.o.nc, Subjects.tlibReplica(this.o.location, peer), TlibForwardRpc, { request, origin: { gateway: 'replica-probe', client: this.o.replica } }, { timeoutMs: ProbeTimeoutMs });
+      return 'present';
+    } catch (err) {
+      return err instanceof RpcNoResponders ? 'gone' : 'present';
+    }
   }
 
   async drain(): Promise<void> {

@@ -13,6 +13,7 @@ import { Subjects } from '../../common/nats/subjects.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { freePort } from '../../common/supervisor/ports.js';
 import type { TEvent } from '../../common/tlib/messages.js';
+import { LeaseSilentDeadMs } from '../../signaling/call-replication.js';
 import { startSignaling } from '../../signaling/component.js';
 import type { Heard } from '../support/tone-phone.js';
 import { SignalingProcess } from './signaling-process.js';
@@ -139,7 +140,8 @@ describe('a paused replica', () => {
     const { expected } = await conferenceAndCall(a, b, c, d, e);
     const atStop = new Map([a, b, c, d, e].map((x) => [x, x.desktop!.events.length]));
     owner.signal('SIGSTOP');
-    await until(async () => (await metricValue(other.registry, 'huddle_calls_active')) === 2, 'the other replica owns both calls', 5000);
+    // A paused process keeps its NATS connection: it is taken over once silent for LeaseSilentDeadMs.
+    await until(async () => (await metricValue(other.registry, 'huddle_calls_active')) === 2, 'the other replica owns both calls', LeaseSilentDeadMs + 3000);
     // The new owner's resync, before we listen for anything the paused one might send.
     for (const agent of [a, b, c, d, e]) {
       await agent.desktop!.waitFor((ev: TEvent) => agent.desktop!.events.indexOf(ev) >= atStop.get(agent)! && ev.event === 'EventPartyInfo', `resync of ${agent.dn}`);

@@ -158,6 +158,23 @@ describe('media-controller: two plain parties relayed by rtpengine alone', () =>
     expect(leaveGap).toBeLessThan(1000);
   });
 
+  it("a direct call ending one leg at a time: the leg left behind is not taken for one rtpengine lost (its dialogue went with its partner's phone side)", async () => {
+    const a = await h.phone(toneFrequency(0));
+    const b = await h.phone(toneFrequency(1));
+    await h.ok({ op: 'bridge.create', bridgeId: 'ending' });
+    await h.joinByOffer('ending', 'ea', a);
+    await h.joinByCreate('ending', 'eb', b);
+    await a.waitFor((x) => x.tones.length === 1 && x.tones[0] === b.frequency, HEAR_MS, WINDOW);
+    expect(await direct('ending')).toEqual([true, true]);
+    const eventsBefore = h.events.length;
+    await h.ok({ op: 'leg.remove', bridgeId: 'ending', legId: 'ea' });
+    // Several of the instance's session checks (every ping, 200 ms here) while 7002's leg is still ours.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(h.events.slice(eventsBefore).filter((e) => e.kind === 'leg-failed')).toEqual([]);
+    await h.ok({ op: 'leg.remove', bridgeId: 'ending', legId: 'eb' });
+    await h.ok({ op: 'bridge.destroy', bridgeId: 'ending' });
+  });
+
   it('another instance adopts a direct call without touching its audio, and can still take it to the mixer and back', async () => {
     const a = await h.phone(toneFrequency(0));
     const b = await h.phone(toneFrequency(1));
