@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const spec = config.cluster.spec;
-  const stopTracing = await initTracing(`huddle-${config.cluster.metadata.name}`);
+  const stopTracing = await initTracing('launcher');
   const dataDir = path.resolve(spec.dataDir, config.cluster.metadata.name);
   const stops: (() => Promise<void>)[] = [stopTracing];
   const stopAll = async () => {

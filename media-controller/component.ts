@@ -15,6 +15,7 @@ import { TsMixer } from './mixer/ts-mixer.js';
 import { MusicLibrary } from './music.js';
 import { MediaApi, publishMediaEvent } from './nats-api.js';
 import { RtpenginePool } from './rtpengine.js';
+import { traceAs } from '../common/process/tracing.js';
 
 export interface MediaComponentOptions {
   /** Address the bridge's RTP sockets bind to; rtpengine sends there. */
@@ -35,6 +36,7 @@ export interface RunningMediaController extends Component {
 
 export async function createMediaController(ctx: ComponentContext, options: MediaComponentOptions): Promise<RunningMediaController> {
   const { log, nc, instance } = ctx;
+  traceAs(nc, 'media-controller');
   const location = ctx.config.cluster.spec.location;
   const metrics = registerMediaMetrics(ctx.registry, () => view);
   const pool = new RtpenginePool({

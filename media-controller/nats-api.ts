@@ -4,12 +4,21 @@
  * replies as MediaReply, events on media.evt.<kind>.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import { trace, type Attributes } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { encodeJson } from '../common/nats/codec.js';
 import { MediaRpc, type MediaCommand, type MediaEvent, type MediaReply } from '../common/nats/media-contract.js';
 import { serve, type RpcBadRequest, type Served } from '../common/nats/rpc.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
+import { inSpan } from '../common/process/tracing.js';
 import { MediaFailure, type MediaController } from './controller.js';
+
+const tracer = trace.getTracer('huddle.media-controller');
+
+function commandAttributes(command: MediaCommand): Attributes {
+  const c = command as { op: string; bridgeId?: string; legId?: string };
+  return { 'media.op': c.op, ...(c.bridgeId ? { 'media.bridge_id': c.bridgeId } : {}), ...(c.legId ? { 'media.leg_id': c.legId } : {}) };
+}
 
 export interface MediaApiOptions {
   nc: NatsConnection;
@@ -56,7 +65,7 @@ export class MediaApi {
       if (viaQueue && command.op !== 'bridge.create' && command.op !== 'bridge.adopt') {
         throw new MediaFailure('BadCommand', `${command.op} goes to the instance that owns the bridge (${Subjects.mediaInstanceCommand(this.opts.location, '<instance>')})`);
       }
-      const result = await controller.handle(command);
+      const result = await inSpan(tracer, `media ${command.op}`, { attributes: commandAttributes(command) }, () => controller.handle(command));
       return this.answered(command.op, { ok: true, instance, ...result });
     } catch (err) {
       const failure = err instanceof MediaFailure ? err : new MediaFailure('Internal', (err as Error).message);
@@ -75,6 +84,9 @@ export class MediaApi {
   }
 
   private answered(op: string, reply: MediaReply): MediaReply {
+    // Inside the serving span: the command's result.
+    const span = trace.getActiveSpan();
+    if (span?.isRecording()) span.setAttribute('media.result', reply.ok ? 'ok' : reply.error.code);
     this.opts.onCommand?.(op, reply.ok ? 'ok' : reply.error.code);
     return reply;
   }

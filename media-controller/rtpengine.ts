@@ -8,8 +8,22 @@
  * Commands name the instance explicitly: a leg stays on the rtpengine that anchored it.
  */
 import { EventEmitter } from 'node:events';
+import { SpanKind, trace, type Attributes } from '@opentelemetry/api';
 import { Client, type NgParams, type NgResponse } from 'rtpengine-client';
 import type { Logger } from 'pino';
+import { inSpan } from '../common/process/tracing.js';
+
+const tracer = trace.getTracer('huddle.rtpengine');
+
+/** An ng command's span: the server, the call and party it names. */
+function ngAttributes(ng: string, params: NgParams): Attributes {
+  const p = params as { 'call-id'?: unknown; 'from-tag'?: unknown };
+  return {
+    'server.address': ng,
+    ...(typeof p['call-id'] === 'string' ? { 'rtpengine.call_id': p['call-id'] } : {}),
+    ...(typeof p['from-tag'] === 'string' ? { 'rtpengine.from_tag': p['from-tag'] } : {}),
+  };
+}
 
 export type RtpengineErrorCode = 'RtpengineUnavailable' | 'RtpengineError';
 
@@ -204,14 +218,17 @@ export class RtpenginePool extends EventEmitter<RtpenginePoolEvents> {
     const inst = this.instances.get(ng);
     if (!inst) throw new RtpengineFailure('RtpengineUnavailable', ng, 'not a configured instance');
     if (inst.health === 'down') throw new RtpengineFailure('RtpengineUnavailable', ng, 'instance is not answering');
-    let reply: NgResponse;
-    try {
-      reply = await inst.client[name](inst.port, inst.host, params);
-    } catch (err) {
-      throw new RtpengineFailure('RtpengineUnavailable', ng, `${name}: ${(err as Error).message}`);
-    }
-    if (reply.result === 'error') throw new RtpengineFailure('RtpengineError', ng, `${name}: ${reply['error-reason'] ?? 'error'}`);
-    return reply;
+    return inSpan(tracer, `rtpengine ${name}`, { kind: SpanKind.CLIENT, attributes: ngAttributes(ng, params) }, async (span) => {
+      let reply: NgResponse;
+      try {
+        reply = await inst.client[name](inst.port, inst.host, params);
+      } catch (err) {
+        throw new RtpengineFailure('RtpengineUnavailable', ng, `${name}: ${(err as Error).message}`);
+      }
+      if (span.isRecording()) span.setAttribute('rtpengine.result', String(reply.result));
+      if (reply.result === 'error') throw new RtpengineFailure('RtpengineError', ng, `${name}: ${reply['error-reason'] ?? 'error'}`);
+      return reply;
+    });
   }
 
   offer(ng: string, params: NgParams): Promise<NgResponse> {

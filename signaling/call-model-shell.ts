@@ -4,6 +4,7 @@
  * so the model sees a consistent world: T-Library events are published, media commands sent to
  * media-controller, SIP actions handed to the B2BUA, conference states to the RFC 4575 notifier.
  */
+import { trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { TlibOrigin } from '../common/nats/tlib-contract.js';
 import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
@@ -12,6 +13,8 @@ import type { CallModel, ModelInput, ModelOutput } from './model/index.js';
 import { MediaCommandError, failureFact, undoesRequest, type FailedMediaCommand, type MediaClient } from './media-client.js';
 import type { B2bua, SipAction, SipFact, SipFactQueue } from './b2bua.js';
 import type { ConferenceEventNotifier } from './conference-events.js';
+import { inSpan } from '../common/process/tracing.js';
+import type { CallLog } from './call-log.js';
 
 /** A T-Library request about a call that another replica owns now (found while writing its state): nothing was done. */
 export class NotOwner extends Error {
@@ -26,13 +29,16 @@ const JobTimeWeight = 0.05;
 
 /** Most outputs answer nothing; one shared empty list spares an allocation per output. */
 const NO_REPLIES: readonly TEvent[] = [];
+const tracer = trace.getTracer('huddle.signaling');
 
 export interface CallModelShellOptions {
   model: Pick<CallModel, 'handle'>;
   media: MediaClient;
-  b2bua: Pick<B2bua, 'carryOut' | 'connectFailed' | 'releaseAll'>;
+  b2bua: Pick<B2bua, 'carryOut' | 'connectFailed' | 'releaseAll'> & Partial<Pick<B2bua, 'callIdOf'>>;
   conferenceEvents: Pick<ConferenceEventNotifier, 'stateChanged' | 'endAll'>;
   publish: (dn: string, event: TEvent, origin?: TlibOrigin) => void;
+  /** Writes one info line per call lifecycle step of the model's outputs. */
+  callLog?: CallLog;
   /** Sees each SIP action before it is carried out (call set-up time). */
   onSipAction?: (out: SipAction) => void;
   log: Logger;
@@ -148,6 +154,7 @@ export class CallModelShell implements SipFactQueue {
   /** Hands the model one input and carries out its outputs; resolves with the replies among them. */
   private async input(input: ModelInput): Promise<TEvent[]> {
     const outputs = this.o.model.handle(input);
+    if (this.o.callLog && this.o.log.isLevelEnabled('info')) for (const step of this.o.callLog.lines(outputs)) this.o.log.info(step, `call ${step.step}`);
     const replication = this.o.replication;
     if (!replication) return this.execute(outputs);
     if (!(await replication.persist(input, outputs))) {
@@ -215,7 +222,13 @@ export class CallModelShell implements SipFactQueue {
       case 'sip.release':
       case 'sip.remoteAnswer': {
         this.o.onSipAction?.(out);
-        const fact = await this.o.b2bua.carryOut(out);
+        const legId = 'legId' in out ? out.legId : undefined;
+        const fact = await inSpan(tracer, out.kind, { attributes: legId ? { 'huddle.leg_id': legId } : {} }, async (span) => {
+          const done = await this.o.b2bua.carryOut(out);
+          const callId = span.isRecording() && legId ? this.o.b2bua.callIdOf?.(legId) : undefined;
+          if (callId) span.setAttribute('sip.call_id', callId);
+          return done;
+        });
         return fact ? this.input(fact) : NO_REPLIES;
       }
       case 'conference.state':

@@ -28,6 +28,8 @@ import { RegistrarService } from './registrar-service.js';
 import { createSipStack, type DigestSecret, type Endpoint, type ServerRequest, type SipStackOptions } from './sip/index.js';
 import { TlibRouter } from './tlib-forward.js';
 import { TlibService } from './tlib-service.js';
+import { traceAs } from '../common/process/tracing.js';
+import { CallLog } from './call-log.js';
 
 /** The certificate of spec.sip.tls and the connection limits of spec.sip.connections, as the stack takes them. */
 function sipTlsOptions(sip: SipClusterSpec['sip']): Pick<SipStackOptions, 'tls' | 'connections'> {
@@ -45,6 +47,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   const directory = new DnDirectory(ctx.config);
 
   const model = new CallModel(modelEnv(ctx, directory));
+  traceAs(ctx.nc, 'signaling');
 
   const edge = edgePlacement(process.env);
   const stack = await createSipStack({
@@ -136,6 +139,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       tlib.publish(dn, event, origin);
     },
     onSipAction: (out) => metrics.callSetup.sipAction(out),
+    callLog: new CallLog((connId) => (model.call(connId)?.parties ?? []).flatMap((p) => b2bua.callIdOf(p.legId) ?? [])),
     log: ctx.log,
   });
 

@@ -4,6 +4,7 @@
  * later events to the DNs concerned. Only the envelope is checked here: the gateway checked the
  * request itself.
  */
+import { trace } from '@opentelemetry/api';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { checker } from '../common/config/check.js';
@@ -15,6 +16,10 @@ import { injectTrace } from '../common/nats/trace.js';
 import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
 import type { TEvent, TRequest } from '../common/tlib/messages.js';
 import { tlibRequestLabel, type SignalingMetrics } from './metrics.js';
+import { inSpan } from '../common/process/tracing.js';
+import { recordAnswer, requestAttributes } from '../common/tlib/trace-attributes.js';
+
+const tracer = trace.getTracer('huddle.signaling');
 
 const isGatewayAlive = checker(TlibGatewayAlive);
 
@@ -102,7 +107,12 @@ export class TlibService {
     const label = tlibRequestLabel(request.request);
     const end = this.metrics.tlibRequestDuration.startTimer({ request: label });
     try {
-      const events = await handler(request, origin, id);
+      // The model step and what it causes (media commands, SIP): children of this span.
+      const events = await inSpan(tracer, `tlib ${request.request}`, { attributes: requestAttributes(request) }, async (span) => {
+        const answered = await handler(request, origin, id);
+        recordAnswer(span, answered);
+        return answered;
+      });
       const error = events.find((e) => e.event === 'EventError');
       this.metrics.tlibRequests.inc({ request: label, result: error ? String(error.ErrorCode) : 'ok' });
       return { events };

@@ -9,11 +9,12 @@
  * The handler runs inside the SERVER span, so calls it makes continue the same trace. Without a
  * registered tracer provider the OpenTelemetry API is a no-op and so is all of this.
  */
-import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { SpanKind, trace, type Span } from '@opentelemetry/api';
 import { errors as natsErrors, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { ErrorObject } from 'ajv';
 import { checker, type Checker } from '../config/check.js';
+import { componentContext, failSpan } from '../process/tracing.js';
 import { decodeJson, encodeJson } from './codec.js';
 import { extractTrace, injectTrace } from './trace.js';
 
@@ -128,7 +129,7 @@ export interface CallOptions {
  * RpcNoResponders, RpcTimeout, RpcRequestFailed, RpcBadReply or RpcHandlerFailed.
  */
 export function call<C extends RpcContract>(nc: NatsConnection, subject: string, contract: C, request: Static<C['request']>, options: CallOptions): Promise<Static<C['reply']>> {
-  return tracer.startActiveSpan(`${subject} call`, { kind: SpanKind.CLIENT }, (span) => {
+  return tracer.startActiveSpan(`${subject} call`, { kind: SpanKind.CLIENT }, componentContext(nc), (span) => {
     if (span.isRecording()) span.setAttributes({ 'messaging.system': 'nats', 'messaging.destination.name': subject });
     return roundTrip(nc, subject, contract, request, options).then(
       (reply) => {
@@ -210,7 +211,7 @@ class Server<C extends RpcContract> implements Served {
   private readonly spanName: string;
 
   constructor(
-    nc: NatsConnection,
+    private readonly nc: NatsConnection,
     private readonly subject: string,
     private readonly options: ServeOptions<C>,
     private readonly handler: RpcHandler<C>,
@@ -236,7 +237,7 @@ class Server<C extends RpcContract> implements Served {
 
   private take(msg: Msg): void {
     this.inFlight++;
-    tracer.startActiveSpan(this.spanName, { kind: SpanKind.SERVER }, extractTrace(msg.headers), (span) => {
+    tracer.startActiveSpan(this.spanName, { kind: SpanKind.SERVER }, componentContext(this.nc, extractTrace(msg.headers)), (span) => {
       if (span.isRecording()) span.setAttributes({ 'messaging.system': 'nats', 'messaging.destination.name': msg.subject });
       this.answer(msg, span)
         .catch((err: Error) => {
@@ -290,10 +291,4 @@ function handlerFailed(err: Error) {
   const hdrs = natsHeaders();
   hdrs.set(HandlerFailedHeader, err.message || err.name);
   return hdrs;
-}
-
-function failSpan(span: Span, err: Error): void {
-  if (!span.isRecording()) return;
-  span.recordException(err);
-  span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
 }

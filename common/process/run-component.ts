@@ -18,7 +18,7 @@ import { stopOnSignals } from './lifecycle.js';
 /** How long a component process may take to stop before it exits anyway. */
 const StopGraceMs = 9000;
 import { createLogger } from './logger.js';
-import { initTracing } from './tracing.js';
+import { initTracing, type TracedComponent } from './tracing.js';
 import type { ComponentFactory } from './component.js';
 
 export interface ComponentEnv extends NatsClientEnv {
@@ -35,7 +35,7 @@ export interface ComponentEnv extends NatsClientEnv {
 /** `role`: the NATS user's role, for the component's own reply subjects. */
 export async function runComponent(name: string, role: NatsRole, factory: ComponentFactory, env: ComponentEnv = process.env): Promise<void> {
   const log = createLogger(name);
-  const stopTracing = await initTracing(`huddle-${name}`);
+  const stopTracing = await initTracing(tracedAs(role));
   try {
     const file = env.HUDDLE_CONFIG ? loadConfigFile(env.HUDDLE_CONFIG) : undefined;
     const natsUrl = env.HUDDLE_NATS_URL ?? file?.cluster.spec.nats.url;
@@ -78,4 +78,9 @@ export async function runComponent(name: string, role: NatsRole, factory: Compon
     else log.error({ err: (err as Error).stack }, `${name} failed to start`);
     process.exit(1);
   }
+}
+
+/** The component a role's process traces as (config-publisher publishes only: the launcher's part). */
+function tracedAs(role: NatsRole): TracedComponent {
+  return role === 'config-publisher' ? 'launcher' : role;
 }

@@ -51,6 +51,8 @@ export class TransportLayer implements TransportHandler {
   private readonly rateLimiter: SourceRateLimiter | undefined;
   /** Set by listen(), before any transport can deliver a message. */
   private user!: TransportUser;
+  /** Every SIP message logged (debug level): decided once, so the hot path pays one test. */
+  private readonly logMessages: boolean;
 
   constructor(
     private readonly opts: SipStackOptions,
@@ -58,6 +60,7 @@ export class TransportLayer implements TransportHandler {
     private readonly log: Logger | undefined,
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.logMessages = log?.isLevelEnabled('debug') ?? false;
     if (opts.rateLimit) {
       this.rateLimiter = new SourceRateLimiter(opts.rateLimit);
       metrics.watchRateLimiter(this.rateLimiter);
@@ -171,6 +174,7 @@ export class TransportLayer implements TransportHandler {
     else this.metrics.response('out', msg.cseq.method, msg.status);
     const bytes = msg.toBuffer();
     transport.send(bytes, dest, onError);
+    if (this.logMessages) this.log!.debug({ ...sipSummary(msg), to: `${dest.host}:${dest.port}`, transport: transport.protocol, retransmission }, 'SIP sent');
     return bytes;
   }
 
@@ -192,6 +196,7 @@ export class TransportLayer implements TransportHandler {
       return;
     }
     const msg = r.message;
+    if (this.logMessages) this.log!.debug({ ...sipSummary(msg), from: `${source.host}:${source.port}`, transport: transport.protocol }, 'SIP received');
     try {
       if (msg instanceof SipRequest) {
         stampVia(msg, source);
@@ -276,4 +281,11 @@ function firstExternalAddress(family: 'IPv4' | 'IPv6'): string | undefined {
     for (const a of list ?? []) if (a.family === family && !a.internal) return a.address;
   }
   return undefined;
+}
+
+/** What a SIP log line says of a message: method or status, CSeq, Call-ID. */
+function sipSummary(msg: SipRequest | SipResponse): Record<string, string | number> {
+  return msg instanceof SipRequest
+    ? { method: msg.method, cseq: msg.cseq.seq, callId: msg.callId }
+    : { status: msg.status, method: msg.cseq.method, cseq: msg.cseq.seq, callId: msg.callId };
 }

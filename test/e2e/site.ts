@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { DestinationStream } from 'pino';
 import { Registry } from 'prom-client';
 import type { SipCluster, SipDN } from '../../common/config/schema.js';
 import { parseConfig, type PlatformConfig } from '../../common/config/load.js';
@@ -52,6 +53,8 @@ export interface SiteOptions<N extends TestNatsBus = TestNats> {
   mediaProcess?: boolean;
   /** rtpengine's media ports (default 200): a load test holding many calls needs more. */
   rtpenginePorts?: number;
+  /** Where the components log, and at which level (default: TEST_LOG_LEVEL or silent, on stdout). */
+  log?: { level: string; destination: DestinationStream };
 }
 
 /** What an agent needs of a site: where to register, and desktops on its gateway. */
@@ -126,7 +129,7 @@ export class Site<N extends TestNatsBus = TestNats> implements AgentSite {
       musicRoot: config.musicRoot,
       nc: connections.get(roleOf(name))!,
       registry: reg,
-      log: createLogger(`${config.cluster.spec.location}-${name}`, process.env.TEST_LOG_LEVEL ?? 'silent'),
+      log: createLogger(`${config.cluster.spec.location}-${name}`, opts.log?.level ?? process.env.TEST_LOG_LEVEL ?? 'silent', opts.log?.destination),
       addReadiness: () => undefined,
       rtpengines: [rtpengine.ng],
       instance: `${config.cluster.spec.location}-${name}`,

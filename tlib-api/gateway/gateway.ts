@@ -11,6 +11,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Msg, Subscription } from '@nats-io/transport-node';
+import { SpanKind, trace } from '@opentelemetry/api';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { checker } from '../../common/config/check.js';
 import { GATEWAY_TLS_DIR, tlsFiles } from '../../common/config/schema.js';
@@ -19,6 +20,8 @@ import { RpcBadReply, RpcNoResponders, RpcRequestFailed, RpcTimeout, call, notif
 import { Subjects } from '../../common/nats/subjects.js';
 import { TlibAttemptMs, TlibEventEnvelope, TlibRpc, type TlibEventMessage, type TlibGatewayAlive, type TlibOrigin, type TlibRequestMessage } from '../../common/nats/tlib-contract.js';
 import type { ComponentContext } from '../../common/process/component.js';
+import { componentContext, inSpan, traceAs } from '../../common/process/tracing.js';
+import { recordAnswer, requestAttributes } from '../../common/tlib/trace-attributes.js';
 import type { Component } from '../../common/process/lifecycle.js';
 import { parseHostPort } from '../../common/process/http.js';
 import { ErrorCodes, errorEvent } from '../../common/tlib/errors.js';
@@ -33,6 +36,9 @@ import { gatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { parseFrame, peekFrame } from './protocol.js';
 
 const isEventMessage = checker(TlibEventEnvelope);
+
+
+const tracer = trace.getTracer('huddle.gateway');
 
 export interface GatewayOptions {
   /** host:port to listen on; default spec.gateway.listen. Port 0 picks a free one. */
@@ -77,6 +83,7 @@ interface Outcome {
 }
 
 export async function createGateway(ctx: ComponentContext, options: GatewayOptions = {}): Promise<Gateway> {
+  traceAs(ctx.nc, 'gateway');
   const tls = ctx.config.cluster.spec.gateway.tls;
   const gateway = new GatewayImpl(ctx, { ...(tls ? { tls: tlsFiles(tls, GATEWAY_TLS_DIR) } : {}), ...options });
   await gateway.listen(options.listen ?? ctx.config.cluster.spec.gateway.listen);
@@ -281,7 +288,7 @@ class GatewayImpl implements Gateway {
       this.answer(client, request.request, 'limited', [errorEvent(ErrorCodes.TooManyRequests, overFlight, { ReferenceID: request.ReferenceID, ThisDN: request.ThisDN })]);
       return;
     }
-    this.handleRequest(client, request, now)
+    inSpan(tracer, `tlib ${request.request}`, { kind: SpanKind.SERVER, attributes: requestAttributes(request) }, () => this.handleRequest(client, request, now), componentContext(this.ctx.nc))
       .catch((err: Error) => {
         this.ctx.log.error({ err: err.stack }, 'request handling failed');
         this.answer(client, request.request, 'error', [errorEvent(ErrorCodes.UnknownError, `Unknown error: ${err.message}`, { ReferenceID: request.ReferenceID })]);
@@ -358,6 +365,9 @@ class GatewayImpl implements Gateway {
       else this.metrics.events.inc({ result: 'dropped' });
     }
     this.metrics.requests.inc({ request, result });
+    // Inside a request's span (handleRequest): its answer.
+    const span = trace.getActiveSpan();
+    if (span) recordAnswer(span, events);
     if (started !== undefined) this.metrics.requestDuration.observe({ request }, (performance.now() - started) / 1000);
   }
 
