@@ -54,9 +54,22 @@ interface InstanceSeen {
   startedAt: number;
   intervalMs: number;
   bridges: number;
-  /** A late announcement was followed up with a probe (until the next announcement). */
-  probed?: boolean;
+  /** A probe is under way (late announcements are followed up with one every PROBE_EVERY_MS). */
+  probing?: boolean;
+  probedAt?: number;
+  /** Since when probes found no responder for the instance (it may be reconnecting to another NATS server). */
+  unreachableSince?: number;
 }
+
+/**
+ * An instance NATS finds no responder for this long (two probes) is gone: a killed process. Shorter
+ * gaps are a process reconnecting to another server of a NATS cluster, whose subscriptions are
+ * away meanwhile.
+ */
+const UNREACHABLE_MS = 700;
+const PROBE_EVERY_MS = 300;
+/** An instance still connected but silent this long (paused, stalled) is lost too. */
+const SILENT_LOST_MS = 4000;
 
 /** A liveness tick (every 100 ms) this late means this process itself was not running. */
 const STALL_MS = 600;
@@ -139,8 +152,10 @@ export class MediaClient {
       }
       for (const [instance, seen] of this.instances) {
         const silent = now - seen.lastSeen;
-        if (silent > this.lostAfterMs) this.instanceLost(instance, `silent for ${silent} ms`);
-        else if (silent > seen.intervalMs + 100 && !seen.probed) this.probe(instance, seen, this.lostAfterMs - silent);
+        const unreachable = seen.unreachableSince !== undefined && now - seen.unreachableSince >= UNREACHABLE_MS;
+        if (silent > Math.max(this.lostAfterMs, SILENT_LOST_MS) || (silent > this.lostAfterMs && seen.unreachableSince !== undefined) || unreachable) {
+          this.instanceLost(instance, unreachable ? `no responder for ${now - seen.unreachableSince!} ms` : `silent for ${silent} ms`);
+        } else if (silent > seen.intervalMs + 100 && !seen.probing && now - (seen.probedAt ?? 0) >= PROBE_EVERY_MS) this.probe(instance, seen);
       }
     }, 100);
     this.aliveCheck.unref();
@@ -162,14 +177,21 @@ export class MediaClient {
    * its subject any more: lost now, not after lostAfterMs) from a slow one. Only an instance
    * holding bridges is worth it.
    */
-  private probe(instance: string, seen: InstanceSeen, timeoutMs: number): void {
+  private probe(instance: string, seen: InstanceSeen): void {
     const bridgeId = [...this.owners].find(([, owner]) => owner === instance)?.[0];
     if (bridgeId === undefined) return;
-    seen.probed = true;
+    seen.probing = true;
     const subject = Subjects.mediaInstanceCommand(this.opts.location(), instance);
-    call(this.opts.nc, subject, MediaRpc, { op: 'bridge.query', bridgeId }, { timeoutMs: Math.max(100, timeoutMs) }).catch((err: unknown) => {
-      if (err instanceof RpcNoResponders && this.instances.get(instance) === seen) this.instanceLost(instance, 'no responder after a late announcement');
-    });
+    const done = (reachable: boolean) => {
+      seen.probing = false;
+      seen.probedAt = Date.now();
+      if (reachable) delete seen.unreachableSince;
+      else seen.unreachableSince ??= Date.now();
+    };
+    call(this.opts.nc, subject, MediaRpc, { op: 'bridge.query', bridgeId }, { timeoutMs: PROBE_EVERY_MS }).then(
+      () => done(true),
+      (err: unknown) => done(!(err instanceof RpcNoResponders)),
+    );
   }
 
   /**
