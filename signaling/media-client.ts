@@ -62,12 +62,12 @@ interface InstanceSeen {
 }
 
 /**
- * An instance NATS finds no responder for this long (two probes) is gone: a killed process. Shorter
+ * An instance NATS finds no responder for this long (three probes) is gone: a killed process. Shorter
  * gaps are a process reconnecting to another server of a NATS cluster, whose subscriptions are
  * away meanwhile.
  */
-const UNREACHABLE_MS = 700;
-const PROBE_EVERY_MS = 300;
+const UNREACHABLE_MS = 400;
+const PROBE_EVERY_MS = 200;
 /** An instance still connected but silent this long (paused, stalled) is lost too. */
 const SILENT_LOST_MS = 4000;
 
