@@ -338,7 +338,11 @@ export class MediaClient {
     } catch (err) {
       const failure = commandFailure(err as Error);
       this.opts.metrics.mediaCommands.inc({ op: command.op, result: failure.result });
-      if (owner && InstanceLost.has(failure.code)) {
+      // No reply from an instance that still announces itself: the request or its reply was lost
+      // (a NATS server failing over), not the instance. A command that may run twice is sent again.
+      if (owner && failure.code === 'Timeout' && this.heardWithin(owner, this.lostAfterMs)) {
+        if (!again && Repeatable.has(command.op)) return this.send(command, colocateWith, true);
+      } else if (owner && InstanceLost.has(failure.code)) {
         this.instanceLost(owner, `${command.op}: ${failure.message}`);
         if (!again) return this.send(command, colocateWith, true);
       }
@@ -355,6 +359,11 @@ export class MediaClient {
     if (command.op === 'bridge.create') this.owners.set(command.bridgeId, reply.instance);
     if (command.op === 'bridge.destroy') this.owners.delete(command.bridgeId);
     return reply;
+  }
+
+  private heardWithin(instance: string, ms: number): boolean {
+    const seen = this.instances.get(instance);
+    return seen !== undefined && Date.now() - seen.lastSeen <= ms;
   }
 
   /** The media-controller instance that owns a bridge (kept with the call's state, for whoever carries it on). */
@@ -396,6 +405,9 @@ export class MediaClient {
     await this.eventSub?.drain();
   }
 }
+
+/** Commands whose second run changes nothing more than the first (flags and music are set, not toggled). */
+const Repeatable = new Set<MediaCommand['op']>(['leg.flags', 'leg.music.play', 'leg.music.stop', 'bridge.query']);
 
 /** How a failed round trip reads for the call model (code) and in the metrics (result). */
 function commandFailure(err: Error): { code: MediaCommandError['code']; result: string; message: string } {
