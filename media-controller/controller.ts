@@ -707,12 +707,18 @@ export class MediaController {
   }
 
   private orphanPartners(ng: string, callId: string): void {
-    for (const b of this.bridges.values()) for (const leg of b.legs.values()) if (leg.direct && leg.ng === ng && leg.callId === callId) leg.orphaned = true;
+    for (const leg of this.legsOfCall(ng, callId)) if (leg.direct) leg.orphaned = true;
   }
 
   private callInUse(ng: string, callId: string): boolean {
-    for (const b of this.bridges.values()) for (const leg of b.legs.values()) if (!leg.failed && leg.ng === ng && leg.callId === callId) return true;
-    return false;
+    return this.legsOfCall(ng, callId).some((leg) => !leg.failed);
+  }
+
+  /** The legs of our bridges that are parties of one rtpengine call. */
+  private legsOfCall(ng: string, callId: string): Leg[] {
+    const legs: Leg[] = [];
+    for (const b of this.bridges.values()) for (const leg of b.legs.values()) if (leg.ng === ng && leg.callId === callId) legs.push(leg);
+    return legs;
   }
 
   private async musicPlay(bridge: Bridge, leg: Leg, file: string | null): Promise<void> {
@@ -773,10 +779,11 @@ export class MediaController {
     }
   }
 
+  /** The rtpengine calls on `ng` our legs need, each once (the two legs of a direct pair share one). */
   private callIdsOn(ng: string): string[] {
-    const callIds: string[] = [];
-    for (const bridge of this.bridges.values()) for (const leg of bridge.legs.values()) if (leg.ng === ng && !leg.failed && !leg.orphaned) callIds.push(leg.callId);
-    return callIds;
+    const callIds = new Set<string>();
+    for (const bridge of this.bridges.values()) for (const leg of bridge.legs.values()) if (leg.ng === ng && !leg.failed && !leg.orphaned) callIds.add(leg.callId);
+    return [...callIds];
   }
 
   /**

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLogger } from '../../common/process/logger.js';
-import { Site, type Agent } from './site.js';
+import { conference, Site, type Agent } from './site.js';
 
 const raw: string[] = [];
 let site: Site;
@@ -48,12 +48,9 @@ function repeatedKeys(text: string): string[] {
 beforeAll(async () => {
   site = await Site.start({ log: { level: 'debug', destination: { write: (chunk: string) => void raw.push(...chunk.split('\n').filter(Boolean)) } } });
   a = await site.agent('7001', 0);
-  await site.agent('7002', 1);
+  const b = await site.agent('7002', 1);
   const c = await site.agent('7003', 2);
-  await a.dial('7002');
-  connID = (await a.desktop!.waitFor((e) => e.event === 'EventEstablished', 'EventEstablished')).ConnID!;
-  await a.desktop!.client.singleStepConference({ thisDN: '7001', connID, otherDN: '7003' });
-  await c.desktop!.waitFor((e) => e.event === 'EventEstablished', 'EventEstablished on 7003');
+  connID = await conference(a, b, c);
   await a.desktop!.client.listenDisconnect({ thisDN: '7001', connID, otherDN: '7003' });
   await a.desktop!.client.listenReconnect({ thisDN: '7001', connID, otherDN: '7003' });
   await c.desktop!.client.releaseCall({ thisDN: '7003', connID });

@@ -3,7 +3,7 @@
  * listen-disconnected and reconnected, proven by what each phone hears.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exactly, Site, type Agent } from './site.js';
+import { conference, exactly, Site, type Agent } from './site.js';
 
 describe('private conversations during conference', () => {
   let site: Site;
@@ -17,10 +17,7 @@ describe('private conversations during conference', () => {
     a = await site.agent('7001', 0);
     b = await site.agent('7002', 1);
     c = await site.agent('7003', 2);
-    await a.dial('7002');
-    connID = (await a.desktop!.waitFor((e) => e.event === 'EventEstablished', 'EventEstablished')).ConnID!;
-    await a.desktop!.client.singleStepConference({ thisDN: '7001', connID, otherDN: '7003' });
-    await c.desktop!.waitFor((e) => e.event === 'EventEstablished', 'EventEstablished on 7003');
+    connID = await conference(a, b, c);
   });
   afterAll(async () => {
     await site?.stop();

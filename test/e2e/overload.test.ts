@@ -70,6 +70,18 @@ describe('admission control under an INVITE flood', () => {
     await site?.stop();
   });
 
+  /** One call from the trunk to 7005, whose phone never rings: it stays in set-up until it times out. */
+  const callNeverRinging = () =>
+    startSipp({
+      scenario: path.join(E2E_SCENARIOS, 'overload-uac.xml'),
+      remote: `127.0.0.1:${site.sipPort}`,
+      localPort: trunkPort,
+      localHost: TRUNK_HOST,
+      service: '7005',
+      recvTimeoutMs: RECV_TIMEOUT_MS,
+      timeoutS: 15,
+    });
+
   it(`${RATE} INVITEs/s for ${FLOOD_S} s: every one answered 200 or 503 with Retry-After, the established call keeps its audio, new calls work after`, async () => {
     await a.dial('7004');
     await a.hears(exactly([b.tone]));
@@ -143,15 +155,7 @@ describe('admission control under an INVITE flood', () => {
   it('an INVITE whose callee never rings is answered 503 with Retry-After once set-up time is up (2 s), and its call released', async () => {
     const before = await metric(site, 'huddle_signaling_setup_timeouts_total');
     const started = Date.now();
-    const call = await startSipp({
-      scenario: path.join(E2E_SCENARIOS, 'overload-uac.xml'),
-      remote: `127.0.0.1:${site.sipPort}`,
-      localPort: trunkPort,
-      localHost: TRUNK_HOST,
-      service: '7005',
-      recvTimeoutMs: RECV_TIMEOUT_MS,
-      timeoutS: 15,
-    });
+    const call = await callNeverRinging();
     const run = await call.done;
     const tookMs = Date.now() - started;
     expect(run.code, run.output.slice(-3000)).toBe(0);
@@ -165,15 +169,7 @@ describe('admission control under an INVITE flood', () => {
   it('a MakeCall while the site is past a limit gets EventError 58 naming the cause; once below, it works', async () => {
     await site.reconfigure((cluster) => (cluster.spec.sip.admission.maxLegsSettingUp = 1));
     // One call setting up (its callee never rings): two legs, past the limit of one.
-    const pending = await startSipp({
-      scenario: path.join(E2E_SCENARIOS, 'overload-uac.xml'),
-      remote: `127.0.0.1:${site.sipPort}`,
-      localPort: trunkPort,
-      localHost: TRUNK_HOST,
-      service: '7005',
-      recvTimeoutMs: RECV_TIMEOUT_MS,
-      timeoutS: 15,
-    });
+    const pending = await callNeverRinging();
     await until(async () => (await metric(site, 'huddle_signaling_legs_setting_up')) >= 2, 'the call to 7005 setting up');
     const before = await metric(site, 'huddle_signaling_admission_refused_total', { request: 'MakeCall' });
     const outcome = await a.desktop!.client.makeCall({ thisDN: '7003', otherDN: '7004' }).then(

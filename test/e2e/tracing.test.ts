@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { initTracing } from '../../common/process/tracing.js';
-import { Site, type Agent } from './site.js';
+import { conference, Site, type Agent } from './site.js';
 
 interface OtlpValue {
   stringValue?: string;
@@ -78,12 +78,9 @@ beforeAll(async () => {
 
   site = await Site.start();
   a = await site.agent('7001', 0);
-  await site.agent('7002', 1);
+  const b = await site.agent('7002', 1);
   const c = await site.agent('7003', 2);
-  await a.dial('7002');
-  connID = (await a.desktop!.waitFor((e) => e.event === 'EventEstablished', 'EventEstablished')).ConnID!;
-  await a.desktop!.client.singleStepConference({ thisDN: '7001', connID, otherDN: '7003' });
-  await c.desktop!.waitFor((e) => e.event === 'EventEstablished', 'EventEstablished on 7003');
+  connID = await conference(a, b, c);
 });
 
 afterAll(async () => {
