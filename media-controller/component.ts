@@ -4,6 +4,7 @@
  */
 import { bucketReplicas, openBucket } from '../common/nats/buckets.js';
 import { encodeJson } from '../common/nats/codec.js';
+import { watchMediaAlive } from '../common/nats/media-alive.js';
 import type { MediaControllerAlive } from '../common/nats/media-contract.js';
 import { MediaKeys, Subjects } from '../common/nats/subjects.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
@@ -79,6 +80,15 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
   };
   announce(false);
   const alive = setInterval(() => announce(false), aliveIntervalMs);
+  // The site's other instances, until when each counts as alive (three of its intervals): a lone
+  // instance that stops has nobody to hand its bridges to, and destroys them at once.
+  const others = new Map<string, number>();
+  const othersSub = watchMediaAlive(nc, location, (heard) => {
+    if (heard.instance === instance) return;
+    if (heard.gone) others.delete(heard.instance);
+    else others.set(heard.instance, Date.now() + 3 * heard.intervalMs);
+  });
+  const anotherAlive = () => [...others.values()].some((aliveUntil) => aliveUntil > Date.now());
   log.info({ location, instance, rtpengines: ctx.rtpengines, bridgeHost: options.bridgeHost }, 'media-controller started');
   return {
     name: 'media-controller',
@@ -95,7 +105,8 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
       // until rtpengine points each leg at the adopter.
       await api.drain();
       announce(true);
-      const { adopted, destroyed } = await controller.handOver(options.handOverTimeoutMs ?? 3000);
+      const { adopted, destroyed } = await controller.handOver(anotherAlive() ? (options.handOverTimeoutMs ?? 3000) : 0);
+      othersSub.unsubscribe();
       log.info({ adopted, destroyed }, 'bridges handed over');
       await mixer.stop();
       pool.stop();

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { LegState, MediaCommand, MediaErrorCode, MediaEvent } from '../common/nats/media-contract.js';
+import { OrderedWrites } from '../common/nats/ordered-writes.js';
 import type { Codec } from './mixer/g711.js';
 import type { BridgeParty, MediaBridge, MixerEngine } from './mixer/types.js';
 import { MusicFileError, type MusicLibrary } from './music.js';
@@ -72,6 +73,9 @@ export interface BridgeStore {
   remove(bridgeId: string, revision: number | undefined): Promise<boolean>;
 }
 
+/** How long a command waits for its bridge's write to the store (see persistInOrder). */
+const StoreWaitMs = 500;
+
 /** Commands after which the bridge's stored record must change. */
 const Persisted: ReadonlySet<MediaCommand['op']> = new Set(['leg.offer', 'leg.answer', 'leg.reoffer', 'leg.move', 'leg.remove']);
 
@@ -108,6 +112,8 @@ interface Bridge {
   media: MediaBridge;
   legs: Map<string, Leg>;
   queue: Promise<unknown>;
+  /** Its writes to the store, in order; a command waits for its write at most StoreWaitMs. */
+  writes: OrderedWrites;
   /** Revision of our last write of the bridge in the store. */
   revision?: number;
   /** When it last got a command (Date.now()). */
@@ -196,10 +202,10 @@ export class MediaController {
       }
       if (cmd.op === 'bridge.destroy') return result;
       const changed = await this.settle(bridge);
-      if (Persisted.has(cmd.op) || changed) await this.persist(bridge);
+      if (Persisted.has(cmd.op) || changed) await this.persistInOrder(bridge);
       if (target) {
         await this.settle(target);
-        await this.persist(target);
+        await this.persistInOrder(target);
       }
       return result;
     } catch (err) {
@@ -388,7 +394,7 @@ export class MediaController {
     if (this.bridges.has(id)) throw new MediaFailure('BridgeExists', `bridge ${id} exists`);
     const loaded = await this.opts.store.load(id);
     const stored = loaded?.bridge;
-    const bridge: Bridge = { id, media: this.opts.mixer.createBridge(id), legs: new Map(), queue: Promise.resolve(), ...(loaded ? { revision: loaded.revision } : {}) };
+    const bridge: Bridge = { id, media: this.opts.mixer.createBridge(id), legs: new Map(), queue: Promise.resolve(), writes: this.storeWrites(id), ...(loaded ? { revision: loaded.revision } : {}) };
     this.bridges.set(id, bridge);
     await Promise.all(
       (stored?.legs ?? []).map(async (s) => {
@@ -442,8 +448,26 @@ export class MediaController {
 
   private createBridge(id: string): MediaResult {
     if (this.bridges.has(id)) throw new MediaFailure('BridgeExists', `bridge ${id} exists`);
-    this.bridges.set(id, { id, media: this.opts.mixer.createBridge(id), legs: new Map(), queue: Promise.resolve() });
+    this.bridges.set(id, { id, media: this.opts.mixer.createBridge(id), legs: new Map(), queue: Promise.resolve(), writes: this.storeWrites(id) });
     return {};
+  }
+
+  private storeWrites(bridgeId: string): OrderedWrites {
+    const log = this.opts.log;
+    return new OrderedWrites({
+      waitMs: StoreWaitMs,
+      onDelayed: (waitedMs) => log.warn({ bridge: bridgeId, waitedMs }, 'bridge write delayed by JetStream; the command goes on and the write follows'),
+      onLateFailure: (err) => log.warn({ bridge: bridgeId, err: err.message }, 'delayed bridge write failed'),
+    });
+  }
+
+  /**
+   * persist, after the bridge's earlier writes, waited for at most StoreWaitMs: a command must not
+   * outlast signaling's wait for it while JetStream elects a leader. A write that lands late and
+   * finds the bridge adopted lets go of it then, as persist does.
+   */
+  private persistInOrder(bridge: Bridge): Promise<void> {
+    return bridge.writes.run(() => this.persist(bridge), undefined, () => undefined);
   }
 
   private bridge(id: string): Bridge {
@@ -743,9 +767,14 @@ export class MediaController {
    */
   private async destroyBridge(bridge: Bridge): Promise<void> {
     this.bridges.delete(bridge.id);
-    const ours = await this.opts.store.remove(bridge.id, bridge.revision).catch((err: Error) => {
-      this.opts.log.warn({ bridge: bridge.id, err: err.message }, 'stored bridge not removed');
-      return true;
+    // After its pending writes; not known in time (JetStream electing a leader) counts as ours, as a failure does.
+    const remove = () =>
+      this.opts.store.remove(bridge.id, bridge.revision).catch((err: Error) => {
+        this.opts.log.warn({ bridge: bridge.id, err: err.message }, 'stored bridge not removed');
+        return true;
+      });
+    const ours = await bridge.writes.run(remove, true, (late) => {
+      if (!late) this.opts.log.warn({ bridge: bridge.id }, 'bridge removal found it adopted elsewhere after its rtpengine calls were deleted');
     });
     if (!ours) this.opts.log.warn({ bridge: bridge.id }, 'bridge adopted elsewhere: its rtpengine calls are left to the adopter');
     const legs = [...bridge.legs.values()];

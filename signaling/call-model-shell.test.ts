@@ -64,6 +64,8 @@ describe('CallModelShell: replies travel back with the request', () => {
           log.push(input.kind);
           return outputs[input.kind] ?? [];
         },
+        registrationsOf: (dn) => (dn === '7001' ? ['gw-1\u0000c-1'] : []),
+        resync: (dn) => [{ kind: 'tlib.event', to: dn, event: { event: 'EventRegistered', ThisDN: dn } }],
       },
       media: mediaClient,
       b2bua: {
@@ -93,6 +95,14 @@ describe('CallModelShell: replies travel back with the request', () => {
     expect(replies.map((e) => e.ThisDN)).toEqual(['failed', 'request']);
     expect(published.map((e) => e.event)).toEqual(['EventDialing']);
     expect(log).toEqual(['tlib.request', 'sip.connect', 'sip.failed']);
+  });
+
+  it('resyncs the DNs named that are still registered, after the inputs queued before', async () => {
+    const { calls, log, published } = shell({ 'tlib.gatewayGone': [] }, () => undefined);
+    calls.gatewayGone('gw-0');
+    expect(await calls.resync(() => (log.push('select'), ['7001', '7002']))).toEqual(['7001']);
+    expect(log).toEqual(['tlib.gatewayGone', 'select']);
+    expect(published).toEqual([{ event: 'EventRegistered', ThisDN: '7001' }]);
   });
 
   it('a request gets none of the replies of inputs before it', async () => {

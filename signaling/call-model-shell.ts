@@ -32,7 +32,7 @@ const NO_REPLIES: readonly TEvent[] = [];
 const tracer = trace.getTracer('huddle.signaling');
 
 export interface CallModelShellOptions {
-  model: Pick<CallModel, 'handle'>;
+  model: Pick<CallModel, 'handle' | 'registrationsOf' | 'resync'>;
   media: MediaClient;
   b2bua: Pick<B2bua, 'carryOut' | 'connectFailed' | 'releaseAll'> & Partial<Pick<B2bua, 'callIdOf'>>;
   conferenceEvents: Pick<ConferenceEventNotifier, 'stateChanged' | 'endAll'>;
@@ -117,6 +117,18 @@ export class CallModelShell implements SipFactQueue {
   /** Carries out outputs that came from the model outside an input (a DN's resync). */
   async perform(outputs: readonly ModelOutput[]): Promise<void> {
     await this.enqueue(() => this.execute(outputs));
+  }
+
+  /**
+   * Sends the DNs `select` names (those still registered) their current state, as after a
+   * takeover: events on their way to their desktops may have been lost in a NATS failover.
+   */
+  resync(select: () => string[]): Promise<string[]> {
+    return this.enqueue(async () => {
+      const dns = select().filter((dn) => this.o.model.registrationsOf(dn).length > 0);
+      await this.execute(dns.flatMap((dn) => this.o.model.resync(dn)));
+      return dns;
+    });
   }
 
   /** A SIP fact for the model, in the queue. */

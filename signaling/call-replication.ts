@@ -13,6 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { MediaEvent } from '../common/nats/media-contract.js';
+import { OrderedWrites } from '../common/nats/ordered-writes.js';
+import { within } from '../common/process/lifecycle.js';
 import type { TEvent } from '../common/tlib/messages.js';
 import type { B2bua, LegState, SipFact } from './b2bua.js';
 import { CallStateConflict, CallStateStore, type GroupRecord, type ReplicaLease } from './call-state.js';
@@ -31,6 +33,8 @@ export const LeaseSilentDeadMs = 4000;
 const WriteWaitMs = 1000;
 /** How often other replicas' leases are looked at: a dead one is noticed within LeaseDeadMs + this. */
 const WatchMs = 250;
+/** How long a stopping replica waits for JetStream to take its last writes. */
+const StopWriteMs = 1000;
 /** How long a request for a call of a leaving replica waits for the hand-over, at most. */
 const LeavingWaitMs = 5000;
 
@@ -183,10 +187,15 @@ export class Replicator {
   private claiming = 0;
   private ticking = false;
   /** Every write, in input order (a delayed one keeps the next behind it). */
-  private writes: Promise<void> = Promise.resolve();
+  private readonly writes: OrderedWrites;
 
   constructor(private readonly o: ReplicatorOptions) {
     this.lease = { replica: o.replica, sip: o.sip, startedAt: Date.now() };
+    this.writes = new OrderedWrites({
+      waitMs: WriteWaitMs,
+      onDelayed: (waitedMs) => o.log.warn({ waitedMs }, 'call state write delayed by JetStream; the call goes on and the write follows'),
+      onLateFailure: (err) => o.log.error({ err: err.message }, 'call state not written'),
+    });
   }
 
   /** The other replicas with a lease. */
@@ -295,14 +304,20 @@ export class Replicator {
     }, WatchMs);
   }
 
-  /** Stops renewing; with `release` the groups (all ended by now) and the lease are removed. */
+  /**
+   * Stops renewing; with `release` the groups (all ended by now) and the lease are removed. Bounded
+   * (StopWriteMs) so that a JetStream without a leader cannot hold up the process's exit: what is
+   * left in the bucket then is ended calls, which a restarted replica finds without legs.
+   */
   async stop(release: boolean): Promise<void> {
     this.stopping = true;
     clearInterval(this.timer);
     this.stopWatch?.();
     if (!release) return;
-    for (const [groupId, group] of this.owned) await this.o.store.deleteGroup(groupId, group.revision).catch(() => undefined);
-    await this.o.store.deleteLease(this.o.replica).catch(() => undefined);
+    const deadline = Date.now() + StopWriteMs;
+    if (!(await this.writes.settled(StopWriteMs))) this.o.log.warn({ writes: this.writes.depth }, 'call state writes still waiting for JetStream at stop; left undone');
+    const removals = Promise.all([...[...this.owned].map(([groupId, group]) => this.o.store.deleteGroup(groupId, group.revision)), this.o.store.deleteLease(this.o.replica)].map((p) => p.catch(() => undefined)));
+    await within(removals, Math.max(0, deadline - Date.now()));
   }
 
   /**
@@ -331,6 +346,8 @@ export class Replicator {
       this.stopping = true;
       this.handedOff = true;
       clearInterval(this.timer);
+      // The groups' last writes land before the hand-over's own (same revisions).
+      await this.writes.settled(StopWriteMs);
       // What the SIP side learnt since the last write (an ACK confirming a dialog) goes with the groups.
       await Promise.all(
         [...this.owned].map(([groupId, group]) =>
@@ -378,29 +395,15 @@ export class Replicator {
   }
 
   /**
-   * Runs a write after every write before it, and waits for it at most WriteWaitMs. JetStream
-   * answers in a millisecond, but while a NATS cluster elects a new leader for the bucket (up to
-   * ~7 s after a server dies) the calls must not stand still (a desktop's request would time out):
-   * the input goes on and its write completes in order behind the others. Nobody can claim a
-   * group meanwhile (claims are writes to the same bucket), so the fence still holds: a group
-   * found claimed when the write lands is dropped here then.
+   * A write in input order, waited for at most WriteWaitMs (see OrderedWrites). Not at all once
+   * this replica leaves: its last inputs (unregistrations, releases) must not stretch the stop
+   * past its grace while JetStream elects a leader; handOff and stop wait for the writes instead.
    */
   private bounded(write: () => Promise<string[]>): Promise<string[]> {
-    const done = this.writes.then(write);
-    this.writes = done.then(
-      (lost) => {
-        if (lost.length > 0) this.o.log.warn({ groups: lost }, 'call groups found owned by another replica after a delayed write: dropped here');
-      },
-      (err: Error) => this.o.log.error({ err: err.message }, 'call state not written'),
-    );
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<string[]>((resolve) => {
-      timer = setTimeout(() => {
-        this.o.log.warn({ waitedMs: WriteWaitMs }, 'call state write delayed by JetStream; the call goes on and the write follows');
-        resolve([]);
-      }, WriteWaitMs);
-    });
-    return Promise.race([done, waited]).finally(() => clearTimeout(timer));
+    const late = (lost: string[]) => {
+      if (lost.length > 0) this.o.log.warn({ groups: lost }, 'call groups found owned by another replica after a delayed write: dropped here');
+    };
+    return this.writes.run(write, [], late, this.stopping || this.lease.leaving ? 0 : WriteWaitMs);
   }
 
   /**

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { musicFileFor, resolveMusic } from '../common/config/load.js';
 import { SIP_TLS_DIR, sipListenAddresses, tlsFiles, type SipClusterSpec } from '../common/config/schema.js';
 import { bucketReplicas, openBucket } from '../common/nats/buckets.js';
+import { onReconnect } from '../common/nats/connect.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
 import { errorEvent, ErrorCodes } from '../common/tlib/errors.js';
@@ -28,6 +29,7 @@ import { RegistrarService } from './registrar-service.js';
 import { createSipStack, type DigestSecret, type Endpoint, type ServerRequest, type SipStackOptions } from './sip/index.js';
 import { TlibRouter } from './tlib-forward.js';
 import { TlibService } from './tlib-service.js';
+import { within } from '../common/process/lifecycle.js';
 import { traceAs } from '../common/process/tracing.js';
 import { CallLog } from './call-log.js';
 
@@ -210,7 +212,17 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   );
   router.start();
   tlib.start((request, origin, id) => router.route(request, origin, id));
-  tlib.watchGateways((gateway) => calls.gatewayGone(gateway));
+  // Core NATS loses what was in flight through a server that died: the DNs sent events lately are
+  // resynced (tlib-api/README.md "Resync") when a gateway's connection, or ours, moved.
+  const resync = (why: string, select: () => string[]) =>
+    void calls.resync(select).then((dns) => {
+      if (dns.length > 0) ctx.log.info({ why, dns }, 'desktops resynced after a NATS reconnect');
+    });
+  tlib.watchGateways(
+    (gateway) => calls.gatewayGone(gateway),
+    (gateway) => resync(`gateway ${gateway} reconnected`, () => tlib.recentlyEvented().filter((dn) => model.registeredVia(dn, gateway))),
+  );
+  onReconnect(ctx.nc, () => resync('signaling reconnected', () => tlib.recentlyEvented()));
 
   started({ request: onRequest, unknownDialog: onUnknownDialog });
   ctx.addReadiness('sip', () => (stopping ? 'stopping' : true));
@@ -253,13 +265,6 @@ const HandOverSetUpWaitMs = 3000;
 
 /** How long a replica that handed its calls over still relays their in-dialog requests before its SIP stack closes. */
 const HandOverRelayMs = 1500;
-
-/** Resolves when `p` does, or after `ms`. */
-async function within(p: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
-}
 
 /** Resolves once `done` holds (checked every 20 ms), or after `ms`. */
 async function until(done: () => boolean, ms: number): Promise<void> {

@@ -4,16 +4,16 @@
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { MediaControllerAlive, MediaEvent, MediaRpc, type MediaCommand, type MediaErrorCode, type MediaReply } from '../common/nats/media-contract.js';
+import { MediaEvent, MediaRpc, type MediaControllerAlive, type MediaCommand, type MediaErrorCode, type MediaReply } from '../common/nats/media-contract.js';
 import { checker } from '../common/config/check.js';
 import { decodeChecked } from '../common/nats/codec.js';
+import { watchMediaAlive } from '../common/nats/media-alive.js';
 import { RpcBadReply, RpcHandlerFailed, RpcNoResponders, call } from '../common/nats/rpc.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
 import type { SignalingMetrics } from './metrics.js';
 import type { ModelInput } from './model/index.js';
 
 const isMediaEvent = checker(MediaEvent);
-const isMediaAlive = checker(MediaControllerAlive);
 
 /** Failures meaning the media-controller that owns a bridge is gone (or too sick to answer): its bridges are lost. */
 const InstanceLost: ReadonlySet<MediaCommandError['code']> = new Set(['NoMediaController', 'Timeout']);
@@ -126,18 +126,7 @@ export class MediaClient {
     this.onLost = onLost;
     this.onRebuilt = onRebuilt;
     this.watchingSince = Date.now();
-    this.aliveSub = this.opts.nc.subscribe(Subjects.mediaAliveAll(this.opts.location()), {
-      callback: (err, msg) => {
-        if (err) return;
-        let alive: MediaControllerAlive;
-        try {
-          alive = decodeChecked(msg.data, isMediaAlive);
-        } catch {
-          return;
-        }
-        this.heard(alive);
-      },
-    });
+    this.aliveSub = watchMediaAlive(this.opts.nc, this.opts.location(), (alive) => this.heard(alive));
     let lastTick = Date.now();
     this.aliveCheck = setInterval(() => {
       const now = Date.now();

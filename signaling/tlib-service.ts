@@ -16,6 +16,7 @@ import { injectTrace } from '../common/nats/trace.js';
 import { ErrorCodes, errorEvent } from '../common/tlib/errors.js';
 import type { TEvent, TRequest } from '../common/tlib/messages.js';
 import { tlibRequestLabel, type SignalingMetrics } from './metrics.js';
+import { within } from '../common/process/lifecycle.js';
 import { inSpan } from '../common/process/tracing.js';
 import { recordAnswer, requestAttributes } from '../common/tlib/trace-attributes.js';
 
@@ -23,14 +24,22 @@ const tracer = trace.getTracer('huddle.signaling');
 
 const isGatewayAlive = checker(TlibGatewayAlive);
 
+/**
+ * How far back a NATS failover may have lost events: the time a client takes to notice a dead
+ * server and reconnect (seconds, with the client's ping and reconnect waits) with a margin.
+ */
+const ResyncWindowMs = 10_000;
+
 export type TlibRequestHandler = (request: TRequest, origin: TlibOrigin, id?: string) => Promise<TEvent[]> | TEvent[];
 
 export class TlibService {
   private served: Served | undefined;
   private aliveSub: Subscription | undefined;
   private aliveCheck: NodeJS.Timeout | undefined;
-  /** Gateways heard from: when last, and how often they promised to speak. */
-  private readonly gateways = new Map<string, { lastSeen: number; intervalMs: number }>();
+  /** Gateways heard from: when last, how often they promised to speak, their NATS connection count. */
+  private readonly gateways = new Map<string, { lastSeen: number; intervalMs: number; links?: number }>();
+  /** When each DN was last sent an event, for ResyncWindowMs: the DNs that may have lost one in a NATS failover. */
+  private readonly lastEventAt = new Map<string, number>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -56,9 +65,10 @@ export class TlibService {
 
   /**
    * Calls `onGone` for a gateway that says it stopped or missed three announcements, so the
-   * registrations of its clients do not outlive it.
+   * registrations of its clients do not outlive it; `onRelinked` for one whose NATS connection was
+   * established again (events sent to it meanwhile may be lost).
    */
-  watchGateways(onGone: (gateway: string) => void): void {
+  watchGateways(onGone: (gateway: string) => void, onRelinked: (gateway: string) => void): void {
     this.aliveSub = this.nc.subscribe(Subjects.tlibGatewayAliveAll(this.location), {
       callback: (err, msg) => {
         if (err) return;
@@ -73,11 +83,14 @@ export class TlibService {
           onGone(alive.gateway);
           return;
         }
-        this.gateways.set(alive.gateway, { lastSeen: Date.now(), intervalMs: alive.intervalMs });
+        const before = this.gateways.get(alive.gateway);
+        this.gateways.set(alive.gateway, { lastSeen: Date.now(), intervalMs: alive.intervalMs, ...(alive.links !== undefined ? { links: alive.links } : {}) });
+        if (before?.links !== undefined && alive.links !== undefined && alive.links !== before.links) onRelinked(alive.gateway);
       },
     });
     this.aliveCheck = setInterval(() => {
       const now = Date.now();
+      for (const [dn, at] of this.lastEventAt) if (now - at > ResyncWindowMs) this.lastEventAt.delete(dn);
       for (const [gateway, seen] of this.gateways) {
         if (now - seen.lastSeen <= 3 * seen.intervalMs) continue;
         this.gateways.delete(gateway);
@@ -90,17 +103,25 @@ export class TlibService {
 
   /** Publishes an event to every gateway with a client registered on `dn`. */
   publish(dn: string, event: TEvent, origin?: TlibOrigin): void {
+    this.lastEventAt.set(dn, Date.now());
     const message: TlibEventMessage = origin ? { event, origin } : { event };
     this.nc.publish(Subjects.tlibEvent(this.location, dn), encodeJson(message), { headers: injectTrace() });
+  }
+
+  /**
+   * The DNs sent an event within ResyncWindowMs: those whose desktops may have missed one when a
+   * NATS connection (ours, or a gateway's) moved to another server.
+   */
+  recentlyEvented(): string[] {
+    const since = Date.now() - ResyncWindowMs;
+    return [...this.lastEventAt].filter(([, at]) => at >= since).map(([dn]) => dn);
   }
 
   /** Stops taking requests and waits (at most `timeoutMs`) until those taken are answered. */
   async drain(timeoutMs = 2000): Promise<void> {
     this.aliveSub?.unsubscribe();
     clearInterval(this.aliveCheck);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.served?.drain(), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-    clearTimeout(timer);
+    if (this.served) await within(this.served.drain(), timeoutMs);
   }
 
   private async handle(request: TRequest, origin: TlibOrigin, id: string | undefined, handler: TlibRequestHandler): Promise<TlibReplyMessage> {

@@ -54,6 +54,17 @@ export async function connectNats(url: string, name: string, log?: Logger, clien
 }
 
 /**
+ * Calls `onReconnect` each time the connection is established again (to the same server or another
+ * of the cluster): core NATS messages in flight through a server that died are lost, so whoever
+ * must not lose any resyncs then.
+ */
+export function onReconnect(nc: NatsConnection, onReconnect: () => void): void {
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === 'reconnect') onReconnect();
+  })();
+}
+
+/**
  * The servers of a NATS URL: one URL, or the servers of one NATS cluster comma-separated. The
  * client starts on any of them (in random order, spreading the clients) and reconnects to any
  * other, including those the cluster announces later.

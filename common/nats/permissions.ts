@@ -89,7 +89,7 @@ function sitePermissions(role: NatsRole, site: NatsSite): SubjectPermissions {
     case 'media-controller':
       return {
         publish: { allow: [Subjects.mediaEventAll(location), Subjects.mediaAliveAll(location), ...config, ...kvWrite(MediaKeys.bucket)] },
-        subscribe: { allow: [Subjects.mediaCommand(location), Subjects.mediaInstanceCommandAll(location), inbox] },
+        subscribe: { allow: [Subjects.mediaCommand(location), Subjects.mediaInstanceCommandAll(location), Subjects.mediaAliveAll(location), inbox] },
         allow_responses: true,
       };
     case 'gateway':

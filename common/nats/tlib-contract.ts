@@ -87,6 +87,11 @@ export const TlibGatewayAlive = Type.Object({
   gateway: Type.String(),
   intervalMs: Type.Number(),
   gone: Type.Optional(Type.Boolean()),
+  /**
+   * How many times the gateway's NATS connection was established. A change tells signaling that
+   * events for the gateway's DNs may have been lost meanwhile (a NATS server failover): it resyncs them.
+   */
+  links: Type.Optional(Type.Integer({ minimum: 1 })),
 });
 export type TlibGatewayAlive = Static<typeof TlibGatewayAlive>;
 

@@ -35,3 +35,15 @@ export function stopOnSignals(stop: () => Promise<void>, log: Logger, graceMs = 
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 }
+
+/** Resolves true when `p` settles within `ms`, else false at `ms` (`p` goes on; its failure is ignored). */
+export async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = p.then(
+    () => true,
+    () => true,
+  );
+  const done = await Promise.race([settled, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  clearTimeout(timer);
+  return done;
+}

@@ -105,6 +105,12 @@ export class CallModel {
     return [...(this.engine.store.registrations.get(dn) ?? [])];
   }
 
+  /** Whether a client of `gateway` has `dn` registered. */
+  registeredVia(dn: string, gateway: string): boolean {
+    const prefix = originKey({ gateway, client: '' });
+    return this.registrationsOf(dn).some((origin) => origin.startsWith(prefix));
+  }
+
   /** Sets the desktops registered on a DN (restored, or written by another replica). */
   setRegistrations(dn: string, origins: readonly string[]): void {
     if (origins.length === 0) this.engine.store.registrations.delete(dn);

@@ -20,7 +20,8 @@ export interface Launched {
 export function launch(configFile: string, dir: string): Launched {
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(root, 'bin/start.ts'), '--config', configFile], {
     cwd: dir,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
+    // HUDDLE_TEST_LAUNCHER_LOG_LEVEL=info shows the call log of a failing run (showingOutput).
+    env: { ...process.env, LOG_LEVEL: process.env.HUDDLE_TEST_LAUNCHER_LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -28,6 +29,16 @@ export function launch(configFile: string, dir: string): Launched {
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, output: () => out, exited };
+}
+
+/** Runs `body`; a failure carries the launcher's output, the only view a CI log gives of what its children did. */
+export async function showingOutput<T>(run: Pick<Launched, 'output'>, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    if (err instanceof Error) err.message += `\n--- launcher output ---\n${run.output()}`;
+    throw err;
+  }
 }
 
 /** The listen ports and media range a config file names, to be moved to free ones. */

@@ -16,6 +16,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { checker } from '../../common/config/check.js';
 import { GATEWAY_TLS_DIR, tlsFiles } from '../../common/config/schema.js';
 import { decodeChecked, encodeJson } from '../../common/nats/codec.js';
+import { onReconnect } from '../../common/nats/connect.js';
 import { RpcBadReply, RpcNoResponders, RpcRequestFailed, RpcTimeout, call, notify } from '../../common/nats/rpc.js';
 import { Subjects } from '../../common/nats/subjects.js';
 import { TlibAttemptMs, TlibEventEnvelope, TlibRpc, type TlibEventMessage, type TlibGatewayAlive, type TlibOrigin, type TlibRequestMessage } from '../../common/nats/tlib-contract.js';
@@ -36,6 +37,10 @@ import { gatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { parseFrame, peekFrame } from './protocol.js';
 
 const isEventMessage = checker(TlibEventEnvelope);
+
+/** How long a request finding no signaling subscribed is asked again, and the pause between. */
+const NoSignalingRetryMs = 2000;
+const NoSignalingPauseMs = 200;
 
 
 const tracer = trace.getTracer('huddle.gateway');
@@ -96,6 +101,8 @@ class GatewayImpl implements Gateway {
   private readonly maxQueuedBytes: number;
   private readonly clientLimits: ClientLimits;
   private readonly aliveIntervalMs: number;
+  /** How many times our NATS connection was established (TlibGatewayAlive.links). */
+  private links = 1;
   private readonly jwtKeys: JwtKeys;
   private readonly tokenFile: TokenFile | undefined;
   private readonly clients = new Set<ClientConnection>();
@@ -156,6 +163,12 @@ class GatewayImpl implements Gateway {
     this.announce(false);
     this.alive = setInterval(() => this.announce(false), this.aliveIntervalMs);
     this.alive.unref();
+    // Events sent to us while our connection moved to another NATS server are lost: saying so at
+    // once (links) makes signaling resync the DNs it sent events to meanwhile.
+    onReconnect(ctx.nc, () => {
+      this.links++;
+      this.announce(false);
+    });
   }
 
   get url(): string {
@@ -326,6 +339,7 @@ class GatewayImpl implements Gateway {
   private async forward(client: ClientConnection, request: TRequest): Promise<Outcome> {
     const message: TlibRequestMessage = { request, origin: this.origin(client), id: randomUUID() };
     const deadline = performance.now() + this.requestTimeoutMs;
+    let unservedSince: number | undefined;
     for (;;) {
       const left = Math.ceil(deadline - performance.now());
       try {
@@ -336,6 +350,15 @@ class GatewayImpl implements Gateway {
       } catch (err) {
         // The request or its reply may have been lost on a NATS server that failed: same id again.
         if (err instanceof RpcTimeout && deadline - performance.now() >= 1) continue;
+        // Nobody subscribed: signaling's connection may be moving to another NATS server (a failover
+        // takes it well under a second); asked again for a while, then answered 58.
+        if (err instanceof RpcNoResponders) {
+          unservedSince ??= performance.now();
+          if (performance.now() - unservedSince < NoSignalingRetryMs && deadline - performance.now() > NoSignalingPauseMs) {
+            await new Promise((r) => setTimeout(r, NoSignalingPauseMs));
+            continue;
+          }
+        }
         return this.failed(err instanceof RpcTimeout ? new RpcTimeout(err.subject, this.requestTimeoutMs) : (err as Error), request);
       }
     }
@@ -455,7 +478,7 @@ class GatewayImpl implements Gateway {
   }
 
   private announce(gone: boolean): void {
-    const message: TlibGatewayAlive = { gateway: this.ctx.instance, intervalMs: this.aliveIntervalMs, ...(gone ? { gone } : {}) };
+    const message: TlibGatewayAlive = { gateway: this.ctx.instance, intervalMs: this.aliveIntervalMs, links: this.links, ...(gone ? { gone } : {}) };
     try {
       this.ctx.nc.publish(Subjects.tlibGatewayAlive(this.location, this.ctx.instance), encodeJson(message));
     } catch (err) {
