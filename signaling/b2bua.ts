@@ -16,9 +16,13 @@ import type { ConferenceEventNotifier } from './conference-events.js';
 import type { AuthVerdict, DnAuthenticator } from './dn-auth.js';
 import type { DnDirectory } from './dn-directory.js';
 import type { RegistrarService } from './registrar-service.js';
+import { decodePartiesReport, encodePartiesReport, PartiesContentType, PartiesInfoPackage } from './parties-report.js';
 
-/** Headers that carry a party's identity across an inter-trunk between two of our sites. */
-export const InterTrunkHeaders = { alias: 'X-Huddle-Alias', location: 'X-Huddle-Location' } as const;
+/**
+ * Headers that carry a party's identity across an inter-trunk between two of our sites, and on the
+ * INVITE the call's correlation id (the ConnID where it started, signaling/parties-report.ts).
+ */
+export const InterTrunkHeaders = { alias: 'X-Huddle-Alias', location: 'X-Huddle-Location', originConnId: 'X-Huddle-Origin-ConnID' } as const;
 
 /** What happened on a leg, for the call model: it arrived, rang, answered, failed, ended, was held or retrieved. */
 export type SipFact = Extract<ModelInput, { kind: `sip.${string}` }>;
@@ -204,6 +208,9 @@ export class B2bua {
       case 'sip.remoteAnswer':
         await this.remoteAnswer(out.legId);
         return undefined;
+      case 'sip.partiesReport':
+        this.sendPartiesReport(out.legId, encodePartiesReport(out.report));
+        return undefined;
     }
   }
 
@@ -322,8 +329,10 @@ export class B2bua {
       if (trunk.options['sip-server-inter-trunk']) {
         const alias = msg.get(InterTrunkHeaders.alias);
         const location = msg.get(InterTrunkHeaders.location);
+        const originConnId = msg.get(InterTrunkHeaders.originConnId);
         if (alias) from.alias = alias;
         if (location) from.location = location;
+        if (originConnId) from.originConnId = originConnId;
       }
       return from;
     }
@@ -358,6 +367,7 @@ export class B2bua {
     if (trunk?.options['sip-server-inter-trunk']) {
       headers[InterTrunkHeaders.alias] = uriUser(leg.invite.message.requestUri) ?? '';
       headers[InterTrunkHeaders.location] = this.o.location();
+      headers['Recv-Info'] = PartiesInfoPackage;
     }
     const dialog = leg.invite.accept({ body: leg.localSdp ?? '', headers });
     this.watchDialog(leg, dialog);
@@ -379,6 +389,8 @@ export class B2bua {
     if (route.interTrunk) {
       headers[InterTrunkHeaders.alias] = out.caller.alias;
       headers[InterTrunkHeaders.location] = out.caller.location;
+      headers[InterTrunkHeaders.originConnId] = out.originConnId;
+      headers['Recv-Info'] = PartiesInfoPackage;
     }
     if (out.autoAnswer) {
       headers['Call-Info'] = `<${route.uri}>;answer-after=0`;
@@ -464,8 +476,41 @@ export class B2bua {
         this.o.facts.serially(() => this.reoffer(leg, req));
         return;
       }
+      if (req.method === 'INFO' && this.interTrunk(leg) && (req.message.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() === PartiesContentType) {
+        this.onPartiesReport(leg, req);
+        return;
+      }
       req.respond(200);
     });
+  }
+
+  /** A leg over an inter-trunk to another of our sites. */
+  private interTrunk(leg: Leg): boolean {
+    return leg.trunk !== undefined && this.o.directory.dn(leg.trunk)?.options['sip-server-inter-trunk'] === true;
+  }
+
+  /** How the site at the other end of an inter-trunk leg sees the call, for the model. */
+  private onPartiesReport(leg: Leg, req: ServerRequest): void {
+    const report = decodePartiesReport(req.message.body.toString());
+    if ('error' in report) {
+      this.o.log.warn({ legId: leg.legId, trunk: leg.trunk, callId: leg.dialog?.callId, error: report.error }, 'parties report refused');
+      req.respond(400, { reason: `Bad parties report: ${report.error}`.slice(0, 120) });
+      return;
+    }
+    req.respond(200);
+    this.o.facts.serially(() => (leg.released ? undefined : { kind: 'sip.remoteParties', legId: leg.legId, report }));
+  }
+
+  /** Tells the site at the other end of an inter-trunk leg how this site sees the call. */
+  private sendPartiesReport(legId: string, body: string): void {
+    const leg = this.legs.get(legId);
+    if (!leg?.dialog || leg.released || !this.interTrunk(leg)) return;
+    void leg.dialog
+      .request('INFO', { headers: { 'Info-Package': PartiesInfoPackage }, body, contentType: PartiesContentType })
+      .then((res) => {
+        if (res.status >= 300) this.o.log.warn({ legId, status: res.status, callId: leg.dialog?.callId }, 'parties report not taken');
+      })
+      .catch(() => undefined);
   }
 
   /** A re-INVITE/UPDATE from the phone: new SDP through media-controller, and hold/retrieve detection. */
