@@ -38,6 +38,35 @@ function lines(ext: Record<string, string | number | boolean> | undefined): stri
   });
 }
 
+type Outputs = { A: ModelOutput[]; B: ModelOutput[] };
+
+/**
+ * Site A's model and site B's joined by one inter-trunk leg each: `exchange` hands each site's
+ * parties reports to the other (as SIP INFO would) until none is left, and says what each output.
+ */
+function link(a: Harness, legA: string, b: Harness, legB: string, log: string[] = []) {
+  return (first: { site: 'A' | 'B'; outputs: ModelOutput[] }[]): Outputs => {
+    const got: Outputs = { A: [], B: [] };
+    let pending = first;
+    for (let round = 0; pending.length > 0; round++) {
+      if (round > 5) throw new Error(`reports still going back and forth: ${log.join(' | ')}`);
+      const next: typeof pending = [];
+      for (const { site, outputs } of pending) {
+        for (const { legId, report } of reports(outputs)) {
+          const [to, toSite, toLeg] = site === 'A' ? ([b, 'B', legB] as const) : ([a, 'A', legA] as const);
+          expect(legId).toBe(site === 'A' ? legA : legB);
+          log.push(`${site}: ${report.parties.map((p) => p.alias).join(',')}`);
+          const out = to.handle({ kind: 'sip.remoteParties', legId: toLeg, report });
+          got[toSite].push(...out);
+          next.push({ site: toSite, outputs: out });
+        }
+      }
+      pending = next;
+    }
+    return got;
+  };
+}
+
 /** Site A (7001, 7002 in a call) adds 8001 of site B single-step; both models, the inter-trunk leg of each, and the ConnIDs. */
 function twoSites() {
   const a = new Harness();
@@ -56,27 +85,7 @@ function twoSites() {
   const fromB = b.answered(b.legOf(connB, '8001'));
   const fromA = a.answered(legA, { alias: '8001', location: 'SiteB' });
   const log: string[] = [];
-  /** Hands each site's reports to the other until none is left; resolves with what each site output. */
-  const exchange = (first: { site: 'A' | 'B'; outputs: ModelOutput[] }[]): { A: ModelOutput[]; B: ModelOutput[] } => {
-    const got = { A: [] as ModelOutput[], B: [] as ModelOutput[] };
-    let pending = first;
-    for (let round = 0; pending.length > 0; round++) {
-      if (round > 5) throw new Error(`reports still going back and forth: ${log.join(' | ')}`);
-      const next: typeof pending = [];
-      for (const { site, outputs } of pending) {
-        for (const { legId, report } of reports(outputs)) {
-          const to = site === 'A' ? b : a;
-          expect(legId).toBe(site === 'A' ? legA : legB);
-          log.push(`${site}: ${report.parties.map((p) => p.alias).join(',')}`);
-          const out = to.handle({ kind: 'sip.remoteParties', legId: site === 'A' ? legB : legA, report });
-          got[site === 'A' ? 'B' : 'A'].push(...out);
-          next.push({ site: site === 'A' ? 'B' : 'A', outputs: out });
-        }
-      }
-      pending = next;
-    }
-    return got;
-  };
+  const exchange = link(a, legA, b, legB, log);
   const settled = exchange([
     { site: 'B', outputs: fromB },
     { site: 'A', outputs: fromA },
@@ -92,7 +101,7 @@ describe('multi-site: a call over an inter-trunk between two of our sites', () =
     expect(lines(lctOf(settled.B, '8001'))).toEqual([
       '7001@SiteA ConferenceMember Extension via 9200',
       '7002@SiteA ConferenceMember Extension via 9200',
-      '8001@SiteB ConferenceMember Extension',
+      '8001@SiteB Destination Extension',
     ]);
     // A new desktop on 8001 gets the same list (RegisterAddress).
     expect(lines(registered(b, '8001'))).toEqual(lines(lctOf(settled.B, '8001')));
@@ -124,16 +133,16 @@ describe('multi-site: a call over an inter-trunk between two of our sites', () =
     const { a, connA, exchange } = twoSites();
     const disconnected = exchange([{ site: 'A', outputs: a.req('ListenDisconnect', { ThisDN: '7002', ConnID: connA, OtherDN: '8001' }) }]);
     expect(summary(disconnected.B)).toEqual(['ev 8001 EventUserEvent']);
-    expect(lines(lctOf(disconnected.B, '8001'))[2]).toBe('8001@SiteB ConferenceMember Extension ListenDisconnectedHeld by 7002');
+    expect(lines(lctOf(disconnected.B, '8001'))[2]).toBe('8001@SiteB Destination Extension ListenDisconnectedHeld by 7002');
     expect(disconnected.A).toEqual([]);
     const back = exchange([{ site: 'A', outputs: a.req('ListenReconnect', { ThisDN: '7001', ConnID: connA, OtherDN: '8001' }) }]);
-    expect(lines(lctOf(back.B, '8001'))[2]).toBe('8001@SiteB ConferenceMember Extension');
+    expect(lines(lctOf(back.B, '8001'))[2]).toBe('8001@SiteB Destination Extension');
     const other = exchange([{ site: 'A', outputs: a.req('ListenDisconnect', { ThisDN: '7001', ConnID: connA, OtherDN: '7002' }) }]);
     expect(other.A).toEqual([]);
     expect(lines(lctOf(other.B, '8001'))).toEqual([
       '7001@SiteA ConferenceMember Extension via 9200',
       '7002@SiteA ConferenceMember Extension via 9200 ListenDisconnectedHeld by 7001',
-      '8001@SiteB ConferenceMember Extension',
+      '8001@SiteB Destination Extension',
     ]);
   });
 
@@ -164,5 +173,41 @@ describe('multi-site: a call over an inter-trunk between two of our sites', () =
   it('a report for a leg that is gone changes nothing', () => {
     const { b } = twoSites();
     expect(summary(b.handle({ kind: 'sip.remoteParties', legId: 'leg-99', report: { originConnId: '0000000000000001', parties: [] } }))).toEqual(['report stale-leg']);
+  });
+
+  it('a call that started on site B and became a conference on site A is listed in site B\'s order on both', () => {
+    const a = new Harness();
+    const b = new Harness(siteB(), 'SiteB', counterIds(0x100));
+    a.register('7001', '7002');
+    b.register('8001');
+    const dialled = b.incoming({ dn: '8001' }, '7001');
+    const connB = b.lastConnId();
+    expect(dialled.find((o) => o.kind === 'sip.connect' && o.direction === 'outbound')).toMatchObject({ target: { trunk: '9200', number: '7001' }, originConnId: connB });
+    a.incoming({ trunk: '9100', number: '8001', alias: '8001', location: 'SiteB', originConnId: connB }, '7001');
+    const connA = a.lastConnId();
+    const fromA = a.answered(a.legOf(connA, '7001'));
+    const legB = b.legOf(connB, '7001');
+    const fromB = b.answered(legB, { alias: '7001', location: 'SiteA' });
+    const exchange = link(a, a.legOf(connA, '8001'), b, legB);
+    exchange([
+      { site: 'A', outputs: fromA },
+      { site: 'B', outputs: fromB },
+    ]);
+    const added = exchange([{ site: 'A', outputs: a.req('SingleStepConference', { ThisDN: '7001', ConnID: connA, OtherDN: '7002' }) }]);
+    expect(added.B).toEqual([]);
+    const joined = a.answered(a.legOf(connA, '7002'));
+    expect(events(joined).every((e) => e.event.OriginConnID === connB)).toBe(true);
+    expect(lines(lctOf(joined, '7002'))).toEqual([
+      '8001@SiteB Origination Extension via 9100',
+      '7001@SiteA ConferenceMember Extension',
+      '7002@SiteA ConferenceMember Extension',
+    ]);
+    const onB = exchange([{ site: 'A', outputs: joined }]);
+    expect(lines(lctOf(onB.B, '8001'))).toEqual([
+      '8001@SiteB Origination Extension',
+      '7001@SiteA ConferenceMember Extension via 9200',
+      '7002@SiteA ConferenceMember Extension via 9200',
+    ]);
+    expect(onB.A).toEqual([]);
   });
 });

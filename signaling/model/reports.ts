@@ -55,10 +55,12 @@ function remoteEntry(engine: ReportSource, via: Party, reported: ReportedParty):
   return entry;
 }
 
-/** What the far site said of our own side of the leg (its peer entry) shown on the party it names. */
+/**
+ * The far site's listen-disconnect of our side of the leg (its peer entry) shown on the party it
+ * names. The role stays ours: each site says the roles of the parties it holds.
+ */
 function withPeerState(entry: LctEntry, peer: ReportedParty): LctEntry {
   const shown = { ...entry };
-  if (peer.role !== undefined) shown.role = peer.role;
   if (shown.state === undefined && peer.state !== undefined) {
     shown.state = peer.state;
     if (peer.disconnectedBy !== undefined) shown.disconnectedBy = peer.disconnectedBy;
@@ -74,7 +76,7 @@ function expanded(engine: ReportSource, p: Party): LctEntry[] {
   const remote = (p.remote ?? []).filter((r) => r.peer !== true);
   const local = localEntry(engine, p);
   if (remote.length === 0) return [local];
-  if (remote.length === 1 && remote[0]!.alias === p.alias) return [local.state === undefined && remote[0]!.state !== undefined ? withPeerState(local, { ...remote[0]!, role: p.role }) : local];
+  if (remote.length === 1 && remote[0]!.alias === p.alias) return [withPeerState(local, remote[0]!)];
   return remote.map((r) => remoteEntry(engine, p, r));
 }
 
