@@ -110,7 +110,8 @@ function remoteParties(engine: Engine, step: Step, legId: string, report: Partie
     party.remote = report.parties;
     const renamed = call.origin?.legId === legId && call.origin.connId !== report.originConnId && ConnIDPattern.test(report.originConnId);
     if (renamed) call.origin = { connId: report.originConnId, legId };
-    if (renamed || JSON.stringify(lctExtensions(engine, call, true)) !== before) engine.changed(step, call, true);
+    // Only what desktops and other sites are told changes: no media, no RFC 4575 state of ours.
+    if (renamed || JSON.stringify(lctExtensions(engine, call, true)) !== before) step.lctDirty.add(call.connId);
   }
 }
 
