@@ -210,4 +210,31 @@ describe('multi-site: a call over an inter-trunk between two of our sites', () =
     ]);
     expect(onB.A).toEqual([]);
   });
+
+  it("a consultation to site B completed into site A's conference: site B's call names the conference from then on", () => {
+    const a = new Harness();
+    const b = new Harness(siteB(), 'SiteB', counterIds(0x100));
+    a.register('7001', '7002');
+    b.register('8001');
+    const main = a.phoneCall('7001', '7002');
+    a.req('InitiateConference', { ThisDN: '7001', ConnID: main, OtherDN: '8001' });
+    const consult = a.lastConnId();
+    const legA = a.legOf(consult, '8001');
+    b.incoming({ trunk: '9200', number: '7001', alias: '7001', location: 'SiteA', originConnId: consult }, '8001');
+    const connB = b.lastConnId();
+    const legB = b.legOf(connB, '7001');
+    const exchange = link(a, legA, b, legB);
+    exchange([
+      { site: 'B', outputs: b.answered(b.legOf(connB, '8001')) },
+      { site: 'A', outputs: a.answered(legA, { alias: '8001', location: 'SiteB' }) },
+    ]);
+    expect(b.call(connB).originConnId).toBe(consult);
+    const onB = exchange([{ site: 'A', outputs: a.req('CompleteConference', { ThisDN: '7001', ConnID: main }) }]);
+    expect(b.call(connB).originConnId).toBe(main);
+    // Site B's report names the call anew; site A has nothing to change.
+    expect(summary(onB.B)).toEqual(['ev 8001 EventUserEvent', `sip.partiesReport ${legB} ${main} *7001@SiteA,8001@SiteB`]);
+    expect(onB.A).toEqual([]);
+    expect(events(onB.B)[0]!.event.OriginConnID).toBe(main);
+    expect(lines(lctOf(onB.B, '8001')).map((l) => l.split(' ')[0])).toEqual(['7001@SiteA', '7002@SiteA', '8001@SiteB']);
+  });
 });
