@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../common/supervisor/ports.js';
-import { conference, exactly, until, Site, type Agent, type Desktop } from './site.js';
+import { conference, exactly, metric, until, Site, type Agent, type Desktop } from './site.js';
 
 /** The info-level lines a site's components log, parsed. */
 function capture(): { lines: Record<string, unknown>[]; destination: { write: (chunk: string) => void } } {
@@ -109,6 +109,12 @@ describe('two sites', () => {
     await a1.desktop!.client.listenReconnect({ thisDN: '7001', connID, otherDN: '7002' });
     await b1.hears(exactly([a1.tone, a2.tone]));
     await until(() => lct(b1.desktop!)[1] === '7002@SiteA', () => `site B's LCTParty list: ${JSON.stringify(lct(b1.desktop!))}`);
+  });
+
+  it('the sites tell each other over the inter-trunk only: no phone gets their INFO', async () => {
+    expect(await metric(siteA, 'huddle_sip_requests_total', { direction: 'in', method: 'INFO' })).toBeGreaterThan(0);
+    expect(await metric(siteB, 'huddle_sip_requests_total', { direction: 'in', method: 'INFO' })).toBeGreaterThan(0);
+    expect([a1, a2, b1].flatMap((agent) => agent.phone.inDialogMethods)).not.toContain('INFO');
   });
 
   it("both sites' call logs join on site A's ConnID, to the release", async () => {
