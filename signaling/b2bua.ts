@@ -56,7 +56,13 @@ interface Leg {
   trunk?: string;
   phoneHeld: boolean;
   released: boolean;
+  /** Over an inter-trunk: the latest parties report sent (only it is sent again). */
+  partiesReport?: string;
 }
+
+/** A parties report the far site did not know the dialog for yet (481: our 200 still on its way) is sent again, this often at most, this far apart. */
+const PartiesReportTries = 3;
+const PartiesReportRetryMs = 200;
 
 /** A leg as another process needs it to carry the call on: its SIP dialog once confirmed. */
 export interface LegState {
@@ -502,13 +508,20 @@ export class B2bua {
   }
 
   /** Tells the site at the other end of an inter-trunk leg how this site sees the call. */
-  private sendPartiesReport(legId: string, body: string): void {
+  private sendPartiesReport(legId: string, body: string, tries = PartiesReportTries): void {
     const leg = this.legs.get(legId);
     if (!leg?.dialog || leg.released || !this.interTrunk(leg)) return;
+    leg.partiesReport = body;
     void leg.dialog
       .request('INFO', { headers: { 'Info-Package': PartiesInfoPackage }, body, contentType: PartiesContentType })
       .then((res) => {
-        if (res.status >= 300) this.o.log.warn({ legId, status: res.status, callId: leg.dialog?.callId }, 'parties report not taken');
+        if (res.status < 300) return;
+        // A newer report went meanwhile: this one must not overtake it.
+        if (res.status === 481 && tries > 1 && leg.partiesReport === body) {
+          setTimeout(() => leg.partiesReport === body && this.sendPartiesReport(legId, body, tries - 1), PartiesReportRetryMs).unref();
+          return;
+        }
+        this.o.log.warn({ legId, status: res.status, callId: leg.dialog?.callId }, 'parties report not taken');
       })
       .catch(() => undefined);
   }
