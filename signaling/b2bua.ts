@@ -5,6 +5,7 @@
  * SDP is exchanged with media-controller (one rtpengine leg per party).
  */
 import { randomBytes } from 'node:crypto';
+import { context, propagation, SpanKind, trace, type Attributes } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { parse as parseSdp } from 'sdp-transform';
 import type { IncomingFrom, ModelInput, ModelOutput, SipConnect } from './model/index.js';
@@ -58,6 +59,30 @@ interface Leg {
   released: boolean;
   /** Over an inter-trunk: the latest parties report sent (only it is sent again). */
   partiesReport?: string;
+}
+
+const tracer = trace.getTracer('huddle.signaling');
+
+/** The W3C trace context headers our sites put on requests to each other over an inter-trunk. */
+function traceHeaders(): Record<string, string> {
+  const headers: Record<string, string> = {};
+  propagation.inject(context.active(), headers);
+  return headers;
+}
+
+/**
+ * Runs `queue` (which queues the model's work for a request from another of our sites) in a span
+ * continuing the trace that site's request carries, so one request's trace spans both sites.
+ */
+function continueSiteTrace(msg: SipRequest, attributes: Attributes, queue: (end: () => void) => void): void {
+  const carrier: Record<string, string> = {};
+  for (const key of propagation.fields()) {
+    const value = msg.get(key);
+    if (value) carrier[key] = value;
+  }
+  const parent = propagation.extract(context.active(), carrier);
+  const span = tracer.startSpan(`sip ${msg.method}`, { kind: SpanKind.SERVER, attributes: { 'sip.call_id': msg.callId, ...attributes } }, parent);
+  context.with(trace.setSpan(parent, span), () => queue(() => span.end()));
 }
 
 /** A parties report the far site did not know the dialog for yet (481: our 200 still on its way) is sent again, this often at most, this far apart. */
@@ -302,7 +327,13 @@ export class B2bua {
       timer.unref();
     }
     // An INVITE answered meanwhile (its set-up timed out) never reaches the model.
-    this.o.facts.serially(() => (this.pendingIncoming.has(sipRef) ? { kind: 'sip.incoming', sipRef, from, to: dialled } : undefined));
+    const queue = (end?: () => void) =>
+      this.o.facts.serially(() => {
+        end?.();
+        return this.pendingIncoming.has(sipRef) ? { kind: 'sip.incoming', sipRef, from, to: dialled } : undefined;
+      });
+    if ('trunk' in from && from.originConnId !== undefined) continueSiteTrace(msg, { 'tlib.origin_conn_id': from.originConnId }, queue);
+    else queue();
   }
 
   /**
@@ -393,6 +424,7 @@ export class B2bua {
     if (route.flow) leg.flow = route.flow;
     const headers: Record<string, string> = {};
     if (route.interTrunk) {
+      Object.assign(headers, traceHeaders());
       headers[InterTrunkHeaders.alias] = out.caller.alias;
       headers[InterTrunkHeaders.location] = out.caller.location;
       headers[InterTrunkHeaders.originConnId] = out.originConnId;
@@ -504,7 +536,12 @@ export class B2bua {
       return;
     }
     req.respond(200);
-    this.o.facts.serially(() => (leg.released ? undefined : { kind: 'sip.remoteParties', legId: leg.legId, report }));
+    continueSiteTrace(req.message, { 'tlib.origin_conn_id': report.originConnId }, (end) =>
+      this.o.facts.serially(() => {
+        end();
+        return leg.released ? undefined : { kind: 'sip.remoteParties', legId: leg.legId, report };
+      }),
+    );
   }
 
   /** Tells the site at the other end of an inter-trunk leg how this site sees the call. */
@@ -513,7 +550,7 @@ export class B2bua {
     if (!leg?.dialog || leg.released || !this.interTrunk(leg)) return;
     leg.partiesReport = body;
     void leg.dialog
-      .request('INFO', { headers: { 'Info-Package': PartiesInfoPackage }, body, contentType: PartiesContentType })
+      .request('INFO', { headers: { 'Info-Package': PartiesInfoPackage, ...traceHeaders() }, body, contentType: PartiesContentType })
       .then((res) => {
         if (res.status < 300) return;
         // A newer report went meanwhile: this one must not overtake it.

@@ -2,8 +2,13 @@
  * Two SIP Server sites joined by inter-trunk DNs on loopback, each with its own NATS, rtpengine and
  * media: a conference on site A with a party reached over the inter-trunk from site B. Site B's
  * desktop sees the conference as site A's desktops do (its parties, their locations and their
- * listen-disconnect state), and both sites' events and call logs name the call by site A's ConnID.
+ * listen-disconnect state), and both sites' events, call logs and traces name the call by site A's
+ * ConnID; a request's trace continues on site B.
  */
+import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../common/supervisor/ports.js';
 import { conference, exactly, metric, until, Site, type Agent, type Desktop } from './site.js';
@@ -25,6 +30,10 @@ function lct(desktop: Desktop): string[] {
   });
 }
 
+const exporter = new InMemorySpanExporter();
+const spans = (): ReadableSpan[] => exporter.getFinishedSpans();
+const traceOf = (span: ReadableSpan): ReadableSpan[] => spans().filter((s) => s.spanContext().traceId === span.spanContext().traceId);
+
 describe('two sites', () => {
   let siteA: Site;
   let siteB: Site;
@@ -36,6 +45,10 @@ describe('two sites', () => {
   const logB = capture();
 
   beforeAll(async () => {
+    // Both sites trace into one exporter, registered before anything traces.
+    expect(context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())).toBe(true);
+    expect(propagation.setGlobalPropagator(new W3CTraceContextPropagator())).toBe(true);
+    expect(trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }))).toBe(true);
     const [portA, portB] = [await freePort(), await freePort()];
     siteA = await Site.start({ sipPort: portA, log: { level: 'info', destination: logA.destination }, edit: (y) => y.replace('contact: sip:127.0.0.1:5062', `contact: sip:127.0.0.1:${portB}`) });
     siteB = await Site.start({
@@ -51,6 +64,9 @@ describe('two sites', () => {
   afterAll(async () => {
     await siteA?.stop();
     await siteB?.stop();
+    trace.disable();
+    context.disable();
+    propagation.disable();
   });
 
   it('a party reached over the inter-trunk shows with site B as its location', async () => {
@@ -109,6 +125,21 @@ describe('two sites', () => {
     await a1.desktop!.client.listenReconnect({ thisDN: '7001', connID, otherDN: '7002' });
     await b1.hears(exactly([a1.tone, a2.tone]));
     await until(() => lct(b1.desktop!)[1] === '7002@SiteA', () => `site B's LCTParty list: ${JSON.stringify(lct(b1.desktop!))}`);
+  });
+
+  it("a request's trace continues on site B: SingleStepConference's INVITE and ListenDisconnect's INFO", async () => {
+    const fromA = (method: string) => spans().filter((s) => s.name === `sip ${method}` && s.kind === SpanKind.SERVER && s.attributes['tlib.origin_conn_id'] === connID);
+    const gatewaySpan = (request: string) => (s: ReadableSpan) => s.name === `tlib ${request}` && s.kind === SpanKind.SERVER && s.parentSpanContext === undefined;
+    const [invite] = fromA('INVITE');
+    expect(invite, `spans: ${spans().map((s) => s.name).join(', ')}`).toBeDefined();
+    // Under site A's sip.connect of the request, and over site B's own SIP actions for it.
+    const inTrace = traceOf(invite!);
+    expect(inTrace.some(gatewaySpan('SingleStepConference'))).toBe(true);
+    expect(inTrace.find((s) => s.spanContext().spanId === invite!.parentSpanContext?.spanId)?.name).toBe('sip.connect');
+    expect(inTrace.filter((s) => s.parentSpanContext?.spanId === invite!.spanContext().spanId).map((s) => s.name)).toContain('sip.connect');
+    // Each ListenDisconnect and ListenReconnect on site A reached site B in its own trace.
+    await until(() => fromA('INFO').filter((info) => traceOf(info).some(gatewaySpan('ListenDisconnect'))).length >= 2, 'site B spans in the ListenDisconnect traces');
+    expect(fromA('INFO').filter((info) => traceOf(info).some(gatewaySpan('ListenReconnect'))).length).toBeGreaterThanOrEqual(2);
   });
 
   it('the sites tell each other over the inter-trunk only: no phone gets their INFO', async () => {
