@@ -5,6 +5,7 @@
  * SDP is exchanged with media-controller (one rtpengine leg per party).
  */
 import { randomBytes } from 'node:crypto';
+import { context, propagation, SpanKind, trace, type Attributes } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { parse as parseSdp } from 'sdp-transform';
 import type { IncomingFrom, ModelInput, ModelOutput, SipConnect } from './model/index.js';
@@ -16,9 +17,13 @@ import type { ConferenceEventNotifier } from './conference-events.js';
 import type { AuthVerdict, DnAuthenticator } from './dn-auth.js';
 import type { DnDirectory } from './dn-directory.js';
 import type { RegistrarService } from './registrar-service.js';
+import { decodePartiesReport, encodePartiesReport, PartiesContentType, PartiesInfoPackage } from './parties-report.js';
 
-/** Headers that carry a party's identity across an inter-trunk between two of our sites. */
-export const InterTrunkHeaders = { alias: 'X-Huddle-Alias', location: 'X-Huddle-Location' } as const;
+/**
+ * Headers that carry a party's identity across an inter-trunk between two of our sites, and on the
+ * INVITE the call's correlation id (the ConnID where it started, signaling/parties-report.ts).
+ */
+export const InterTrunkHeaders = { alias: 'X-Huddle-Alias', location: 'X-Huddle-Location', originConnId: 'X-Huddle-Origin-ConnID' } as const;
 
 /** What happened on a leg, for the call model: it arrived, rang, answered, failed, ended, was held or retrieved. */
 export type SipFact = Extract<ModelInput, { kind: `sip.${string}` }>;
@@ -52,7 +57,37 @@ interface Leg {
   trunk?: string;
   phoneHeld: boolean;
   released: boolean;
+  /** Over an inter-trunk: the latest parties report sent (only it is sent again). */
+  partiesReport?: string;
 }
+
+const tracer = trace.getTracer('huddle.signaling');
+
+/** The W3C trace context headers our sites put on requests to each other over an inter-trunk. */
+function traceHeaders(): Record<string, string> {
+  const headers: Record<string, string> = {};
+  propagation.inject(context.active(), headers);
+  return headers;
+}
+
+/**
+ * Runs `queue` (which queues the model's work for a request from another of our sites) in a span
+ * continuing the trace that site's request carries, so one request's trace spans both sites.
+ */
+function continueSiteTrace(msg: SipRequest, attributes: Attributes, queue: (end: () => void) => void): void {
+  const carrier: Record<string, string> = {};
+  for (const key of propagation.fields()) {
+    const value = msg.get(key);
+    if (value) carrier[key] = value;
+  }
+  const parent = propagation.extract(context.active(), carrier);
+  const span = tracer.startSpan(`sip ${msg.method}`, { kind: SpanKind.SERVER, attributes: { 'sip.call_id': msg.callId, ...attributes } }, parent);
+  context.with(trace.setSpan(parent, span), () => queue(() => span.end()));
+}
+
+/** A parties report the far site did not know the dialog for yet (481: our 200 still on its way) is sent again, this often at most, this far apart. */
+const PartiesReportTries = 3;
+const PartiesReportRetryMs = 200;
 
 /** A leg as another process needs it to carry the call on: its SIP dialog once confirmed. */
 export interface LegState {
@@ -204,6 +239,9 @@ export class B2bua {
       case 'sip.remoteAnswer':
         await this.remoteAnswer(out.legId);
         return undefined;
+      case 'sip.partiesReport':
+        this.sendPartiesReport(out.legId, encodePartiesReport(out.report));
+        return undefined;
     }
   }
 
@@ -289,7 +327,13 @@ export class B2bua {
       timer.unref();
     }
     // An INVITE answered meanwhile (its set-up timed out) never reaches the model.
-    this.o.facts.serially(() => (this.pendingIncoming.has(sipRef) ? { kind: 'sip.incoming', sipRef, from, to: dialled } : undefined));
+    const queue = (end?: () => void) =>
+      this.o.facts.serially(() => {
+        end?.();
+        return this.pendingIncoming.has(sipRef) ? { kind: 'sip.incoming', sipRef, from, to: dialled } : undefined;
+      });
+    if ('trunk' in from && from.originConnId !== undefined) continueSiteTrace(msg, { 'tlib.origin_conn_id': from.originConnId }, queue);
+    else queue();
   }
 
   /**
@@ -322,8 +366,10 @@ export class B2bua {
       if (trunk.options['sip-server-inter-trunk']) {
         const alias = msg.get(InterTrunkHeaders.alias);
         const location = msg.get(InterTrunkHeaders.location);
+        const originConnId = msg.get(InterTrunkHeaders.originConnId);
         if (alias) from.alias = alias;
         if (location) from.location = location;
+        if (originConnId) from.originConnId = originConnId;
       }
       return from;
     }
@@ -358,6 +404,7 @@ export class B2bua {
     if (trunk?.options['sip-server-inter-trunk']) {
       headers[InterTrunkHeaders.alias] = uriUser(leg.invite.message.requestUri) ?? '';
       headers[InterTrunkHeaders.location] = this.o.location();
+      headers['Recv-Info'] = PartiesInfoPackage;
     }
     const dialog = leg.invite.accept({ body: leg.localSdp ?? '', headers });
     this.watchDialog(leg, dialog);
@@ -377,8 +424,11 @@ export class B2bua {
     if (route.flow) leg.flow = route.flow;
     const headers: Record<string, string> = {};
     if (route.interTrunk) {
+      Object.assign(headers, traceHeaders());
       headers[InterTrunkHeaders.alias] = out.caller.alias;
       headers[InterTrunkHeaders.location] = out.caller.location;
+      headers[InterTrunkHeaders.originConnId] = out.originConnId;
+      headers['Recv-Info'] = PartiesInfoPackage;
     }
     if (out.autoAnswer) {
       headers['Call-Info'] = `<${route.uri}>;answer-after=0`;
@@ -464,8 +514,53 @@ export class B2bua {
         this.o.facts.serially(() => this.reoffer(leg, req));
         return;
       }
+      if (req.method === 'INFO' && this.interTrunk(leg) && (req.message.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() === PartiesContentType) {
+        this.onPartiesReport(leg, req);
+        return;
+      }
       req.respond(200);
     });
+  }
+
+  /** A leg over an inter-trunk to another of our sites. */
+  private interTrunk(leg: Leg): boolean {
+    return leg.trunk !== undefined && this.o.directory.dn(leg.trunk)?.options['sip-server-inter-trunk'] === true;
+  }
+
+  /** How the site at the other end of an inter-trunk leg sees the call, for the model. */
+  private onPartiesReport(leg: Leg, req: ServerRequest): void {
+    const report = decodePartiesReport(req.message.body.toString());
+    if ('error' in report) {
+      this.o.log.warn({ legId: leg.legId, trunk: leg.trunk, callId: leg.dialog?.callId, error: report.error }, 'parties report refused');
+      req.respond(400, { reason: `Bad parties report: ${report.error}`.slice(0, 120) });
+      return;
+    }
+    req.respond(200);
+    continueSiteTrace(req.message, { 'tlib.origin_conn_id': report.originConnId }, (end) =>
+      this.o.facts.serially(() => {
+        end();
+        return leg.released ? undefined : { kind: 'sip.remoteParties', legId: leg.legId, report };
+      }),
+    );
+  }
+
+  /** Tells the site at the other end of an inter-trunk leg how this site sees the call. */
+  private sendPartiesReport(legId: string, body: string, tries = PartiesReportTries): void {
+    const leg = this.legs.get(legId);
+    if (!leg?.dialog || leg.released || !this.interTrunk(leg)) return;
+    leg.partiesReport = body;
+    void leg.dialog
+      .request('INFO', { headers: { 'Info-Package': PartiesInfoPackage, ...traceHeaders() }, body, contentType: PartiesContentType })
+      .then((res) => {
+        if (res.status < 300) return;
+        // A newer report went meanwhile: this one must not overtake it.
+        if (res.status === 481 && tries > 1 && leg.partiesReport === body) {
+          setTimeout(() => leg.partiesReport === body && this.sendPartiesReport(legId, body, tries - 1), PartiesReportRetryMs).unref();
+          return;
+        }
+        this.o.log.warn({ legId, status: res.status, callId: leg.dialog?.callId }, 'parties report not taken');
+      })
+      .catch(() => undefined);
   }
 
   /** A re-INVITE/UPDATE from the phone: new SDP through media-controller, and hold/retrieve detection. */

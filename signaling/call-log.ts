@@ -4,6 +4,9 @@
  * same step reaches every DN of the call: it is told once, naming the DNs told.
  *
  *   {"connId":"…","step":"listen-disconnect","by":"7001","whom":"7003","dns":["7001","7002","7003"],"msg":"call listen-disconnect"}
+ *
+ * A call that came over an inter-trunk from another of our sites also names the ConnID it has on
+ * the site where it started (`originConnId`): the two sites' lines join on it.
  */
 import type { TEvent } from '../common/tlib/messages.js';
 import type { ModelOutput } from './model/index.js';
@@ -25,6 +28,8 @@ const Steps: Partial<Record<TEvent['event'], string>> = {
 
 export interface CallLogLine {
   connId: string;
+  /** The call's ConnID on the site where it started, when that is another site (OriginConnID). */
+  originConnId?: string;
   step: string;
   /** The DNs told of the step. */
   dns: string[];
@@ -80,6 +85,7 @@ export function callLogLines(outputs: readonly ModelOutput[]): CallLogLine[] {
     let line = lines.get(key);
     if (!line) {
       line = { connId: event.ConnID, step, dns: [] };
+      if (event.OriginConnID) line.originConnId = event.OriginConnID;
       if (event.PreviousConnID) line.previousConnId = event.PreviousConnID;
       lines.set(key, line);
     }

@@ -52,7 +52,7 @@ describe('pipelinedMediaRun: which outputs go out without waiting for each other
 describe('CallModelShell: replies travel back with the request', () => {
   const origin = { gateway: 'gw-1', client: 'c-1' };
   const reply = (ThisDN: string): ModelOutput => ({ kind: 'tlib.reply', origin, event: { event: 'EventACK', ThisDN } });
-  const connect: ModelOutput = { kind: 'sip.connect', direction: 'outbound', legId: 'l1', bridgeId: 'b1', target: { dn: '7002' }, caller: { alias: '7001', location: 'SiteA' }, autoAnswer: false };
+  const connect: ModelOutput = { kind: 'sip.connect', direction: 'outbound', legId: 'l1', bridgeId: 'b1', target: { dn: '7002' }, caller: { alias: '7001', location: 'SiteA' }, autoAnswer: false, originConnId: '0000000000000001' };
 
   /** A shell whose model answers each input kind with the outputs given, logging every input and SIP action. */
   function shell(outputs: Partial<Record<ModelInput['kind'], ModelOutput[]>>, sip: (out: SipAction) => SipFact | undefined, mediaClient = {} as MediaClient) {

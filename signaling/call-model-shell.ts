@@ -232,7 +232,8 @@ export class CallModelShell implements SipFactQueue {
       case 'sip.answer':
       case 'sip.reject':
       case 'sip.release':
-      case 'sip.remoteAnswer': {
+      case 'sip.remoteAnswer':
+      case 'sip.partiesReport': {
         this.o.onSipAction?.(out);
         const legId = 'legId' in out ? out.legId : undefined;
         const fact = await inSpan(tracer, out.kind, { attributes: legId ? { 'huddle.leg_id': legId } : {} }, async (span) => {

@@ -66,6 +66,7 @@ export function seedsOf(input: ModelInput, outputs: readonly ModelOutput[]): See
     case 'sip.released':
     case 'sip.hold':
     case 'sip.retrieve':
+    case 'sip.remoteParties':
       seeds.legIds.add(input.legId);
       break;
     default:
@@ -87,6 +88,7 @@ export function seedsOf(input: ModelInput, outputs: readonly ModelOutput[]): See
       case 'sip.answer':
       case 'sip.release':
       case 'sip.remoteAnswer':
+      case 'sip.partiesReport':
         seeds.legIds.add(out.legId);
         break;
       case 'conference.state':

@@ -14,7 +14,7 @@ describe('signaling metric labels', () => {
 
 describe('call set-up time', () => {
   const inbound = (legId: string): ModelOutput => ({ kind: 'sip.connect', direction: 'inbound', sipRef: `in-${legId}`, legId, bridgeId: 'br-1' });
-  const outbound: ModelOutput = { kind: 'sip.connect', direction: 'outbound', legId: 'leg-9', bridgeId: 'br-1', target: { dn: '7002' }, caller: { alias: '7001', location: 'SiteA' }, autoAnswer: false };
+  const outbound: ModelOutput = { kind: 'sip.connect', direction: 'outbound', legId: 'leg-9', bridgeId: 'br-1', target: { dn: '7002' }, caller: { alias: '7001', location: 'SiteA' }, autoAnswer: false, originConnId: '0000000000000001' };
 
   async function observed(registry: Registry): Promise<{ count: number; sum: number }> {
     const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'huddle_call_setup_seconds');

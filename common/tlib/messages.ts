@@ -20,6 +20,11 @@ export interface TEventBase {
   ThisDNRole?: (typeof DNRoles)[number];
   ConnID?: string;
   PreviousConnID?: string;
+  /**
+   * Set on the events of a call that came over an inter-trunk from another of our sites: the ConnID
+   * of the call on the site where it started, so that both sites' events, logs and records join.
+   */
+  OriginConnID?: string;
   CallState?: CallState;
   CallType?: (typeof CallTypes)[number];
   AddressType?: (typeof AddressTypes)[number];

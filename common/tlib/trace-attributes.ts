@@ -12,15 +12,20 @@ export function requestAttributes(request: TRequest): Attributes {
   return attributes;
 }
 
-/** The answer: its first event, the error code when it is EventError, the ConnID it names. */
+/**
+ * The answer: its first event, the error code when it is EventError, the ConnID it names, and for a
+ * call that came from another of our sites the ConnID it has there (traces of both sites join on it).
+ */
 export function recordAnswer(span: Span, events: readonly TEvent[]): void {
   if (!span.isRecording()) return;
   const error = events.find((e) => e.event === 'EventError');
   const connId = events.find((e) => e.ConnID)?.ConnID;
+  const originConnId = events.find((e) => e.OriginConnID)?.OriginConnID;
   span.setAttributes({
     'tlib.result': error ? 'error' : 'ok',
     ...(events[0] ? { 'tlib.event': events[0].event } : {}),
     ...(error?.ErrorCode !== undefined ? { 'tlib.error_code': error.ErrorCode } : {}),
     ...(connId ? { 'tlib.conn_id': connId } : {}),
+    ...(originConnId ? { 'tlib.origin_conn_id': originConnId } : {}),
   });
 }

@@ -153,6 +153,7 @@ export class CallModel {
       }),
     };
     if (call.consultOf !== undefined) view.consultOf = call.consultOf;
+    if (call.origin !== undefined) view.originConnId = call.origin.connId;
     return view;
   }
 

@@ -7,7 +7,7 @@ import { ConnIDPattern } from '../../common/tlib/connid.js';
 import { errorEvent } from '../../common/tlib/errors.js';
 import type { CallState, CallType, DNRole } from '../../common/tlib/enums.js';
 import type { TEvent } from '../../common/tlib/messages.js';
-import { conferenceMembers, lctExtensions } from './reports.js';
+import { conferenceMembers, isInterTrunk, lctExtensions, originConnId, partiesReport } from './reports.js';
 import { Store, type AppliedMedia, type Call, type Leg, type Party, type PendingReply } from './state.js';
 import type { Step } from './step.js';
 import type { DnConfig, ModelEnv, ModelOutput, Presented } from './types.js';
@@ -117,7 +117,9 @@ export class Engine {
   // ---------------------------------------------------------------- events
 
   ev(call: Call, to: Party, event: TEvent['event'], extra: Partial<TEvent> = {}): TEvent {
-    return { event, ThisDN: to.dn, ThisDNRole: to.role, ConnID: call.connId, CallType: call.type, CallState: 'Ok', ...extra };
+    const ev: TEvent = { event, ThisDN: to.dn, ThisDNRole: to.role, ConnID: call.connId, CallType: call.type, CallState: 'Ok', ...extra };
+    if (call.origin !== undefined) ev.OriginConnID = call.origin.connId;
+    return ev;
   }
 
   send(step: Step, call: Call, to: Party, event: TEvent['event'], extra: Partial<TEvent> = {}, answer?: PendingReply): void {
@@ -164,7 +166,7 @@ export class Engine {
     });
     step.touched.add(call.bridgeId);
     const target = dest.dn !== undefined ? { dn: dest.dn } : { trunk: dest.trunk ?? '', number: dest.number ?? dest.alias };
-    step.sipOut({ kind: 'sip.connect', direction: 'outbound', legId: leg.id, bridgeId: call.bridgeId, target, caller, autoAnswer });
+    step.sipOut({ kind: 'sip.connect', direction: 'outbound', legId: leg.id, bridgeId: call.bridgeId, target, caller, autoAnswer, originConnId: originConnId(call) });
     return party;
   }
 
@@ -394,6 +396,8 @@ export class Engine {
       conference: parties.length > 2,
       confVersion: 0,
     };
+    // A call that came from another site keeps its name there: the new ConnID is this site's only.
+    if (conf.origin !== undefined) call.origin = conf.origin;
     for (const p of parties) {
       delete p.listenDisconnected;
       // Everyone hears everyone in the new call; a phone away in a consultation keeps its hold.
@@ -472,6 +476,24 @@ export class Engine {
     return this.reconcileMedia([...this.store.legs.values()].filter((leg) => !leg.sipGone && !leg.mediaGone), false);
   }
 
+  /**
+   * The call as this site sees it, for each other site of ours in it (a party over an inter-trunk
+   * whose leg is up in the call's bridge); only when it changed since the last report on that leg.
+   */
+  private partiesReports(call: Call): ModelOutput[] {
+    const reports: ModelOutput[] = [];
+    for (const party of call.parties) {
+      const leg = this.store.legs.get(party.legId);
+      if (party.state !== 'Established' || !isInterTrunk(this, party) || leg === undefined || leg.sip !== 'up' || leg.sipGone || leg.bridgeId !== call.bridgeId) continue;
+      const report = partiesReport(this, call, party);
+      const json = JSON.stringify(report);
+      if (json === party.reported) continue;
+      party.reported = json;
+      reports.push({ kind: 'sip.partiesReport', legId: party.legId, report });
+    }
+    return reports;
+  }
+
   // ---------------------------------------------------------------- finishing a step
 
   finish(step: Step): ModelOutput[] {
@@ -485,9 +507,15 @@ export class Engine {
         const extensions = lctExtensions(this, call, options['sip-enable-call-info-extended']);
         for (const r of this.recipients(call)) {
           if (r.dn === undefined) continue;
-          lct.push({ kind: 'tlib.event', to: r.dn, event: { event: 'EventUserEvent', ThisDN: r.dn, ConnID: call.connId, Extensions: { ...extensions }, Time: step.time } });
+          const event: TEvent = { event: 'EventUserEvent', ThisDN: r.dn, ConnID: call.connId, Extensions: { ...extensions }, Time: step.time };
+          if (call.origin !== undefined) event.OriginConnID = call.origin.connId;
+          lct.push({ kind: 'tlib.event', to: r.dn, event });
         }
       }
+    }
+    for (const connId of step.lctDirty) {
+      const call = this.store.calls.get(connId);
+      if (call !== undefined && call.established) lct.push(...this.partiesReports(call));
     }
     const conferences: ModelOutput[] = [];
     for (const [connId, version] of step.confDeleted) conferences.push({ kind: 'conference.state', connId, version, state: 'deleted', members: [] });

@@ -359,7 +359,14 @@ describe('multi-site: a party reached over the inter-trunk', () => {
     h.register('7001', '7002');
     h.incoming({ trunk: '9100', number: '7101', alias: '7101', location: 'SiteB' }, '7001');
     const connId = h.lastConnId();
-    expect(summary(h.answered('leg-2'))).toEqual(['sip.answer leg-1', 'ev 7001 EventRinging other=7101', 'ev 7001 EventEstablished other=7101', 'ev 7001 EventUserEvent']);
+    expect(summary(h.answered('leg-2'))).toEqual([
+      'sip.answer leg-1',
+      'ev 7001 EventRinging other=7101',
+      'ev 7001 EventEstablished other=7101',
+      'ev 7001 EventUserEvent',
+      // Site B is told how site A sees the call; the entry marked * is site B's own side.
+      `sip.partiesReport leg-1 ${connId} *7101@SiteB,7001@SiteA`,
+    ]);
     h.req('SingleStepConference', { ThisDN: '7001', ConnID: connId, OtherDN: '7002' });
     const joined = h.answered('leg-3');
     expect(lctOf(joined, '7002')).toEqual({
@@ -387,6 +394,7 @@ describe('multi-site: a party reached over the inter-trunk', () => {
       // LCTParty updates go in join order, whoever asked.
       'ev 7001 EventUserEvent',
       'ev 7002 EventUserEvent',
+      `sip.partiesReport leg-1 ${connId} *7101@SiteB LD,7001@SiteA,7002@SiteA`,
       `conf ${connId} full v2`,
     ]);
     expect(lctOf(out, '7001')).toMatchObject({ LCTParty0: '7101', LCTParty0_location: 'SiteB', LCTParty0_state: 'ListenDisconnectedHeld' });

@@ -167,7 +167,9 @@ export function dnState(engine: Engine, dn: string, ref: number, time: number): 
     events.push({ ...partyInfo(call, ref, dn), Time: time });
     if (options['sip-enable-call-info']) {
       const Extensions = lctExtensions(engine, call, options['sip-enable-call-info-extended']);
-      events.push({ event: 'EventUserEvent', ReferenceID: ref, ThisDN: dn, ConnID: call.connId, Extensions, Time: time });
+      const lct: TEvent = { event: 'EventUserEvent', ReferenceID: ref, ThisDN: dn, ConnID: call.connId, Extensions, Time: time };
+      if (call.origin !== undefined) lct.OriginConnID = call.origin.connId;
+      events.push(lct);
     }
   }
   return events;
@@ -181,6 +183,7 @@ function partyInfo(call: Call, ref: number, thisDN: string | undefined): TEvent 
     Location: p.location,
   }));
   const event: TEvent = { event: 'EventPartyInfo', ReferenceID: ref, ConnID: call.connId, CallType: call.type, CallState: 'Ok', Parties };
+  if (call.origin !== undefined) event.OriginConnID = call.origin.connId;
   if (thisDN !== undefined) event.ThisDN = thisDN;
   return event;
 }

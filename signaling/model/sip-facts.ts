@@ -3,7 +3,9 @@ import type { MediaEvent } from '../../common/nats/media-contract.js';
 import { callStateOfStatus, isPhone, type Engine } from './engine.js';
 import type { Call, Party } from './state.js';
 import type { Step } from './step.js';
-import type { IncomingFrom, ModelInput, RemoteIdentity } from './types.js';
+import { ConnIDPattern } from '../../common/tlib/connid.js';
+import { lctExtensions } from './reports.js';
+import type { IncomingFrom, ModelInput, PartiesReport, RemoteIdentity } from './types.js';
 
 /** A new INVITE from one of our phones or from a trunk peer. */
 export function incoming(engine: Engine, step: Step, sipRef: string, from: IncomingFrom, to: string): void {
@@ -33,6 +35,8 @@ export function incoming(engine: Engine, step: Step, sipRef: string, from: Incom
   }
   const call = engine.newCall(step, caller.trunk !== undefined ? 'Inbound' : dest.trunk !== undefined ? 'Outbound' : 'Internal');
   const leg = engine.newLeg(call.bridgeId, 'inbound');
+  const origin = 'trunk' in from ? from.originConnId : undefined;
+  if (origin !== undefined && ConnIDPattern.test(origin) && origin !== call.connId) call.origin = { connId: origin, legId: leg.id };
   step.sipOut({ kind: 'sip.connect', direction: 'inbound', sipRef, legId: leg.id, bridgeId: call.bridgeId });
   const callerParty = engine.store.join(call, { ...caller, legId: leg.id });
   engine.dial(step, call, dest, 'Destination', { alias: callerParty.alias, location: callerParty.location });
@@ -92,6 +96,23 @@ function released(engine: Engine, step: Step, legId: string): void {
   if (leg === undefined) return stale(step, 'sip.released', legId);
   leg.sipGone = true;
   for (const { call, party } of engine.store.partiesOfLeg(legId)) engine.removeParty(step, call, party, { callState: 'Ok' });
+}
+
+/**
+ * The site at the other end of an inter-trunk leg told how it sees the call: its parties are shown
+ * here (LCTParty), and a call that came from there follows the name it has there now.
+ */
+function remoteParties(engine: Engine, step: Step, legId: string, report: PartiesReport): void {
+  const uses = engine.store.partiesOfLeg(legId).filter(({ party }) => party.trunk !== undefined);
+  if (uses.length === 0) return stale(step, 'sip.remoteParties', legId);
+  for (const { call, party } of uses) {
+    const before = JSON.stringify(lctExtensions(engine, call, true));
+    party.remote = report.parties;
+    const renamed = call.origin?.legId === legId && call.origin.connId !== report.originConnId && ConnIDPattern.test(report.originConnId);
+    if (renamed) call.origin = { connId: report.originConnId, legId };
+    // Only what desktops and other sites are told changes: no media, no RFC 4575 state of ours.
+    if (renamed || JSON.stringify(lctExtensions(engine, call, true)) !== before) step.lctDirty.add(call.connId);
+  }
 }
 
 /** The call whose bridge the leg is in, and the party using it there. */
@@ -177,6 +198,8 @@ export function applyFact(engine: Engine, step: Step, input: Exclude<ModelInput,
       return phoneHold(engine, step, input.legId, true);
     case 'sip.retrieve':
       return phoneHold(engine, step, input.legId, false);
+    case 'sip.remoteParties':
+      return remoteParties(engine, step, input.legId, input.report);
     case 'media.event':
       return mediaEvent(engine, step, input.event);
     case 'media.bridgeLost':

@@ -1,7 +1,7 @@
 /** The model's internal state: calls, their parties, and the media legs the parties use. */
 import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
 import type { CallType, DNRole } from '../../common/tlib/enums.js';
-import type { PartyState } from './types.js';
+import type { PartyState, ReportedParty } from './types.js';
 
 /** A request whose answering event comes later (AnswerCall, SingleStepConference). */
 export interface PendingReply {
@@ -41,6 +41,10 @@ export interface Party {
   joinRequest?: PendingReply;
   /** TAnswerCall on this ringing party: its answer is due when the phone answers. */
   answerRequest?: PendingReply;
+  /** Over an inter-trunk: the far site's parties of the call, as it last reported them. */
+  remote?: ReportedParty[];
+  /** Over an inter-trunk: the last report sent to the far site (JSON), so that only changes are sent. */
+  reported?: string;
 }
 
 /** Media state the model believes a leg has; undefined flags: unknown (re-sent on next reconcile). */
@@ -77,6 +81,11 @@ export interface Call {
   /** For a consultation call: the main call's ConnID, and the DN consulting. */
   consultOf?: string;
   consultBy?: string;
+  /**
+   * The call came over an inter-trunk from another of our sites: the ConnID of the call where it
+   * started, and the leg it came on (whose reports keep it current).
+   */
+  origin?: { connId: string; legId: string };
   /** MakeCall (3pcc): the destination, called once the caller's phone has answered. */
   pendingDestination?: { alias: string; dn?: string; trunk?: string; number?: string; location: string };
 }

@@ -2,7 +2,8 @@
  * Collects the outputs of one input. Whatever the order in which a transition discovers them, the
  * outputs leave in a fixed order, so that adapters can execute them one after the other:
  *   bridge.create -> SIP (connect/ringing/answer/release) -> media leg commands -> bridge.destroy
- *   -> T-Library call events -> LCTParty EventUserEvents -> conference states -> reports.
+ *   -> T-Library call events -> LCTParty EventUserEvents (and the parties reports to our other sites)
+ *   -> conference states -> reports.
  * Side effects come before the events that report them.
  */
 import type { MediaCommand } from '../../common/nats/media-contract.js';

@@ -199,6 +199,8 @@ export function summary(outputs: ModelOutput[]): string[] {
       case 'sip.answer':
       case 'sip.remoteAnswer':
         return `${o.kind} ${o.legId}`;
+      case 'sip.partiesReport':
+        return `sip.partiesReport ${o.legId} ${o.report.originConnId} ${o.report.parties.map((p) => `${p.peer ? '*' : ''}${p.alias}@${p.location}${p.state ? ' LD' : ''}`).join(',')}`;
       case 'conference.state':
         return `conf ${o.connId} ${o.state} v${o.version}`;
       case 'report':

@@ -53,12 +53,37 @@ export type IncomingFrom =
       alias?: string;
       /** Over an inter-trunk: the remote site's location. */
       location?: string;
+      /** Over an inter-trunk: the ConnID of the call on the site where it started (see PartiesReport). */
+      originConnId?: string;
     };
 
 /** What the far end told us about itself when it answered over a trunk (inter-trunk headers). */
 export interface RemoteIdentity {
   alias?: string;
   location?: string;
+}
+
+/**
+ * What one of our sites tells another over an inter-trunk leg about the call that leg is in: the
+ * call's LCTParty list as that site sees it, in its order, without what the receiving site itself
+ * reported over the same leg (so nothing echoes back), and the call's correlation id.
+ */
+export interface PartiesReport {
+  /** The ConnID of the call on the site where it started (the sender's own ConnID if it started there). */
+  originConnId: string;
+  parties: ReportedParty[];
+}
+
+export interface ReportedParty {
+  alias: string;
+  location: string;
+  role?: DNRole;
+  /** LCTParty<n>_type on the sending site (Extension, ACDPosition, Trunk, InterTrunk). */
+  type?: string;
+  state?: 'ListenDisconnectedHeld';
+  disconnectedBy?: string;
+  /** This entry is the receiving site's side of the leg (the party the sender reaches through it). */
+  peer?: true;
 }
 
 export type ModelInput =
@@ -78,6 +103,8 @@ export type ModelInput =
   /** The phone itself put its call on hold / took it back (re-INVITE sendonly / sendrecv). */
   | { kind: 'sip.hold'; legId: string }
   | { kind: 'sip.retrieve'; legId: string }
+  /** The site at the other end of an inter-trunk leg reported its view of the call (SIP INFO). */
+  | { kind: 'sip.remoteParties'; legId: string; report: PartiesReport }
   | { kind: 'media.event'; event: MediaEvent }
   /** The media-controller holding a bridge died, restarted or stopped answering: the bridge and its legs' media are gone. */
   | { kind: 'media.bridgeLost'; bridgeId: string; instance: string; reason: string }
@@ -101,6 +128,8 @@ export type SipConnect =
       caller: Presented;
       /** Ask the phone to answer by itself (3pcc MakeCall on a DN with remote-answer true). */
       autoAnswer: boolean;
+      /** The call's correlation id (PartiesReport.originConnId), presented over an inter-trunk only. */
+      originConnId: string;
     };
 
 /** RFC 4575 endpoint status of a conference member. */
@@ -137,6 +166,8 @@ export type ModelOutput =
   | { kind: 'sip.release'; legId: string; status?: number }
   /** Ask a ringing phone to answer (TAnswerCall on a DN with remote-answer true). */
   | { kind: 'sip.remoteAnswer'; legId: string }
+  /** Tell the site at the other end of an inter-trunk leg how this site sees the call (SIP INFO). */
+  | { kind: 'sip.partiesReport'; legId: string; report: PartiesReport }
   /** RFC 4575 conference state for NOTIFY to subscribers: full member list, or the conference is gone. */
   | { kind: 'conference.state'; connId: string; version: number; state: 'full' | 'deleted'; members: ConferenceMember[] }
   /** Something the adapters should log/count; no effect on calls. */
@@ -150,6 +181,8 @@ export interface CallView {
   conference: boolean;
   established: boolean;
   consultOf?: string;
+  /** The ConnID of the call on the site where it started, when that is another site. */
+  originConnId?: string;
   parties: PartyView[];
 }
 

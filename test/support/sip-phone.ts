@@ -63,6 +63,8 @@ export class SipPhone {
   readonly calls: Dialog[] = [];
   readonly incoming: IncomingCall[] = [];
   readonly ended: DialogTermination[] = [];
+  /** The method of every request received within a call, in order. */
+  readonly inDialogMethods: string[] = [];
   private answerer?: (offer: string, req: ServerRequest) => string | Promise<string>;
   private reinviteHandler?: (offer: string, req: ServerRequest) => string | Promise<string>;
   private ringMs = 0;
@@ -220,6 +222,7 @@ export class SipPhone {
   }
 
   private async onInDialog(req: ServerRequest): Promise<void> {
+    this.inDialogMethods.push(req.method);
     if (req.method !== 'INVITE') {
       req.respond(200);
       return;

@@ -1,7 +1,7 @@
 /** How `tlib` prints events: one line per event for people, or the JSON frame for scripts. */
 import type { TEvent } from '../../common/tlib/messages.js';
 
-const HEAD = ['ThisDN', 'OtherDN', 'ThirdPartyDN', 'ConnID', 'PreviousConnID', 'CallState', 'ThisDNRole', 'OtherDNRole', 'ThirdPartyDNRole', 'CallType', 'ReferenceID'] as const;
+const HEAD = ['ThisDN', 'OtherDN', 'ThirdPartyDN', 'ConnID', 'PreviousConnID', 'OriginConnID', 'CallState', 'ThisDNRole', 'OtherDNRole', 'ThirdPartyDNRole', 'CallType', 'ReferenceID'] as const;
 
 export function formatEvent(event: TEvent, json: boolean, now = new Date()): string {
   if (json) return JSON.stringify(event);
