@@ -289,7 +289,7 @@ export class B2bua {
       timer.unref();
     }
     // An INVITE answered meanwhile (its set-up timed out) never reaches the model.
-    this.o.facts.serially(() => (this.pendingIncoming.has(sipRef) ? { kind: 'sip.incoming', sipRef, from, to: dialled } : undefined));
+    this.o.facts.serially(() => (this.pendingIncoming.has(sipRef) ? { kind: 'sip.incoming', sipRef, from, to: dialled, callId: msg.callId } : undefined));
   }
 
   /**
@@ -431,7 +431,7 @@ export class B2bua {
       if (alias) remote.alias = alias;
       if (location) remote.location = location;
     }
-    return { kind: 'sip.answered', legId: leg.legId, remote };
+    return { kind: 'sip.answered', legId: leg.legId, remote, callId: result.dialog.callId };
   }
 
   /** Where an outbound leg goes: a DN's registered contact (through its flow), or a trunk's peer. */

@@ -2,9 +2,10 @@
  * Collects the outputs of one input. Whatever the order in which a transition discovers them, the
  * outputs leave in a fixed order, so that adapters can execute them one after the other:
  *   bridge.create -> SIP (connect/ringing/answer/release) -> media leg commands -> bridge.destroy
- *   -> T-Library call events -> LCTParty EventUserEvents -> conference states -> reports.
+ *   -> T-Library call events -> LCTParty EventUserEvents -> conference states -> CDRs -> reports.
  * Side effects come before the events that report them.
  */
+import type { CallDetail } from '../../common/nats/cdr-contract.js';
 import type { MediaCommand } from '../../common/nats/media-contract.js';
 import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
 import type { TEvent } from '../../common/tlib/messages.js';
@@ -20,6 +21,7 @@ export class Step {
   private readonly destroys: ModelOutput[] = [];
   private readonly events: ModelOutput[] = [];
   private readonly reports: ModelOutput[] = [];
+  private readonly cdrs: ModelOutput[] = [];
   /** Bridges whose legs' media must be reconciled with their parties' state. */
   readonly touched = new Set<string>();
   /** Calls whose LCTParty list must be sent (ConnIDs, in order of discovery). */
@@ -74,6 +76,11 @@ export class Step {
     this.events.push({ kind: 'tlib.reply', origin, event: { ...event, Time: this.time } });
   }
 
+  /** A call ended: its detail record leaves after everything else the step did to it. */
+  cdr(record: CallDetail): void {
+    this.cdrs.push({ kind: 'cdr', record });
+  }
+
   report(level: 'info' | 'warn', code: string, message: string, ids: { connId?: string; legId?: string } = {}): void {
     this.reports.push({ kind: 'report', level, code, message, ...ids });
   }
@@ -89,6 +96,7 @@ export class Step {
       ...this.events,
       ...lct,
       ...conferences,
+      ...this.cdrs,
       ...this.reports,
     ];
   }
