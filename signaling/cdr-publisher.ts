@@ -37,6 +37,8 @@ export interface CdrPublisherOptions {
   location: string;
   log: Pick<Logger, 'info' | 'warn' | 'error'>;
   metrics: CdrMetrics;
+  /** How long a record is tried again before it counts as not stored; default RetryForMs. */
+  retryForMs?: number;
 }
 
 export class CdrPublisher {
@@ -99,7 +101,7 @@ export class CdrPublisher {
     const h = headers();
     h.set('Content-Type', 'application/json');
     const msgID = CdrStream.msgId(record.connId, record.end);
-    const deadline = Date.now() + RetryForMs;
+    const deadline = Date.now() + (this.o.retryForMs ?? RetryForMs);
     for (let wait = FirstRetryMs; ; wait = Math.min(wait * 2, MaxRetryMs)) {
       try {
         await this.js.publish(subject, data, { msgID, headers: h, timeout: AttemptTimeoutMs });
