@@ -51,10 +51,14 @@ export class CdrPublisher {
     this.js = jetstream(o.nc);
   }
 
-  /** Creates (or brings to the configured retention and replicas) the site's CDR stream. */
+  /**
+   * Creates (or brings to the configured retention and replicas) the site's CDR stream. A stream
+   * that cannot be made (NATS users from before CDRs, without the stream's permissions) does not
+   * stop signaling: calls go on, and each record is counted not stored, which alerts.
+   */
   static async open(o: CdrPublisherOptions & { maxAgeHours: number; replicas: number }): Promise<CdrPublisher> {
     const publisher = new CdrPublisher(o);
-    await publisher.retain(o.maxAgeHours, o.replicas);
+    await publisher.retain(o.maxAgeHours, o.replicas).catch((err: Error) => o.log.error({ err: err.message }, 'CDR stream not made: call detail records will not be stored'));
     return publisher;
   }
 
