@@ -330,7 +330,7 @@ export class B2bua {
     const queue = (end?: () => void) =>
       this.o.facts.serially(() => {
         end?.();
-        return this.pendingIncoming.has(sipRef) ? { kind: 'sip.incoming', sipRef, from, to: dialled } : undefined;
+        return this.pendingIncoming.has(sipRef) ? { kind: 'sip.incoming', sipRef, from, to: dialled, callId: msg.callId } : undefined;
       });
     if ('trunk' in from && from.originConnId !== undefined) continueSiteTrace(msg, { 'tlib.origin_conn_id': from.originConnId }, queue);
     else queue();
@@ -481,7 +481,7 @@ export class B2bua {
       if (alias) remote.alias = alias;
       if (location) remote.location = location;
     }
-    return { kind: 'sip.answered', legId: leg.legId, remote };
+    return { kind: 'sip.answered', legId: leg.legId, remote, callId: result.dialog.callId };
   }
 
   /** Where an outbound leg goes: a DN's registered contact (through its flow), or a trunk's peer. */

@@ -15,6 +15,7 @@ import type { B2bua, SipAction, SipFact, SipFactQueue } from './b2bua.js';
 import type { ConferenceEventNotifier } from './conference-events.js';
 import { inSpan } from '../common/process/tracing.js';
 import type { CallLog } from './call-log.js';
+import type { CdrPublisher } from './cdr-publisher.js';
 
 /** A T-Library request about a call that another replica owns now (found while writing its state): nothing was done. */
 export class NotOwner extends Error {
@@ -39,6 +40,8 @@ export interface CallModelShellOptions {
   publish: (dn: string, event: TEvent, origin?: TlibOrigin) => void;
   /** Writes one info line per call lifecycle step of the model's outputs. */
   callLog?: CallLog;
+  /** Stores a call's detail record when it ends (in the background: the call never waits for it). */
+  cdr?: Pick<CdrPublisher, 'publish'>;
   /** Sees each SIP action before it is carried out (call set-up time). */
   onSipAction?: (out: SipAction) => void;
   log: Logger;
@@ -249,6 +252,9 @@ export class CallModelShell implements SipFactQueue {
         return NO_REPLIES;
       case 'report':
         this.o.log[out.level]({ code: out.code, connId: out.connId, legId: out.legId }, out.message);
+        return NO_REPLIES;
+      case 'cdr':
+        this.o.cdr?.publish(out.record);
         return NO_REPLIES;
     }
   }

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { musicFileFor, resolveMusic } from '../common/config/load.js';
-import { SIP_TLS_DIR, sipListenAddresses, tlsFiles, type SipClusterSpec } from '../common/config/schema.js';
+import { SIP_TLS_DIR, sipListenAddresses, tlsFiles, type SipCluster, type SipClusterSpec } from '../common/config/schema.js';
 import { bucketReplicas, openBucket } from '../common/nats/buckets.js';
 import { onReconnect } from '../common/nats/connect.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
@@ -32,6 +32,7 @@ import { TlibService } from './tlib-service.js';
 import { within } from '../common/process/lifecycle.js';
 import { traceAs } from '../common/process/tracing.js';
 import { CallLog } from './call-log.js';
+import { CdrPublisher } from './cdr-publisher.js';
 
 /** The certificate of spec.sip.tls and the connection limits of spec.sip.connections, as the stack takes them. */
 function sipTlsOptions(sip: SipClusterSpec['sip']): Pick<SipStackOptions, 'tls' | 'connections'> {
@@ -128,6 +129,23 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       metrics.callStateWriteDuration.observe(seconds);
     },
   });
+  const cdr = await CdrPublisher.open({
+    nc: ctx.nc,
+    location,
+    log: ctx.log.child({ layer: 'cdr' }),
+    metrics: { stored: metrics.cdrStored, notStored: metrics.cdrNotStored },
+    maxAgeHours: spec.cdr.maxAgeHours,
+    replicas: bucketReplicas(spec),
+  });
+  // Retention is live: an edited spec.cdr.maxAgeHours reaches the stream without a restart.
+  let retention = `${spec.cdr.maxAgeHours}/${bucketReplicas(spec)}`;
+  const onCluster = (next: SipCluster): void => {
+    const wanted = `${next.spec.cdr.maxAgeHours}/${bucketReplicas(next.spec)}`;
+    if (wanted === retention) return;
+    retention = wanted;
+    cdr.retain(next.spec.cdr.maxAgeHours, bucketReplicas(next.spec)).catch((err: Error) => ctx.log.warn({ err: err.message }, 'CDR stream retention not changed'));
+  };
+  ctx.config.on('cluster', onCluster);
   const calls = new CallModelShell({
     model,
     media,
@@ -141,6 +159,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       tlib.publish(dn, event, origin);
     },
     onSipAction: (out) => metrics.callSetup.sipAction(out),
+    cdr,
     callLog: new CallLog((connId) => (model.call(connId)?.parties ?? []).flatMap((p) => b2bua.callIdOf(p.legId) ?? [])),
     log: ctx.log,
   });
@@ -246,6 +265,8 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       // In-dialog requests that still reach us (already on their way, or the edge's hash) are relayed to the claimers meanwhile.
       if (handed !== undefined) await new Promise((r) => setTimeout(r, HandOverRelayMs));
       await replicator.stop(true);
+      ctx.config.off('cluster', onCluster);
+      await cdr.flush(CdrFlushMs);
       await media.drain();
       await stack.close(1500);
       registrar.stopFollowing();
@@ -259,6 +280,9 @@ function sipEndpoint(address: string): Endpoint | undefined {
   const m = /^(udp|tcp|tls) (.+):(\d+)$/.exec(address);
   return m ? { protocol: m[1] as Endpoint['protocol'], host: m[2]!, port: Number(m[3]) } : undefined;
 }
+
+/** How long a stopping replica waits for its last call detail records to be stored. */
+const CdrFlushMs = 2000;
 
 /** How long a stopping replica lets the set-ups under way finish before it hands its calls over. */
 const HandOverSetUpWaitMs = 3000;

@@ -45,6 +45,9 @@ export interface SignalingMetrics {
   admissionRefused: Counter<'request' | 'reason'>;
   /** Incoming INVITEs answered 503 because they neither rang nor were answered in time. */
   setUpTimeouts: Counter;
+  /** Call detail records stored in the site's CDR stream, and those that were not. */
+  cdrStored: Counter;
+  cdrNotStored: Counter<'reason'>;
   /** Points the gauges at the running component. */
   watch(view: SignalingView): void;
 }
@@ -135,6 +138,17 @@ export function signalingMetrics(registry: Registry): SignalingMetrics {
       name: 'huddle_signaling_admission_refused_total',
       help: 'New calls refused by admission control (INVITE 503, MakeCall EventError), by request and reason',
       labelNames: ['request', 'reason'],
+      registers: [registry],
+    }),
+    cdrStored: new Counter({
+      name: 'huddle_cdr_stored_total',
+      help: 'Call detail records stored in the site\'s CDR stream',
+      registers: [registry],
+    }),
+    cdrNotStored: new Counter({
+      name: 'huddle_cdr_not_stored_total',
+      help: 'Call detail records lost: JetStream did not take them within 30 s (failed), or too many were waiting (overflow)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     setUpTimeouts: new Counter({

@@ -69,6 +69,7 @@ export const AgentToken = Type.Object(
     token: Type.String({ minLength: 8, description: 'The token, or its verifier sha256:<64 hex> (all the config bucket holds)' }),
     dns: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'DNs the holder may register; "*" for all' }),
     supervisor: Type.Optional(Type.Boolean({ description: 'The holder may query any call of the site (QueryCall), not only calls its DNs are in' })),
+    cdr: Type.Optional(Type.Boolean({ description: 'The holder may read the site\'s call detail records (the gateway\'s /cdr endpoint, `tlib cdr`)' })),
   },
   { additionalProperties: false },
 );
@@ -356,6 +357,17 @@ const SipClusterFields = Type.Object(
         ),
       },
       { additionalProperties: false, default: {} },
+    ),
+    cdr: Type.Object(
+      {
+        maxAgeHours: Type.Integer({
+          minimum: 1,
+          maximum: 87600,
+          default: 720,
+          description: 'How long call detail records are kept in the site\'s JetStream stream (huddle-cdr-<location>); a change applies to the stream at once, older records are dropped',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Call detail records: one per ended call (ConnID), read with `tlib cdr` through the gateway by tokens with `cdr: true`' },
     ),
     metrics: Type.Object(
       { listen: Type.String({ pattern: '^[^\\s:]+:[0-9]{1,5}$', default: '127.0.0.1:9464' }) },

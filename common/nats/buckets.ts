@@ -1,11 +1,11 @@
 /**
- * Every JetStream KV bucket of a site is opened here, so that all of them (config, registrations,
- * call state) carry the replicas of `spec.nats.replicas`: with 3, a bucket outlives the loss of any
- * one server of a 3-node NATS cluster.
+ * Every JetStream KV bucket and stream of a site is opened here, so that all of them (config,
+ * registrations, call state, call detail records) carry the replicas of `spec.nats.replicas`:
+ * with 3, a bucket outlives the loss of any one server of a 3-node NATS cluster.
  */
-import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, RetentionPolicy, StorageType, jetstream, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
-import type { NatsConnection, Payload } from '@nats-io/transport-node';
+import { nanos, type NatsConnection, type Payload } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { SipClusterSpec } from '../config/schema.js';
 
@@ -140,5 +140,56 @@ async function untilReplicated(jsm: JetStreamManager, stream: string, replicas: 
     if (cluster?.leader && current >= replicas - 1) return;
     if (Date.now() > deadline) throw new Error(`KV bucket stream ${stream}: not replicated ${replicas} times within ${timeoutMs} ms (leader ${cluster?.leader ?? 'none'}, ${current} current followers)`);
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface StreamOptions {
+  subjects: string[];
+  /** How long a message is kept (JetStream max_age). */
+  maxAgeHours: number;
+  replicas: number;
+  log?: Pick<Logger, 'info' | 'warn'>;
+}
+
+/** How long JetStream remembers a message id to drop a publish repeated after a lost ack. */
+const DuplicateWindowMs = 120_000;
+
+/**
+ * Creates the stream `name`, or brings an existing one to the given retention and replicas
+ * (JetStream keeps its messages; a shorter max_age drops the older ones). An update that is
+ * refused (no permission, too few servers) leaves the stream as it is and is logged: messages are
+ * still stored.
+ */
+export async function openStream(nc: NatsConnection, name: string, options: StreamOptions): Promise<void> {
+  const { subjects, maxAgeHours, replicas, log } = options;
+  const jsm = await jetstream(nc).jetstreamManager();
+  const wanted: Partial<StreamConfig> = { subjects, max_age: nanos(maxAgeHours * 3_600_000), num_replicas: replicas };
+  let config: StreamConfig;
+  try {
+    config = (await jsm.streams.info(name)).config;
+  } catch (err) {
+    if (!/stream not found/i.test((err as Error).message)) throw err;
+    try {
+      await jsm.streams.add({
+        name,
+        ...wanted,
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        discard: DiscardPolicy.Old,
+        duplicate_window: nanos(DuplicateWindowMs),
+      });
+    } catch (added) {
+      if (replicas > 1) throw new Error(`JetStream stream ${name} with ${replicas} replicas (spec.nats.replicas): ${(added as Error).message}`);
+      throw added;
+    }
+    if (replicas > 1) await untilReplicated(jsm, name, replicas);
+    return;
+  }
+  if (config.max_age === wanted.max_age && config.num_replicas === replicas && subjects.every((s) => config.subjects.includes(s))) return;
+  try {
+    await jsm.streams.update(name, { ...config, ...wanted, subjects: [...new Set([...config.subjects, ...subjects])] });
+    log?.info({ stream: name, maxAgeHours, replicas }, 'JetStream stream brought to the configured retention and replicas');
+  } catch (err) {
+    log?.warn({ stream: name, maxAgeHours, replicas, err: (err as Error).message }, 'JetStream stream keeps its earlier retention or replicas: the update was refused');
   }
 }

@@ -9,7 +9,7 @@
  * `allow_responses`, never by a publish permission on other roles' inboxes.
  */
 import { randomBytes } from 'node:crypto';
-import { CallStateKeys, ConfigKeys, MediaKeys, RegistrationKeys, Subjects } from './subjects.js';
+import { CallStateKeys, CdrStream, ConfigKeys, MediaKeys, RegistrationKeys, Subjects } from './subjects.js';
 
 export const NatsRoles = ['signaling', 'media-controller', 'gateway', 'config-publisher'] as const;
 export type NatsRole = (typeof NatsRoles)[number];
@@ -54,6 +54,24 @@ function kvWrite(bucket: string): string[] {
   return [...kvRead(bucket), `$JS.API.STREAM.CREATE.KV_${bucket}`, `$JS.API.STREAM.UPDATE.KV_${bucket}`, `$KV.${bucket}.>`];
 }
 
+/** Creating a stream (when absent) and bringing it to the configured retention and replicas. */
+function streamAdmin(stream: string): string[] {
+  return ['$JS.API.INFO', `$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.CREATE.${stream}`, `$JS.API.STREAM.UPDATE.${stream}`];
+}
+
+/** Reading a stream through ordered pull consumers (the gateway's /cdr endpoint), without writing it. */
+function streamRead(stream: string): string[] {
+  return [
+    '$JS.API.INFO',
+    `$JS.API.STREAM.INFO.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.INFO.${stream}.>`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+  ];
+}
+
 /** The permissions of `role` on each of `sites` (one NATS may carry several sites). */
 export function permissionsFor(role: NatsRole, ...sites: NatsSite[]): SubjectPermissions {
   const each = sites.map((site) => sitePermissions(role, site));
@@ -81,6 +99,9 @@ function sitePermissions(role: NatsRole, site: NatsSite): SubjectPermissions {
             ...config,
             ...kvWrite(RegistrationKeys.bucket),
             ...kvWrite(CallStateKeys.bucket),
+            // Call detail records: signaling writes them; only the gateway reads them, for tokens allowed to.
+            Subjects.cdrAll(location),
+            ...streamAdmin(CdrStream.name(location)),
           ],
         },
         subscribe: { allow: [Subjects.tlibRequestAll(location), Subjects.tlibReplicaAll(location), Subjects.tlibGatewayAliveAll(location), Subjects.mediaEventAll(location), Subjects.mediaAliveAll(location), inbox] },
@@ -94,7 +115,7 @@ function sitePermissions(role: NatsRole, site: NatsSite): SubjectPermissions {
       };
     case 'gateway':
       return {
-        publish: { allow: [Subjects.tlibRequestAll(location), Subjects.tlibGatewayAliveAll(location), ...config] },
+        publish: { allow: [Subjects.tlibRequestAll(location), Subjects.tlibGatewayAliveAll(location), ...config, ...streamRead(CdrStream.name(location))] },
         subscribe: { allow: [Subjects.tlibEventAll(location), inbox] },
       };
     case 'config-publisher':

@@ -11,6 +11,7 @@
  *   media.cmd.<inst>     media commands for the media-controller that owns a bridge
  *   media.evt.<kind>     media events (media-controller -> signaling)
  *   media.alive.<inst>   media-controller liveness (media-controller -> signaling, every 500 ms)
+ *   cdr.<connId>         a call detail record (signaling -> the site's CDR stream, read through the gateway)
  */
 
 const PREFIX = 'huddle';
@@ -56,6 +57,20 @@ export const Subjects = {
   /** A media-controller says it is alive (and, when it stops, that it is gone): signaling releases the calls of a silent one. */
   mediaAlive: (location: string, instance: string) => `${site(location)}.media.alive.${subjectToken(instance)}`,
   mediaAliveAll: (location: string) => `${site(location)}.media.alive.*`,
+
+  /** A call's detail record, stored in the site's CDR stream (CdrStream). */
+  cdr: (location: string, connId: string) => `${site(location)}.cdr.${subjectToken(connId)}`,
+  cdrAll: (location: string) => `${site(location)}.cdr.>`,
+} as const;
+
+/**
+ * The JetStream stream of a site's call detail records (common/nats/cdr-contract.ts): one per
+ * site, so that sites sharing a NATS never claim each other's subjects. Retention is
+ * spec.cdr.maxAgeHours; a message id of ConnID and end time makes a retried publish count once.
+ */
+export const CdrStream = {
+  name: (location: string) => `huddle-cdr-${subjectToken(location)}`,
+  msgId: (connId: string, end: number) => `${connId}.${end}`,
 } as const;
 
 export type MediaEventKind = 'leg-failed' | 'music-ended' | 'music-error' | 'rtpengine-lost' | 'rtpengine-back';

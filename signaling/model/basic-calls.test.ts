@@ -28,6 +28,7 @@ describe('two-party calls', () => {
       'media leg.remove leg-1',
       'media bridge.destroy br-1',
       `ev 7001 EventReleased other=0611223344 ref=${h.lastRef()}`,
+      'cdr 0000000000000001 Ok',
     ]);
     expect(events(release)[0]?.origin).toEqual(Desk);
     expect(h.model.calls()).toEqual([]);
@@ -39,7 +40,7 @@ describe('two-party calls', () => {
     h.incoming({ trunk: '9000', number: '0611223344' }, '7001');
     const connId = h.lastConnId();
     h.answered('leg-2');
-    expect(summary(h.bye('leg-1'))).toEqual(['sip.release leg-2', 'media leg.remove leg-1', 'media leg.remove leg-2', 'media bridge.destroy br-1', 'ev 7001 EventReleased other=0611223344']);
+    expect(summary(h.bye('leg-1'))).toEqual(['sip.release leg-2', 'media leg.remove leg-1', 'media leg.remove leg-2', 'media bridge.destroy br-1', 'ev 7001 EventReleased other=0611223344', 'cdr 0000000000000001 Ok']);
     expect(h.model.call(connId)).toBeUndefined();
   });
 
@@ -89,6 +90,7 @@ describe('two-party calls', () => {
       'media bridge.destroy br-1',
       'ev 7002 EventReleased other=7001',
       'ev 7001 EventReleased other=7002',
+      'cdr 0000000000000001 Ok',
     ]);
     expect(h.model.call(connId)).toBeUndefined();
   });
@@ -132,6 +134,7 @@ describe('two-party calls', () => {
       'media leg.remove leg-1',
       'media bridge.destroy br-1',
       'ev 7001 EventReleased state=Busy',
+      'cdr 0000000000000001 Busy',
     ]);
     expect(h.model.calls()).toEqual([]);
   });
@@ -147,6 +150,7 @@ describe('two-party calls', () => {
       'media bridge.destroy br-1',
       'ev 7002 EventReleased other=7001 state=Busy',
       'ev 7001 EventReleased other=7002 state=Busy',
+      'cdr 0000000000000001 Busy',
     ]);
   });
 
@@ -161,6 +165,7 @@ describe('two-party calls', () => {
       'media bridge.destroy br-1',
       'ev 7001 EventReleased other=7002',
       'ev 7002 EventReleased other=7001',
+      'cdr 0000000000000001 Ok',
     ]);
   });
 
@@ -177,6 +182,7 @@ describe('two-party calls', () => {
       'media bridge.destroy br-1',
       `ev 7002 EventReleased other=7001 ref=${h.lastRef()}`,
       'ev 7001 EventReleased other=7002 state=Busy',
+      'cdr 0000000000000001 Busy',
     ]);
     h.incoming({ dn: '7001' }, '7002');
     h.ringing('leg-4');
@@ -188,6 +194,7 @@ describe('two-party calls', () => {
       'media bridge.destroy br-2',
       `ev 7001 EventReleased other=7002 ref=${h.lastRef()}`,
       'ev 7002 EventReleased other=7001',
+      'cdr 0000000000000002 Ok',
     ]);
   });
 

@@ -51,6 +51,7 @@ describe('consultation and conference (InitiateConference + CompleteConference)'
       'ev 7002 EventUserEvent',
       'ev 7003 EventUserEvent',
       `conf ${main} full v1`,
+      `cdr ${consult} Conferenced`,
     ]);
     const changed = events(complete).find((e) => e.event.event === 'EventPartyChanged')?.event;
     expect(changed).toMatchObject({ ConnID: main, PreviousConnID: consult });
@@ -75,6 +76,7 @@ describe('consultation and conference (InitiateConference + CompleteConference)'
       'media bridge.destroy br-2',
       'ev 7003 EventReleased other=7001',
       'ev 7001 EventReleased other=7003',
+      'cdr 0000000000000002 Ok',
     ]);
     expect(h.model.call(consult)).toBeUndefined();
     expect(summary(h.req('CompleteConference', { ThisDN: '7001', ConnID: main }))).toEqual(['reply EventError 565']);
@@ -103,9 +105,9 @@ describe('consultation and conference (InitiateConference + CompleteConference)'
     h.req('InitiateConference', { ThisDN: '7001', ConnID: main, OtherDN: '7003' });
     const consult = h.lastConnId();
     h.answered('leg-3');
-    expect(summary(h.bye('leg-2'))).toEqual(['media leg.remove leg-2', 'media bridge.destroy br-1', 'ev 7002 EventReleased other=7001', 'ev 7001 EventReleased other=7002']);
+    expect(summary(h.bye('leg-2'))).toEqual(['media leg.remove leg-2', 'media bridge.destroy br-1', 'ev 7002 EventReleased other=7001', 'ev 7001 EventReleased other=7002', 'cdr 0000000000000001 Ok']);
     expect(h.call(consult).consultOf).toBeUndefined();
-    expect(summary(h.bye('leg-1'))).toEqual(['sip.release leg-3', 'media leg.remove leg-1', 'media leg.remove leg-3', 'media bridge.destroy br-2', 'ev 7001 EventReleased other=7003', 'ev 7003 EventReleased other=7001']);
+    expect(summary(h.bye('leg-1'))).toEqual(['sip.release leg-3', 'media leg.remove leg-1', 'media leg.remove leg-3', 'media bridge.destroy br-2', 'ev 7001 EventReleased other=7003', 'ev 7003 EventReleased other=7001', 'cdr 0000000000000002 Ok']);
   });
 
   it('the consulting phone hangs up: it leaves both calls, its leg is removed once', () => {
@@ -126,6 +128,8 @@ describe('consultation and conference (InitiateConference + CompleteConference)'
       'ev 7002 EventReleased other=7001',
       'ev 7001 EventReleased other=7003',
       'ev 7003 EventReleased other=7001',
+      'cdr 0000000000000001 Ok',
+      'cdr 0000000000000002 Ok',
     ]);
     expect(h.model.calls()).toEqual([]);
   });
@@ -238,6 +242,7 @@ describe('leaving a conference', () => {
       'ev 7003 EventReleased other=7001',
       'ev 7001 EventReleased other=7003',
       `conf ${connId} deleted v3`,
+      `cdr ${connId} Ok`,
     ]);
   });
 

@@ -7,6 +7,8 @@ import { ConnIDPattern } from '../../common/tlib/connid.js';
 import { errorEvent } from '../../common/tlib/errors.js';
 import type { CallState, CallType, DNRole } from '../../common/tlib/enums.js';
 import type { TEvent } from '../../common/tlib/messages.js';
+import type { CdrRelease } from '../../common/nats/cdr-contract.js';
+import { callDetail, newHistory, syncHistory } from './history.js';
 import { conferenceMembers, isInterTrunk, lctExtensions, originConnId, partiesReport } from './reports.js';
 import { Store, type AppliedMedia, type Call, type Leg, type Party, type PendingReply } from './state.js';
 import type { Step } from './step.js';
@@ -138,7 +140,7 @@ export class Engine {
 
   newCall(step: Step, type: CallType, colocateWith?: string): Call {
     const connId = this.mintConnId();
-    const call: Call = { connId, bridgeId: this.env.ids.bridgeId(), type, parties: [], established: false, conference: false, confVersion: 0 };
+    const call: Call = { connId, bridgeId: this.env.ids.bridgeId(), type, parties: [], established: false, conference: false, confVersion: 0, history: newHistory(step.time) };
     this.store.addCall(call);
     step.bridgeCreate(call.bridgeId, colocateWith);
     return call;
@@ -315,7 +317,10 @@ export class Engine {
 
   /** The call ends: every remaining party is released, the bridge destroyed. */
   endCall(step: Step, call: Call, cause: LeaveCause, lastOther?: string): void {
-    this.retireCall(step, call);
+    const release: CdrRelease = { cause: cause.callState };
+    if (lastOther !== undefined) release.by = lastOther;
+    if (cause.status !== undefined) release.status = cause.status;
+    this.retireCall(step, call, release);
     const parties = call.parties.splice(0);
     for (const party of parties) {
       const other = parties.length === 2 ? parties.find((p) => p !== party)?.alias : lastOther;
@@ -326,8 +331,9 @@ export class Engine {
     this.clearConsultations(call.connId);
   }
 
-  /** The call leaves the store; a conference's final ("deleted") state is due in this step. */
-  private retireCall(step: Step, call: Call): void {
+  /** The call leaves the store with its detail record; a conference's final ("deleted") state is due in this step. */
+  retireCall(step: Step, call: Call, release: CdrRelease): void {
+    step.cdr(callDetail(call, this.env.location, step.time, release));
     this.store.deleteCall(call);
     if (call.conference) {
       call.confVersion += 1;
@@ -384,8 +390,8 @@ export class Engine {
       this.reportReleased(step, conf, p, 'Ok', undefined, { callState: 'Ok' });
     }
     for (const p of order) this.send(step, conf, p, 'EventReleased', { CallState: 'Ok' });
-    this.retireCall(step, conf);
     const connId = this.mintConnId();
+    this.retireCall(step, conf, { cause: 'NewConnID', nextConnId: connId });
     const parties = conf.parties;
     const call: Call = {
       connId,
@@ -395,6 +401,8 @@ export class Engine {
       established: true,
       conference: parties.length > 2,
       confVersion: 0,
+      // The new ConnID's record names the calls it carries on, so a CDR reader can join them.
+      history: newHistory(step.time, [...(conf.history?.previousConnIds ?? []), conf.connId]),
     };
     // A call that came from another site keeps its name there: the new ConnID is this site's only.
     if (conf.origin !== undefined) call.origin = conf.origin;
@@ -497,6 +505,10 @@ export class Engine {
   // ---------------------------------------------------------------- finishing a step
 
   finish(step: Step): ModelOutput[] {
+    for (const bridgeId of step.touched) {
+      const call = this.store.bridgeCall(bridgeId);
+      if (call !== undefined) syncHistory(call, step.time);
+    }
     const media = this.reconcileMedia([...step.touched].flatMap((bridgeId) => this.legsIn(bridgeId)), true);
     const options = this.env.options();
     const lct: ModelOutput[] = [];

@@ -211,6 +211,7 @@ describe('the leaving rule', () => {
       'ev 7002 EventUserEvent',
       'ev 7003 EventUserEvent',
       `conf ${connId} deleted v3`,
+      `cdr ${connId} NewConnID`,
     ]);
     const evs = events(out);
     expect(evs[3]?.event).toMatchObject({ ConnID: connId, CallState: 'Ok' });
@@ -232,7 +233,7 @@ describe('the leaving rule', () => {
     expect(h.call(next).parties[0]?.listenDisconnectedBy).toBeUndefined();
     // The new call is a plain call: the old ConnID is gone, and it ends like any two-party call.
     expect(summary(h.req('ListenDisconnect', { ThisDN: '7003', OtherDN: '7002', ConnID: connId }))).toEqual(['reply EventError 56']);
-    expect(summary(h.bye('leg-2'))).toEqual(['sip.release leg-3', 'media leg.remove leg-2', 'media leg.remove leg-3', 'media bridge.destroy br-1', 'ev 7002 EventReleased other=7003', 'ev 7003 EventReleased other=7002']);
+    expect(summary(h.bye('leg-2'))).toEqual(['sip.release leg-3', 'media leg.remove leg-2', 'media leg.remove leg-3', 'media bridge.destroy br-1', 'ev 7002 EventReleased other=7003', 'ev 7003 EventReleased other=7002', `cdr ${next} Ok`]);
   });
 
   it('with two active parties left the party stays disconnected until one of them leaves', () => {
@@ -272,6 +273,7 @@ describe('the leaving rule', () => {
       'ev 7002 EventUserEvent',
       'ev 7003 EventUserEvent',
       `conf ${connId} deleted v5`,
+      `cdr ${connId} NewConnID`,
     ]);
   });
 
@@ -302,6 +304,7 @@ describe('the leaving rule', () => {
       'ev 7002 EventUserEvent',
       'ev 7003 EventUserEvent',
       `conf ${connId} deleted v4`,
+      `cdr ${connId} NewConnID`,
     ]);
     expect(events(out)[3]?.event.ErrorMessage).toBe(`7004 did not join the conference: call ${connId} ended before it answered`);
     expect(h.model.calls().map((c) => c.parties.map((p) => p.alias))).toEqual([['7002', '7003']]);
@@ -333,6 +336,7 @@ describe('the leaving rule', () => {
       `ev 7001 EventEstablished other=0611 ref=${ref}`,
       'ev 7001 EventUserEvent',
       `conf ${connId} deleted v7`,
+      `cdr ${connId} NewConnID`,
     ]);
     expect(h.model.calls()).toMatchObject([{ conference: false, parties: [{ alias: '7001', role: 'Origination' }, { alias: '0611', trunk: '9000', role: 'Destination' }] }]);
   });

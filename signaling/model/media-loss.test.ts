@@ -18,6 +18,7 @@ describe('a media bridge lost with its media-controller', () => {
       'ev 7002 EventReleased state=GeneralError',
       'ev 7003 EventReleased state=GeneralError',
       `conf ${connId} deleted v3`,
+      `cdr ${connId} GeneralError`,
       'report bridge-lost',
     ]);
     expect(h.model.stats()).toEqual({ calls: 0, conferences: 0, legs: 0, registeredDns: 3 });
@@ -28,7 +29,7 @@ describe('a media bridge lost with its media-controller', () => {
   it('an unanswered caller is refused with 503', () => {
     const h = new Harness();
     h.incoming({ dn: '7001' }, '7002');
-    expect(summary(h.handle(lost('br-1')))).toEqual(['sip.release leg-1 503', 'sip.release leg-2', 'media bridge.destroy br-1', 'ev 7001 EventReleased other=7002 state=GeneralError', 'report bridge-lost']);
+    expect(summary(h.handle(lost('br-1')))).toEqual(['sip.release leg-1 503', 'sip.release leg-2', 'media bridge.destroy br-1', 'ev 7001 EventReleased other=7002 state=GeneralError', 'cdr 0000000000000001 GeneralError', 'report bridge-lost']);
     expect(h.model.stats().calls).toBe(0);
   });
 

@@ -124,6 +124,8 @@ describe('multi-site: a call over an inter-trunk between two of our sites', () =
     const ofB = events(released).map((e) => e.event);
     expect(ofB.length).toBeGreaterThan(0);
     expect(ofB.every((e) => e.ConnID === connB && e.OriginConnID === connA)).toBe(true);
+    // Its CDR too, so the two sites' records join.
+    expect(released.find((o) => o.kind === 'cdr')).toMatchObject({ record: { connId: connB, originConnId: connA } });
     const ofA = events(a.req('HoldCall', { ThisDN: '7001', ConnID: connA }));
     expect(ofA.length).toBeGreaterThan(0);
     expect(ofA.every((e) => e.event.OriginConnID === undefined)).toBe(true);

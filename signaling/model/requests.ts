@@ -10,6 +10,7 @@ import type { TEvent } from '../../common/tlib/messages.js';
 import type { TRequest } from '../../common/tlib/requests.js';
 import { isPhone, type Destination, type Engine, type LeaveCause } from './engine.js';
 import { refuse } from './errors.js';
+import { closeListen } from './history.js';
 import { lctExtensions } from './reports.js';
 import { originKey, type Call, type Party } from './state.js';
 import type { Step } from './step.js';
@@ -284,6 +285,7 @@ function initiateConference(engine: Engine, step: Step, req: CheckedRequest, mai
     state: 'Dialing',
     ringingReported: true,
     held: false,
+    ...(party.callId !== undefined ? { callId: party.callId } : {}),
   });
   engine.dial(step, consult, dest, 'Destination', { alias: party.alias, location: party.location });
   engine.send(step, consult, consulting, 'EventDialing', { OtherDN: dest.alias, OtherDNRole: 'Destination' });
@@ -310,7 +312,7 @@ function completeConference(engine: Engine, step: Step, req: CheckedRequest, cal
 
   const consulted = added[0];
   engine.send(step, consult, inConsult, 'EventReleased', consulted === undefined ? { CallState: 'Conferenced' } : { CallState: 'Conferenced', OtherDN: consulted.alias });
-  engine.store.deleteCall(consult);
+  engine.retireCall(step, consult, { cause: 'Conferenced', by: req.thisDN, nextConnId: main.connId });
   for (const p of added) {
     const leg = engine.store.legs.get(p.legId);
     if (leg !== undefined) engine.moveLeg(step, leg, main.bridgeId);
@@ -372,6 +374,7 @@ function listenDisconnect(engine: Engine, step: Step, req: CheckedRequest, call:
 function listenReconnect(engine: Engine, step: Step, req: CheckedRequest, call: Call): void {
   const target = conferenceTarget(engine, call, req);
   if (target.listenDisconnected === undefined) refuse('InSameState', `${req.otherDN} is not listen-disconnected in call ${call.connId}`);
+  closeListen(call, target.legId, step.time, req.thisDN);
   delete target.listenDisconnected;
   reportListen(engine, step, req, call, target, 'EventListenReconnected', 'Ok');
 }

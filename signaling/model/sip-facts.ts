@@ -8,7 +8,7 @@ import { lctExtensions } from './reports.js';
 import type { IncomingFrom, ModelInput, PartiesReport, RemoteIdentity } from './types.js';
 
 /** A new INVITE from one of our phones or from a trunk peer. */
-export function incoming(engine: Engine, step: Step, sipRef: string, from: IncomingFrom, to: string): void {
+export function incoming(engine: Engine, step: Step, sipRef: string, from: IncomingFrom, to: string, callId: string | undefined): void {
   let caller: Omit<Party, 'legId'>;
   if ('dn' in from) {
     if (!isPhone(engine.env.dn(from.dn))) return step.sipOut({ kind: 'sip.reject', sipRef, status: 403 });
@@ -38,7 +38,7 @@ export function incoming(engine: Engine, step: Step, sipRef: string, from: Incom
   const origin = 'trunk' in from ? from.originConnId : undefined;
   if (origin !== undefined && ConnIDPattern.test(origin) && origin !== call.connId) call.origin = { connId: origin, legId: leg.id };
   step.sipOut({ kind: 'sip.connect', direction: 'inbound', sipRef, legId: leg.id, bridgeId: call.bridgeId });
-  const callerParty = engine.store.join(call, { ...caller, legId: leg.id });
+  const callerParty = engine.store.join(call, { ...caller, legId: leg.id, ...(callId !== undefined ? { callId } : {}) });
   engine.dial(step, call, dest, 'Destination', { alias: callerParty.alias, location: callerParty.location });
   engine.send(step, call, callerParty, 'EventDialing', { OtherDN: dest.alias, OtherDNRole: 'Destination' });
 }
@@ -58,11 +58,12 @@ function ringing(engine: Engine, step: Step, legId: string): void {
   for (const { call } of engine.store.partiesOfLeg(legId)) engine.changed(step, call);
 }
 
-function answered(engine: Engine, step: Step, legId: string, remote: RemoteIdentity | undefined): void {
+function answered(engine: Engine, step: Step, legId: string, remote: RemoteIdentity | undefined, callId: string | undefined): void {
   const leg = engine.store.legs.get(legId);
   if (leg === undefined || leg.sip === 'up' || leg.direction !== 'outbound') return stale(step, 'sip.answered', legId);
   leg.sip = 'up';
   for (const { call, party } of engine.store.partiesOfLeg(legId)) {
+    if (callId !== undefined) party.callId = callId;
     if (party.trunk !== undefined && remote !== undefined) {
       if (remote.alias !== undefined) party.alias = remote.alias;
       if (remote.location !== undefined) party.location = remote.location;
@@ -185,11 +186,11 @@ function bridgeRebuilt(engine: Engine, step: Step, bridgeId: string, instance: s
 export function applyFact(engine: Engine, step: Step, input: Exclude<ModelInput, { kind: 'tlib.request' | 'tlib.gatewayGone' }>): void {
   switch (input.kind) {
     case 'sip.incoming':
-      return incoming(engine, step, input.sipRef, input.from, input.to);
+      return incoming(engine, step, input.sipRef, input.from, input.to, input.callId);
     case 'sip.ringing':
       return ringing(engine, step, input.legId);
     case 'sip.answered':
-      return answered(engine, step, input.legId, input.remote);
+      return answered(engine, step, input.legId, input.remote, input.callId);
     case 'sip.failed':
       return failed(engine, step, input.legId, input.status);
     case 'sip.released':

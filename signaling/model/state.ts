@@ -45,6 +45,8 @@ export interface Party {
   remote?: ReportedParty[];
   /** Over an inter-trunk: the last report sent to the far site (JSON), so that only changes are sent. */
   reported?: string;
+  /** The SIP Call-ID of the party's leg, once the adapter told it (incoming INVITE, answer). */
+  callId?: string;
 }
 
 /** Media state the model believes a leg has; undefined flags: unknown (re-sent on next reconcile). */
@@ -88,6 +90,41 @@ export interface Call {
   origin?: { connId: string; legId: string };
   /** MakeCall (3pcc): the destination, called once the caller's phone has answered. */
   pendingDestination?: { alias: string; dn?: string; trunk?: string; number?: string; location: string };
+  /** What the call detail record will tell (history.ts); absent only in a call restored from an older snapshot. */
+  history?: CallHistory;
+}
+
+/** A party's stay in a call, by its leg (times in the model's clock). */
+export interface MemberHistory {
+  legId: string;
+  alias: string;
+  dn?: string;
+  trunk?: string;
+  location: string;
+  role: DNRole;
+  callId?: string;
+  joined: number;
+  connected?: number;
+  left?: number;
+}
+
+export interface ListenHistory {
+  legId: string;
+  by: string;
+  whom: string;
+  from: number;
+  to?: number;
+  reconnectedBy?: string;
+}
+
+export interface CallHistory {
+  start: number;
+  answer?: number;
+  /** 1 once the call was a conference (compact in the snapshot). */
+  conference?: 1;
+  previousConnIds?: string[];
+  members: MemberHistory[];
+  listen: ListenHistory[];
 }
 
 export class Store {

@@ -3,9 +3,10 @@
  * outputs leave in a fixed order, so that adapters can execute them one after the other:
  *   bridge.create -> SIP (connect/ringing/answer/release) -> media leg commands -> bridge.destroy
  *   -> T-Library call events -> LCTParty EventUserEvents (and the parties reports to our other sites)
- *   -> conference states -> reports.
+ *   -> conference states -> CDRs -> reports.
  * Side effects come before the events that report them.
  */
+import type { CallDetail } from '../../common/nats/cdr-contract.js';
 import type { MediaCommand } from '../../common/nats/media-contract.js';
 import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
 import type { TEvent } from '../../common/tlib/messages.js';
@@ -21,6 +22,7 @@ export class Step {
   private readonly destroys: ModelOutput[] = [];
   private readonly events: ModelOutput[] = [];
   private readonly reports: ModelOutput[] = [];
+  private readonly cdrs: ModelOutput[] = [];
   /** Bridges whose legs' media must be reconciled with their parties' state. */
   readonly touched = new Set<string>();
   /** Calls whose LCTParty list must be sent (ConnIDs, in order of discovery). */
@@ -75,6 +77,11 @@ export class Step {
     this.events.push({ kind: 'tlib.reply', origin, event: { ...event, Time: this.time } });
   }
 
+  /** A call ended: its detail record leaves after everything else the step did to it. */
+  cdr(record: CallDetail): void {
+    this.cdrs.push({ kind: 'cdr', record });
+  }
+
   report(level: 'info' | 'warn', code: string, message: string, ids: { connId?: string; legId?: string } = {}): void {
     this.reports.push({ kind: 'report', level, code, message, ...ids });
   }
@@ -90,6 +97,7 @@ export class Step {
       ...this.events,
       ...lct,
       ...conferences,
+      ...this.cdrs,
       ...this.reports,
     ];
   }

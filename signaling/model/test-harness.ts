@@ -205,6 +205,8 @@ export function summary(outputs: ModelOutput[]): string[] {
         return `conf ${o.connId} ${o.state} v${o.version}`;
       case 'report':
         return `report ${o.code}`;
+      case 'cdr':
+        return `cdr ${o.record.connId} ${o.record.release.cause}`;
     }
   });
 }

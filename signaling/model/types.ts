@@ -4,6 +4,7 @@
  * the adapters (SIP, media over NATS, T-Library over NATS) carry out in the order given.
  */
 import type { DNOptions, DNType, TServerOptions } from '../../common/config/schema.js';
+import type { CallDetail } from '../../common/nats/cdr-contract.js';
 import type { MediaCommand, MediaEvent } from '../../common/nats/media-contract.js';
 import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
 import type { CallType, DNRole } from '../../common/tlib/enums.js';
@@ -90,12 +91,12 @@ export type ModelInput =
   | { kind: 'tlib.request'; request: TRequest; origin: TlibOrigin }
   /** A gateway stopped or stopped answering: the registrations of all its clients end. */
   | { kind: 'tlib.gatewayGone'; gateway: string }
-  /** A new INVITE. sipRef is the adapter's handle for it until the model names its leg (sip.connect inbound). */
-  | { kind: 'sip.incoming'; sipRef: string; from: IncomingFrom; to: string }
+  /** A new INVITE. sipRef is the adapter's handle for it until the model names its leg (sip.connect inbound); callId its SIP Call-ID (for the CDR). */
+  | { kind: 'sip.incoming'; sipRef: string; from: IncomingFrom; to: string; callId?: string }
   /** 180/183 on an outbound leg. */
   | { kind: 'sip.ringing'; legId: string }
   /** 200 on an outbound leg (SDP answer already given to media by the adapter). */
-  | { kind: 'sip.answered'; legId: string; remote?: RemoteIdentity }
+  | { kind: 'sip.answered'; legId: string; remote?: RemoteIdentity; callId?: string }
   /** Final failure response on an unanswered outbound leg. */
   | { kind: 'sip.failed'; legId: string; status: number; reason?: string }
   /** The peer ended the leg: BYE on an established leg, CANCEL on an unanswered inbound one. */
@@ -170,6 +171,8 @@ export type ModelOutput =
   | { kind: 'sip.partiesReport'; legId: string; report: PartiesReport }
   /** RFC 4575 conference state for NOTIFY to subscribers: full member list, or the conference is gone. */
   | { kind: 'conference.state'; connId: string; version: number; state: 'full' | 'deleted'; members: ConferenceMember[] }
+  /** A call (ConnID) ended: its detail record, to be published (the model's clock gives its times). */
+  | { kind: 'cdr'; record: CallDetail }
   /** Something the adapters should log/count; no effect on calls. */
   | { kind: 'report'; level: 'info' | 'warn'; code: string; message: string; connId?: string; legId?: string };
 

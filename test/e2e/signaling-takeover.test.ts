@@ -14,6 +14,7 @@ import type { Component } from '../../common/process/lifecycle.js';
 import { freePort } from '../../common/supervisor/ports.js';
 import type { TEvent } from '../../common/tlib/messages.js';
 import { LeaseSilentDeadMs } from '../../signaling/call-replication.js';
+import { listCdrs } from '../../tlib-api/client/index.js';
 import { startSignaling } from '../../signaling/component.js';
 import type { Heard } from '../support/tone-phone.js';
 import { SignalingProcess } from './signaling-process.js';
@@ -108,6 +109,36 @@ describe('signaling replicas', () => {
     expect((await e.phone.calls.at(-1)!.bye({ destination: there })).status).toBe(200);
     await until(() => d.phone.ended.length > ended, 'BYE to 7004 from the new owner');
     await until(async () => (await metricValue(other.registry, 'huddle_calls_active')) === 1, 'one call left');
+  }, 60_000);
+
+  it('the calls it took over end with their whole history in their CDRs, what happened before the takeover included', async () => {
+    const connID = b.desktop!.events.find((ev) => ev.event === 'EventPartyAdded')!.ConnID!;
+    const there = { protocol: 'udp' as const, host: '127.0.0.1', port: other.sipPort };
+    const callIds = [a, b, c].map((x) => x.phone.calls.at(-1)!.callId);
+    expect((await a.phone.calls.at(-1)!.bye({ destination: there })).status).toBe(200);
+    await b.desktop!.waitFor((ev) => ev.event === 'EventPartyDeleted' && ev.ConnID === connID, 'EventPartyDeleted of 7001');
+    expect((await b.phone.calls.at(-1)!.bye({ destination: there })).status).toBe(200);
+    // Both calls (7004-7005 ended in the test before) were stored by the replica that took them over.
+    await until(async () => (await metricValue(other.registry, 'huddle_cdr_stored_total')) === 2, 'two CDRs stored by the new owner');
+    const reader = { url: site.gatewayUrl, token: site.supervisorToken };
+    const [record, ...more] = await listCdrs({ ...reader, connId: connID });
+    expect(more).toEqual([]);
+    // Disconnected by conferenceAndCall, reconnected and disconnected again before the kill, reconnected after it.
+    const times = a.desktop!.events.filter((ev) => ev.ConnID === connID && (ev.event === 'EventListenDisconnected' || ev.event === 'EventListenReconnected')).map((ev) => ev.Time!);
+    expect(times).toHaveLength(4);
+    expect(record!.listenDisconnects).toEqual([
+      { by: '7001', whom: '7003', from: times[0], to: times[1], reconnectedBy: '7001' },
+      { by: '7001', whom: '7003', from: times[2], to: times[3], reconnectedBy: '7001' },
+    ]);
+    const established = a.desktop!.events.find((ev) => ev.event === 'EventEstablished' && ev.ConnID === connID)!;
+    expect(record).toMatchObject({ connId: connID, answer: established.Time, conference: true, release: { cause: 'Ok', by: '7002' } });
+    expect(record!.parties.map((p) => [p.alias, p.callId])).toEqual([
+      ['7001', callIds[0]],
+      ['7002', callIds[1]],
+      ['7003', callIds[2]],
+    ]);
+    const [plain] = await listCdrs({ ...reader, dn: '7004' });
+    expect(plain).toMatchObject({ dns: ['7004', '7005'], release: { cause: 'Ok', by: '7005' } });
   }, 60_000);
 });
 

@@ -153,7 +153,7 @@ describe('alerts and dashboard', () => {
     }
   });
 
-  it('passes promtool check rules, and promtool fires the scrape-down and SLO alerts on their series', async () => {
+  it('passes promtool check rules, and promtool fires the scrape-down, SLO and lost-CDR alerts on their series', async () => {
     const { groups } = await rendered(['--set', 'prometheusRule.callSetupP99Seconds=1']);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-rules-'));
     try {
@@ -179,6 +179,9 @@ describe('alerts and dashboard', () => {
               ...['fast', 'slow'].map((ns) => ({ series: `huddle_call_setup_seconds_count{namespace="${ns}"}`, values: '0+10x40' })),
               ...[ld('0.25', 0), ld('0.5', 0), ld('1', 10), ld('+Inf', 10)],
               { series: 'huddle_tlib_request_duration_seconds_count{namespace="slow",request="ListenDisconnect"}', values: '0+10x40' },
+              // One record lost at minute 3 in telephony; none in fast.
+              { series: 'huddle_cdr_not_stored_total{namespace="telephony",reason="failed"}', values: '0 0 0 1x40' },
+              { series: 'huddle_cdr_not_stored_total{namespace="fast",reason="failed"}', values: '0x40' },
             ],
             alert_rule_test: [
               {
@@ -188,6 +191,13 @@ describe('alerts and dashboard', () => {
               },
               { eval_time: '5m', alertname: 'HuddleSipEdgeScrapeDown', exp_alerts: [] },
               { eval_time: '30m', alertname: 'HuddleCallSetupSlow', exp_alerts: [{ exp_labels: { severity: 'warning', namespace: 'slow' }, exp_annotations: expectAnnotations(groups, 'HuddleCallSetupSlow', { namespace: 'slow' }, '2.485s') }] },
+              {
+                eval_time: '5m',
+                alertname: 'HuddleCdrNotStored',
+                exp_alerts: [{ exp_labels: { severity: 'warning', namespace: 'telephony', reason: 'failed' }, exp_annotations: expectAnnotations(groups, 'HuddleCdrNotStored', { namespace: 'telephony', reason: 'failed' }) }],
+              },
+              // Ten minutes after the loss the alert clears by itself.
+              { eval_time: '20m', alertname: 'HuddleCdrNotStored', exp_alerts: [] },
               { eval_time: '30m', alertname: 'HuddleListenDisconnectSlow', exp_alerts: [{ exp_labels: { severity: 'warning', namespace: 'slow' }, exp_annotations: expectAnnotations(groups, 'HuddleListenDisconnectSlow', { namespace: 'slow' }, '995ms') }] },
             ],
           },

@@ -7,14 +7,15 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../common/config/load.js';
 import { openConfigBucket, publishConfig } from '../../common/nats/config-kv.js';
 import { connectNats, type NatsClientOptions } from '../../common/nats/connect.js';
 import type { NatsRole } from '../../common/nats/permissions.js';
-import { openBucket } from '../../common/nats/buckets.js';
-import { CallStateKeys, ConfigKeys, MediaKeys, Subjects } from '../../common/nats/subjects.js';
+import { openBucket, openStream } from '../../common/nats/buckets.js';
+import { CallStateKeys, CdrStream, ConfigKeys, MediaKeys, Subjects } from '../../common/nats/subjects.js';
 import { findBinary } from '../../common/supervisor/child.js';
 import { freePort, freePortRange } from '../../common/supervisor/ports.js';
 import { openDesktop } from '../e2e/site.js';
@@ -204,6 +205,37 @@ describe('subject permissions per component', () => {
     }
     expect((await calls.get(CallStateKeys.replica(SITE, 'signaling-0')))!.string()).toBe('{"replica":"signaling-0"}');
     expect((await bridges.get(MediaKeys.bridge(SITE, 'b1')))!.string()).toBe('{"instance":"media-0","legs":[]}');
+  });
+
+  it('only signaling stores call detail records; the gateway reads them and cannot write them; the media-controller neither', async () => {
+    const nats = await lockedNats();
+    const [gateway, signaling, media] = [await as(nats, 'gateway'), await as(nats, 'signaling'), await as(nats, 'media-controller')];
+    const stream = CdrStream.name(SITE);
+    await openStream(signaling, stream, { subjects: [Subjects.cdrAll(SITE)], maxAgeHours: 1, replicas: 1 });
+    const ack = await jetstream(signaling).publish(Subjects.cdr(SITE, '00000000000000a1'), '{"connId":"00000000000000a1"}', { msgID: CdrStream.msgId('00000000000000a1', 1) });
+    expect(ack.seq).toBe(1);
+
+    const read = async (nc: NatsConnection): Promise<string[]> => {
+      const messages = await (await jetstream(nc).consumers.get(stream)).fetch({ max_messages: 10, expires: 1000 });
+      const got: string[] = [];
+      for await (const m of messages) got.push(m.string());
+      return got;
+    };
+    expect(await read(gateway)).toEqual(['{"connId":"00000000000000a1"}']);
+    // A forged record, a stream of the gateway's own making, or a reader the site did not credential: refused.
+    const attempts: [NatsConnection, string, string][] = [
+      [gateway, Subjects.cdr(SITE, '00000000000000a2'), 'gateway writing'],
+      [gateway, `$JS.API.STREAM.CREATE.${stream}`, 'gateway creating'],
+      [gateway, `$JS.API.STREAM.PURGE.${stream}`, 'gateway purging'],
+      [media, Subjects.cdr(SITE, '00000000000000a2'), 'media-controller writing'],
+      [media, `$JS.API.CONSUMER.CREATE.${stream}`, 'media-controller reading'],
+    ];
+    for (const [nc, subject, who] of attempts) {
+      const refused = violation(nc);
+      nc.publish(subject, '{"forged":true}');
+      expect(await refused, who).toMatch(/Permissions Violation for Publish/);
+    }
+    expect((await (await jetstream(signaling).jetstreamManager()).streams.info(stream)).state.messages).toBe(1);
   });
 
   it('a component may read the config bucket but not write it', async () => {

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { TlibClient, TlibConnectError, TlibError, type KeyValue } from '../client/index.js';
 import type { TEvent } from '../../common/tlib/messages.js';
-import { formatEvent } from './format.js';
+import { CdrAccessError, followCdrs, listCdrs, type CdrQuery } from '../client/index.js';
+import { formatCdr, formatEvent } from './format.js';
 
 const USAGE = `usage: tlib <command> [options]
 
@@ -23,6 +24,11 @@ const USAGE = `usage: tlib <command> [options]
   query <dn> --conn <id>
   user-event <dn> [--conn <id>] --data key=value ...
   watch <dn> [<dn> ...]                       print events as they come (Ctrl-C stops)
+  cdr [--conn <id>] [--dn <dn>] [--since <when>] [--limit <n>] [--follow]
+                                              call detail records of ended calls (a token with cdr: true):
+                                              --since an ISO time, ms since the epoch, or an age (30m, 2h, 7d;
+                                              default 24h); the --limit (default 100) most recent; --follow
+                                              then prints each new one (Ctrl-C stops)
 
   e.g.  TLIB_TOKEN=agent-7001-secret npx tlib register 7001
 
@@ -127,6 +133,10 @@ async function main(argv: string[]): Promise<number> {
         other: { type: 'string' },
         conn: { type: 'string' },
         data: { type: 'string', multiple: true },
+        dn: { type: 'string' },
+        since: { type: 'string' },
+        limit: { type: 'string' },
+        follow: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -139,6 +149,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  if (positionals[0] === 'cdr') return cdr(values);
   let todo: Action;
   try {
     todo = action(positionals[0], positionals.slice(1), values);
@@ -191,6 +202,50 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   } finally {
     await client.close();
+  }
+}
+
+/** "2h" -> 2 hours ago; an ISO time or ms since the epoch as they are. */
+function sinceOf(value: string, now = Date.now()): number | undefined {
+  const age = /^(\d+)(s|m|h|d)$/.exec(value);
+  if (age) return now - Number(age[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 's' | 'm' | 'h' | 'd'];
+  const time = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  return Number.isFinite(time) ? time : undefined;
+}
+
+async function cdr(values: { url?: string; ca?: string; token?: string; json?: boolean; conn?: string; dn?: string; since?: string; limit?: string; follow?: boolean }): Promise<number> {
+  const caFile = values.ca ?? process.env.TLIB_CA;
+  const token = values.token ?? process.env.TLIB_TOKEN;
+  const query: CdrQuery = { url: values.url ?? process.env.TLIB_URL ?? 'ws://127.0.0.1:7000/tlib', ...(token ? { token } : {}), ...(caFile ? { ca: readFileSync(caFile) } : {}) };
+  if (values.conn) query.connId = values.conn;
+  if (values.dn) query.dn = values.dn;
+  if (values.since) {
+    const since = sinceOf(values.since);
+    if (since === undefined) {
+      process.stderr.write(`tlib: --since wants an ISO time, ms since the epoch or an age like 30m, 2h, 7d; got "${values.since}"\n`);
+      return 2;
+    }
+    query.since = since;
+  }
+  if (values.limit) query.limit = Number(values.limit);
+  const print = (record: Parameters<typeof formatCdr>[0]) => process.stdout.write(`${formatCdr(record, values.json ?? false)}\n`);
+  try {
+    if (!values.follow) {
+      for (const record of await listCdrs(query)) print(record);
+      return 0;
+    }
+    const stop = new AbortController();
+    process.once('SIGINT', () => stop.abort());
+    process.once('SIGTERM', () => stop.abort());
+    for await (const record of followCdrs({ ...query, signal: stop.signal })) print(record);
+    return 0;
+  } catch (err) {
+    if (err instanceof CdrAccessError) {
+      process.stderr.write(`tlib: ${err.message}\n`);
+      return err.status === 400 ? 2 : 3;
+    }
+    process.stderr.write(`tlib: cannot reach the gateway: ${(err as Error).message}\n`);
+    return 3;
   }
 }
 

@@ -17,6 +17,8 @@ export interface Principal {
   dns: readonly string[];
   /** May query any call of the site (spec.gateway.tokens `supervisor`). */
   supervisor?: boolean;
+  /** May read the site's call detail records (spec.gateway.tokens `cdr`, or a JWT claim `cdr: true`). */
+  cdr?: boolean;
 }
 
 export interface JwtKeys {
@@ -56,7 +58,12 @@ export async function authenticate(
   if (!token) return { ok: false, reason: 'no bearer token (Authorization header or ?token=)' };
   const presented = presentedDigest(token);
   const configured = [...gateway.tokens, ...fileTokens].find((t) => timingSafeEqual(tokenDigest(t.token), presented));
-  if (configured) return { ok: true, principal: { name: configured.name, dns: configured.dns, ...(configured.supervisor === true ? { supervisor: true } : {}) } };
+  if (configured) {
+    const principal: Principal = { name: configured.name, dns: configured.dns };
+    if (configured.supervisor === true) principal.supervisor = true;
+    if (configured.cdr === true) principal.cdr = true;
+    return { ok: true, principal };
+  }
   if (!JWT_SHAPE.test(token)) return { ok: false, reason: 'unknown token' };
   if (!keys.hs256Secret && !keys.rs256PublicKey) return { ok: false, reason: 'JWTs are not accepted: no JWT key configured' };
   const claim = gateway.jwt?.dnsClaim ?? 'dns';
@@ -75,7 +82,7 @@ export async function authenticate(
     if (!Array.isArray(dns) || dns.length === 0 || !dns.every((d): d is string => typeof d === 'string' && d.length > 0)) {
       return { ok: false, reason: `JWT claim "${claim}" must list the DNs` };
     }
-    return { ok: true, principal: { name: payload.sub ?? 'jwt', dns } };
+    return { ok: true, principal: { name: payload.sub ?? 'jwt', dns, ...(payload.cdr === true ? { cdr: true } : {}) } };
   } catch (err) {
     return { ok: false, reason: `invalid JWT: ${(err as Error).message}` };
   }

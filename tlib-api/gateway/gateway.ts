@@ -31,6 +31,7 @@ import type { TEvent, TRequest } from '../../common/tlib/messages.js';
 import { TlibProtocolVersion, TlibSubprotocol, TlibVersionHeader } from '../../common/tlib/version.js';
 import { pageHandler, staticDir } from '../page/serve.js';
 import { TokenFile } from './token-file.js';
+import { CdrEndpoint } from './cdr-endpoint.js';
 import { authenticate, bearerToken, mayUse, type JwtKeys, type Principal } from './auth.js';
 import { ClientConnection, CloseCodes, type ClientLimits } from './client-connection.js';
 import { gatewayMetrics, type GatewayMetrics } from './metrics.js';
@@ -140,7 +141,21 @@ class GatewayImpl implements Gateway {
     this.wss.on('headers', (headers) => headers.push(`${TlibVersionHeader}: ${TlibProtocolVersion}`));
     const pageDir = staticDir();
     if (!pageDir) ctx.log.warn('agent page files not found (set HUDDLE_PAGE_DIR); / answers 404');
-    const handler = pageHandler(pageDir);
+    const page = pageHandler(pageDir);
+    const cdr = new CdrEndpoint({
+      nc: ctx.nc,
+      location: () => this.location,
+      log: ctx.log,
+      authenticate: (req) => authenticate(bearerToken(req), ctx.config.cluster.spec.gateway, this.jwtKeys, this.tokenFile?.tokens()),
+    });
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      if (new URL(req.url ?? '/', 'http://gateway').pathname !== '/cdr') return void page(req, res);
+      cdr.handle(req, res).catch((err: Error) => {
+        ctx.log.warn({ err: err.message }, 'call detail records not read');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end();
+      });
+    };
     if (options.tls) {
       const certificate = new CertificateFiles({
         ...options.tls,
