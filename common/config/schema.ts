@@ -397,11 +397,6 @@ export const SipClusterSpec = withRules(SipClusterFields, [
     message: 'security.requireSecretRefs: give agent tokens in gateway.tokensSecret, not inline in gateway.tokens',
     fieldPath: '.gateway.tokens',
   },
-  {
-    rule: "!self.sip.listen.exists(l, l.transport == 'wss') || has(self.sip.tls)",
-    message: 'sip.listen: a wss listener needs sip.tls (it serves the certificate of SIP over TLS)',
-    fieldPath: '.sip.listen',
-  },
 ]);
 export type SipClusterSpec = Static<typeof SipClusterSpec>;
 

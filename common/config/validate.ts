@@ -62,12 +62,9 @@ export function validateDocument(kind: 'SipCluster' | 'SipDN', doc: unknown): st
 
 /** The x-kubernetes-validations rule of SipClusterSpec, evaluated here so local configs get it too. */
 export function clusterRules(spec: SipClusterSpec): string[] {
-  const problems: string[] = [];
   if (spec.security.requireSecretRefs && spec.gateway.tokens.length > 0)
-    problems.push('spec.gateway.tokens: security.requireSecretRefs: give agent tokens in gateway.tokensSecret, not inline in gateway.tokens');
-  if (spec.sip.listen.some((l) => l.transport === 'wss') && !spec.sip.tls)
-    problems.push('spec.sip.listen: a wss listener needs sip.tls (it serves the certificate of SIP over TLS)');
-  return problems;
+    return ['spec.gateway.tokens: security.requireSecretRefs: give agent tokens in gateway.tokensSecret, not inline in gateway.tokens'];
+  return [];
 }
 
 /** The x-kubernetes-validations rules of SipDNSpec, evaluated here so local configs get them too. */
