@@ -4,7 +4,7 @@
  * speaks plain RTP/AVP (WebRTC's ICE/DTLS-SRTP is issue 19 point 2): SIP.js hands it every SDP
  * through a SessionDescriptionHandler, so what is offered, answered and heard is real.
  */
-import { Inviter, Registerer, SessionState, UserAgent, type Invitation, type Session, type SessionDescriptionHandler } from 'sip.js';
+import { Inviter, Registerer, RegistererState, SessionState, UserAgent, type Invitation, type Session, type SessionDescriptionHandler } from 'sip.js';
 import { WebSocket as NodeWebSocket } from 'ws';
 import type { TonePhone } from './tone-phone.js';
 
@@ -72,6 +72,8 @@ export interface WsPhoneOptions {
 export class WsPhone {
   /** INVITEs that reached this browser, answered at once. */
   readonly invitations: Invitation[] = [];
+  /** Bodies of the MESSAGEs that reached this browser (answered 200). */
+  readonly messages: string[] = [];
   private readonly sessions: Session[] = [];
   /** The WebSocket this browser opened: the only connection it has. */
   socket!: NodeWebSocket;
@@ -107,6 +109,10 @@ export class WsPhone {
           self.phone!.sessions.push(invitation);
           void invitation.accept();
         },
+        onMessage: (message) => {
+          self.phone!.messages.push(message.request.body);
+          void message.accept();
+        },
       },
     });
     const phone = new WsPhone(ua, opts);
@@ -121,17 +127,16 @@ export class WsPhone {
     return phone;
   }
 
-  /** REGISTER (digest answered by SIP.js): the final status. */
+  /** REGISTER (digest answered by SIP.js): the final status, 0 when SIP.js did not take a 2xx as registered. */
   register(): Promise<number> {
     // SIP.js's registration state machine, as a softphone uses it.
     const registerer = new Registerer(this.ua, { expires: 600 });
     return new Promise((resolve) => {
-      void registerer.register({
-        requestDelegate: {
-          onAccept: (res) => resolve(res.message.statusCode ?? 0),
-          onReject: (res) => resolve(res.message.statusCode ?? 0),
-        },
+      registerer.stateChange.addListener((state) => {
+        if (state === RegistererState.Registered) resolve(200);
+        else if (state === RegistererState.Unregistered) resolve(0);
       });
+      void registerer.register({ requestDelegate: { onReject: (res) => resolve(res.message.statusCode ?? 0) } });
     });
   }
 
