@@ -134,7 +134,8 @@ export class WsPhone {
     return new Promise((resolve) => {
       registerer.stateChange.addListener((state) => {
         if (state === RegistererState.Registered) resolve(200);
-        else if (state === RegistererState.Unregistered) resolve(0);
+        // After the rejection's own status, which SIP.js reports once the state has changed.
+        else if (state === RegistererState.Unregistered) setImmediate(() => resolve(0));
       });
       void registerer.register({ requestDelegate: { onReject: (res) => resolve(res.message.statusCode ?? 0) } });
     });
