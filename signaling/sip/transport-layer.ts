@@ -195,7 +195,7 @@ export class TransportLayer implements TransportHandler {
 
   onMessage(data: Buffer, source: Endpoint, transport: Transport): void {
     if (this.rateLimiter && this.refusedByRate(this.rateLimiter, data, source, transport)) return;
-    const r = parseMessage(data, this.limits, transport.reliable);
+    const r = parseMessage(data, this.limits, transport.reliable && !transport.framesMessages);
     if (!r.ok) {
       this.metrics.parseError(transport.protocol);
       this.log?.debug({ status: r.status, reason: r.reason, source }, 'rejected malformed SIP message');
@@ -230,7 +230,7 @@ export class TransportLayer implements TransportHandler {
 
   /** 503 with Retry-After (RFC 3261 §21.5.4) and a Reason (RFC 3326) saying why; never to an ACK. */
   private answerRateLimited(data: Buffer, retryAfterMs: number, source: Endpoint, transport: Transport): void {
-    const r = parseMessage(data, this.limits, transport.reliable);
+    const r = parseMessage(data, this.limits, transport.reliable && !transport.framesMessages);
     const req = r.ok ? (r.message instanceof SipRequest ? r.message : undefined) : r.request;
     if (!req || req.method === 'ACK') return;
     const res = localResponse(503, 'Service Unavailable', req);

@@ -154,6 +154,25 @@ describe('SIP over WebSocket (RFC 7118)', () => {
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
+  it('takes a message without Content-Length (the frame delimits it, RFC 7118 §5.1): its body is the rest of the frame', async () => {
+    const s = await stack();
+    const bodies: string[] = [];
+    s.onRequest((req) => {
+      bodies.push(req.message.body.toString('utf8'));
+      req.respond(200);
+    });
+    const ws = await connect(`ws://127.0.0.1:${portOf(s, 'ws')}`);
+    const answer = nextFrame(ws);
+    const message = register('no-cl')
+      .replace('REGISTER sip:127.0.0.1', 'MESSAGE sip:7002@127.0.0.1')
+      .replace('CSeq: 1 REGISTER', 'CSeq: 1 MESSAGE')
+      .replace('Content-Length: 0\r\n\r\n', 'Content-Type: text/plain\r\n\r\nhello über\r\n');
+    expect(message).not.toMatch(/Content-Length/);
+    ws.send(message);
+    expect(await answer).toMatch(/^SIP\/2\.0 200 /);
+    expect(bodies).toEqual(['hello über\r\n']);
+  });
+
   it('answers the RFC 5626 CRLF keep-alive SIP.js sends with a CRLF', async () => {
     const s = await stack();
     const ws = await connect(`ws://127.0.0.1:${portOf(s, 'ws')}`);

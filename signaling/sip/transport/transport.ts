@@ -27,6 +27,11 @@ export interface Transport {
   readonly protocol: TransportProtocol;
   /** Reliable transports get no retransmissions and zero-length wait timers (§17). */
   readonly reliable: boolean;
+  /**
+   * Reliable, yet each message arrives whole in a frame of its own (WebSocket, RFC 7118): as in a
+   * datagram, Content-Length may be absent and the body is the rest of the frame.
+   */
+  readonly framesMessages?: boolean;
   /** Bound address (after listen()). */
   readonly host: string;
   readonly port: number;

@@ -41,6 +41,7 @@ function isKeepAlive(data: Buffer): boolean {
 
 export class WsTransport implements Transport {
   readonly reliable = true;
+  readonly framesMessages = true;
   private readonly server: net.Server;
   /** Takes the HTTP upgrade on sockets we accepted (and unwrapped from TLS) ourselves. */
   private readonly http: http.Server;
