@@ -40,7 +40,7 @@ export class ConnectionMetrics {
     const transports = this.transports;
     new Gauge({
       name: 'huddle_sip_connections',
-      help: 'Open SIP connections (TCP, TLS) by transport',
+      help: 'Open SIP connections (TCP, TLS, WebSocket) by transport',
       labelNames: ['transport'],
       registers,
       collect() {
