@@ -93,6 +93,11 @@ export function tlsConfig(tls: { certFile: string; keyFile: string }): string {
   return ['[server:default]', 'method = TLSv1.2+', 'verify_certificate = no', 'require_certificate = no', `certificate = ${tls.certFile}`, `private_key = ${tls.keyFile}`, '', '[client:default]', 'method = TLSv1.2+', 'verify_certificate = no', ''].join('\n');
 }
 
+/** A test of the next hop's transport: Kamailio 5.6 names ws and wss in lower case in $nh(P), the others in upper case. */
+function nextHopIs(transport: EdgeListen['transport']): string {
+  return transport === 'ws' || transport === 'wss' ? `$nh(P) == "${transport}"` : `$nh(P) == "${transport.toUpperCase()}"`;
+}
+
 export function kamailioConfig(input: EdgeConfigInput): string {
   const children = input.children ?? 2;
   // Sockets by name: a host may be an interface (eth0 in a pod), and the script picks sockets by name.
@@ -119,12 +124,15 @@ export function kamailioConfig(input: EdgeConfigInput): string {
   const reject = rate?.action === 'reject' ? `    if (!is_method("ACK")) {\n      append_to_reply("Retry-After: ${Math.ceil(rate.banMs / 1000)}\\r\\n");\n      sl_send_reply("503", "Service Unavailable");\n    }\n` : '';
   const pikeCheck = rate ? `  if (!pike_check_req()) {\n${reject}    exit;\n  }\n` : '';
   const timeout = input.replicaTimeoutMs ?? 1000;
-  // The next hop's transport ($nh(P): uppercase, UDP when the URI names none).
+  // The next hop's transport ($nh(P), see nextHopIs; UDP when the URI names none).
   const publicSockets = (['tcp', 'tls', 'udp', 'ws', 'wss'] as const)
     .flatMap((transport) => {
       const l = input.listen.find((x) => x.transport === transport);
-      return l ? [`  if ($nh(P) == "${transport.toUpperCase()}") $fsn = "public-${transport}";`] : [];
+      return l ? [`  if (${nextHopIs(transport)}) $fsn = "public-${transport}";`] : [];
     })
+    .join('\n');
+  const wsSockets = (['ws', 'wss'] as const)
+    .flatMap((transport) => (input.listen.some((x) => x.transport === transport) ? [`  if (${nextHopIs(transport)}) $fsn = "public-${transport}";`] : []))
     .join('\n');
   if (input.listen.some((l) => l.port === input.internal.port)) throw new Error('SIP edge: the replicas\' socket needs a port of its own');
   return `#!KAMAILIO
@@ -205,10 +213,12 @@ route[FROM_REPLICA] {
   if (has_totag()) {
     loose_route();
     handle_ruri_alias();
+    route(PUBLIC_SOCKET_OF_FLOW);
     route(RELAY);
   }
   # A registered phone's Path: to where its REGISTER came from.
   if (is_present_hf("Route")) loose_route();
+  route(PUBLIC_SOCKET_OF_FLOW);
   $avp(replica) = @via[1].host + ":" + @via[1].port;
   if (is_method("INVITE|SUBSCRIBE")) record_route(";${EDGE_REPLICA_PARAM}=$avp(replica)");
   route(RELAY);
@@ -253,8 +263,17 @@ route[NO_REPLICA] {
 }
 
 route[RELAY] {
-  if (!t_relay()) sl_reply_error();
+  if (!t_relay()) {
+    # A browser is reached only over the WebSocket it opened (RFC 7118): gone, it is unavailable.
+    if (${nextHopIs('ws')} || ${nextHopIs('wss')}) sl_send_reply("480", "WebSocket connection closed");
+    else sl_reply_error();
+  }
   exit;
+}
+
+# A browser's WebSocket, named by the Path or Contact alias just followed: the Via names the ws socket.
+route[PUBLIC_SOCKET_OF_FLOW] {
+${wsSockets || '  return;'}
 }
 
 # Out of a socket phones and trunks reach, so that the edge Record-Routes twice (one entry per side).

@@ -401,6 +401,13 @@ describe('the SIP edge over WebSocket (Debian kamailio-websocket-modules)', () =
       expect(res.status).toBe(200);
       expect(browser.messages).toEqual(['hello browser']);
       expect(browser.socketsOpened).toBe(1);
+      // The edge's Via names its ws socket, where the browser's connection is.
+      expect(browser.lastRequest?.getHeader('Via')).toMatch(new RegExp(`^SIP/2\\.0/WS +127\\.0\\.0\\.1:${wsPort};`));
+      // The tab closes: the edge cannot reach the browser any more, and says so (no 500).
+      browser.dropConnection();
+      await new Promise((r) => setTimeout(r, 300));
+      const late = await replica.stack.request('MESSAGE', contact, { route: paths, to: `<sip:7001@127.0.0.1>`, body: 'anyone there?', contentType: 'text/plain' });
+      expect(`${late.status} ${late.reason}`).toBe('480 WebSocket connection closed');
     } finally {
       await browser.close();
       await media.close();

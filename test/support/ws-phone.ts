@@ -4,7 +4,7 @@
  * speaks plain RTP/AVP (WebRTC's ICE/DTLS-SRTP is issue 19 point 2): SIP.js hands it every SDP
  * through a SessionDescriptionHandler, so what is offered, answered and heard is real.
  */
-import { Inviter, Registerer, RegistererState, SessionState, UserAgent, type Invitation, type Session, type SessionDescriptionHandler } from 'sip.js';
+import { Inviter, Registerer, RegistererState, SessionState, UserAgent, type Invitation, type Message, type Session, type SessionDescriptionHandler } from 'sip.js';
 import { WebSocket as NodeWebSocket } from 'ws';
 import type { TonePhone } from './tone-phone.js';
 
@@ -74,6 +74,8 @@ export class WsPhone {
   readonly invitations: Invitation[] = [];
   /** Bodies of the MESSAGEs that reached this browser (answered 200). */
   readonly messages: string[] = [];
+  /** The last MESSAGE that reached this browser, as received. */
+  lastRequest: Message['request'] | undefined;
   private readonly sessions: Session[] = [];
   /** The WebSocket this browser opened: the only connection it has. */
   socket!: NodeWebSocket;
@@ -111,6 +113,7 @@ export class WsPhone {
         },
         onMessage: (message) => {
           self.phone!.messages.push(message.request.body);
+          self.phone!.lastRequest = message.request;
           void message.accept();
         },
       },
