@@ -173,6 +173,10 @@ describe('SIP over WebSocket (RFC 7118)', () => {
     expect(bodies).toEqual(['hello über\r\n']);
   });
 
+  it('refuses to start a wss listener without a certificate', async () => {
+    await expect(createSipStack({ listen: [{ transport: 'wss', host: '127.0.0.1', port: 0 }] })).rejects.toThrow(/is wss but no certificate is configured/);
+  });
+
   it('answers the RFC 5626 CRLF keep-alive SIP.js sends with a CRLF', async () => {
     const s = await stack();
     const ws = await connect(`ws://127.0.0.1:${portOf(s, 'ws')}`);
