@@ -235,12 +235,12 @@ function podTemplate(cluster: SipClusterResource, component: Component, configHa
   };
 }
 
-/** SIP ports of the pod and the Service: udp/tcp on spec.sip.service.port, TLS on its own (5061 by default). */
+/** SIP ports of the pod and the Service: udp/tcp on spec.sip.service.port, TLS, ws and wss each on its own listen port. */
 function sipPorts(cluster: SipClusterResource) {
   return sipListenAddresses(cluster.spec.sip).map((l) => ({
     name: `sip-${l.transport}`,
     port: l.port,
-    servicePort: l.transport === 'tls' ? l.port : cluster.spec.sip.service.port,
+    servicePort: l.transport === 'udp' || l.transport === 'tcp' ? cluster.spec.sip.service.port : l.port,
     protocol: l.transport === 'udp' ? ('UDP' as const) : ('TCP' as const),
   }));
 }

@@ -60,9 +60,9 @@ export function edgeFiles(cluster: SipClusterResource, names: EdgeNames): Record
     transport: l.transport,
     host: 'eth0',
     port: l.port,
-    ...(advertise ? { advertise: `${advertise}:${l.transport === 'tls' ? l.port : sip.service.port}` } : {}),
+    ...(advertise ? { advertise: `${advertise}:${l.transport === 'udp' || l.transport === 'tcp' ? sip.service.port : l.port}` } : {}),
   }));
-  const tls = listen.some((l) => l.transport === 'tls');
+  const tls = listen.some((l) => l.transport === 'tls' || l.transport === 'wss');
   const rate = sip.rateLimit;
   return {
     'kamailio.cfg': kamailioConfig({

@@ -48,6 +48,21 @@ describe('TLS Secrets (issue 15 point 3)', () => {
     expect(policy.spec?.ingress?.[0]?.ports).toEqual(expect.arrayContaining([{ protocol: 'TCP', port: 5061 }]));
   });
 
+  it('exposes a wss listener (SIP over WebSocket, with the SIP TLS certificate) on its own port in the pod, the Service and the NetworkPolicy', async () => {
+    const listen = [
+      { transport: 'udp', host: '0.0.0.0', port: 5060 },
+      { transport: 'wss', host: '0.0.0.0', port: 8443 },
+    ];
+    const wss = planCluster(testCluster('site-a', 'telephony', { sip: { listen, tls: { secret: 'sip-cert' } } }), [], settings).objects;
+    const container = find<Deployment>(wss, 'Deployment', 'site-a-signaling').spec?.template.spec?.containers[0];
+    expect(container?.ports).toEqual(expect.arrayContaining([{ name: 'sip-wss', containerPort: 8443, protocol: 'TCP' }]));
+    expect(container?.volumeMounts?.find((m) => m.name === 'sip-tls')?.mountPath).toBe('/etc/huddle/sip-tls');
+    expect(find<Service>(wss, 'Service', 'site-a-sip').spec?.ports).toEqual(expect.arrayContaining([{ name: 'sip-wss', protocol: 'TCP', port: 8443, targetPort: 'sip-wss' }]));
+    const policy = find<NetworkPolicy>(wss, 'NetworkPolicy', 'site-a-signaling');
+    expect(policy.spec?.ingress?.[0]?.ports).toEqual(expect.arrayContaining([{ protocol: 'TCP', port: 8443 }]));
+    expect(await validateK8sObjects(wss)).toEqual([]);
+  });
+
   it('mounts spec.gateway.tls.secret in gateway pods only', () => {
     const pod = find<Deployment>(objects, 'Deployment', 'site-a-gateway').spec?.template.spec;
     expect(pod?.volumes?.find((v) => v.name === 'gateway-tls')?.secret?.secretName).toBe('tlib-cert');

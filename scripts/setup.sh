@@ -18,6 +18,7 @@ REQUIRED=(
   "chromium:chromium"
   "kamailio:kamailio"
   "/usr/lib/*/kamailio/modules/tls.so:kamailio-tls-modules"
+  "/usr/lib/*/kamailio/modules/websocket.so:kamailio-websocket-modules"
   "promtool:prometheus"
 )
 

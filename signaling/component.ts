@@ -77,6 +77,8 @@ export const startSignaling: ComponentFactory = async (ctx) => {
     auth,
     log: ctx.log,
   });
+  // A browser's WebSocket closed: calls to its DN are answered 480 instead of failing on a dead flow.
+  stack.onFlowClosed((flow) => void registrar.flowClosed(flow));
   // Following first: nothing another replica writes while this one loads is missed.
   await registrar.follow();
   await registrar.restore();

@@ -8,8 +8,8 @@ import { decodeJson, encodeJson } from '../common/nats/codec.js';
 import { RegistrationKeys } from '../common/nats/subjects.js';
 import type { DnAuthenticator } from './dn-auth.js';
 import type { DnDirectory } from './dn-directory.js';
-import { Registrar, type Binding } from './registrar.js';
-import { parseNameAddr, uriUser, type ServerRequest } from './sip/index.js';
+import { peerOpenedOnly, Registrar, type Binding } from './registrar.js';
+import { parseNameAddr, uriUser, type Endpoint, type ServerRequest } from './sip/index.js';
 
 export class RegistrarService {
   private readonly registrar = new Registrar();
@@ -37,7 +37,8 @@ export class RegistrarService {
       try {
         const { dn, bindings } = decodeJson(entry.value) as { dn: string; bindings: Binding[] };
         this.dnOfKey.set(key, dn);
-        this.registrar.restore(dn, bindings, now);
+        // A browser's connection died with the process that held it: it registers again on a new one.
+        this.registrar.restore(dn, bindings.filter((b) => !peerOpenedOnly(b.source.transport)), now);
       } catch (err) {
         this.opts.log.warn({ key, err: (err as Error).message }, 'unreadable persisted registration ignored');
       }
@@ -123,7 +124,7 @@ export class RegistrarService {
       return;
     }
     const path = msg.getAll('path');
-    const source = { transport: req.source.protocol === 'tcp' || req.source.protocol === 'tls' ? req.source.protocol : ('udp' as const), host: req.source.host, port: req.source.port };
+    const source = { transport: req.source.protocol, host: req.source.host, port: req.source.port };
     const now = Date.now();
     const result =
       contacts !== '*' && contacts.length === 0
@@ -140,6 +141,15 @@ export class RegistrarService {
     // RFC 3327 §5.3: the Path stored is echoed, so the phone (and the edge) know it is used.
     req.respond(200, { headers: { Contact: result.bindings.map((b) => `<${b.contact}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`), ...(path.length > 0 ? { Path: path } : {}) } });
     await this.persist(dn);
+  }
+
+  /** A browser's connection closed: its bindings go, so a call to its DN is answered 480 at once. */
+  async flowClosed(flow: Endpoint): Promise<void> {
+    const dns = this.registrar.dropFlow({ transport: flow.protocol, host: flow.host, port: flow.port });
+    for (const dn of dns) {
+      this.opts.log.info({ dn, flow: `${flow.protocol}:${flow.host}:${flow.port}` }, 'registration ended: its WebSocket closed');
+      await this.persist(dn);
+    }
   }
 
   private async persist(dn: string): Promise<void> {

@@ -16,6 +16,22 @@ describe('Registrar', () => {
     expect(r.lookup('7001', 2)).toEqual([]);
   });
 
+  it('drops the bindings made over a WebSocket that closed, and only those (RFC 5626 §5.3)', () => {
+    const r = new Registrar();
+    const tab = { transport: 'ws' as const, host: '127.0.0.1', port: 40001 };
+    const otherTab = { transport: 'ws' as const, host: '127.0.0.1', port: 40002 };
+    r.register({ dn: '7001', callId: 'a', cseq: 1, source: tab, contacts: [{ uri: 'sip:k2j4@q7oc.invalid;transport=ws', expires: 600 }], expires: undefined, now: 0 });
+    r.register({ dn: '7001', callId: 'b', cseq: 1, source, contacts: [{ uri: 'sip:7001@127.0.0.1:5070', expires: 600 }], expires: undefined, now: 0 });
+    r.register({ dn: '7002', callId: 'c', cseq: 1, source: otherTab, contacts: [{ uri: 'sip:m3n1@z8x.invalid;transport=ws', expires: 600 }], expires: undefined, now: 0 });
+    // The same address and port over udp is another flow.
+    expect(r.dropFlow({ ...tab, transport: 'udp' })).toEqual([]);
+    expect(r.dropFlow(tab)).toEqual(['7001']);
+    expect(r.lookup('7001', 1).map((b) => b.contact)).toEqual(['sip:7001@127.0.0.1:5070']);
+    expect(r.lookup('7002', 1)).toHaveLength(1);
+    expect(r.dropFlow(otherTab)).toEqual(['7002']);
+    expect(r.lookup('7002', 1)).toEqual([]);
+  });
+
   it('keeps the Path of the REGISTER that made a binding (RFC 3327), and only that one', () => {
     const r = new Registrar();
     const path = ['<sip:10.0.0.5:5071;lr;received=sip:203.0.113.7:40112%3Btransport%3Dtcp>'];

@@ -4,11 +4,21 @@
  * a signaling restart.
  */
 
+export type FlowTransport = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
+
+/** Transports whose flows only the phone can open (browsers): a binding dies with its connection. */
+export function peerOpenedOnly(transport: FlowTransport): boolean {
+  return transport === 'ws' || transport === 'wss';
+}
+
 export interface Binding {
   /** The Contact URI, as the phone sent it. */
   contact: string;
-  /** Where the REGISTER really came from (RFC 3581), used to reach phones behind NAT. */
-  source: { transport: 'udp' | 'tcp' | 'tls'; host: string; port: number };
+  /**
+   * Where the REGISTER really came from (RFC 3581), used to reach phones behind NAT. Over ws/wss
+   * it names the browser's connection, the only way to reach it (RFC 7118 §5).
+   */
+  source: { transport: FlowTransport; host: string; port: number };
   callId: string;
   cseq: number;
   /** Epoch ms. */
@@ -98,6 +108,22 @@ export class Registrar {
     let n = 0;
     for (const dn of this.bindings.keys()) n += this.live(dn, now).length;
     return n;
+  }
+
+  /**
+   * The connection `flow` names closed: the bindings made over it are removed (RFC 5626 §5.3: a
+   * failed flow is not used again). Returns the DNs whose bindings changed.
+   */
+  dropFlow(flow: Binding['source']): string[] {
+    const changed: string[] = [];
+    for (const [dn, all] of this.bindings) {
+      const left = all.filter((b) => !(b.source.transport === flow.transport && b.source.host === flow.host && b.source.port === flow.port));
+      if (left.length === all.length) continue;
+      changed.push(dn);
+      if (left.length === 0) this.bindings.delete(dn);
+      else this.bindings.set(dn, left);
+    }
+    return changed;
   }
 
   snapshot(dn: string): Binding[] {

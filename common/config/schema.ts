@@ -27,7 +27,8 @@ const HostPort = Type.String({
   description: 'host:port',
 });
 
-export const SipTransports = ['udp', 'tcp', 'tls'] as const;
+/** ws and wss are SIP over WebSocket (RFC 7118) for browsers; wss uses the certificate of sip.tls. */
+export const SipTransports = ['udp', 'tcp', 'tls', 'ws', 'wss'] as const;
 export type SipTransport = (typeof SipTransports)[number];
 
 export const SipListen = Type.Object(
@@ -115,13 +116,13 @@ export type GatewayTls = Static<typeof GatewayTls>;
 
 export const SipConnectionLimits = Type.Object(
   {
-    max: Type.Integer({ minimum: 1, default: 10000, description: 'Accepted TCP/TLS connections open at once' }),
-    maxPerSource: Type.Integer({ minimum: 1, default: 500, description: 'Accepted TCP/TLS connections open at once from one address' }),
+    max: Type.Integer({ minimum: 1, default: 10000, description: 'Accepted TCP/TLS/WebSocket connections open at once, per transport' }),
+    maxPerSource: Type.Integer({ minimum: 1, default: 500, description: 'Accepted TCP/TLS/WebSocket connections open at once from one address, per transport' }),
     headTimeoutSeconds: Type.Number({
       exclusiveMinimum: 0,
       maximum: 60,
       default: 5,
-      description: 'A TLS handshake, and each message from its first byte, must complete within this time, else the connection is closed',
+      description: 'A TLS handshake (and WebSocket upgrade), and each message from its first byte, must complete within this time, else the connection is closed',
     }),
   },
   { additionalProperties: false, default: {} },

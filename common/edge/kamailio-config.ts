@@ -35,7 +35,8 @@ export function newSourceToken(): string {
 export const EDGE_REPLICA_PARAM = 'hr';
 
 export interface EdgeListen {
-  transport: 'udp' | 'tcp' | 'tls';
+  /** ws and wss: SIP over WebSocket (RFC 7118), by the websocket module on a tcp or tls socket. */
+  transport: 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
   host: string;
   port: number;
   /** Address phones reach this socket at when it differs (Kubernetes Service, NAT): written in Record-Route and Via. */
@@ -69,7 +70,7 @@ export interface EdgeConfigInput {
   modulesDir: string;
   /** Worker processes per UDP socket and for TCP. */
   children?: number;
-  /** Certificate for tls listen sockets (needs the tls module: Debian package kamailio-tls-modules). */
+  /** Certificate for tls and wss listen sockets (needs the tls module: Debian package kamailio-tls-modules). */
   tls?: { certFile: string; keyFile: string; configFile: string };
   /** Per-source request limit (spec.sip.rateLimit), done by the pike module: replicas see only the edge. */
   rateLimit?: { requestsPerWindow: number; windowMs: number; banMs: number; action: 'drop' | 'reject' };
@@ -92,17 +93,27 @@ export function tlsConfig(tls: { certFile: string; keyFile: string }): string {
   return ['[server:default]', 'method = TLSv1.2+', 'verify_certificate = no', 'require_certificate = no', `certificate = ${tls.certFile}`, `private_key = ${tls.keyFile}`, '', '[client:default]', 'method = TLSv1.2+', 'verify_certificate = no', ''].join('\n');
 }
 
+/** A test of the next hop's transport: Kamailio 5.6 names ws and wss in lower case in $nh(P), the others in upper case. */
+function nextHopIs(transport: EdgeListen['transport']): string {
+  return transport === 'ws' || transport === 'wss' ? `$nh(P) == "${transport}"` : `$nh(P) == "${transport.toUpperCase()}"`;
+}
+
 export function kamailioConfig(input: EdgeConfigInput): string {
   const children = input.children ?? 2;
   // Sockets by name: a host may be an interface (eth0 in a pod), and the script picks sockets by name.
   const socket = (transport: string, host: string, port: number, name: string, advertise?: string) =>
     `listen=${transport}:${host}:${port}${advertise ? ` advertise ${advertise}` : ''} name "${name}"`;
   const firstOf = (transport: EdgeListen['transport']) => input.listen.find((l) => l.transport === transport);
-  const listen = input.listen.map((l) => socket(l.transport, l.host, l.port, l === firstOf(l.transport) ? `public-${l.transport}` : `public-${l.transport}-${l.port}`, l.advertise));
-  const tls = input.listen.some((l) => l.transport === 'tls');
-  if (tls && !input.tls) throw new Error('SIP edge: a tls listen socket needs a certificate (spec.sip.tls)');
+  // A WebSocket listener is a tcp (ws) or tls (wss) socket whose HTTP upgrade the websocket module takes.
+  const carrier = (t: EdgeListen['transport']) => (t === 'ws' ? 'tcp' : t === 'wss' ? 'tls' : t);
+  const listen = input.listen.map((l) => socket(carrier(l.transport), l.host, l.port, l === firstOf(l.transport) ? `public-${l.transport}` : `public-${l.transport}-${l.port}`, l.advertise));
+  const tls = input.listen.some((l) => l.transport === 'tls' || l.transport === 'wss');
+  if (tls && !input.tls) throw new Error('SIP edge: a tls or wss listen socket needs a certificate (spec.sip.tls)');
+  const wsPorts = input.listen.filter((l) => l.transport === 'ws' || l.transport === 'wss').map((l) => l.port);
+  const ports = input.listen.map((l) => `${carrier(l.transport)}:${l.port}`);
+  if (new Set(ports).size !== ports.length) throw new Error('SIP edge: two listen sockets of one transport on the same port (a ws listener needs a port of its own, apart from tcp)');
   const rate = input.rateLimit;
-  const modules = ['kex', 'corex', 'tm', 'sl', 'rr', 'pv', 'maxfwd', 'textops', 'siputils', 'xlog', 'sanity', 'dispatcher', 'xhttp', 'xhttp_prom', 'path', 'nathelper', ...(rate ? ['pike'] : []), ...(tls ? ['tls'] : [])];
+  const modules = ['kex', 'corex', 'tm', 'sl', 'rr', 'pv', 'maxfwd', 'textops', 'siputils', 'xlog', 'sanity', 'dispatcher', 'xhttp', 'xhttp_prom', 'path', 'nathelper', ...(rate ? ['pike'] : []), ...(tls ? ['tls'] : []), ...(wsPorts.length > 0 ? ['websocket'] : [])];
   const pikeParams = rate
     ? [
         `modparam("pike", "sampling_time_unit", ${Math.max(1, Math.round(rate.windowMs / 1000))})`,
@@ -113,12 +124,15 @@ export function kamailioConfig(input: EdgeConfigInput): string {
   const reject = rate?.action === 'reject' ? `    if (!is_method("ACK")) {\n      append_to_reply("Retry-After: ${Math.ceil(rate.banMs / 1000)}\\r\\n");\n      sl_send_reply("503", "Service Unavailable");\n    }\n` : '';
   const pikeCheck = rate ? `  if (!pike_check_req()) {\n${reject}    exit;\n  }\n` : '';
   const timeout = input.replicaTimeoutMs ?? 1000;
-  // The next hop's transport ($nh(P): uppercase, UDP when the URI names none).
-  const publicSockets = (['tcp', 'tls', 'udp'] as const)
+  // The next hop's transport ($nh(P), see nextHopIs; UDP when the URI names none).
+  const publicSockets = (['tcp', 'tls', 'udp', 'ws', 'wss'] as const)
     .flatMap((transport) => {
       const l = input.listen.find((x) => x.transport === transport);
-      return l ? [`  if ($nh(P) == "${transport.toUpperCase()}") $fsn = "public-${transport}";`] : [];
+      return l ? [`  if (${nextHopIs(transport)}) $fsn = "public-${transport}";`] : [];
     })
+    .join('\n');
+  const wsSockets = (['ws', 'wss'] as const)
+    .flatMap((transport) => (input.listen.some((x) => x.transport === transport) ? [`  if (${nextHopIs(transport)}) $fsn = "public-${transport}";`] : []))
     .join('\n');
   if (input.listen.some((l) => l.port === input.internal.port)) throw new Error('SIP edge: the replicas\' socket needs a port of its own');
   return `#!KAMAILIO
@@ -138,7 +152,11 @@ server_header="Server: huddle-sip-edge"
 user_agent_header="User-Agent: huddle-sip-edge"
 mpath="${input.modulesDir}"
 ${modules.map((m) => `loadmodule "${m}.so"`).join('\n')}
-${tls ? `modparam("tls", "config", "${input.tls!.configFile}")\n` : ''}
+${tls ? `modparam("tls", "config", "${input.tls!.configFile}")\n` : ''}${
+    wsPorts.length > 0
+      ? '# RFC 7118: only clients offering the "sip" subprotocol; a browser that stops answering pings is closed.\nmodparam("websocket", "sub_protocols", 1)\nmodparam("websocket", "keepalive_mechanism", 1)\nmodparam("websocket", "keepalive_timeout", 30)\n'
+      : ''
+  }
 # Replicas are near and answer at once: a second of silence means dead (the probes time out alike).
 modparam("tm", "fr_timer", ${timeout})
 modparam("tm", "fr_inv_timer", 120000)
@@ -195,10 +213,12 @@ route[FROM_REPLICA] {
   if (has_totag()) {
     loose_route();
     handle_ruri_alias();
+    route(PUBLIC_SOCKET_OF_FLOW);
     route(RELAY);
   }
   # A registered phone's Path: to where its REGISTER came from.
   if (is_present_hf("Route")) loose_route();
+  route(PUBLIC_SOCKET_OF_FLOW);
   $avp(replica) = @via[1].host + ":" + @via[1].port;
   if (is_method("INVITE|SUBSCRIBE")) record_route(";${EDGE_REPLICA_PARAM}=$avp(replica)");
   route(RELAY);
@@ -243,8 +263,17 @@ route[NO_REPLICA] {
 }
 
 route[RELAY] {
-  if (!t_relay()) sl_reply_error();
+  if (!t_relay()) {
+    # A browser is reached only over the WebSocket it opened (RFC 7118): gone, it is unavailable.
+    if (${nextHopIs('ws')} || ${nextHopIs('wss')}) sl_send_reply("480", "WebSocket connection closed");
+    else sl_reply_error();
+  }
   exit;
+}
+
+# A browser's WebSocket, named by the Path or Contact alias just followed: the Via names the ws socket.
+route[PUBLIC_SOCKET_OF_FLOW] {
+${wsSockets || '  return;'}
 }
 
 # Out of a socket phones and trunks reach, so that the edge Record-Routes twice (one entry per side).
@@ -288,7 +317,19 @@ onreply_route {
 }
 
 event_route[xhttp:request] {
-  if ($Rp != ${input.metrics.port}) {
+${
+  wsPorts.length > 0
+    ? `  # The WebSocket listeners: the upgrade to SIP over WebSocket, nothing else.
+  if (${wsPorts.map((p) => `$Rp == ${p}`).join(' || ')}) {
+    if ($hdr(Upgrade) =~ "websocket" && $hdr(Connection) =~ "Upgrade" && $rm =~ "GET") {
+      if (ws_handle_handshake()) exit;
+    }
+    xhttp_reply("426", "Upgrade Required", "text/plain", "SIP over WebSocket only\\n");
+    exit;
+  }
+`
+    : ''
+}  if ($Rp != ${input.metrics.port}) {
     xhttp_reply("403", "Forbidden", "text/plain", "SIP port\\n");
     exit;
   }

@@ -49,8 +49,9 @@ export function kamailioModulesDir(module = 'dispatcher', debianPackage = 'kamai
 
 export async function startKamailioEdge(opts: EdgeOptions): Promise<EmbeddedEdge> {
   const binary = findBinary('kamailio', 'kamailio');
-  const tlsWanted = opts.listen.some((l) => l.transport === 'tls');
+  const tlsWanted = opts.listen.some((l) => l.transport === 'tls' || l.transport === 'wss');
   const modulesDir = kamailioModulesDir(tlsWanted ? 'tls' : 'dispatcher', tlsWanted ? 'kamailio-tls-modules' : 'kamailio');
+  if (opts.listen.some((l) => l.transport === 'ws' || l.transport === 'wss')) kamailioModulesDir('websocket', 'kamailio-websocket-modules');
   const dir = path.join(opts.dataDir, 'edge');
   mkdirSync(dir, { recursive: true });
   const dispatcherFile = path.join(dir, 'dispatcher.list');

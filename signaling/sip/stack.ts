@@ -42,6 +42,10 @@ export class SipStackImpl implements SipStack {
     this.core.onUnknownDialog(handler);
   }
 
+  onFlowClosed(handler: (flow: Endpoint) => void): void {
+    this.transport.watchFlows(handler);
+  }
+
   deliver(req: ServerRequest): boolean {
     return this.core.deliver(req);
   }

@@ -1,5 +1,5 @@
 /**
- * The transport layer (RFC 3261 §18): binds the UDP/TCP/TLS transports, parses what they receive and
+ * The transport layer (RFC 3261 §18): binds the UDP/TCP/TLS/WebSocket transports, parses what they receive and
  * hands it up, answers what cannot be parsed, stamps where a request really came from, and puts
  * messages on the wire. It also names us (Via, Contact) and picks the next hop of a request.
  */
@@ -18,6 +18,7 @@ import { TcpTransport } from './transport/tcp.js';
 import { TlsTransport } from './transport/tls.js';
 import type { Endpoint, Transport, TransportHandler, TransportProtocol } from './transport/transport.js';
 import { UdpTransport } from './transport/udp.js';
+import { WsTransport } from './transport/ws.js';
 import type { ListenAddress, SipStackOptions } from './types.js';
 import { parseUri, socketHost } from './uri.js';
 import { newBranch } from './util.js';
@@ -51,6 +52,7 @@ export class TransportLayer implements TransportHandler {
   private readonly rateLimiter: SourceRateLimiter | undefined;
   /** Set by listen(), before any transport can deliver a message. */
   private user!: TransportUser;
+  private readonly flowClosedHandlers: ((flow: Endpoint) => void)[] = [];
   /** Every SIP message logged (debug level): decided once, so the hot path pays one test. */
   private readonly logMessages: boolean;
 
@@ -92,16 +94,21 @@ export class TransportLayer implements TransportHandler {
     };
     if (l.transport === 'tcp') return new TcpTransport(stream);
     const tls = this.opts.tls;
+    const onCertificateError = (err: Error) => this.log?.error({ err: err.message }, 'rotated TLS certificate not loaded; the previous one stays in use');
+    if (l.transport === 'ws') return new WsTransport('ws', stream);
+    // wss uses the certificate of SIP over TLS: one name, one Secret, for both.
+    if (l.transport === 'wss') return new WsTransport('wss', { ...stream, ...(tls ? { tls: { ...tls, onCertificateError } } : {}) });
     if (!tls) throw new Error(`listen ${l.host}:${l.port} is tls but no certificate is configured (tls.certFile, tls.keyFile)`);
-    return new TlsTransport({
-      ...stream,
-      ...tls,
-      onCertificateError: (err) => this.log?.error({ err: err.message }, 'rotated TLS certificate not loaded; the previous one stays in use'),
-    });
+    return new TlsTransport({ ...stream, ...tls, onCertificateError });
   }
 
   get addresses(): readonly ListenAddress[] {
     return this.bound;
+  }
+
+  /** `handler` hears of each flow a peer opened and that closed (TransportHandler.onFlowClosed). */
+  watchFlows(handler: (flow: Endpoint) => void): void {
+    this.flowClosedHandlers.push(handler);
   }
 
   /** The first listen address: our default Contact, From and Call-ID host. */
@@ -188,11 +195,12 @@ export class TransportLayer implements TransportHandler {
 
   onMessage(data: Buffer, source: Endpoint, transport: Transport): void {
     if (this.rateLimiter && this.refusedByRate(this.rateLimiter, data, source, transport)) return;
-    const r = parseMessage(data, this.limits, transport.reliable);
+    const r = parseMessage(data, this.limits, transport.reliable && !transport.framesMessages);
     if (!r.ok) {
       this.metrics.parseError(transport.protocol);
       this.log?.debug({ status: r.status, reason: r.reason, source }, 'rejected malformed SIP message');
       if (!r.isResponse) this.answerMalformed(r, source, transport);
+      transport.discard?.(source);
       return;
     }
     const msg = r.message;
@@ -222,7 +230,7 @@ export class TransportLayer implements TransportHandler {
 
   /** 503 with Retry-After (RFC 3261 §21.5.4) and a Reason (RFC 3326) saying why; never to an ACK. */
   private answerRateLimited(data: Buffer, retryAfterMs: number, source: Endpoint, transport: Transport): void {
-    const r = parseMessage(data, this.limits, transport.reliable);
+    const r = parseMessage(data, this.limits, transport.reliable && !transport.framesMessages);
     const req = r.ok ? (r.message instanceof SipRequest ? r.message : undefined) : r.request;
     if (!req || req.method === 'ACK') return;
     const res = localResponse(503, 'Service Unavailable', req);
@@ -230,6 +238,10 @@ export class TransportLayer implements TransportHandler {
     res.set('Reason', 'SIP;cause=503;text="request rate of this source over the limit"');
     this.metrics.response('out', req.method, 503);
     transport.send(res.toBuffer(), source);
+  }
+
+  onFlowClosed(flow: Endpoint): void {
+    for (const h of this.flowClosedHandlers) h(flow);
   }
 
   onFramingError(status: number, reason: string, head: Buffer, source: Endpoint, transport: Transport): void {

@@ -10,7 +10,7 @@ import type { RateLimitOptions } from './rate-limit.js';
 import type { Endpoint, Transport, TransportProtocol } from './transport/transport.js';
 
 export interface ListenAddress {
-  transport: 'udp' | 'tcp' | 'tls';
+  transport: 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
   host: string;
   /** 0 picks a free port; read the bound one from SipStack.addresses. */
   port: number;
@@ -43,9 +43,9 @@ export interface SipStackOptions {
   limits?: Partial<ParseLimits>;
   /** Idle timeout of TCP/TLS connections, counted from the last complete message (default 10 min). */
   tcpIdleTimeoutMs?: number;
-  /** Caps and deadlines of accepted TCP/TLS connections (defaults in DEFAULT_CONNECTION_LIMITS). */
+  /** Caps and deadlines of accepted TCP/TLS/WebSocket connections (defaults in DEFAULT_CONNECTION_LIMITS). */
   connections?: Partial<Omit<ConnectionLimits, 'idleTimeoutMs'>>;
-  /** Our certificate for `tls` listen addresses, and the CAs we trust when we open TLS connections. */
+  /** Our certificate for `tls` and `wss` listen addresses, and the CAs we trust when we open TLS connections. */
   tls?: TlsOptions;
   /** Per-source request rate limit (pike); none when absent. */
   rateLimit?: RateLimitOptions;
@@ -238,6 +238,11 @@ export interface SipStack {
    * dialog exists.
    */
   onUnknownDialog(handler: (req: ServerRequest) => void): void;
+  /**
+   * A flow only the peer can open again closed (a browser's WebSocket, RFC 7118 §5): requests to
+   * bindings made over it cannot be delivered any more.
+   */
+  onFlowClosed(handler: (flow: Endpoint) => void): void;
   /** Hands an in-dialog request to its dialog if that exists now; false when it does not. */
   deliver(req: ServerRequest): boolean;
   /**

@@ -30,7 +30,7 @@ import { applyBody, applyHeaders, asNameAddr, newTag, randomToken, toPairs } fro
  * when the header carries the edge's token: a request sent straight to the replica is not believed.
  */
 function edgeOrigin(req: SipRequest, token: Buffer): Endpoint | undefined {
-  const m = /^(udp|tcp|tls) (\S+) (\d{1,5}) (\S+)$/i.exec(req.get(EDGE_SOURCE_HEADER)?.trim() ?? '');
+  const m = /^(udp|tcp|tls|wss?) (\S+) (\d{1,5}) (\S+)$/i.exec(req.get(EDGE_SOURCE_HEADER)?.trim() ?? '');
   if (!m) return undefined;
   const given = Buffer.from(m[4]!);
   if (given.length !== token.length || !timingSafeEqual(given, token)) return undefined;

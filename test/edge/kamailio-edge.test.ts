@@ -13,6 +13,8 @@ import { newSourceToken } from '../../common/edge/kamailio-config.js';
 import { startKamailioEdge, type EmbeddedEdge } from '../../common/supervisor/kamailio.js';
 import { freePort } from '../../common/supervisor/ports.js';
 import { SipPhone } from '../support/sip-phone.js';
+import { TonePhone } from '../support/tone-phone.js';
+import { WsPhone } from '../support/ws-phone.js';
 import { createTestCa } from '../support/test-ca.js';
 import { createSipStack, type Dialog, type Endpoint, type SipRequest, type SipStack, type Transport, type TransportHandler } from '../../signaling/sip/index.js';
 
@@ -58,7 +60,8 @@ class Replica {
       replica.origins.set(req.message.callId, req.origin);
       replica.requests.set(req.message.callId, req.message);
       if (req.method !== 'INVITE') {
-        req.respond(200);
+        // A registrar's 200 lists the bindings: SIP.js takes a REGISTER answered without them for a failure.
+        req.respond(200, req.method === 'REGISTER' ? { headers: { Contact: req.message.getAll('contact') } } : {});
         return;
       }
       replica.invites.add(req.message.callId);
@@ -366,6 +369,51 @@ describe('the SIP edge over TLS (Debian kamailio-tls-modules)', () => {
       await replica.stack.close(0);
       rmSync(dir, { recursive: true, force: true });
       ca.remove();
+    }
+  });
+});
+
+describe('the SIP edge over WebSocket (Debian kamailio-websocket-modules)', () => {
+  it("registers a browser (SIP.js over ws) through the edge with a Path naming its connection; the replica's request reaches the browser over that connection", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-edge-ws-'));
+    const [wsPort, internal, replicaPort] = [await freePort(), await freePort(), await freePort()];
+    const replica = await Replica.start('signaling-ws', replicaPort, { public: wsPort, internal });
+    const wsEdge = await startKamailioEdge({
+      sourceToken,
+      internal: { host: '127.0.0.1', port: internal },
+      listen: [{ transport: 'ws', host: '127.0.0.1', port: wsPort }],
+      replicas: [{ name: replica.name, host: '127.0.0.1', port: replicaPort }],
+      dataDir: dir,
+      log,
+    });
+    const media = await TonePhone.start({ frequency: null });
+    const browser = await WsPhone.start({ dn: '7001', password: 'unused: the stand-in replica does not challenge', server: `ws://127.0.0.1:${wsPort}`, domain: '127.0.0.1', media });
+    try {
+      expect(await browser.register()).toBe(200);
+      const register = [...replica.requests.values()].find((r) => r.method === 'REGISTER')!;
+      expect(replica.origins.get(register.callId)).toMatchObject({ protocol: 'ws', host: '127.0.0.1' });
+      const paths = register.getAll('path');
+      expect(paths.join(',')).toMatch(/received=sip:127\.0\.0\.1:\d+(;|%3B)transport(=|%3D)ws/i);
+      // What the registrar does with the binding: the contact (a .invalid host) through the Path.
+      const contact = /<([^>]+)>/.exec(register.get('contact')!)![1]!;
+      expect(contact).toMatch(/\.invalid;transport=ws/);
+      const res = await replica.stack.request('MESSAGE', contact, { route: paths, to: `<sip:7001@127.0.0.1>`, body: 'hello browser', contentType: 'text/plain' });
+      expect(res.status).toBe(200);
+      expect(browser.messages).toEqual(['hello browser']);
+      expect(browser.socketsOpened).toBe(1);
+      // The edge's Via names its ws socket, where the browser's connection is.
+      expect(browser.lastRequest?.getHeader('Via')).toMatch(new RegExp(`^SIP/2\\.0/WS +127\\.0\\.0\\.1:${wsPort};`));
+      // The tab closes: the edge cannot reach the browser any more, and says so (no 500).
+      browser.dropConnection();
+      await new Promise((r) => setTimeout(r, 300));
+      const late = await replica.stack.request('MESSAGE', contact, { route: paths, to: `<sip:7001@127.0.0.1>`, body: 'anyone there?', contentType: 'text/plain' });
+      expect(`${late.status} ${late.reason}`).toBe('480 WebSocket connection closed');
+    } finally {
+      await browser.close();
+      await media.close();
+      await wsEdge.process.stop();
+      await replica.stack.close(0);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

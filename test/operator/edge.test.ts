@@ -118,6 +118,31 @@ describe('operator: the SIP edge', () => {
     expect(find<Service>(tls, 'Service', 'site-a-sip').spec?.ports?.map((p) => `${p.protocol}/${p.port}`)).toEqual(['UDP/5060', 'TCP/5060', 'TCP/5061']);
   });
 
+  it('serves SIP over WebSocket at the edge (websocket module, upgrade on the ws ports only), ws and wss on Service ports of their own', () => {
+    const listen = [
+      { transport: 'udp', host: '0.0.0.0', port: 5060 },
+      { transport: 'tcp', host: '0.0.0.0', port: 5060 },
+      { transport: 'ws', host: '0.0.0.0', port: 8080 },
+    ];
+    const ws = planCluster(testCluster('site-a', 'telephony', { sip: { replicas: 2, listen } }), [], settings).objects;
+    const files = find<ConfigMap>(ws, 'ConfigMap', 'site-a-sip-edge').data!;
+    const cfg = files['kamailio.cfg']!;
+    expect(cfg).toContain('loadmodule "websocket.so"');
+    expect(cfg).toContain('listen=tcp:eth0:8080 name "public-ws"');
+    expect(cfg).toContain('if ($Rp == 8080) {');
+    expect(cfg).toContain('ws_handle_handshake()');
+    expect(kamailioAccepts(cfg, files['dispatcher.list']!)).toContain('name public-ws');
+    expect(find<Service>(ws, 'Service', 'site-a-sip').spec?.ports?.map((p) => `${p.name} ${p.protocol}/${p.port}`)).toEqual(['sip-udp UDP/5060', 'sip-tcp TCP/5060', 'sip-ws TCP/8080']);
+    expect(find<Deployment>(ws, 'Deployment', 'site-a-sip-edge').spec!.template.spec!.containers[0]!.ports?.map((p) => p.name)).toContain('sip-ws');
+
+    const wss = planCluster(testCluster('site-a', 'telephony', { sip: { replicas: 2, listen: [...listen.slice(0, 2), { transport: 'wss', host: '0.0.0.0', port: 8443 }], tls: { secret: 'sip-cert' } } }), [], settings).objects;
+    const wssFiles = find<ConfigMap>(wss, 'ConfigMap', 'site-a-sip-edge').data!;
+    expect(wssFiles['kamailio.cfg']).toContain('listen=tls:eth0:8443 name "public-wss"');
+    expect(wssFiles['kamailio.cfg']).toContain('loadmodule "tls.so"');
+    expect(wssFiles['tls.cfg']).toContain('certificate = /etc/huddle/sip-tls/tls.crt');
+    expect(find<Service>(wss, 'Service', 'site-a-sip').spec?.ports?.map((p) => `${p.protocol}/${p.port}`)).toEqual(['UDP/5060', 'TCP/5060', 'TCP/8443', 'TCP/5061']);
+  });
+
   it('renders no edge for one replica: signaling stays a Deployment facing phones itself', () => {
     const single = planCluster(testCluster('site-a', 'telephony'), [], settings).objects;
     expect(single.some((o) => o.metadata?.name?.includes('sip-edge'))).toBe(false);

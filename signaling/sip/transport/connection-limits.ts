@@ -1,7 +1,8 @@
+import type net from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { TransportProtocol } from './transport.js';
 
-/** Caps and deadlines of accepted TCP/TLS connections (issue 15: a stranger must not hold them all). */
+/** Caps and deadlines of accepted TCP/TLS/WebSocket connections (issue 15: a stranger must not hold them all). */
 export interface ConnectionLimits {
   /** Accepted connections open at once, all sources together (default 10,000). */
   max: number;
@@ -39,7 +40,7 @@ export class ConnectionMetrics {
     const transports = this.transports;
     new Gauge({
       name: 'huddle_sip_connections',
-      help: 'Open SIP connections (TCP, TLS) by transport',
+      help: 'Open SIP connections (TCP, TLS, WebSocket) by transport',
       labelNames: ['transport'],
       registers,
       collect() {
@@ -70,5 +71,43 @@ export class ConnectionMetrics {
 
   timedOut(transport: TransportProtocol, phase: TimeoutPhase): void {
     this.timedOutCounter.inc({ transport, phase });
+  }
+}
+
+/**
+ * The caps on accepted sockets, in total and per source address, that every stream transport
+ * (TCP, TLS, WebSocket) applies before it reads a byte.
+ */
+export class AcceptedConnections {
+  private open = 0;
+  private readonly bySource = new Map<string, number>();
+
+  constructor(
+    /** Read when a socket is refused (a subclass's protocol field is set after its base constructor ran). */
+    private readonly transport: { readonly protocol: TransportProtocol },
+    private readonly limits: ConnectionLimits,
+    private readonly metrics: ConnectionMetrics | undefined,
+  ) {}
+
+  /** Counts `raw` until it closes; false (and the socket reset) when a cap is reached. */
+  admit(raw: net.Socket): boolean {
+    const source = raw.remoteAddress ?? '';
+    const fromSource = this.bySource.get(source) ?? 0;
+    const refusal = this.open >= this.limits.max ? 'max' : fromSource >= this.limits.maxPerSource ? 'max-per-source' : undefined;
+    if (refusal) {
+      this.metrics?.refused(this.transport.protocol, refusal);
+      // A reset, not a FIN: the refused socket leaves no TIME_WAIT behind on our side.
+      raw.resetAndDestroy();
+      return false;
+    }
+    this.open++;
+    this.bySource.set(source, fromSource + 1);
+    raw.once('close', () => {
+      this.open--;
+      const left = (this.bySource.get(source) ?? 1) - 1;
+      if (left > 0) this.bySource.set(source, left);
+      else this.bySource.delete(source);
+    });
+    return true;
   }
 }

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { StreamFramer, type ParseLimits, DEFAULT_LIMITS } from '../parser.js';
 import { socketHost } from '../uri.js';
-import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionMetrics, type TimeoutPhase } from './connection-limits.js';
+import { AcceptedConnections, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionMetrics, type TimeoutPhase } from './connection-limits.js';
 import { endpointKey, type Endpoint, type Transport, type TransportHandler } from './transport.js';
 
 export interface StreamTransportOptions {
@@ -39,14 +39,14 @@ export abstract class StreamTransport implements Transport {
   private readonly server: net.Server;
   private handler?: TransportHandler;
   private readonly connections = new Map<string, Connection>();
-  /** Accepted sockets still open, in total and by source address (TLS handshakes included). */
-  private accepted = 0;
-  private readonly acceptedBySource = new Map<string, number>();
+  /** Accepted sockets still open (TLS handshakes included), capped. */
+  private readonly accepted: AcceptedConnections;
   private boundPort = 0;
   private readonly connectionLimits: ConnectionLimits;
 
   constructor(private readonly opts: StreamTransportOptions) {
     this.connectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connectionLimits };
+    this.accepted = new AcceptedConnections(this, this.connectionLimits, opts.metrics);
     this.server = net.createServer((socket) => this.accept(socket));
     opts.metrics?.track(this);
   }
@@ -84,23 +84,8 @@ export abstract class StreamTransport implements Transport {
   }
 
   private accept(raw: net.Socket): void {
+    if (!this.accepted.admit(raw)) return;
     const source = raw.remoteAddress ?? '';
-    const fromSource = this.acceptedBySource.get(source) ?? 0;
-    const refusal = this.accepted >= this.connectionLimits.max ? 'max' : fromSource >= this.connectionLimits.maxPerSource ? 'max-per-source' : undefined;
-    if (refusal) {
-      this.opts.metrics?.refused(this.protocol, refusal);
-      // A reset, not a FIN: the refused socket leaves no TIME_WAIT behind on our side.
-      raw.resetAndDestroy();
-      return;
-    }
-    this.accepted++;
-    this.acceptedBySource.set(source, fromSource + 1);
-    raw.once('close', () => {
-      this.accepted--;
-      const left = (this.acceptedBySource.get(source) ?? 1) - 1;
-      if (left > 0) this.acceptedBySource.set(source, left);
-      else this.acceptedBySource.delete(source);
-    });
     const { socket, secured } = this.inbound(raw);
     const conn = this.adopt(socket, raw, endpointKey({ host: source, port: raw.remotePort ?? 0 }), secured);
     if (!secured) socket.once('secure', () => (conn.secured = true));
