@@ -104,6 +104,7 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
       // instance at once (or release their calls when none can take them). Audio flows through ours
       // until rtpengine points each leg at the adopter.
       await api.drain();
+      if (!(await controller.stored(StoreSettleMs))) log.warn('bridge writes still waiting for JetStream; an adopter may read a bridge as it was before them');
       announce(true);
       const { adopted, destroyed } = await controller.handOver(anotherAlive() ? (options.handOverTimeoutMs ?? 3000) : 0);
       othersSub.unsubscribe();
@@ -114,6 +115,8 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
   };
 }
 
+/** How long a stopping instance waits for its bridges' last writes before it says it is gone. */
+const StoreSettleMs = 1500;
 /** How long a stopping instance lets the calls being set up on its bridges finish, at most. */
 const SetUpWaitMs = 3000;
 /** A bridge without a command for this long is no longer being set up. */

@@ -74,7 +74,7 @@ export interface BridgeStore {
 }
 
 /** How long a command waits for its bridge's write to the store (see persistInOrder). */
-const StoreWaitMs = 500;
+const StoreWaitMs = 1000;
 
 /** Commands after which the bridge's stored record must change. */
 const Persisted: ReadonlySet<MediaCommand['op']> = new Set(['leg.offer', 'leg.answer', 'leg.reoffer', 'leg.move', 'leg.remove']);
@@ -820,6 +820,15 @@ export class MediaController {
    * command within `quietMs` (a call being set up gets its next leg within that). Only bridges of
    * set-up calls are worth handing over: a leg not yet answered cannot be adopted.
    */
+  /**
+   * Resolves true once every bridge's writes to the store landed (or false after `timeoutMs`): an
+   * instance that stops says `gone` only then, so the adopter reads each bridge as it last was.
+   */
+  async stored(timeoutMs: number): Promise<boolean> {
+    const done = await Promise.all([...this.bridges.values()].map((bridge) => bridge.writes.settled(timeoutMs)));
+    return done.every(Boolean);
+  }
+
   settled(quietMs: number): boolean {
     const since = Date.now() - quietMs;
     for (const bridge of this.bridges.values()) {

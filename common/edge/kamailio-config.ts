@@ -284,20 +284,31 @@ ${publicSockets}
 # From the internal socket: the replica's Record-Route entry (the edge puts one per socket) names
 # it, so the replica's own requests in the dialog arrive there too.
 route[RELAY_TO_REPLICA] {
+  $avp(tried) = $du;
   $fsn = "replicas";
   route(RELAY);
 }
 
-# The chosen replica timed out or is stopping: the request goes to the survivor the hash over the
-# replica its Record-Route names picks, the one its later in-dialog requests find too.
+# The chosen replica timed out or refused the request (503: overloaded or stopping): it goes to
+# the survivor the hash over the replica its Record-Route names picks, the one its later in-dialog
+# requests find too. Only a timeout marks the replica dead until a probe finds it again: a 503 is
+# that request's refusal (admission control), and marking on it would leave a loaded site's last
+# replica out of the set, its in-dialog requests answered "No signaling replica available".
 failure_route[REPLICA_FAILED] {
   if (t_is_canceled()) exit;
   if (!t_check_status("408|503") && !t_branch_timeout()) exit;
-  ds_mark_dst("ip");
+  if (t_branch_timeout() || t_check_status("408")) {
+    ds_mark_dst("ip");
+  } else {
+    # Refused: one other replica is asked (flag 1), then the refusal goes back to the caller.
+    if (isflagset(1)) exit;
+    setflag(1);
+  }
   if (!ds_select_dst("${EDGE_REPLICA_SET}", "7")) exit;
+  if ($du == $avp(tried) && !ds_next_dst()) exit;
+  if ($du == $avp(tried)) exit;
   t_on_failure("REPLICA_FAILED");
-  $fsn = "replicas";
-  t_relay();
+  route(RELAY_TO_REPLICA);
 }
 
 # The replica an in-dialog request's Record-Route names timed out before the probes marked it

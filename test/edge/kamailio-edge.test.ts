@@ -25,6 +25,8 @@ const timers = { t1Ms: 100, t2Ms: 400, t4Ms: 500 };
 /** A signaling replica stand-in: answers what the edge sends it and notes every request it receives. */
 class Replica {
   stopping = false;
+  /** Refuses new calls 503 as admission control does, while answering the probe 200. */
+  overloaded = false;
   readonly invites = new Set<string>();
   /** Where each INVITE came from before the edge, by Call-ID. */
   readonly origins = new Map<string, Endpoint>();
@@ -55,6 +57,10 @@ class Replica {
     stack.onRequest((req) => {
       if (replica.stopping && (req.method === 'OPTIONS' || req.method === 'INVITE')) {
         req.respond(503, { headers: { 'Retry-After': '1' } });
+        return;
+      }
+      if (replica.overloaded && req.method === 'INVITE') {
+        req.respond(503, { reason: 'Overloaded', headers: { 'Retry-After': '2' } });
         return;
       }
       replica.origins.set(req.message.callId, req.origin);
@@ -240,6 +246,23 @@ describe('the SIP edge (kamailio)', () => {
       expect((await result.dialog.request('INFO')).status).toBe(200);
       expect((await phoneDialog.bye()).status).toBe(200);
       await until(() => replica.saw('BYE', result.dialog.callId), "the phone's BYE at the replica that called");
+    }
+  });
+
+  it('an INVITE an overloaded replica refuses 503 is taken by the other, and the refusing replica stays in the set: its dialogs\' requests still reach it', async () => {
+    let ongoing = await call();
+    for (let i = 0; i < 16 && ongoing.replica !== replicas[0]; i++) ongoing = await call();
+    const [loaded, other] = [ongoing.replica, replicas[1]];
+    expect(loaded).toBe(replicas[0]);
+    loaded.overloaded = true;
+    try {
+      for (let i = 0; i < 6; i++) expect((await call()).replica).toBe(other);
+      // Marked dead on a 503, it would lose this INFO to the hash survivor.
+      expect((await ongoing.dialog.request('INFO')).status).toBe(200);
+      expect(loaded.saw('INFO', ongoing.dialog.callId)).toBe(true);
+      expect(other.saw('INFO', ongoing.dialog.callId)).toBe(false);
+    } finally {
+      loaded.overloaded = false;
     }
   });
 

@@ -87,7 +87,7 @@ export async function startSipp(o: SippOptions): Promise<SippProcess> {
         running.delete(proc);
         const errors = readIfPresent(path.join(dir, 'errors.log'));
         rmSync(dir, { recursive: true, force: true });
-        resolve({ code, output: output + (errors ? `\n--- sipp errors ---\n${errors.slice(-5000)}` : '') });
+        resolve({ code, output: output + (errors ? `\n--- sipp errors (${errorKinds(errors)}) ---\n${errors.slice(-5000)}` : '') });
       });
     }),
     kill: () => child.kill('SIGKILL'),
@@ -135,4 +135,14 @@ export function callCounts(output: string): { successful: number; failed: number
   const s = /Successful call\s*\|\s*\d+\s*\|\s*(\d+)/.exec(output);
   const f = /Failed call\s*\|\s*\d+\s*\|\s*(\d+)/.exec(output);
   return { successful: Number(s?.[1] ?? -1), failed: Number(f?.[1] ?? -1) };
+}
+
+/** What sipp's error log holds, counted by the first line of each message it did not expect (all of them, where the log shown is only its tail). */
+function errorKinds(errors: string): string {
+  const counts = new Map<string, number>();
+  for (const m of errors.matchAll(/(?:received '|call:\n)((?:SIP\/2\.0 \d{3}[^\r\n']*)|(?:[A-Z]+) )/g)) {
+    const kind = m[1]!.trim();
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return [...counts].map(([kind, n]) => `${n} x ${kind}`).join(', ') || 'none recognised';
 }
