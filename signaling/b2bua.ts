@@ -5,7 +5,7 @@
  * SDP is exchanged with media-controller (one rtpengine leg per party).
  */
 import { randomBytes } from 'node:crypto';
-import { context, propagation, SpanKind, trace, type Attributes } from '@opentelemetry/api';
+import { context, propagation, SpanKind, trace, type Attributes, type Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { parse as parseSdp } from 'sdp-transform';
 import type { IncomingFrom, ModelInput, ModelOutput, SipConnect } from './model/index.js';
@@ -71,16 +71,18 @@ function traceHeaders(): Record<string, string> {
 }
 
 /**
- * Runs `queue` (which queues the model's work for a request from another of our sites) in a span
- * continuing the trace that site's request carries, so one request's trace spans both sites.
+ * Runs `queue` (which queues the model's work for a SIP request) in the request's server span: the
+ * model step and the SIP and media actions it causes are its children, so a phone's INVITE is one
+ * trace, found by its Call-ID. A request from another of our sites continues the trace it carries,
+ * so one request's trace spans both sites.
  */
-function continueSiteTrace(msg: SipRequest, attributes: Attributes, queue: (end: () => void) => void): void {
+function inSipSpan(msg: SipRequest, attributes: Attributes, queue: (end: () => void) => void, spanContext: (ctx: Context) => Context = (ctx) => ctx): void {
   const carrier: Record<string, string> = {};
   for (const key of propagation.fields()) {
     const value = msg.get(key);
     if (value) carrier[key] = value;
   }
-  const parent = propagation.extract(context.active(), carrier);
+  const parent = spanContext(propagation.extract(context.active(), carrier));
   const span = tracer.startSpan(`sip ${msg.method}`, { kind: SpanKind.SERVER, attributes: { 'sip.call_id': msg.callId, ...attributes } }, parent);
   context.with(trace.setSpan(parent, span), () => queue(() => span.end()));
 }
@@ -126,6 +128,8 @@ export interface B2buaOptions {
   /** Admission control: new INVITEs refused while overloaded, and the bound on a set-up that never rings. */
   admission?: Pick<AdmissionGate, 'check' | 'retryAfterSeconds' | 'setUpTimeoutMs' | 'setUpTimedOut'>;
   location: () => string;
+  /** The context a SIP request's span starts in gets the component's mark (tracing's componentContext), so it is signaling's. */
+  spanContext?: (ctx: Context) => Context;
   log: Logger;
 }
 
@@ -327,13 +331,12 @@ export class B2bua {
       timer.unref();
     }
     // An INVITE answered meanwhile (its set-up timed out) never reaches the model.
-    const queue = (end?: () => void) =>
+    const queue = (end: () => void) =>
       this.o.facts.serially(() => {
-        end?.();
+        end();
         return this.pendingIncoming.has(sipRef) ? { kind: 'sip.incoming', sipRef, from, to: dialled, callId: msg.callId } : undefined;
       });
-    if ('trunk' in from && from.originConnId !== undefined) continueSiteTrace(msg, { 'tlib.origin_conn_id': from.originConnId }, queue);
-    else queue();
+    inSipSpan(msg, 'trunk' in from && from.originConnId !== undefined ? { 'tlib.origin_conn_id': from.originConnId } : {}, queue, this.o.spanContext);
   }
 
   /**
@@ -511,7 +514,16 @@ export class B2bua {
     });
     dialog.onRequest((req) => {
       if (req.method === 'INVITE' || req.method === 'UPDATE') {
-        this.o.facts.serially(() => this.reoffer(leg, req));
+        inSipSpan(
+          req.message,
+          { 'huddle.leg_id': leg.legId },
+          (end) =>
+            this.o.facts.serially(() => {
+              end();
+              return this.reoffer(leg, req);
+            }),
+          this.o.spanContext,
+        );
         return;
       }
       if (req.method === 'INFO' && this.interTrunk(leg) && (req.message.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() === PartiesContentType) {
@@ -536,11 +548,15 @@ export class B2bua {
       return;
     }
     req.respond(200);
-    continueSiteTrace(req.message, { 'tlib.origin_conn_id': report.originConnId }, (end) =>
-      this.o.facts.serially(() => {
-        end();
-        return leg.released ? undefined : { kind: 'sip.remoteParties', legId: leg.legId, report };
-      }),
+    inSipSpan(
+      req.message,
+      { 'tlib.origin_conn_id': report.originConnId },
+      (end) =>
+        this.o.facts.serially(() => {
+          end();
+          return leg.released ? undefined : { kind: 'sip.remoteParties', legId: leg.legId, report };
+        }),
+      this.o.spanContext,
     );
   }
 

@@ -30,7 +30,7 @@ import { createSipStack, type DigestSecret, type Endpoint, type ServerRequest, t
 import { TlibRouter } from './tlib-forward.js';
 import { TlibService } from './tlib-service.js';
 import { within } from '../common/process/lifecycle.js';
-import { traceAs } from '../common/process/tracing.js';
+import { componentContext, traceAs } from '../common/process/tracing.js';
 import { CallLog } from './call-log.js';
 import { CdrPublisher } from './cdr-publisher.js';
 
@@ -104,6 +104,7 @@ export const startSignaling: ComponentFactory = async (ctx) => {
   });
   const b2bua = new B2bua({
     stack,
+    spanContext: (c) => componentContext(ctx.nc, c),
     media,
     registrar,
     directory,

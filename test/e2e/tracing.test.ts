@@ -158,3 +158,26 @@ it('rtpengine ng commands are CLIENT spans under the media command that sent the
   expect(service(sip[0]!)).toBe('obs-test-signaling');
   expect(ancestry(sip[0]!)[1]?.name).toBe('tlib SingleStepConference');
 });
+
+it("a phone's INVITE is one trace: its SIP server span, and under it the call to the dialled phone and the media commands", async () => {
+  // 7001's phone dialled 7002 in beforeAll.
+  const isInvite = (s: ReceivedSpan) => s.name === 'sip INVITE' && s.kind === SERVER && service(s) === 'obs-test-signaling';
+  const complete = (root: ReceivedSpan) => received.some((s) => s.traceId === root.traceId && s.name === 'sip.connect') && received.some((s) => s.traceId === root.traceId && s.name.startsWith('media '));
+  const deadline = Date.now() + 10_000;
+  let root = received.find((s) => isInvite(s) && complete(s));
+  while (!root && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    root = received.find((s) => isInvite(s) && complete(s));
+  }
+  const invites = received.filter((s) => s.name === 'sip INVITE').map((s) => `${service(s)}: ${received.filter((c) => c.traceId === s.traceId).map((c) => c.name).join(',')}`);
+  expect(root, `no INVITE trace of signaling's; INVITE spans: ${invites.join(' | ')}`).toBeDefined();
+  expect(attributesOf(root!.attributes)['sip.call_id']).toBeTruthy();
+  const spans = received.filter((s) => s.traceId === root!.traceId);
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  for (const span of spans) {
+    let at = span;
+    for (let hops = 0; at.parentSpanId && byId.has(at.parentSpanId) && hops < 50; hops++) at = byId.get(at.parentSpanId)!;
+    expect(at.spanId, `${span.name} is not under the INVITE`).toBe(root!.spanId);
+  }
+  expect(new Set(spans.map(service))).toEqual(new Set(['obs-test-signaling', 'obs-test-media-controller']));
+});
