@@ -1,4 +1,5 @@
 /** The model's internal state: calls, their parties, and the media legs the parties use. */
+import type { CdrParty } from '../../common/nats/cdr-contract.js';
 import type { TlibOrigin } from '../../common/nats/tlib-contract.js';
 import type { CallType, DNRole } from '../../common/tlib/enums.js';
 import type { PartyState, ReportedParty } from './types.js';
@@ -94,17 +95,9 @@ export interface Call {
   history?: CallHistory;
 }
 
-/** A party's stay in a call, by its leg (times in the model's clock). */
-export interface MemberHistory {
+/** A party's stay in a call, by its leg (times in the model's clock): its CDR entry while the call lasts. */
+export interface MemberHistory extends Omit<CdrParty, 'left'> {
   legId: string;
-  alias: string;
-  dn?: string;
-  trunk?: string;
-  location: string;
-  role: DNRole;
-  callId?: string;
-  joined: number;
-  connected?: number;
   left?: number;
 }
 

@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import { socketHost } from '../uri.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { TransportProtocol } from './transport.js';
 
@@ -110,4 +111,15 @@ export class AcceptedConnections {
     });
     return true;
   }
+}
+
+/** Listens on host:port with a deep accept backlog (bursts of phones reconnecting); resolves with the port bound. */
+export function listenStream(server: net.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host: socketHost(host), backlog: 4096 }, () => {
+      server.off('error', reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
 }

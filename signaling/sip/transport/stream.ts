@@ -6,8 +6,7 @@
  */
 import net from 'node:net';
 import { StreamFramer, type ParseLimits, DEFAULT_LIMITS } from '../parser.js';
-import { socketHost } from '../uri.js';
-import { AcceptedConnections, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionMetrics, type TimeoutPhase } from './connection-limits.js';
+import { AcceptedConnections, DEFAULT_CONNECTION_LIMITS, listenStream, type ConnectionLimits, type ConnectionMetrics, type TimeoutPhase } from './connection-limits.js';
 import { endpointKey, type Endpoint, type Transport, type TransportHandler } from './transport.js';
 
 export interface StreamTransportOptions {
@@ -72,15 +71,8 @@ export abstract class StreamTransport implements Transport {
     this.handler = handler;
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ port: this.opts.port, host: socketHost(this.opts.host), backlog: 4096 }, () => {
-        this.server.off('error', reject);
-        this.boundPort = (this.server.address() as net.AddressInfo).port;
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    this.boundPort = await listenStream(this.server, this.opts.host, this.opts.port);
   }
 
   private accept(raw: net.Socket): void {

@@ -12,8 +12,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket } from 'ws';
 import { CertificateFiles } from '../../../common/tls/certificate-files.js';
 import { DEFAULT_LIMITS } from '../parser.js';
-import { socketHost } from '../uri.js';
-import { AcceptedConnections, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type TimeoutPhase } from './connection-limits.js';
+import { AcceptedConnections, DEFAULT_CONNECTION_LIMITS, listenStream, type ConnectionLimits, type TimeoutPhase } from './connection-limits.js';
 import type { StreamTransportOptions } from './stream.js';
 import { endpointKey, type Endpoint, type Transport, type TransportHandler } from './transport.js';
 
@@ -103,15 +102,8 @@ export class WsTransport implements Transport {
     this.handler = handler;
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ port: this.opts.port, host: socketHost(this.opts.host), backlog: 4096 }, () => {
-        this.server.off('error', reject);
-        this.boundPort = (this.server.address() as net.AddressInfo).port;
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    this.boundPort = await listenStream(this.server, this.opts.host, this.opts.port);
   }
 
   private accept(raw: net.Socket): void {
