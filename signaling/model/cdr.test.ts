@@ -139,11 +139,7 @@ describe('call detail records', () => {
 
   it('a consultation merged into its main call ends as Conferenced, naming the main call', () => {
     const h = new Harness();
-    h.register('7001');
-    const main = h.phoneCall('7001', '7002');
-    h.req('InitiateConference', { ThisDN: '7001', ConnID: main, OtherDN: '7003' });
-    const consult = h.lastConnId();
-    h.answered('leg-3');
+    const { main, consult } = h.answeredConsultation();
     const done = at(h, 1000, () => h.req('CompleteConference', { ThisDN: '7001', ConnID: consult }));
     expect(cdrs(done.out)).toMatchObject([{ connId: consult, consultOf: main, release: { cause: 'Conferenced', by: '7001', nextConnId: main }, end: done.time }]);
     const end = at(h, 1000, () => h.bye('leg-2'));

@@ -62,11 +62,7 @@ describe('consultation and conference (InitiateConference + CompleteConference)'
 
   it('the consultation ends before completion: the consulting phone goes back to its held call', () => {
     const h = new Harness();
-    h.register('7001');
-    const main = h.phoneCall('7001', '7002');
-    h.req('InitiateConference', { ThisDN: '7001', ConnID: main, OtherDN: '7003' });
-    const consult = h.lastConnId();
-    h.answered('leg-3');
+    const { main, consult } = h.answeredConsultation();
     // While consulting, the held call cannot be retrieved nor the consultation completed twice.
     expect(summary(h.req('RetrieveCall', { ThisDN: '7001', ConnID: main }))).toEqual(['reply EventError 565']);
     expect(summary(h.bye('leg-3'))).toEqual([
@@ -100,14 +96,10 @@ describe('consultation and conference (InitiateConference + CompleteConference)'
 
   it('the held party hangs up during the consultation: the consultation goes on as a plain call', () => {
     const h = new Harness();
-    h.register('7001');
-    const main = h.phoneCall('7001', '7002');
-    h.req('InitiateConference', { ThisDN: '7001', ConnID: main, OtherDN: '7003' });
-    const consult = h.lastConnId();
-    h.answered('leg-3');
-    expect(summary(h.bye('leg-2'))).toEqual(['media leg.remove leg-2', 'media bridge.destroy br-1', 'ev 7002 EventReleased other=7001', 'ev 7001 EventReleased other=7002', 'cdr 0000000000000001 Ok']);
+    const { main, consult } = h.answeredConsultation();
+    expect(summary(h.bye('leg-2'))).toEqual(['media leg.remove leg-2', 'media bridge.destroy br-1', 'ev 7002 EventReleased other=7001', 'ev 7001 EventReleased other=7002', `cdr ${main} Ok`]);
     expect(h.call(consult).consultOf).toBeUndefined();
-    expect(summary(h.bye('leg-1'))).toEqual(['sip.release leg-3', 'media leg.remove leg-1', 'media leg.remove leg-3', 'media bridge.destroy br-2', 'ev 7001 EventReleased other=7003', 'ev 7003 EventReleased other=7001', 'cdr 0000000000000002 Ok']);
+    expect(summary(h.bye('leg-1'))).toEqual(['sip.release leg-3', 'media leg.remove leg-1', 'media leg.remove leg-3', 'media bridge.destroy br-2', 'ev 7001 EventReleased other=7003', 'ev 7003 EventReleased other=7001', `cdr ${consult} Ok`]);
   });
 
   it('the consulting phone hangs up: it leaves both calls, its leg is removed once', () => {

@@ -128,6 +128,16 @@ export class Harness {
     return connId;
   }
 
+  /** 7001's phone calls 7002; 7001's desktop (registered here) consults 7003, who answers (its leg is leg-3). */
+  answeredConsultation(): { main: string; consult: string } {
+    this.register('7001');
+    const main = this.phoneCall('7001', '7002');
+    this.req('InitiateConference', { ThisDN: '7001', ConnID: main, OtherDN: '7003' });
+    const consult = this.lastConnId();
+    this.answered('leg-3');
+    return { main, consult };
+  }
+
   /** A three-party conference: a's phone calls b, then a's desktop (registered here) adds c single-step. */
   conference3(a = '7001', b = '7002', c = '7003'): string {
     const connId = this.phoneCall(a, b);
