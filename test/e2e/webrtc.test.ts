@@ -5,6 +5,7 @@
  * browser's DTLS-SRTP and gives the bridge plain RTP/G.711. What the browser plays out is analysed
  * in the page, what the tone phones hear by the tone phones: every claim is heard.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../common/supervisor/ports.js';
 import { ChromiumPhone } from '../support/chromium-phone.js';
@@ -44,6 +45,28 @@ async function phone(dn: string, tone: number, desktop = false) {
   return agent;
 }
 
+/** rtpengine's CPU time (user + system, ms) over `ms`: a rough cost of the legs it carries then. */
+async function rtpengineCpuMs(ms = 5000): Promise<number> {
+  const cpu = () => {
+    const fields = readFileSync(`/proc/${site.rtpenginePid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  };
+  const before = cpu();
+  await new Promise((r) => setTimeout(r, ms));
+  return cpu() - before;
+}
+
+/** Waits for the browser's peer connection to be up: ICE connected and the DTLS-SRTP handshake done. */
+async function connected(media: ChromiumPhone, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 10_000; i++) {
+    const state = await media.connection();
+    if (state.peer === 'connected') return;
+    if (Date.now() > deadline) throw new Error(`the browser did not connect (ICE, DTLS-SRTP) within ${timeoutMs} ms: ${JSON.stringify(state)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** Steady over the page's window: at least 30 packets a second (of 50) and what `want` says. */
 const browserHears = (want: (h: Heard) => boolean) => steady(want);
 
@@ -54,11 +77,12 @@ describe('WebRTC media: a browser through rtpengine', () => {
     const started = Date.now();
     expect(await b.phone.call('7002')).toBe(200);
     const answeredMs = Date.now() - started;
-    await until(async () => (await b.media.connection()).peer === 'connected', 'the browser to connect (ICE and DTLS)');
+    await connected(b.media);
     const connectedMs = Date.now() - started;
     await b.media.waitFor(browserHears(exactly([callee.tone])));
     const heardMs = Date.now() - started;
     await callee.hears(steady(exactly([b.tone])));
+    console.info(`rtpengine CPU, browser leg + tone-phone leg through the mixer: ${await rtpengineCpuMs()} ms per 5 s`);
     console.info(`browser call set-up: 200 OK after ${answeredMs} ms, DTLS-SRTP connected after ${connectedMs} ms, far tone steady in the page after ${heardMs} ms`);
     await b.phone.hangup();
   }, 60_000);
@@ -77,7 +101,7 @@ describe('WebRTC media: a browser through rtpengine', () => {
     expect(offer).toMatch(/^a=rtcp-mux/m);
     expect(offer).toMatch(/^a=mid:/m);
     expect(offer).not.toMatch(/^a=crypto:/m);
-    await until(async () => (await b.media.connection()).peer === 'connected', 'the browser to connect (ICE and DTLS)');
+    await connected(b.media);
     const connectedMs = Date.now() - started;
     await b.media.waitFor(browserHears(exactly([caller.tone])));
     await caller.hears(steady(exactly([b.tone])));
@@ -99,6 +123,7 @@ describe('WebRTC media: a browser through rtpengine', () => {
     await b.media.waitFor(browserHears(exactly([a.tone, c.tone])));
     await a.hears(steady(exactly([b.tone, c.tone])));
     await c.hears(steady(exactly([a.tone, b.tone])));
+    console.info(`rtpengine CPU, browser leg + two tone-phone legs through the mixer: ${await rtpengineCpuMs()} ms per 5 s`);
 
     await a.desktop!.client.listenDisconnect({ thisDN: a.dn, connID, otherDN: b.dn });
     // The music's notes change: a window may hold one only, never a party tone.

@@ -26,7 +26,7 @@ let analyser;
 const packets = [];
 const ready = (async () => {
   const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
-  pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+  pc = new RTCPeerConnection({ bundlePolicy: 'balanced', rtcpMuxPolicy: 'require' });
   for (const track of mic.getTracks()) pc.addTrack(track, mic);
   pc.ontrack = (e) => listen(e.streams[0] || new MediaStream([e.track]));
   setInterval(async () => {
