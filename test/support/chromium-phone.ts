@@ -25,7 +25,9 @@ let pc;
 let analyser;
 const packets = [];
 const ready = (async () => {
-  const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+  // Noise suppression learns a steady tone as noise and fades it out within seconds: off, as are the
+  // echo canceller and gain control, so the far end hears the tone the file holds.
+  const mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
   pc = new RTCPeerConnection({ bundlePolicy: 'balanced', rtcpMuxPolicy: 'require' });
   for (const track of mic.getTracks()) pc.addTrack(track, mic);
   pc.ontrack = (e) => listen(e.streams[0] || new MediaStream([e.track]));
