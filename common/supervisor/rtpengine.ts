@@ -48,7 +48,7 @@ async function startOn(opts: RtpengineOptions, host: string, ngPort: number, cli
       `--port-min=${opts.portMin}`,
       `--port-max=${opts.portMax}`,
       '--log-stderr',
-      '--log-level=7',
+      '--log-level=5',
       '--delete-delay=0',
       ...(opts.threads ? [`--num-threads=${opts.threads}`] : []),
     ],
