@@ -131,18 +131,15 @@ const TOWARDS_BRIDGE = {
   'transport-protocol': 'RTP/AVP',
 };
 /**
- * From a browser's phone side towards the bridge: ICE, DTLS-SRTP and rtcp-mux end in rtpengine,
- * the bridge gets plain RTP with RTCP on its own port.
- */
-const FROM_WEBRTC = { ...TOWARDS_BRIDGE, DTLS: 'off', SDES: ['off'], 'rtcp-mux': ['demux'] };
-/**
- * Towards a browser (we offer): what Chromium accepts. rtpengine is the DTLS server (passive), so
- * the browser, answering active, starts the handshake as soon as ICE connects.
+ * Towards a browser (we offer; measured with Chromium on rtpengine 10.5): the WebRTC profile and
+ * rtpengine's own ICE candidates, no SDES keys (a=crypto would carry them in the clear), rtcp-mux
+ * even if the offer it answers lacked it, and a=mid. rtpengine offers a=setup:actpass whatever
+ * `DTLS` says, so the browser answers active and starts the handshake. A browser's own offer needs
+ * nothing beyond TOWARDS_BRIDGE: rtpengine answers it in kind (ICE, DTLS-SRTP, rtcp-mux).
  */
 const TOWARDS_WEBRTC = {
   'transport-protocol': 'UDP/TLS/RTP/SAVPF',
   ICE: 'force',
-  DTLS: 'passive',
   SDES: ['off'],
   'rtcp-mux': ['offer', 'require'],
   flags: ['generate mid'],
@@ -604,7 +601,7 @@ export class MediaController {
   private async phoneOffered(leg: Leg, sdp: string, g711: boolean, again: boolean, extra: object = {}): Promise<string> {
     const { pool } = this.opts;
     const tags = { 'call-id': leg.callId, 'from-tag': leg.phoneTag, ...(again ? { 'to-tag': leg.bridgeTag } : {}) };
-    const offer = await pool.offer(leg.ng, { ...tags, sdp, ...(leg.webrtc ? FROM_WEBRTC : TOWARDS_BRIDGE), ...(g711 ? {} : TRANSCODE_TO_G711), ...extra });
+    const offer = await pool.offer(leg.ng, { ...tags, sdp, ...TOWARDS_BRIDGE, ...(g711 ? {} : TRANSCODE_TO_G711), ...extra });
     const remote = parseRemote(requireSdp(offer.sdp, leg.ng));
     const codec = remote.codecs[0]!;
     const answerSdp = bridgeSdp(leg.party.local.host, leg.party.local.port, [codec], leg.sdpVersion++);
