@@ -49,6 +49,8 @@ export interface StoredLeg {
   direct?: boolean;
   codec?: Codec;
   relayed?: boolean;
+  /** A browser's phone side (ICE, DTLS-SRTP); absent in records of older instances: told by phoneSdp. */
+  webrtc?: boolean;
 }
 
 /** Version 2 adds direct legs; a record without a version is 1 (every leg paired with its bridge side). */
@@ -98,6 +100,8 @@ interface Leg {
   relayed: boolean;
   /** The phone side is paired with the other phone's in rtpengine: the party is out of the mixer. */
   direct: boolean;
+  /** The phone is a browser: rtpengine speaks ICE, DTLS-SRTP and rtcp-mux on its phone side. */
+  webrtc: boolean;
   /**
    * Its direct partner's phone side was deleted in rtpengine, and their dialogue with it: rtpengine
    * may hold nothing of this leg any more (the call is ending), so its absence there is no restart.
@@ -125,6 +129,20 @@ const TOWARDS_BRIDGE = {
   replace: ['origin', 'session-connection'],
   ICE: 'remove',
   'transport-protocol': 'RTP/AVP',
+};
+/**
+ * Towards a browser (we offer; measured with Chromium on rtpengine 10.5): the WebRTC profile and
+ * rtpengine's own ICE candidates, no SDES keys (a=crypto would carry them in the clear), rtcp-mux
+ * even if the offer it answers lacked it, and a=mid. rtpengine offers a=setup:actpass whatever
+ * `DTLS` says, so the browser answers active and starts the handshake. A browser's own offer needs
+ * nothing beyond TOWARDS_BRIDGE: rtpengine answers it in kind (ICE, DTLS-SRTP, rtcp-mux).
+ */
+const TOWARDS_WEBRTC = {
+  'transport-protocol': 'UDP/TLS/RTP/SAVPF',
+  ICE: 'force',
+  SDES: ['off'],
+  'rtcp-mux': ['offer', 'require'],
+  flags: ['generate mid'],
 };
 /**
  * Added only for a phone without G.711: transcoding puts every packet of the leg through
@@ -223,7 +241,7 @@ export class MediaController {
       case 'leg.offer':
         return { sdp: await this.legOffer(bridge, cmd.legId, cmd.sdp, cmd.label) };
       case 'leg.create':
-        return { sdp: await this.legCreate(bridge, cmd.legId, cmd.label) };
+        return { sdp: await this.legCreate(bridge, cmd.legId, cmd.label, cmd.phone) };
       case 'leg.answer':
         await this.legAnswer(bridge, this.leg(bridge, cmd.legId), cmd.sdp);
         return {};
@@ -350,8 +368,8 @@ export class MediaController {
     const legs: StoredLeg[] = [];
     for (const leg of bridge.legs.values()) {
       if (leg.failed || leg.phoneSdp === undefined) continue;
-      const { id: legId, label, callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion, direct, codec, relayed } = leg;
-      legs.push({ legId, ...(label !== undefined ? { label } : {}), callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion, direct, ...(codec ? { codec } : {}), relayed });
+      const { id: legId, label, callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion, direct, codec, relayed, webrtc } = leg;
+      legs.push({ legId, ...(label !== undefined ? { label } : {}), callId, phoneTag, bridgeTag, ng, phoneSdp, sdpVersion, direct, ...(codec ? { codec } : {}), relayed, webrtc });
     }
     let revision: number | undefined;
     try {
@@ -430,6 +448,7 @@ export class MediaController {
       ...(s.codec ? { codec: s.codec } : {}),
       relayed: s.relayed ?? checkPhoneSdp(s.phoneSdp).g711,
       direct: s.direct === true,
+      webrtc: s.webrtc ?? checkPhoneSdp(s.phoneSdp).webrtc,
     };
     // A direct leg's audio never stopped (rtpengine relays it alone): only our socket is new, and
     // rtpengine learns it when the leg next goes to the mixer.
@@ -553,6 +572,7 @@ export class MediaController {
       sdpVersion: 1,
       relayed: false,
       direct: false,
+      webrtc: false,
     };
     try {
       const sdp = await setup(leg);
@@ -568,8 +588,9 @@ export class MediaController {
   }
 
   private legOffer(bridge: Bridge, legId: string, sdp: string, label: string | undefined): Promise<string> {
-    const { g711 } = checkPhoneSdp(sdp);
+    const { g711, webrtc } = checkPhoneSdp(sdp);
     return this.newLeg(bridge, legId, label, async (leg) => {
+      leg.webrtc = webrtc;
       const answer = await this.phoneOffered(leg, sdp, g711, false);
       leg.phoneSdp = sdp;
       return answer;
@@ -591,13 +612,16 @@ export class MediaController {
     return requireSdp(answer.sdp, leg.ng);
   }
 
-  private legCreate(bridge: Bridge, legId: string, label: string | undefined): Promise<string> {
+  private legCreate(bridge: Bridge, legId: string, label: string | undefined, phone: 'rtp' | 'webrtc' | undefined): Promise<string> {
     const live = liveLegs(bridge);
-    const peer = live.length === 1 && ready(live[0]!) ? live[0] : undefined;
+    const webrtc = phone === 'webrtc';
+    // A browser is never paired directly (see ready): it is offered from its bridge side.
+    const peer = live.length === 1 && ready(live[0]!) && !webrtc ? live[0] : undefined;
     return this.newLeg(bridge, legId, label, async (leg) => {
+      leg.webrtc = webrtc;
       if (peer && peer.ng === leg.ng && peer.callId === leg.callId) return this.offerFromPeer(bridge, leg, peer);
       const offerSdp = bridgeSdp(leg.party.local.host, leg.party.local.port, BridgeCodecs, leg.sdpVersion++);
-      const offer = await this.opts.pool.offer(leg.ng, { 'call-id': leg.callId, 'from-tag': leg.bridgeTag, sdp: offerSdp, replace: TOWARDS_BRIDGE.replace });
+      const offer = await this.opts.pool.offer(leg.ng, { 'call-id': leg.callId, 'from-tag': leg.bridgeTag, sdp: offerSdp, replace: TOWARDS_BRIDGE.replace, ...(webrtc ? TOWARDS_WEBRTC : {}) });
       leg.awaitingAnswer = true;
       return requireSdp(offer.sdp, leg.ng);
     });
@@ -666,7 +690,8 @@ export class MediaController {
 
   private async legReoffer(leg: Leg, sdp: string): Promise<string> {
     if (leg.failed) throw new MediaFailure('RtpengineUnavailable', `leg ${leg.id} failed: ${leg.failed}`);
-    const { g711 } = checkPhoneSdp(sdp);
+    const { g711, webrtc } = checkPhoneSdp(sdp);
+    leg.webrtc = webrtc;
     const answer = await this.phoneOffered(leg, sdp, g711, true);
     leg.awaitingAnswer = false;
     leg.phoneSdp = sdp;
@@ -890,9 +915,12 @@ function mayHear(listener: Leg, talker: Leg): boolean {
   return listener.party.listen && listener.party.music === 'none' && talker.party.talk;
 }
 
-/** Set up, plain and relayed untranscoded: a leg that can be paired with another phone. */
+/**
+ * Set up, plain and relayed untranscoded: a leg that can be paired with another phone. A browser
+ * cannot (yet): pairing must not disturb its DTLS-SRTP session, which stays with its bridge side.
+ */
 function ready(leg: Leg): boolean {
-  return !leg.awaitingAnswer && leg.phoneSdp !== undefined && leg.relayed && leg.codec !== undefined && plain(leg);
+  return !leg.awaitingAnswer && leg.phoneSdp !== undefined && leg.relayed && leg.codec !== undefined && plain(leg) && !leg.webrtc;
 }
 
 /**

@@ -82,11 +82,19 @@ export function parseRemote(sdp: string): RemoteMedia {
 
 /**
  * Checks a phone's SDP parses and has audio before it goes to rtpengine, and tells whether its
- * audio offers G.711 (then rtpengine only relays; otherwise it must transcode for the bridge).
+ * audio offers G.711 (then rtpengine only relays; otherwise it must transcode for the bridge) and
+ * whether it is a browser's (WebRTC: DTLS-SRTP over ICE, which rtpengine terminates).
  */
-export function checkPhoneSdp(sdp: string): { g711: boolean } {
+export function checkPhoneSdp(sdp: string): { g711: boolean; webrtc: boolean } {
   const session = parseSdp(sdp);
   const audio = session.media?.filter((m) => m.type === 'audio') ?? [];
   if (audio.length === 0) throw new SdpError('BadSdp', 'SDP has no audio stream');
-  return { g711: audio.some((m) => g711Codecs(m).length > 0) };
+  return { g711: audio.some((m) => g711Codecs(m).length > 0), webrtc: audio.some((m) => webrtcMedia(session, m)) };
+}
+
+/** A WebRTC m= line: DTLS-SRTP (UDP/TLS/RTP/SAVPF, or a fingerprint) with ICE credentials. */
+function webrtcMedia(session: SessionDescription, audio: MediaDescription): boolean {
+  const dtls = /UDP\/TLS\/RTP\/SAVPF?/i.test(audio.protocol) || (audio.fingerprint ?? session.fingerprint) !== undefined;
+  const ice = (audio.iceUfrag ?? session.iceUfrag) !== undefined;
+  return dtls && ice;
 }

@@ -17,6 +17,7 @@ import type { ConferenceEventNotifier } from './conference-events.js';
 import type { AuthVerdict, DnAuthenticator } from './dn-auth.js';
 import type { DnDirectory } from './dn-directory.js';
 import type { RegistrarService } from './registrar-service.js';
+import { peerOpenedOnly } from './registrar.js';
 import { decodePartiesReport, encodePartiesReport, PartiesContentType, PartiesInfoPackage } from './parties-report.js';
 
 /**
@@ -114,6 +115,15 @@ function mediaDown(err: Error): boolean {
 
 /** Where an outbound leg goes. */
 type Route = { uri: string; flow?: Endpoint; path?: string[]; interTrunk: boolean };
+
+/**
+ * A contact reached over WebSocket (its flow, or its URI's transport when registered through the
+ * edge) is a browser: media offers it WebRTC (ICE, DTLS-SRTP), as the browser requires.
+ */
+function phoneMedia(route: Route): 'rtp' | 'webrtc' {
+  const ws = route.flow ? peerOpenedOnly(route.flow.protocol) : /;transport=wss?(?=[;>?]|$)/i.test(route.uri);
+  return ws ? 'webrtc' : 'rtp';
+}
 
 export interface B2buaOptions {
   stack: SipStack;
@@ -422,7 +432,7 @@ export class B2bua {
       return { kind: 'sip.failed', legId: out.legId, status: route.status, reason: route.reason };
     }
     if ('trunk' in out.target) leg.trunk = out.target.trunk;
-    const offer = await this.o.media.send({ op: 'leg.create', bridgeId: out.bridgeId, legId: out.legId, label: 'dn' in out.target ? out.target.dn : out.target.number });
+    const offer = await this.o.media.send({ op: 'leg.create', bridgeId: out.bridgeId, legId: out.legId, label: 'dn' in out.target ? out.target.dn : out.target.number, phone: phoneMedia(route) });
     leg.localSdp = offer.sdp;
     if (route.flow) leg.flow = route.flow;
     const headers: Record<string, string> = {};

@@ -21,8 +21,12 @@ export const MediaCommand = Type.Union([
   Type.Object({ op: Type.Literal('bridge.adopt'), bridgeId: Id }),
   /** The phone offered: sdp is its offer, the reply's sdp is the answer to send it. */
   Type.Object({ op: Type.Literal('leg.offer'), bridgeId: Id, legId: Id, sdp: Type.String({ minLength: 1 }), label: Type.Optional(Type.String()) }),
-  /** We offer to the phone: the reply's sdp is the offer; the phone's answer follows with leg.answer. */
-  Type.Object({ op: Type.Literal('leg.create'), bridgeId: Id, legId: Id, label: Type.Optional(Type.String()) }),
+  /**
+   * We offer to the phone: the reply's sdp is the offer; the phone's answer follows with leg.answer.
+   * phone `webrtc` (a browser: its SIP came over WebSocket) is offered ICE, DTLS-SRTP and rtcp-mux;
+   * absent, plain RTP. A phone that offers is known by its SDP instead.
+   */
+  Type.Object({ op: Type.Literal('leg.create'), bridgeId: Id, legId: Id, label: Type.Optional(Type.String()), phone: Type.Optional(StringEnum(['rtp', 'webrtc'] as const)) }),
   Type.Object({ op: Type.Literal('leg.answer'), bridgeId: Id, legId: Id, sdp: Type.String({ minLength: 1 }) }),
   /** A re-offer on an existing leg (re-INVITE with SDP); the reply's sdp answers it. */
   Type.Object({ op: Type.Literal('leg.reoffer'), bridgeId: Id, legId: Id, sdp: Type.String({ minLength: 1 }) }),

@@ -13,7 +13,8 @@ import { rms, toneShare } from './goertzel.js';
 /** The notes of config/music/on_hold.wav. */
 export const MUSIC_NOTES = [523.25, 659.25, 783.99] as const;
 
-const TONE_CANDIDATES: number[] = (() => {
+/** Every party tone (toneFrequency(0..15)). */
+export const TONE_CANDIDATES: readonly number[] = (() => {
   const list: number[] = [];
   for (let f = 350; list.length < 16; f += 150) {
     if (MUSIC_NOTES.every((n) => Math.abs(n - f) > 60)) list.push(f);
@@ -58,6 +59,17 @@ const KEEP_MS = 3000;
 interface Received {
   at: number;
   samples: Int16Array;
+}
+
+/**
+ * What a listener hears from a window of audio: its level (RMS, 16-bit scale) and the share of
+ * its energy at a frequency. One rule for tone phones and browsers (test/support/chromium-phone.ts).
+ */
+export function judgeHeard(level: number, share: (frequency: number) => number, packets: number): Heard {
+  if (level < SILENCE_RMS) return { tones: [], music: false, silence: true, packets };
+  const tones = TONE_CANDIDATES.filter((f) => share(f) > TONE_SHARE);
+  const notes = MUSIC_NOTES.filter((f) => share(f) > MUSIC_SHARE).length;
+  return { tones, music: notes >= 2, silence: false, packets };
 }
 
 export class TonePhone {
@@ -131,11 +143,7 @@ export class TonePhone {
       samples.set(c.samples, o);
       o += c.samples.length;
     }
-    const silence = rms(samples) < SILENCE_RMS;
-    if (silence) return { tones: [], music: false, silence: true, packets: chunks.length };
-    const tones = TONE_CANDIDATES.filter((f) => toneShare(samples, f, SAMPLE_RATE) > TONE_SHARE);
-    const notes = MUSIC_NOTES.filter((f) => toneShare(samples, f, SAMPLE_RATE) > MUSIC_SHARE).length;
-    return { tones, music: notes >= 2, silence, packets: chunks.length };
+    return judgeHeard(rms(samples), (f) => toneShare(samples, f, SAMPLE_RATE), chunks.length);
   }
 
   /** The longest time between two packets received in the last 3 s, in ms: the audio gap of a failover. */

@@ -1,12 +1,18 @@
 /**
  * A browser's SIP stack in Node: SIP.js (the library WebRTC softphones use) over SIP over
- * WebSocket, with the `ws` package as its WebSocket and a tone phone as its media. The tone phone
- * speaks plain RTP/AVP (WebRTC's ICE/DTLS-SRTP is issue 19 point 2): SIP.js hands it every SDP
- * through a SessionDescriptionHandler, so what is offered, answered and heard is real.
+ * WebSocket, with the `ws` package as its WebSocket. Its media is a tone phone (plain RTP/AVP) or
+ * a real browser page (WebRTC, test/support/chromium-phone.ts): SIP.js hands it every SDP through
+ * a SessionDescriptionHandler, so what is offered, answered and heard is real.
  */
 import { Inviter, Registerer, RegistererState, SessionState, UserAgent, type Invitation, type Message, type Session, type SessionDescriptionHandler } from 'sip.js';
 import { WebSocket as NodeWebSocket } from 'ws';
-import type { TonePhone } from './tone-phone.js';
+
+/** What offers and answers SDP for SIP.js: a tone phone, or a browser's RTCPeerConnection. */
+export interface SdpPeer {
+  offer(): string | Promise<string>;
+  answer(remoteOffer: string): string | Promise<string>;
+  accept(remoteAnswer: string): void | Promise<void>;
+}
 
 /** CAs the next WebSocket trusts (a test CA for wss); SIP.js gives the constructor only a URL. */
 let trustedCa: string | undefined;
@@ -21,35 +27,34 @@ class BrowserWebSocket extends NodeWebSocket {
 }
 (globalThis as { WebSocket?: unknown }).WebSocket ??= BrowserWebSocket;
 
-/** SDP from and to the tone phone, in SIP.js's offer/answer calls. */
-class ToneDescriptionHandler implements SessionDescriptionHandler {
+/** SDP from and to the media, in SIP.js's offer/answer calls. */
+class PeerDescriptionHandler implements SessionDescriptionHandler {
   private remoteOffer: string | undefined;
   private offered = false;
 
-  constructor(private readonly media: TonePhone) {}
+  constructor(private readonly media: SdpPeer) {}
 
   close(): void {}
 
-  getDescription(): Promise<{ body: string; contentType: string }> {
+  async getDescription(): Promise<{ body: string; contentType: string }> {
     if (this.remoteOffer !== undefined) {
-      const body = this.media.answer(this.remoteOffer);
+      const offer = this.remoteOffer;
       this.remoteOffer = undefined;
-      return Promise.resolve({ body, contentType: 'application/sdp' });
+      return { body: await this.media.answer(offer), contentType: 'application/sdp' };
     }
     this.offered = true;
-    return Promise.resolve({ body: this.media.offer(), contentType: 'application/sdp' });
+    return { body: await this.media.offer(), contentType: 'application/sdp' };
   }
 
   hasDescription(contentType: string): boolean {
     return contentType === 'application/sdp';
   }
 
-  setDescription(sdp: string): Promise<void> {
+  async setDescription(sdp: string): Promise<void> {
     if (this.offered) {
       this.offered = false;
-      this.media.accept(sdp);
+      await this.media.accept(sdp);
     } else this.remoteOffer = sdp;
-    return Promise.resolve();
   }
 
   sendDtmf(): boolean {
@@ -64,7 +69,7 @@ export interface WsPhoneOptions {
   server: string;
   /** The site's SIP domain (its host). */
   domain: string;
-  media: TonePhone;
+  media: SdpPeer;
   /** PEM CA to trust for wss. */
   ca?: string;
 }
@@ -97,7 +102,7 @@ export class WsPhone {
       transportOptions: { server: opts.server },
       authorizationUsername: opts.dn,
       authorizationPassword: opts.password,
-      sessionDescriptionHandlerFactory: () => new ToneDescriptionHandler(opts.media),
+      sessionDescriptionHandlerFactory: () => new PeerDescriptionHandler(opts.media),
       logLevel: 'warn',
       logBuiltinEnabled: false,
       logConnector: (level, category, _label, content) => {
