@@ -33,6 +33,10 @@ interface Watch {
 
 export class RtpEndpoint {
   packets = 0;
+  sent = 0;
+  /** performance.now() of the first frame sent with the tone set by the last setFrequency. */
+  toneSentAt = NaN;
+  private toneChanged = false;
   private remote: { host: string; port: number } | undefined;
   private seq = randomInt(0, 0xffff);
   private ts = randomInt(0, 0xffffffff);
@@ -46,15 +50,24 @@ export class RtpEndpoint {
   constructor(
     private readonly socket: dgram.Socket,
     readonly port: number,
-    readonly frequency: number,
+    private tone: number,
   ) {
-    if (frequency % 50 !== 0) throw new Error(`tone ${frequency} Hz is not a multiple of 50 Hz: a 20 ms frame would not hold whole periods`);
-    const enc = EncodeTables.PCMU;
-    for (let i = 0; i < FRAME; i++) this.packet[12 + i] = enc[Math.round(4000 * Math.sin((2 * Math.PI * frequency * i) / 8000)) + 32768]!;
+    this.fill(tone);
     this.packet[0] = 0x80;
     this.packet[1] = 0;
     this.packet.writeUInt32BE(this.ssrc, 8);
     socket.on('message', (msg) => this.receive(msg));
+  }
+
+  get frequency(): number {
+    return this.tone;
+  }
+
+  /** Sends `frequency` from the next frame on (its send time becomes toneSentAt). */
+  setFrequency(frequency: number): void {
+    this.fill(frequency);
+    this.tone = frequency;
+    this.toneChanged = true;
   }
 
   get answered(): boolean {
@@ -82,6 +95,11 @@ export class RtpEndpoint {
     this.packet.writeUInt32BE(this.ts, 4);
     this.seq = (this.seq + 1) & 0xffff;
     this.ts = (this.ts + FRAME) >>> 0;
+    this.sent++;
+    if (this.toneChanged) {
+      this.toneChanged = false;
+      this.toneSentAt = performance.now();
+    }
     this.socket.send(this.packet, this.remote.port, this.remote.host);
   }
 
@@ -111,6 +129,12 @@ export class RtpEndpoint {
   close(): void {
     this.watch = undefined;
     this.socket.close();
+  }
+
+  private fill(frequency: number): void {
+    if (frequency % 50 !== 0) throw new Error(`tone ${frequency} Hz is not a multiple of 50 Hz: a 20 ms frame would not hold whole periods`);
+    const enc = EncodeTables.PCMU;
+    for (let i = 0; i < FRAME; i++) this.packet[12 + i] = enc[Math.round(4000 * Math.sin((2 * Math.PI * frequency * i) / 8000)) + 32768]!;
   }
 
   private receive(msg: Buffer): void {
@@ -170,6 +194,8 @@ function pcmuPeer(sdp: string): { host: string; port: number } {
 /** Every phone of a benchmark: users by DN, one SIP stack, one send timer. */
 export class PhoneBank {
   private readonly endpoints = new Map<string, RtpEndpoint>();
+  /** Calls this bank placed, by caller: their dialog and the callee. */
+  private readonly placed = new Map<string, { dialog: Dialog; to: string }>();
   private timer: NodeJS.Timeout | undefined;
   private started = 0;
   private sentTicks = 0;
@@ -216,6 +242,20 @@ export class PhoneBank {
     if (!res.ok) throw new Error(`${from} -> ${to}: ${res.status} ${res.reason}`);
     ep.accept(res.response.body.toString());
     this.track(res.dialog, ep);
+    this.placed.set(from, { dialog: res.dialog, to });
+  }
+
+  /** Ends the call `from` placed and removes both its parties (when the callee is a phone of this bank too). */
+  async hangUp(from: string): Promise<void> {
+    const call = this.placed.get(from);
+    if (!call) throw new Error(`${from} placed no call`);
+    this.placed.delete(from);
+    for (const user of [from, call.to]) {
+      this.endpoints.get(user)?.close();
+      this.endpoints.delete(user);
+    }
+    const res = await call.dialog.bye();
+    if (res.status !== 200) throw new Error(`${from}: BYE answered ${res.status} ${res.reason}`);
   }
 
   /** Packets received so far by every endpoint. */
