@@ -56,12 +56,13 @@ export interface KamailioProxy {
 
 /**
  * Starts `cfgFile` (which reads UAS_URI and RTPENGINE_SOCK, e.g. bench/cps/kamailio.cfg) on a free
- * port, relaying to `uasUri`, with a fresh rtpengine of `mediaPorts` ports started as our server starts its own.
+ * port, relaying to `uasUri`, with a fresh rtpengine of `mediaPorts` ports started as our server starts its own
+ * (`rtpengineThreads`: its --num-threads, as a bench's own server has it; rtpengine's default when unset).
  */
-export async function startKamailioProxy(cfgFile: string, uasUri: string, mediaPorts: number): Promise<KamailioProxy> {
+export async function startKamailioProxy(cfgFile: string, uasUri: string, mediaPorts: number, rtpengineThreads?: number): Promise<KamailioProxy> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-bench-kamailio-'));
   const media = await freePortRange(mediaPorts);
-  const rtp = await startRtpengine({ portMin: media.min, portMax: media.max, dataDir: dir, log: createLogger('bench-rtpengine', 'warn'), name: 'rtpengine-kamailio' });
+  const rtp = await startRtpengine({ portMin: media.min, portMax: media.max, dataDir: dir, log: createLogger('bench-rtpengine', 'warn'), name: 'rtpengine-kamailio', threads: rtpengineThreads });
   const port = await freePort();
   const args = [
     '-f', cfgFile, ...allocatorArgs(), '-DD', '-E',

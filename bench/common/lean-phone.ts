@@ -17,6 +17,9 @@ import { MUSIC_NOTES } from '../../test/support/tone-phone.js';
 
 const FRAME = 160;
 const WINDOW_FRAMES = 2;
+/** Sequence steps this large, forward or back, are a new source (re-anchored media), not loss (RFC 3550 A.1). */
+const MAX_SEQ_GAP = 3000;
+const MAX_MISORDER = 100;
 
 /** What a watched endpoint heard over its last 40 ms. */
 export interface Window {
@@ -33,7 +36,13 @@ interface Watch {
 
 export class RtpEndpoint {
   packets = 0;
+  /**
+   * Packets the sender's sequence numbers say were sent to us (RFC 3550 A.3): the gaps count, a
+   * duplicate or late packet does not, and a jump (a new source) counts one.
+   */
+  expected = 0;
   sent = 0;
+  private lastSeq = -1;
   /** performance.now() of the first frame sent with the tone set by the last setFrequency. */
   toneSentAt = NaN;
   private toneChanged = false;
@@ -139,6 +148,15 @@ export class RtpEndpoint {
 
   private receive(msg: Buffer): void {
     this.packets++;
+    if (msg.length >= 12) {
+      const seq = msg.readUInt16BE(2);
+      const step = this.lastSeq < 0 ? 1 : (seq - this.lastSeq) & 0xffff;
+      // A step back of up to MAX_MISORDER is a duplicate or a late packet; a longer one, as a long step forward, a new source.
+      if (step !== 0 && step <= 0x10000 - MAX_MISORDER) {
+        this.expected += step < MAX_SEQ_GAP ? step : 1;
+        this.lastSeq = seq;
+      }
+    }
     const watch = this.watch;
     if (!watch || msg.length <= 12 || (msg[1]! & 0x7f) !== 0) return;
     const at = performance.now();

@@ -12,7 +12,8 @@
  *   rtpengine binary started with our flags.
  * For each N: the calls are placed, then over a window of BENCH_CONCURRENT_SECONDS the CPU of all
  * the server's processes (/proc, idle use subtracted, as bench:cps) per concurrent call and the
- * packets lost (sent by every party vs received by its peer); then the one-way delay: a party
+ * packets lost (by the RTP sequence numbers each party receives, as RTCP counts them: raw sent and
+ * received counts differ by the packets in flight at the window's edges); then the one-way delay: a party
  * switches to a new tone and the far party's detector times its first packet with it (the
  * onset as test/media/direct.test.ts measures it), for up to BENCH_CONCURRENT_ONSETS calls each
  * way; the delay ours adds is our median minus Kamailio's. Then all calls hang up.
@@ -37,14 +38,16 @@ const ONSETS = Number(process.env.BENCH_CONCURRENT_ONSETS ?? 10);
 const TARGETS = (process.env.BENCH_CONCURRENT_TARGETS ?? 'ours,kamailio').split(',');
 const KAMAILIO_CFG = path.resolve(import.meta.dirname, '../cps/kamailio.cfg');
 const MAX_CALLS = Math.max(...CALLS);
+/** Both rtpengines relay on one thread: bench/common/huddle.ts gives ours media.rtpengineThreads 1. */
+const RTPENGINE_THREADS = 1;
 if (CALLS.some((n) => !Number.isInteger(n) || n < 1) || MAX_CALLS > 1000) throw new Error('BENCH_CONCURRENT_CALLS: whole numbers from 1 to 1000');
 /** Calls set up at once while placing a step's calls. */
 const SETUP_BATCH = 10;
 const CALLER_TONE = toneFrequency(0);
 const CALLEE_TONE = toneFrequency(1);
 const ONSET_TONE = toneFrequency(4);
-/** The new tone counts as heard at this share of the far party's last 40 ms: its first 20 ms frame gives ~0.5. */
-const ONSET_SHARE = 0.25;
+/** The new tone counts as heard at this share of the far party's last 40 ms: its first 20 ms frame (half the window) gives 0.25. */
+const ONSET_SHARE = 0.15;
 
 const caller = (i: number) => String(5000 + i);
 const callee = (i: number) => String(6000 + i);
@@ -64,6 +67,8 @@ interface Step {
   /** Server CPU per concurrent call, µs per second. */
   cpuUsPerSPerCall: number;
   sent: number;
+  /** By the received sequence numbers: packets sent to the parties, and those that arrived. */
+  expected: number;
   received: number;
   /** rtpengine calls open during the window. */
   rtpengineCalls: number;
@@ -94,7 +99,7 @@ async function ours(bank: PhoneBank): Promise<Target> {
 }
 
 async function kamailio(bank: PhoneBank): Promise<Target> {
-  const proxy = await startKamailioProxy(KAMAILIO_CFG, `sip:127.0.0.1:${bank.sipPort}`, MAX_CALLS * 8 + 400);
+  const proxy = await startKamailioProxy(KAMAILIO_CFG, `sip:127.0.0.1:${bank.sipPort}`, MAX_CALLS * 8 + 400, RTPENGINE_THREADS);
   return { name: 'Kamailio+rtpengine', sip: proxy.sip, ng: proxy.rtpengineNg, cpuUs: () => proxy.cpuUs(), idleUsPerS: 0, stop: () => proxy.stop() };
 }
 
@@ -136,7 +141,8 @@ async function step(bank: PhoneBank, target: Target, calls: number): Promise<Ste
   try {
     await sleep(2000); // every party answered and sending, rtpengine latched on both sides
     const users = Array.from({ length: calls }, (_, i) => [caller(i), callee(i)]).flat();
-    const counts = () => users.map((u) => bank.endpoint(u)).reduce((c, e) => ({ sent: c.sent + e.sent, received: c.received + e.packets }), { sent: 0, received: 0 });
+    const counts = () =>
+      users.map((u) => bank.endpoint(u)).reduce((c, e) => ({ sent: c.sent + e.sent, expected: c.expected + e.expected, received: c.received + e.packets }), { sent: 0, expected: 0, received: 0 });
     const before = counts();
     const cpuBefore = target.cpuUs();
     const genBefore = process.cpuUsage();
@@ -153,6 +159,7 @@ async function step(bank: PhoneBank, target: Target, calls: number): Promise<Ste
       calls,
       cpuUsPerSPerCall: cpuUs / elapsedS / calls,
       sent: after.sent - before.sent,
+      expected: after.expected - before.expected,
       received: after.received - before.received,
       rtpengineCalls: open,
       onsets: delays,
@@ -165,13 +172,13 @@ async function step(bank: PhoneBank, target: Target, calls: number): Promise<Ste
 }
 
 const ms = (us: number) => (us / 1000).toFixed(2);
-const lossPct = (s: Step) => (s.sent > 0 ? ((1 - s.received / s.sent) * 100).toFixed(3) : 'n/a');
+const lossPct = (s: Step) => (s.expected > 0 ? ((1 - s.received / s.expected) * 100).toFixed(3) : 'n/a');
 const median = (v: number[]) => percentile(v, 50);
 
 function describe(name: string, s: Step): string {
   return (
     `  ${name.padEnd(18)} ${String(s.calls).padStart(4)} calls: ${ms(s.cpuUsPerSPerCall)} ms CPU per s per call (${(s.cpuUsPerSPerCall / 10_000).toFixed(2)}% of a core), ` +
-    `loss ${lossPct(s)}% (${s.received}/${s.sent} packets), rtpengine calls ${s.rtpengineCalls} (${(s.rtpengineCalls / s.calls).toFixed(2)} per call), ` +
+    `loss ${lossPct(s)}% (${s.received} received of ${s.expected} expected by sequence, ${s.sent} sent), rtpengine calls ${s.rtpengineCalls} (${(s.rtpengineCalls / s.calls).toFixed(2)} per call), ` +
     `onset p50 ${median(s.onsets).toFixed(2)} p90 ${percentile(s.onsets, 90).toFixed(2)} ms (${s.onsets.length}) | generator ${(s.generatorCores * 100).toFixed(0)}% of a core | ${loadLine()}`
   );
 }
@@ -179,7 +186,7 @@ function describe(name: string, s: Step): string {
 async function main(): Promise<void> {
   console.log(`bench:concurrent — ${os.cpus()[0]?.model ?? 'cpu'}; ${loadLine()}; N = ${CALLS.join(', ')} concurrent 2-party calls; ${SECONDS} s window per step`);
   console.log('  audio: PCMU 20 ms, 50 packets/s each way per call, every party in one Node process (one SIP stack, one send timer), loopback');
-  console.log(`  peer: ${kamailioSettings(KAMAILIO_CFG)}; tm + rr + rtpengine module, against rtpengine userspace (the flags our server gives its own)`);
+  console.log(`  peer: ${kamailioSettings(KAMAILIO_CFG)}; tm + rr + rtpengine module, against rtpengine userspace (the flags our server gives its own, --num-threads=${RTPENGINE_THREADS} as ours)`);
   console.log("  CPU: utime+stime of all the server's processes and threads (/proc/PID/stat: signaling, media-controller, nats-server, rtpengine; Kamailio's workers and its rtpengine), minus its idle CPU; unpinned");
   console.log(`  one-way delay: first frame of a new tone sent -> detected at the far party (40 ms window, share > ${ONSET_SHARE}), up to ${ONSETS} calls each way`);
   const bank = await PhoneBank.start();
