@@ -51,6 +51,8 @@ export interface KamailioProxy {
   rtpengineNg: string;
   /** CPU of Kamailio's processes and its rtpengine, µs. */
   cpuUs(): number;
+  /** The pids of Kamailio's main process and of its rtpengine (the roots of cpuUs's trees). */
+  pids(): number[];
   stop(): Promise<void>;
 }
 
@@ -82,6 +84,7 @@ export async function startKamailioProxy(cfgFile: string, uasUri: string, mediaP
     sip: `127.0.0.1:${port}`,
     rtpengineNg: rtp.ng,
     cpuUs: () => treeCpuUs(child.pid!) + (rtp.process.pid ? treeCpuUs(rtp.process.pid) : 0),
+    pids: () => [child.pid!, ...(rtp.process.pid ? [rtp.process.pid] : [])],
     stop: async () => {
       await stopChild(child, () => child.kill('SIGTERM'));
       await rtp.process.stop();

@@ -30,7 +30,7 @@ import { toneFrequency } from '../../test/support/tone-phone.js';
 import { startHuddle, type BenchDN } from '../common/huddle.js';
 import { kamailioSettings, startKamailioProxy } from '../common/kamailio-peer.js';
 import { PhoneBank } from '../common/lean-phone.js';
-import { idleCpuUsPerS, loadLine, percentile, sleep, treeCpuUs } from '../common/proc.js';
+import { idleCpuUsPerS, loadLine, percentile, sleep, treeCpuUs, treeCpuUsByName } from '../common/proc.js';
 
 const CALLS = (process.env.BENCH_CONCURRENT_CALLS ?? '25,50,100').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_CONCURRENT_SECONDS ?? 10);
@@ -57,7 +57,8 @@ interface Target {
   /** host:port the callers send to. */
   sip: string;
   ng: string;
-  cpuUs(): number;
+  /** Roots of the server's process trees (all its CPU). */
+  pids(): number[];
   idleUsPerS: number;
   stop(): Promise<void>;
 }
@@ -70,6 +71,8 @@ interface Step {
   /** By the received sequence numbers: packets sent to the parties, and those that arrived. */
   expected: number;
   received: number;
+  /** Server CPU per concurrent call by process name, µs per second (idle use not subtracted). */
+  byProcess: Map<string, number>;
   /** rtpengine calls open during the window. */
   rtpengineCalls: number;
   /** One-way delays (ms) from the first frame of a new tone to its detection at the far party. */
@@ -79,6 +82,14 @@ interface Step {
 }
 
 const ng = new Client({ timeout: 3000 });
+
+const cpuUs = (t: Target) => t.pids().reduce((n, pid) => n + treeCpuUs(pid), 0);
+
+function cpuByName(t: Target): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pid of t.pids()) for (const [name, us] of treeCpuUsByName(pid)) out.set(name, (out.get(name) ?? 0) + us);
+  return out;
+}
 
 async function rtpengineCalls(address: string, limit: number): Promise<number> {
   const i = address.lastIndexOf(':');
@@ -95,12 +106,12 @@ async function ours(bank: PhoneBank): Promise<Target> {
     dns.push({ number: callee(i), type: 'Extension', options: { contact: `sip:${callee(i)}@127.0.0.1:${bank.sipPort}` } });
   }
   const huddle = await startHuddle({ dns, mediaPorts: MAX_CALLS * 8 + 400 });
-  return { name: 'huddle', sip: `127.0.0.1:${huddle.sipPort}`, ng: huddle.ng, cpuUs: () => treeCpuUs(huddle.pid), idleUsPerS: 0, stop: () => huddle.stop() };
+  return { name: 'huddle', sip: `127.0.0.1:${huddle.sipPort}`, ng: huddle.ng, pids: () => [huddle.pid], idleUsPerS: 0, stop: () => huddle.stop() };
 }
 
 async function kamailio(bank: PhoneBank): Promise<Target> {
   const proxy = await startKamailioProxy(KAMAILIO_CFG, `sip:127.0.0.1:${bank.sipPort}`, MAX_CALLS * 8 + 400, RTPENGINE_THREADS);
-  return { name: 'Kamailio+rtpengine', sip: proxy.sip, ng: proxy.rtpengineNg, cpuUs: () => proxy.cpuUs(), idleUsPerS: 0, stop: () => proxy.stop() };
+  return { name: 'Kamailio+rtpengine', sip: proxy.sip, ng: proxy.rtpengineNg, pids: () => proxy.pids(), idleUsPerS: 0, stop: () => proxy.stop() };
 }
 
 /** Onsets (ms) from `near` to `far` on calls 0..count-1: each near party switches tone and back. */
@@ -144,13 +155,14 @@ async function step(bank: PhoneBank, target: Target, calls: number): Promise<Ste
     const counts = () =>
       users.map((u) => bank.endpoint(u)).reduce((c, e) => ({ sent: c.sent + e.sent, expected: c.expected + e.expected, received: c.received + e.packets }), { sent: 0, expected: 0, received: 0 });
     const before = counts();
-    const cpuBefore = target.cpuUs();
+    const cpuBefore = cpuByName(target);
     const genBefore = process.cpuUsage();
     const started = Date.now();
     await sleep(SECONDS * 1000);
     const after = counts();
     const elapsedS = (Date.now() - started) / 1000;
-    const cpuUs = target.cpuUs() - cpuBefore - target.idleUsPerS * elapsedS;
+    const byProcess = new Map([...cpuByName(target)].map(([name, us]) => [name, (us - (cpuBefore.get(name) ?? 0)) / elapsedS / calls]));
+    const cpuUs = [...byProcess.values()].reduce((a, b) => a + b, 0) * elapsedS * calls - target.idleUsPerS * elapsedS;
     const gen = process.cpuUsage(genBefore);
     const open = await rtpengineCalls(target.ng, calls * 4);
     const n = Math.min(calls, ONSETS);
@@ -158,6 +170,7 @@ async function step(bank: PhoneBank, target: Target, calls: number): Promise<Ste
     return {
       calls,
       cpuUsPerSPerCall: cpuUs / elapsedS / calls,
+      byProcess,
       sent: after.sent - before.sent,
       expected: after.expected - before.expected,
       received: after.received - before.received,
@@ -179,7 +192,8 @@ function describe(name: string, s: Step): string {
   return (
     `  ${name.padEnd(18)} ${String(s.calls).padStart(4)} calls: ${ms(s.cpuUsPerSPerCall)} ms CPU per s per call (${(s.cpuUsPerSPerCall / 10_000).toFixed(2)}% of a core), ` +
     `loss ${lossPct(s)}% (${s.received} received of ${s.expected} expected by sequence, ${s.sent} sent), rtpengine calls ${s.rtpengineCalls} (${(s.rtpengineCalls / s.calls).toFixed(2)} per call), ` +
-    `onset p50 ${median(s.onsets).toFixed(2)} p90 ${percentile(s.onsets, 90).toFixed(2)} ms (${s.onsets.length}) | generator ${(s.generatorCores * 100).toFixed(0)}% of a core | ${loadLine()}`
+    `onset p50 ${median(s.onsets).toFixed(2)} p90 ${percentile(s.onsets, 90).toFixed(2)} ms (${s.onsets.length}) | generator ${(s.generatorCores * 100).toFixed(0)}% of a core | ${loadLine()}\n` +
+    `  ${''.padEnd(18)}      by process, ms CPU per s per call, idle included: ${[...s.byProcess].filter(([, us]) => us > 0).map(([name, us]) => `${name} ${ms(us)}`).join(', ')}`
   );
 }
 
@@ -204,7 +218,7 @@ async function main(): Promise<void> {
       else throw new Error(`BENCH_CONCURRENT_TARGETS: unknown target ${name} (known: ours, kamailio)`);
     }
     for (const t of targets) {
-      t.idleUsPerS = await idleCpuUsPerS(t.cpuUs);
+      t.idleUsPerS = await idleCpuUsPerS(() => cpuUs(t));
       console.log(`  ${t.name.padEnd(18)} idle CPU ${(t.idleUsPerS / 10_000).toFixed(1)}% of a core`);
     }
     console.log('\nRising N, each server in turn:');
