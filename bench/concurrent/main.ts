@@ -17,7 +17,10 @@
  * switches to a new tone and the far party's detector times its first packet with it (the
  * onset as test/media/direct.test.ts measures it), for up to BENCH_CONCURRENT_ONSETS calls each
  * way; the delay ours adds is our median minus Kamailio's. Then all calls hang up.
- * The generator's own CPU (this process) is printed apart: it shares the 2 cores with the server.
+ * The generator's own CPU (this process) and the packets/s it really sent per party are printed
+ * apart: it shares the 2 cores with the server, and a step where it fell behind is marked (on the
+ * shared 2-core host it did at 200 calls, ~40% of a core, load average 8-10; its onsets then time
+ * its own event-loop lag, the same for both servers).
  *
  * Env: BENCH_CONCURRENT_CALLS (list of N, default 25,50,100), BENCH_CONCURRENT_SECONDS (window,
  * default 10), BENCH_CONCURRENT_ONSETS (calls timed each way, default 10),
@@ -79,6 +82,8 @@ interface Step {
   onsets: number[];
   /** The generator's CPU over the window, share of one core. */
   generatorCores: number;
+  /** Packets per second each party sent over the window (nominal 50). */
+  sendRate: number;
 }
 
 const ng = new Client({ timeout: 3000 });
@@ -177,6 +182,7 @@ async function step(bank: PhoneBank, target: Target, calls: number): Promise<Ste
       rtpengineCalls: open,
       onsets: delays,
       generatorCores: (gen.user + gen.system) / 1e6 / elapsedS,
+      sendRate: (after.sent - before.sent) / elapsedS / (2 * calls),
     };
   } finally {
     for (let i = 0; i < calls; i++) await bank.hangUp(caller(i)).catch((err: Error) => console.log(`    hang-up ${caller(i)}: ${err.message}`));
@@ -187,12 +193,14 @@ async function step(bank: PhoneBank, target: Target, calls: number): Promise<Ste
 const ms = (us: number) => (us / 1000).toFixed(2);
 const lossPct = (s: Step) => (s.expected > 0 ? ((1 - s.received / s.expected) * 100).toFixed(3) : 'n/a');
 const median = (v: number[]) => percentile(v, 50);
+/** The generator sent less than 98% of the nominal 50 packets/s per party (its timer skips frames it owes beyond 5). */
+const behind = (s: Step) => s.sendRate < 49;
 
 function describe(name: string, s: Step): string {
   return (
     `  ${name.padEnd(18)} ${String(s.calls).padStart(4)} calls: ${ms(s.cpuUsPerSPerCall)} ms CPU per s per call (${(s.cpuUsPerSPerCall / 10_000).toFixed(2)}% of a core), ` +
     `loss ${lossPct(s)}% (${s.received} received of ${s.expected} expected by sequence, ${s.sent} sent), rtpengine calls ${s.rtpengineCalls} (${(s.rtpengineCalls / s.calls).toFixed(2)} per call), ` +
-    `onset p50 ${median(s.onsets).toFixed(2)} p90 ${percentile(s.onsets, 90).toFixed(2)} ms (${s.onsets.length}) | generator ${(s.generatorCores * 100).toFixed(0)}% of a core | ${loadLine()}\n` +
+    `onset p50 ${median(s.onsets).toFixed(2)} p90 ${percentile(s.onsets, 90).toFixed(2)} ms (${s.onsets.length}) | generator ${(s.generatorCores * 100).toFixed(0)}% of a core, ${s.sendRate.toFixed(1)} packets/s per party${behind(s) ? ' (FELL BEHIND: not the full load, and onsets include its lag)' : ''} | ${loadLine()}\n` +
     `  ${''.padEnd(18)}      by process, ms CPU per s per call, idle included: ${[...s.byProcess].filter(([, us]) => us > 0).map(([name, us]) => `${name} ${ms(us)}`).join(', ')}`
   );
 }
@@ -238,7 +246,8 @@ async function main(): Promise<void> {
         const b = results.get(peer)!.find((s) => s.calls === a.calls)!;
         console.log(
           `  ${String(a.calls).padStart(5)} | ${ms(a.cpuUsPerSPerCall).padStart(29)} ${ms(b.cpuUsPerSPerCall).padStart(9)} ${(a.cpuUsPerSPerCall / b.cpuUsPerSPerCall).toFixed(2).padStart(6)} | ` +
-            `${lossPct(a).padStart(14)} ${lossPct(b).padStart(9)} | ${median(a.onsets).toFixed(2).padStart(20)} ${median(b.onsets).toFixed(2).padStart(9)} ${(median(a.onsets) - median(b.onsets)).toFixed(2).padStart(6)}`,
+            `${lossPct(a).padStart(14)} ${lossPct(b).padStart(9)} | ${median(a.onsets).toFixed(2).padStart(20)} ${median(b.onsets).toFixed(2).padStart(9)} ${(median(a.onsets) - median(b.onsets)).toFixed(2).padStart(6)}` +
+            (behind(a) || behind(b) ? '  (generator fell behind)' : ''),
         );
       }
     }
