@@ -253,10 +253,14 @@ export class PhoneBank {
     return ep;
   }
 
-  /** `from` dials `to` through the server at `server` (host:port); resolves once answered. */
-  async call(from: string, to: string, server: string): Promise<void> {
+  /**
+   * `from` dials `to` through the server at `server` (host:port); resolves once answered. With
+   * `proxy` (host:port), the request URI names `server` and the INVITE goes to `proxy`.
+   */
+  async call(from: string, to: string, server: string, proxy?: string): Promise<void> {
     const ep = this.endpoint(from);
-    const res = await this.stack.invite(`sip:${to}@${server}`, { from: `sip:${from}@127.0.0.1`, contactUser: from, body: ep.offer() }).result;
+    const destination = proxy ? { protocol: 'udp' as const, host: proxy.slice(0, proxy.lastIndexOf(':')), port: Number(proxy.slice(proxy.lastIndexOf(':') + 1)) } : undefined;
+    const res = await this.stack.invite(`sip:${to}@${server}`, { from: `sip:${from}@127.0.0.1`, contactUser: from, body: ep.offer(), destination }).result;
     if (!res.ok) throw new Error(`${from} -> ${to}: ${res.status} ${res.reason}`);
     ep.accept(res.response.body.toString());
     this.track(res.dialog, ep);

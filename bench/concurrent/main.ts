@@ -13,17 +13,17 @@
  * For each N: the calls are placed, then over a window of BENCH_CONCURRENT_SECONDS the CPU of all
  * the server's processes (/proc, idle use subtracted, as bench:cps) per concurrent call and the
  * packets lost (by the RTP sequence numbers each party receives, as RTCP counts them: raw sent and
- * received counts differ by the packets in flight at the window's edges); then the one-way delay: a party
- * switches to a new tone and the far party's detector times its first packet with it (the
- * onset as test/media/direct.test.ts measures it), for up to BENCH_CONCURRENT_ONSETS calls each
- * way; the delay ours adds is our median minus Kamailio's. Then all calls hang up.
+ * received counts differ by the packets in flight at the window's edges); then the one-way delay on one more call
+ * (the probe, bench/concurrent/probe.ts: its phones in a thread of their own): a party switches to
+ * a new tone and the far party's detector times its first packet with it (the onset as
+ * test/media/direct.test.ts measures it), BENCH_CONCURRENT_ONSETS times each way; the delay ours
+ * adds is our median minus Kamailio's. Then all calls hang up.
  * The generator's own CPU (this process) and the packets/s it really sent per party are printed
  * apart: it shares the 2 cores with the server, and a step where it fell behind is marked (on the
- * shared 2-core host it did at 200 calls, ~40% of a core, load average 8-10; its onsets then time
- * its own event-loop lag, the same for both servers).
+ * shared 2-core host it did at 200 calls, ~40-56% of a core, load average 6-10).
  *
  * Env: BENCH_CONCURRENT_CALLS (list of N, default 25,50,100), BENCH_CONCURRENT_SECONDS (window,
- * default 10), BENCH_CONCURRENT_ONSETS (calls timed each way, default 10),
+ * default 10), BENCH_CONCURRENT_ONSETS (onsets timed each way, default 10),
  * BENCH_CONCURRENT_TARGETS (default ours,kamailio).
  */
 import os from 'node:os';
@@ -33,6 +33,7 @@ import { toneFrequency } from '../../test/support/tone-phone.js';
 import { startHuddle, type BenchDN } from '../common/huddle.js';
 import { kamailioSettings, startKamailioProxy } from '../common/kamailio-peer.js';
 import { PhoneBank } from '../common/lean-phone.js';
+import { Probe } from './probe.js';
 import { idleCpuUsPerS, loadLine, percentile, sleep, treeCpuUs, treeCpuUsByName } from '../common/proc.js';
 
 const CALLS = (process.env.BENCH_CONCURRENT_CALLS ?? '25,50,100').split(',').map(Number);
@@ -52,6 +53,8 @@ const ONSET_TONE = toneFrequency(4);
 /** The new tone counts as heard at this share of the far party's last 40 ms: its first 20 ms frame (half the window) gives 0.25. */
 const ONSET_SHARE = 0.15;
 
+/** The index of the probe call's parties, after the load's. */
+const PROBE = MAX_CALLS;
 const caller = (i: number) => String(5000 + i);
 const callee = (i: number) => String(6000 + i);
 
@@ -59,6 +62,8 @@ interface Target {
   name: string;
   /** host:port the callers send to. */
   sip: string;
+  /** Places the probe call: Kamailio relays it to the probe's phones, ours has a DN whose contact they are. */
+  callProbe(probe: Probe): Promise<void>;
   ng: string;
   /** Roots of the server's process trees (all its CPU). */
   pids(): number[];
@@ -68,7 +73,7 @@ interface Target {
 
 interface Step {
   calls: number;
-  /** Server CPU per concurrent call, µs per second. */
+  /** Server CPU per concurrent call (the probe's included), µs per second. */
   cpuUsPerSPerCall: number;
   sent: number;
   /** By the received sequence numbers: packets sent to the parties, and those that arrived. */
@@ -103,44 +108,33 @@ async function rtpengineCalls(address: string, limit: number): Promise<number> {
   return res.calls.length;
 }
 
-async function ours(bank: PhoneBank): Promise<Target> {
+async function ours(bank: PhoneBank, probe: Probe): Promise<Target> {
   const dns: BenchDN[] = [];
   for (let i = 0; i < MAX_CALLS; i++) {
     // No digest round trip: the Kamailio proxy authenticates no one either.
     dns.push({ number: caller(i), type: 'Extension', options: { 'sip-allow-unauthenticated-insecure': true } });
     dns.push({ number: callee(i), type: 'Extension', options: { contact: `sip:${callee(i)}@127.0.0.1:${bank.sipPort}` } });
   }
+  dns.push({ number: caller(PROBE), type: 'Extension', options: { 'sip-allow-unauthenticated-insecure': true } });
+  dns.push({ number: callee(PROBE), type: 'Extension', options: { contact: `sip:${callee(PROBE)}@127.0.0.1:${probe.sipPort}` } });
   const huddle = await startHuddle({ dns, mediaPorts: MAX_CALLS * 8 + 400 });
-  return { name: 'huddle', sip: `127.0.0.1:${huddle.sipPort}`, ng: huddle.ng, pids: () => [huddle.pid], idleUsPerS: 0, stop: () => huddle.stop() };
+  return {
+    name: 'huddle',
+    sip: `127.0.0.1:${huddle.sipPort}`,
+    callProbe: (p) => p.call(caller(PROBE), callee(PROBE), CALLER_TONE, CALLEE_TONE, `127.0.0.1:${huddle.sipPort}`),
+    ng: huddle.ng, pids: () => [huddle.pid], idleUsPerS: 0, stop: () => huddle.stop() };
 }
 
 async function kamailio(bank: PhoneBank): Promise<Target> {
   const proxy = await startKamailioProxy(KAMAILIO_CFG, `sip:127.0.0.1:${bank.sipPort}`, MAX_CALLS * 8 + 400, RTPENGINE_THREADS);
-  return { name: 'Kamailio+rtpengine', sip: proxy.sip, ng: proxy.rtpengineNg, pids: () => proxy.pids(), idleUsPerS: 0, stop: () => proxy.stop() };
+  return {
+    name: 'Kamailio+rtpengine',
+    sip: proxy.sip,
+    callProbe: (p) => p.call(caller(PROBE), callee(PROBE), CALLER_TONE, CALLEE_TONE, `127.0.0.1:${p.sipPort}`, proxy.sip),
+    ng: proxy.rtpengineNg, pids: () => proxy.pids(), idleUsPerS: 0, stop: () => proxy.stop() };
 }
 
-/** Onsets (ms) from `near` to `far` on calls 0..count-1: each near party switches tone and back. */
-async function onsets(bank: PhoneBank, count: number, near: (i: number) => string, far: (i: number) => string): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const n = bank.endpoint(near(i));
-    const f = bank.endpoint(far(i));
-    const own = n.frequency;
-    const heard = f.until((w) => w.share(ONSET_TONE) > ONSET_SHARE, 2000, [own, ONSET_TONE]);
-    // The watch fills its 40 ms window first, so that the new tone's first frame can already decide.
-    await sleep(80);
-    n.setFrequency(ONSET_TONE);
-    try {
-      out.push((await heard) - n.toneSentAt);
-    } finally {
-      n.setFrequency(own);
-    }
-    await sleep(60);
-  }
-  return out;
-}
-
-async function step(bank: PhoneBank, target: Target, calls: number): Promise<Step> {
+async function step(bank: PhoneBank, probe: Probe, target: Target, calls: number): Promise<Step> {
   for (let i = 0; i < calls; i += SETUP_BATCH) {
     const batch: Promise<void>[] = [];
     for (let k = i; k < Math.min(calls, i + SETUP_BATCH); k++) {
@@ -154,6 +148,7 @@ async function step(bank: PhoneBank, target: Target, calls: number): Promise<Ste
     }
     await Promise.all(batch);
   }
+  await target.callProbe(probe);
   try {
     await sleep(2000); // every party answered and sending, rtpengine latched on both sides
     const users = Array.from({ length: calls }, (_, i) => [caller(i), callee(i)]).flat();
@@ -166,15 +161,16 @@ async function step(bank: PhoneBank, target: Target, calls: number): Promise<Ste
     await sleep(SECONDS * 1000);
     const after = counts();
     const elapsedS = (Date.now() - started) / 1000;
-    const byProcess = new Map([...cpuByName(target)].map(([name, us]) => [name, (us - (cpuBefore.get(name) ?? 0)) / elapsedS / calls]));
-    const cpuUs = [...byProcess.values()].reduce((a, b) => a + b, 0) * elapsedS * calls - target.idleUsPerS * elapsedS;
+    // The probe call is one of the calls the server carries.
+    const carried = calls + 1;
+    const byProcess = new Map([...cpuByName(target)].map(([name, us]) => [name, (us - (cpuBefore.get(name) ?? 0)) / elapsedS / carried]));
+    const cpuUs = [...byProcess.values()].reduce((a, b) => a + b, 0) * elapsedS * carried - target.idleUsPerS * elapsedS;
     const gen = process.cpuUsage(genBefore);
-    const open = await rtpengineCalls(target.ng, calls * 4);
-    const n = Math.min(calls, ONSETS);
-    const delays = [...(await onsets(bank, n, caller, callee)), ...(await onsets(bank, n, callee, caller))];
+    const open = await rtpengineCalls(target.ng, carried * 4);
+    const delays = await probe.onsets(caller(PROBE), callee(PROBE), ONSET_TONE, ONSET_SHARE, ONSETS);
     return {
       calls,
-      cpuUsPerSPerCall: cpuUs / elapsedS / calls,
+      cpuUsPerSPerCall: cpuUs / elapsedS / carried,
       byProcess,
       sent: after.sent - before.sent,
       expected: after.expected - before.expected,
@@ -186,6 +182,7 @@ async function step(bank: PhoneBank, target: Target, calls: number): Promise<Ste
     };
   } finally {
     for (let i = 0; i < calls; i++) await bank.hangUp(caller(i)).catch((err: Error) => console.log(`    hang-up ${caller(i)}: ${err.message}`));
+    await probe.hangUp(caller(PROBE)).catch((err: Error) => console.log(`    hang-up of the probe call: ${err.message}`));
     await sleep(2000); // the server ends every call and frees its ports before the next step
   }
 }
@@ -198,9 +195,9 @@ const behind = (s: Step) => s.sendRate < 49;
 
 function describe(name: string, s: Step): string {
   return (
-    `  ${name.padEnd(18)} ${String(s.calls).padStart(4)} calls: ${ms(s.cpuUsPerSPerCall)} ms CPU per s per call (${(s.cpuUsPerSPerCall / 10_000).toFixed(2)}% of a core), ` +
-    `loss ${lossPct(s)}% (${s.received} received of ${s.expected} expected by sequence, ${s.sent} sent), rtpengine calls ${s.rtpengineCalls} (${(s.rtpengineCalls / s.calls).toFixed(2)} per call), ` +
-    `onset p50 ${median(s.onsets).toFixed(2)} p90 ${percentile(s.onsets, 90).toFixed(2)} ms (${s.onsets.length}) | generator ${(s.generatorCores * 100).toFixed(0)}% of a core, ${s.sendRate.toFixed(1)} packets/s per party${behind(s) ? ' (FELL BEHIND: not the full load, and onsets include its lag)' : ''} | ${loadLine()}\n` +
+    `  ${name.padEnd(18)} ${String(s.calls).padStart(4)}+1 calls: ${ms(s.cpuUsPerSPerCall)} ms CPU per s per call (${(s.cpuUsPerSPerCall / 10_000).toFixed(2)}% of a core), ` +
+    `loss ${lossPct(s)}% (${s.received} received of ${s.expected} expected by sequence, ${s.sent} sent), rtpengine calls ${s.rtpengineCalls} (${(s.rtpengineCalls / (s.calls + 1)).toFixed(2)} per call), ` +
+    `onset p50 ${median(s.onsets).toFixed(2)} p90 ${percentile(s.onsets, 90).toFixed(2)} ms (${s.onsets.length}) | generator ${(s.generatorCores * 100).toFixed(0)}% of a core, ${s.sendRate.toFixed(1)} packets/s per party${behind(s) ? ' (FELL BEHIND: not the full load)' : ''} | ${loadLine()}\n` +
     `  ${''.padEnd(18)}      by process, ms CPU per s per call, idle included: ${[...s.byProcess].filter(([, us]) => us > 0).map(([name, us]) => `${name} ${ms(us)}`).join(', ')}`
   );
 }
@@ -210,18 +207,20 @@ async function main(): Promise<void> {
   console.log('  audio: PCMU 20 ms, 50 packets/s each way per call, every party in one Node process (one SIP stack, one send timer), loopback');
   console.log(`  peer: ${kamailioSettings(KAMAILIO_CFG)}; tm + rr + rtpengine module, against rtpengine userspace (the flags our server gives its own, --num-threads=${RTPENGINE_THREADS} as ours)`);
   console.log("  CPU: utime+stime of all the server's processes and threads (/proc/PID/stat: signaling, media-controller, nats-server, rtpengine; Kamailio's workers and its rtpengine), minus its idle CPU; unpinned");
-  console.log(`  one-way delay: first frame of a new tone sent -> detected at the far party (40 ms window, share > ${ONSET_SHARE}), up to ${ONSETS} calls each way`);
+  console.log(`  one-way delay: on one more call whose phones have their own thread, first frame of a new tone sent -> detected at the far party (40 ms window, share > ${ONSET_SHARE}), ${ONSETS} times each way`);
   const bank = await PhoneBank.start();
+  const probe = await Probe.start();
   const targets: Target[] = [];
   const killAll = async () => {
     for (const t of targets) await t.stop().catch(() => undefined);
+    await probe.close();
     await bank.close();
     ng.close();
   };
   process.once('SIGINT', () => void killAll().then(() => process.exit(130)));
   try {
     for (const name of TARGETS) {
-      if (name === 'ours') targets.push(await ours(bank));
+      if (name === 'ours') targets.push(await ours(bank, probe));
       else if (name === 'kamailio') targets.push(await kamailio(bank));
       else throw new Error(`BENCH_CONCURRENT_TARGETS: unknown target ${name} (known: ours, kamailio)`);
     }
@@ -233,7 +232,7 @@ async function main(): Promise<void> {
     const results = new Map<Target, Step[]>(targets.map((t) => [t, []]));
     for (const calls of CALLS) {
       for (const t of targets) {
-        const s = await step(bank, t, calls);
+        const s = await step(bank, probe, t, calls);
         results.get(t)!.push(s);
         console.log(describe(t.name, s));
       }
