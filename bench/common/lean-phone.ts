@@ -17,6 +17,9 @@ import { MUSIC_NOTES } from '../../test/support/tone-phone.js';
 
 const FRAME = 160;
 const WINDOW_FRAMES = 2;
+/** Sequence steps this large, forward or back, are a new source (re-anchored media), not loss (RFC 3550 A.1). */
+const MAX_SEQ_GAP = 3000;
+const MAX_MISORDER = 100;
 
 /** What a watched endpoint heard over its last 40 ms. */
 export interface Window {
@@ -33,6 +36,16 @@ interface Watch {
 
 export class RtpEndpoint {
   packets = 0;
+  /**
+   * Packets the sender's sequence numbers say were sent to us (RFC 3550 A.3): the gaps count, a
+   * duplicate or late packet does not, and a jump (a new source) counts one.
+   */
+  expected = 0;
+  sent = 0;
+  private lastSeq = -1;
+  /** performance.now() of the first frame sent with the tone set by the last setFrequency. */
+  toneSentAt = NaN;
+  private toneChanged = false;
   private remote: { host: string; port: number } | undefined;
   private seq = randomInt(0, 0xffff);
   private ts = randomInt(0, 0xffffffff);
@@ -46,15 +59,24 @@ export class RtpEndpoint {
   constructor(
     private readonly socket: dgram.Socket,
     readonly port: number,
-    readonly frequency: number,
+    private tone: number,
   ) {
-    if (frequency % 50 !== 0) throw new Error(`tone ${frequency} Hz is not a multiple of 50 Hz: a 20 ms frame would not hold whole periods`);
-    const enc = EncodeTables.PCMU;
-    for (let i = 0; i < FRAME; i++) this.packet[12 + i] = enc[Math.round(4000 * Math.sin((2 * Math.PI * frequency * i) / 8000)) + 32768]!;
+    this.fill(tone);
     this.packet[0] = 0x80;
     this.packet[1] = 0;
     this.packet.writeUInt32BE(this.ssrc, 8);
     socket.on('message', (msg) => this.receive(msg));
+  }
+
+  get frequency(): number {
+    return this.tone;
+  }
+
+  /** Sends `frequency` from the next frame on (its send time becomes toneSentAt). */
+  setFrequency(frequency: number): void {
+    this.fill(frequency);
+    this.tone = frequency;
+    this.toneChanged = true;
   }
 
   get answered(): boolean {
@@ -82,6 +104,11 @@ export class RtpEndpoint {
     this.packet.writeUInt32BE(this.ts, 4);
     this.seq = (this.seq + 1) & 0xffff;
     this.ts = (this.ts + FRAME) >>> 0;
+    this.sent++;
+    if (this.toneChanged) {
+      this.toneChanged = false;
+      this.toneSentAt = performance.now();
+    }
     this.socket.send(this.packet, this.remote.port, this.remote.host);
   }
 
@@ -113,8 +140,23 @@ export class RtpEndpoint {
     this.socket.close();
   }
 
+  private fill(frequency: number): void {
+    if (frequency % 50 !== 0) throw new Error(`tone ${frequency} Hz is not a multiple of 50 Hz: a 20 ms frame would not hold whole periods`);
+    const enc = EncodeTables.PCMU;
+    for (let i = 0; i < FRAME; i++) this.packet[12 + i] = enc[Math.round(4000 * Math.sin((2 * Math.PI * frequency * i) / 8000)) + 32768]!;
+  }
+
   private receive(msg: Buffer): void {
     this.packets++;
+    if (msg.length >= 12) {
+      const seq = msg.readUInt16BE(2);
+      const step = this.lastSeq < 0 ? 1 : (seq - this.lastSeq) & 0xffff;
+      // A step back of up to MAX_MISORDER is a duplicate or a late packet; a longer one, as a long step forward, a new source.
+      if (step !== 0 && step <= 0x10000 - MAX_MISORDER) {
+        this.expected += step < MAX_SEQ_GAP ? step : 1;
+        this.lastSeq = seq;
+      }
+    }
     const watch = this.watch;
     if (!watch || msg.length <= 12 || (msg[1]! & 0x7f) !== 0) return;
     const at = performance.now();
@@ -170,6 +212,8 @@ function pcmuPeer(sdp: string): { host: string; port: number } {
 /** Every phone of a benchmark: users by DN, one SIP stack, one send timer. */
 export class PhoneBank {
   private readonly endpoints = new Map<string, RtpEndpoint>();
+  /** Calls this bank placed, by caller: their dialog and the callee. */
+  private readonly placed = new Map<string, { dialog: Dialog; to: string }>();
   private timer: NodeJS.Timeout | undefined;
   private started = 0;
   private sentTicks = 0;
@@ -209,13 +253,31 @@ export class PhoneBank {
     return ep;
   }
 
-  /** `from` dials `to` through the server at `server` (host:port); resolves once answered. */
-  async call(from: string, to: string, server: string): Promise<void> {
+  /**
+   * `from` dials `to` through the server at `server` (host:port); resolves once answered. With
+   * `proxy` (host:port), the request URI names `server` and the INVITE goes to `proxy`.
+   */
+  async call(from: string, to: string, server: string, proxy?: string): Promise<void> {
     const ep = this.endpoint(from);
-    const res = await this.stack.invite(`sip:${to}@${server}`, { from: `sip:${from}@127.0.0.1`, contactUser: from, body: ep.offer() }).result;
+    const destination = proxy ? { protocol: 'udp' as const, host: proxy.slice(0, proxy.lastIndexOf(':')), port: Number(proxy.slice(proxy.lastIndexOf(':') + 1)) } : undefined;
+    const res = await this.stack.invite(`sip:${to}@${server}`, { from: `sip:${from}@127.0.0.1`, contactUser: from, body: ep.offer(), destination }).result;
     if (!res.ok) throw new Error(`${from} -> ${to}: ${res.status} ${res.reason}`);
     ep.accept(res.response.body.toString());
     this.track(res.dialog, ep);
+    this.placed.set(from, { dialog: res.dialog, to });
+  }
+
+  /** Ends the call `from` placed and removes both its parties (when the callee is a phone of this bank too). */
+  async hangUp(from: string): Promise<void> {
+    const call = this.placed.get(from);
+    if (!call) throw new Error(`${from} placed no call`);
+    this.placed.delete(from);
+    for (const user of [from, call.to]) {
+      this.endpoints.get(user)?.close();
+      this.endpoints.delete(user);
+    }
+    const res = await call.dialog.bye();
+    if (res.status !== 200) throw new Error(`${from}: BYE answered ${res.status} ${res.reason}`);
   }
 
   /** Packets received so far by every endpoint. */

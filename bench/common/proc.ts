@@ -71,6 +71,13 @@ export function treeCpuUs(root: number): number {
   return (processTree(root).reduce((n, p) => n + p.ticks, 0) * 1_000_000) / CLK_TCK;
 }
 
+/** CPU (user+system) of `root`'s tree in µs by process name (e.g. node, nats-server, rtpengine, kamailio). */
+export function treeCpuUsByName(root: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const p of processTree(root)) out.set(p.name, (out.get(p.name) ?? 0) + (p.ticks * 1_000_000) / CLK_TCK);
+  return out;
+}
+
 /** CPU µs per second that `cpuUs` (e.g. a treeCpuUs) grows by with no load, over `ms`: the idle use a bench subtracts. */
 export async function idleCpuUsPerS(cpuUs: () => number, ms = 3000): Promise<number> {
   const before = cpuUs();

@@ -51,18 +51,13 @@
  * the bench now measures the peer as the baseline does. Since SIP auth became the default, caller
  * 7001 needs sip-allow-unauthenticated-insecure, else our server answers every call 403.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'rtpengine-client';
-import { createLogger } from '../../common/process/logger.js';
-import { findBinary } from '../../common/supervisor/child.js';
-import { freePort, freePortRange } from '../../common/supervisor/ports.js';
-import { startRtpengine } from '../../common/supervisor/rtpengine.js';
 import { metric, startHuddle, type Huddle } from '../common/huddle.js';
-import { allocatorArgs, kamailioSettings } from '../common/kamailio-peer.js';
-import { idleCpuUsPerS, loadLine, mib, sleep, stopChild, treeCpuUs, treeRss, waitUntil } from '../common/proc.js';
+import { kamailioSettings, startKamailioProxy } from '../common/kamailio-peer.js';
+import { idleCpuUsPerS, loadLine, mib, sleep, treeCpuUs, treeRss, waitUntil } from '../common/proc.js';
 import { diffStats, freeMediaPort, runSippLoad, startSippPeer, type SippPeer, type SippStats } from '../common/sipp.js';
 import { overloadStep } from './overload.js';
 
@@ -163,39 +158,22 @@ async function ours(scenarioDir: string, uacMediaPort: number): Promise<{ target
 }
 
 async function kamailio(scenarioDir: string, uacMediaPort: number): Promise<Target> {
-  const bin = findBinary('kamailio', 'kamailio');
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-bench-kamailio-'));
   const uas = await startSippPeer(uasScenario(scenarioDir, uacMediaPort), UAS_ARGS);
-  const media = await freePortRange(10_000);
-  const rtp = await startRtpengine({ portMin: media.min, portMax: media.max, dataDir: dir, log: createLogger('bench-rtpengine', 'warn'), name: 'rtpengine-kamailio' });
-  const port = await freePort();
-  const args = [
-    '-f', KAMAILIO_CFG, ...allocatorArgs(), '-DD', '-E',
-    '-l', `udp:127.0.0.1:${port}`, '-P', path.join(dir, 'pid'), '-Y', dir, '-m', '512', '-M', '16',
-    '-A', `UAS_URI="sip:127.0.0.1:${uas.port}"`, '-A', `RTPENGINE_SOCK="udp:${rtp.ng}"`,
-  ];
-  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  await sleep(1500);
-  if (child.exitCode !== null) {
-    await rtp.process.stop();
+  const proxy = await startKamailioProxy(KAMAILIO_CFG, `sip:127.0.0.1:${uas.port}`, 10_000).catch(async (err: Error) => {
     await uas.stop();
-    throw new Error(`kamailio did not start:\n${err}`);
-  }
+    throw err;
+  });
   return {
     name: 'Kamailio 5.6 (tm + rtpengine module)',
-    sip: `127.0.0.1:${port}`,
+    sip: proxy.sip,
     uas,
-    cpuUs: () => treeCpuUs(child.pid!) + (rtp.process.pid ? treeCpuUs(rtp.process.pid) : 0),
+    cpuUs: () => proxy.cpuUs(),
     idleUsPerS: 0,
-    rtpSessions: () => managedSessions(rtp.ng),
+    rtpSessions: () => managedSessions(proxy.rtpengineNg),
     recentErrors: () => [],
     stop: async () => {
-      await stopChild(child, () => child.kill('SIGTERM'));
-      await rtp.process.stop();
+      await proxy.stop();
       await uas.stop();
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
