@@ -4,8 +4,8 @@
  * and receives every other call's packets (measured: that lag grew the onset with N, to 17-39 ms
  * at 200 calls, for both servers alike).
  */
-import { Worker, isMainThread, parentPort } from 'node:worker_threads';
-import { PhoneBank } from '../common/lean-phone.js';
+import type { PhoneBank } from '../common/lean-phone.js';
+import { PhoneBankThread, servePhoneBank } from '../common/phone-thread.js';
 import { sleep } from '../common/proc.js';
 
 type Request =
@@ -13,8 +13,6 @@ type Request =
   | { op: 'onsets'; from: string; to: string; tone: number; share: number; count: number }
   | { op: 'hangUp'; from: string }
   | { op: 'close' };
-
-type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
 
 /** Onsets (ms), `count` times: `near` switches to `tone` and back; `far` times the first frame in which it hears it. */
 async function onsets(bank: PhoneBank, near: string, far: string, tone: number, share: number, count: number): Promise<number[]> {
@@ -55,73 +53,36 @@ async function serve(bank: PhoneBank, req: Request): Promise<unknown> {
   }
 }
 
-if (!isMainThread && parentPort) {
-  const port = parentPort;
-  const bank = await PhoneBank.start();
-  port.on('message', (msg: { id: number; req: Request }) => {
-    serve(bank, msg.req).then(
-      (value) => port.postMessage({ id: msg.id, ok: true, value } satisfies Reply),
-      (err: Error) => port.postMessage({ id: msg.id, ok: false, error: err.message } satisfies Reply),
-    );
-  });
-  port.postMessage({ id: 0, ok: true, value: bank.sipPort } satisfies Reply);
-}
+await servePhoneBank(serve);
 
 /** The main thread's handle on the probe call's phones. */
 export class Probe {
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private constructor(private readonly thread: PhoneBankThread<Request>) {}
 
-  private constructor(
-    private readonly worker: Worker,
-    /** Where the probe's phones take calls. */
-    readonly sipPort: number,
-  ) {
-    worker.on('message', (reply: Reply) => {
-      const waiter = this.pending.get(reply.id);
-      if (!waiter) return;
-      this.pending.delete(reply.id);
-      if (reply.ok) waiter.resolve(reply.value);
-      else waiter.reject(new Error(reply.error));
-    });
+  /** Where the probe's phones take calls. */
+  get sipPort(): number {
+    return this.thread.sipPort;
   }
 
   static async start(): Promise<Probe> {
-    // As bench/listen-disconnect/phones.ts: a worker does not inherit tsx's loader, so it registers it, then imports this file.
-    const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;
-    const worker = new Worker(boot, { eval: true });
-    const sipPort = await new Promise<number>((resolve, reject) => {
-      worker.once('message', (m: Reply) => (m.ok ? resolve(m.value as number) : reject(new Error(m.error))));
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`probe thread exited (${code}) before it was ready`)));
-    });
-    return new Probe(worker, sipPort);
+    return new Probe(await PhoneBankThread.start<Request>(import.meta.url, 'probe'));
   }
 
   /** `from` (sending `fromTone`) calls `to` (sending `toTone`) at `server`, through `proxy` if given (PhoneBank.call). */
   call(from: string, to: string, fromTone: number, toTone: number, server: string, proxy?: string): Promise<void> {
-    return this.request({ op: 'call', from, to, fromTone, toTone, server, proxy }) as Promise<void>;
+    return this.thread.ask({ op: 'call', from, to, fromTone, toTone, server, proxy });
   }
 
   /** `count` onsets (ms) each way on the call `from` placed: a new `tone` heard at above `share`. */
   onsets(from: string, to: string, tone: number, share: number, count: number): Promise<number[]> {
-    return this.request({ op: 'onsets', from, to, tone, share, count }) as Promise<number[]>;
+    return this.thread.ask({ op: 'onsets', from, to, tone, share, count });
   }
 
   hangUp(from: string): Promise<void> {
-    return this.request({ op: 'hangUp', from }) as Promise<void>;
+    return this.thread.ask({ op: 'hangUp', from });
   }
 
-  async close(): Promise<void> {
-    await this.request({ op: 'close' });
-    await this.worker.terminate();
-  }
-
-  private request(req: Request): Promise<unknown> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, req });
-    });
+  close(): Promise<void> {
+    return this.thread.close({ op: 'close' });
   }
 }

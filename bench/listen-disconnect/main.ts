@@ -152,7 +152,8 @@ async function measureAt(count: number, problems: string[]): Promise<void> {
     for (let i = 0; i < count; i++) {
       for (const role of ['a', 'b', 'c'] as const) {
         await bank.add(dn(role, i), TONE[role]);
-        dns.push({ number: dn(role, i), type: 'Extension', options: { contact: `sip:${dn(role, i)}@127.0.0.1:${phonesSipPort}` } });
+        // The bench's phones on loopback place calls without digest (as bench:concurrent's callers).
+        dns.push({ number: dn(role, i), type: 'Extension', options: { contact: `sip:${dn(role, i)}@127.0.0.1:${phonesSipPort}`, 'sip-allow-unauthenticated-insecure': true } });
       }
     }
     // Per party one rtpengine call with two sides (RTP+RTCP each), plus headroom.

@@ -4,9 +4,9 @@
  * delay only each other. The main thread drives them through PhoneThread (requests by id, one
  * reply each); audio times come back on the shared clock (performance.timeOrigin + now).
  */
-import { Worker, isMainThread, parentPort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { PhoneBank } from '../common/lean-phone.js';
+import type { PhoneBank } from '../common/lean-phone.js';
+import { PhoneBankThread, servePhoneBank } from '../common/phone-thread.js';
 import { Conditions, SHOW, type ConditionName } from './audio.js';
 
 type Request =
@@ -17,8 +17,6 @@ type Request =
   | { op: 'until'; user: string; condition: ConditionName; timeoutMs: number }
   | { op: 'packetCounts' }
   | { op: 'close' };
-
-type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
 
 /** Milliseconds on a clock both threads share. */
 export const sharedNow = (): number => performance.timeOrigin + performance.now();
@@ -47,56 +45,18 @@ async function serve(bank: PhoneBank, req: Request): Promise<unknown> {
   }
 }
 
-if (!isMainThread && parentPort) {
-  const port = parentPort;
-  const bank = await PhoneBank.start();
-  port.on('message', (msg: { id: number; req: Request }) => {
-    serve(bank, msg.req).then(
-      (value) => port.postMessage({ id: msg.id, ok: true, value } satisfies Reply),
-      (err: Error) => port.postMessage({ id: msg.id, ok: false, error: err.message } satisfies Reply),
-    );
-  });
-  port.postMessage({ id: 0, ok: true, value: 'ready' } satisfies Reply);
-}
+await servePhoneBank(serve);
 
 /** The main thread's handle on the phones. */
 export class PhoneThread {
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-
-  private constructor(private readonly worker: Worker) {
-    worker.on('message', (reply: Reply) => {
-      const waiter = this.pending.get(reply.id);
-      if (!waiter) return;
-      this.pending.delete(reply.id);
-      if (reply.ok) waiter.resolve(reply.value);
-      else waiter.reject(new Error(reply.error));
-    });
-    worker.on('error', (err) => {
-      for (const w of this.pending.values()) w.reject(err);
-      this.pending.clear();
-    });
-  }
+  private constructor(private readonly thread: PhoneBankThread<Request>) {}
 
   static async start(): Promise<PhoneThread> {
-    // The bench runs under tsx; a worker's entry module loads before any --import, so the thread
-    // registers tsx's loader itself, then imports this file.
-    const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;
-    const worker = new Worker(boot, { eval: true });
-    await new Promise<void>((resolve, reject) => {
-      worker.once('message', () => resolve());
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`phone thread exited (${code}) before it was ready`)));
-    });
-    return new PhoneThread(worker);
+    return new PhoneThread(await PhoneBankThread.start<Request>(import.meta.url, 'phone'));
   }
 
   private ask<T>(req: Request): Promise<T> {
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ id, req });
-    });
+    return this.thread.ask(req);
   }
 
   add(user: string, frequency: number): Promise<void> {
@@ -125,8 +85,7 @@ export class PhoneThread {
     return this.ask({ op: 'packetCounts' });
   }
 
-  async close(): Promise<void> {
-    await this.ask({ op: 'close' }).catch(() => undefined);
-    await this.worker.terminate();
+  close(): Promise<void> {
+    return this.thread.close({ op: 'close' });
   }
 }
