@@ -57,7 +57,12 @@ export async function startHuddle(opts: HuddleOptions): Promise<Huddle> {
       sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: sipPort }], rateLimit: { exemptSources: ['127.0.0.0/8'] } },
       options: { 'sip-enable-call-info': true, 'sip-enable-call-info-extended': true, 'music-listen-disconnect': 'music/on_hold', 'default-music': 'music/on_hold' },
       media: { portMin: media.min, portMax: media.max, rtpengineThreads: 1 },
-      gateway: { listen: `127.0.0.1:${gatewayPort}`, tokens: [{ name: 'supervisor', token: SUPERVISOR_TOKEN, dns: ['*'] }] },
+      // One bench client stands in for every desktop: the per-client limits are those of all of them.
+      gateway: {
+        listen: `127.0.0.1:${gatewayPort}`,
+        tokens: [{ name: 'supervisor', token: SUPERVISOR_TOKEN, dns: ['*'] }],
+        clientLimits: { maxInFlight: 10_000, requestsPerSecond: 100_000, burst: 100_000 },
+      },
       metrics: { listen: `127.0.0.1:${metricsPort}` },
       musicRoot: path.join(ROOT, 'config'),
       dataDir: dir,
