@@ -83,8 +83,11 @@ function inSipSpan(msg: SipRequest, attributes: Attributes, queue: (end: () => v
     const value = msg.get(key);
     if (value) carrier[key] = value;
   }
-  const parent = spanContext(propagation.extract(context.active(), carrier));
-  const span = tracer.startSpan(`sip ${msg.method}`, { kind: SpanKind.SERVER, attributes: { 'sip.call_id': msg.callId, ...attributes } }, parent);
+  inServerSpan(`sip ${msg.method}`, { 'sip.call_id': msg.callId, ...attributes }, spanContext(propagation.extract(context.active(), carrier)), queue);
+}
+
+function inServerSpan(name: string, attributes: Attributes, parent: Context, queue: (end: () => void) => void): void {
+  const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
   context.with(trace.setSpan(parent, span), () => queue(() => span.end()));
 }
 
@@ -520,7 +523,15 @@ export class B2bua {
     dialog.onTerminated((t) => {
       if (leg.released) return;
       this.ended(leg);
-      if (t.cause !== 'local-bye') this.o.facts.serially(() => ({ kind: 'sip.released', legId: leg.legId }));
+      if (t.cause === 'local-bye') return;
+      const queue = (end: () => void) =>
+        this.o.facts.serially(() => {
+          end();
+          return { kind: 'sip.released', legId: leg.legId };
+        });
+      // The phone's BYE (answered by the dialog layer) is its own transaction's span, like an INVITE's.
+      if (t.cause === 'remote-bye') inServerSpan('sip BYE', { 'sip.call_id': dialog.callId, 'huddle.leg_id': leg.legId }, (this.o.spanContext ?? ((c: Context) => c))(context.active()), queue);
+      else queue(() => undefined);
     });
     dialog.onRequest((req) => {
       if (req.method === 'INVITE' || req.method === 'UPDATE') {

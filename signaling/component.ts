@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { SpanKind, trace } from '@opentelemetry/api';
 import { musicFileFor, resolveMusic } from '../common/config/load.js';
 import { SIP_TLS_DIR, sipListenAddresses, tlsFiles, type SipCluster, type SipClusterSpec } from '../common/config/schema.js';
 import { bucketReplicas, openBucket } from '../common/nats/buckets.js';
@@ -30,8 +31,10 @@ import { createSipStack, type DigestSecret, type Endpoint, type ServerRequest, t
 import { TlibRouter } from './tlib-forward.js';
 import { TlibService } from './tlib-service.js';
 import { within } from '../common/process/lifecycle.js';
-import { componentContext, traceAs } from '../common/process/tracing.js';
+import { componentContext, inSpan, traceAs } from '../common/process/tracing.js';
 import { CallLog } from './call-log.js';
+
+const sipTracer = trace.getTracer('huddle.signaling');
 import { CdrPublisher } from './cdr-publisher.js';
 
 /** The certificate of spec.sip.tls and the connection limits of spec.sip.connections, as the stack takes them. */
@@ -210,10 +213,12 @@ export const startSignaling: ComponentFactory = async (ctx) => {
       return;
     }
     if (req.method === 'REGISTER') {
-      registrar.onRegister(req).catch((err: Error) => {
-        ctx.log.error({ err: err.stack }, 'REGISTER failed');
-        if (!req.answered) req.respond(500, { reason: 'Registrar error' });
-      });
+      const register = () =>
+        registrar.onRegister(req).catch((err: Error) => {
+          ctx.log.error({ err: err.stack }, 'REGISTER failed');
+          if (!req.answered) req.respond(500, { reason: 'Registrar error' });
+        });
+      void inSpan(sipTracer, 'sip REGISTER', { kind: SpanKind.SERVER, attributes: { 'sip.call_id': req.message.callId } }, register, componentContext(ctx.nc));
       return;
     }
     b2bua.onRequest(req);

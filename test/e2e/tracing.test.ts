@@ -43,6 +43,7 @@ let collector: http.Server;
 let stopTracing: () => Promise<void>;
 let site: Site;
 let a: Agent;
+let c: Agent;
 let connID: string;
 
 /** The standard OpenTelemetry environment, as an operator sets it (the endpoint once the collector listens). */
@@ -79,7 +80,7 @@ beforeAll(async () => {
   site = await Site.start();
   a = await site.agent('7001', 0);
   const b = await site.agent('7002', 1);
-  const c = await site.agent('7003', 2);
+  c = await site.agent('7003', 2);
   connID = await conference(a, b, c);
 });
 
@@ -180,4 +181,20 @@ it("a phone's INVITE is one trace: its SIP server span, and under it the call to
     expect(at.spanId, `${span.name} is not under the INVITE`).toBe(root!.spanId);
   }
   expect(new Set(spans.map(service))).toEqual(new Set(['obs-test-signaling', 'obs-test-media-controller']));
+});
+
+it("a phone's REGISTER and BYE are signaling's SIP server spans; the BYE's trace holds the release it causes", async () => {
+  const registers = received.filter((s) => s.name === 'sip REGISTER' && s.kind === SERVER && service(s) === 'obs-test-signaling');
+  expect(registers.length).toBeGreaterThanOrEqual(3);
+  for (const span of registers) expect(attributesOf(span.attributes)['sip.call_id']).toBeTruthy();
+
+  // 7003 leaves the conference by hanging up.
+  expect((await c.phone.hangup())?.status).toBe(200);
+  const isBye = (s: ReceivedSpan) => s.name === 'sip BYE' && s.kind === SERVER && service(s) === 'obs-test-signaling';
+  const released = (bye: ReceivedSpan) => received.some((s) => s.traceId === bye.traceId && s.name === 'media leg.remove');
+  const deadline = Date.now() + 10_000;
+  while (!received.some((s) => isBye(s) && released(s)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const bye = received.find((s) => isBye(s) && released(s));
+  expect(bye, `no BYE trace with the leg's removal; received ${[...new Set(received.map((s) => s.name))].join(', ')}`).toBeDefined();
+  expect(attributesOf(bye!.attributes)['sip.call_id']).toBeTruthy();
 });
