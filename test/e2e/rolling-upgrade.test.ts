@@ -169,6 +169,8 @@ describe('rolling upgrade under sipp load', () => {
     await b.desktop!.waitFor((e) => e.event === 'EventReleased' && e.ConnID === connID, 'EventReleased on 7004');
     const run = await uac.done;
     const counts = callCounts(run.output);
+    // The edge turns a replica's 503 into 500 (RFC 3261 16.7), hiding why: the replicas' own counts say whether admission control refused.
+    for (const replica of replicas) steps.push(`${replica.pod} admission refusals since its restart: ${(await replica.metricLines('huddle_signaling_admission_refused_total')).join(', ') || 'none'}`);
     console.log(`rolling upgrade at ${RATE} calls/s, ${HOLD_S} s holds:\n  ${steps.join('\n  ')}\n  sipp: ${counts.successful} successful, ${counts.failed} failed of ${calls}`);
     expect(counts.failed, run.output.slice(-6000)).toBe(0);
     expect(counts.successful).toBe(calls);

@@ -84,6 +84,12 @@ export class SignalingProcess {
     return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
   }
 
+  /** Every sample of a metric in this process's /metrics, as its lines. */
+  async metricLines(name: string): Promise<string[]> {
+    const text = await (await fetch(this.metricsUrl)).text();
+    return text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  }
+
   signal(signal: NodeJS.Signals): void {
     this.child.kill(signal);
   }
