@@ -3,9 +3,9 @@
  * the media contract on NATS.
  */
 import { bucketReplicas, openBucket } from '../common/nats/buckets.js';
-import { encodeJson } from '../common/nats/codec.js';
-import { watchMediaAlive } from '../common/nats/media-alive.js';
-import type { MediaControllerAlive } from '../common/nats/media-contract.js';
+import { encodeJson, subscribeChecked } from '../common/nats/codec.js';
+import { checker } from '../common/config/check.js';
+import { MediaControllerAlive } from '../common/nats/media-contract.js';
 import { MediaKeys, Subjects } from '../common/nats/subjects.js';
 import type { ComponentContext, ComponentFactory } from '../common/process/component.js';
 import type { Component } from '../common/process/lifecycle.js';
@@ -83,7 +83,7 @@ export async function createMediaController(ctx: ComponentContext, options: Medi
   // The site's other instances, until when each counts as alive (three of its intervals): a lone
   // instance that stops has nobody to hand its bridges to, and destroys them at once.
   const others = new Map<string, number>();
-  const othersSub = watchMediaAlive(nc, location, (heard) => {
+  const othersSub = subscribeChecked(nc, Subjects.mediaAliveAll(location), checker(MediaControllerAlive), (heard) => {
     if (heard.instance === instance) return;
     if (heard.gone) others.delete(heard.instance);
     else others.set(heard.instance, Date.now() + 3 * heard.intervalMs);

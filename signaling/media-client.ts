@@ -4,16 +4,16 @@
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { MediaEvent, MediaRpc, type MediaControllerAlive, type MediaCommand, type MediaErrorCode, type MediaReply } from '../common/nats/media-contract.js';
+import { MediaControllerAlive, MediaEvent, MediaRpc, type MediaCommand, type MediaErrorCode, type MediaReply } from '../common/nats/media-contract.js';
 import { checker } from '../common/config/check.js';
-import { decodeChecked } from '../common/nats/codec.js';
-import { watchMediaAlive } from '../common/nats/media-alive.js';
+import { subscribeChecked } from '../common/nats/codec.js';
 import { RpcBadReply, RpcHandlerFailed, RpcNoResponders, call } from '../common/nats/rpc.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
 import type { SignalingMetrics } from './metrics.js';
 import type { ModelInput } from './model/index.js';
 
 const isMediaEvent = checker(MediaEvent);
+const isMediaAlive = checker(MediaControllerAlive);
 
 /** Failures meaning the media-controller that owns a bridge is gone (or too sick to answer): its bridges are lost. */
 const InstanceLost: ReadonlySet<MediaCommandError['code']> = new Set(['NoMediaController', 'Timeout']);
@@ -126,7 +126,7 @@ export class MediaClient {
     this.onLost = onLost;
     this.onRebuilt = onRebuilt;
     this.watchingSince = Date.now();
-    this.aliveSub = watchMediaAlive(this.opts.nc, this.opts.location(), (alive) => this.heard(alive));
+    this.aliveSub = subscribeChecked(this.opts.nc, Subjects.mediaAliveAll(this.opts.location()), isMediaAlive, (alive) => this.heard(alive));
     let lastTick = Date.now();
     this.aliveCheck = setInterval(() => {
       const now = Date.now();
@@ -374,16 +374,9 @@ export class MediaClient {
 
   /** Delivers every valid media event for this site; invalid ones are logged and dropped. */
   onEvents(handler: (event: MediaEvent) => void): void {
-    this.eventSub = this.opts.nc.subscribe(Subjects.mediaEventAll(this.opts.location()), {
+    this.eventSub = subscribeChecked(this.opts.nc, Subjects.mediaEventAll(this.opts.location()), isMediaEvent, handler, {
       queue: QueueGroups.signaling,
-      callback: (err, msg) => {
-        if (err) return;
-        try {
-          handler(decodeChecked(msg.data, isMediaEvent));
-        } catch (e) {
-          this.opts.log.warn({ err: (e as Error).message, subject: msg.subject }, 'media event dropped');
-        }
-      },
+      onBad: (err, subject) => this.opts.log.warn({ err: err.message, subject }, 'media event dropped'),
     });
   }
 

@@ -8,7 +8,7 @@ import { trace } from '@opentelemetry/api';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { checker } from '../common/config/check.js';
-import { decodeChecked, encodeJson } from '../common/nats/codec.js';
+import { encodeJson, subscribeChecked } from '../common/nats/codec.js';
 import { serve, type RpcBadRequest, type Served } from '../common/nats/rpc.js';
 import { QueueGroups, Subjects } from '../common/nats/subjects.js';
 import { TlibGatewayAlive, TlibRpc, type TlibEventMessage, type TlibOrigin, type TlibReplyMessage } from '../common/nats/tlib-contract.js';
@@ -69,24 +69,15 @@ export class TlibService {
    * established again (events sent to it meanwhile may be lost).
    */
   watchGateways(onGone: (gateway: string) => void, onRelinked: (gateway: string) => void): void {
-    this.aliveSub = this.nc.subscribe(Subjects.tlibGatewayAliveAll(this.location), {
-      callback: (err, msg) => {
-        if (err) return;
-        let alive: TlibGatewayAlive;
-        try {
-          alive = decodeChecked(msg.data, isGatewayAlive);
-        } catch {
-          return;
-        }
-        if (alive.gone) {
-          this.gateways.delete(alive.gateway);
-          onGone(alive.gateway);
-          return;
-        }
-        const before = this.gateways.get(alive.gateway);
-        this.gateways.set(alive.gateway, { lastSeen: Date.now(), intervalMs: alive.intervalMs, ...(alive.links !== undefined ? { links: alive.links } : {}) });
-        if (before?.links !== undefined && alive.links !== undefined && alive.links !== before.links) onRelinked(alive.gateway);
-      },
+    this.aliveSub = subscribeChecked(this.nc, Subjects.tlibGatewayAliveAll(this.location), isGatewayAlive, (alive) => {
+      if (alive.gone) {
+        this.gateways.delete(alive.gateway);
+        onGone(alive.gateway);
+        return;
+      }
+      const before = this.gateways.get(alive.gateway);
+      this.gateways.set(alive.gateway, { lastSeen: Date.now(), intervalMs: alive.intervalMs, ...(alive.links !== undefined ? { links: alive.links } : {}) });
+      if (before?.links !== undefined && alive.links !== undefined && alive.links !== before.links) onRelinked(alive.gateway);
     });
     this.aliveCheck = setInterval(() => {
       const now = Date.now();
